@@ -1,0 +1,23 @@
+"""Shared test fixtures: where the real media and datasets live, and how to skip without them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def shared_path(relative: str) -> Path:
+    """Path of a file under ../shared, or skip the test with the reason when it is missing."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"needs ../shared/{relative} (real media/data are not on this machine)")
+    return path
+
+
+@pytest.fixture
+def shared() -> type:
+    """Give tests `shared("media/x.mp4")` -> Path, skipping when absent."""
+    return shared_path
