@@ -1,0 +1,362 @@
+"""ByteTrack-style face tracking: stable IDs for faces across frames.
+
+Every face gets a constant-velocity Kalman filter on ``(cx, cy, w/h, h)``. Each
+``update`` predicts all tracks to the frame's time, then associates detections in
+the ByteTrack cascade:
+
+1. confirmed tracks (seen last frame or lost) <-> high-score detections, by IoU
+   with the Hungarian algorithm, gated by ``match_iou``;
+2. confirmed tracks that were seen last frame and are still unmatched <-> low-score
+   detections, gated by ``second_match_iou`` (an occluded or blurred face keeps its
+   track, but a low-score box never starts one);
+3. tentative tracks <-> the remaining high-score detections, gated by ``match_iou``;
+   a tentative track that misses a frame is dropped, so hits are consecutive;
+4. remaining detections with score >= ``new_track_threshold`` start tentative tracks.
+
+Decisions worth knowing:
+
+* **Confirmation.** A track gets a public ID on its ``min_hits``-th consecutive hit.
+  IDs are small consecutive integers from 1, in order of confirmation, so a
+  one-frame false positive never consumes an ID. Earlier tentative frames are
+  **not back-filled**: their rows keep ``track_id == -1``. Back-fill would need the
+  tracker to hold frames back (latency and memory in a streaming pipeline); with the
+  default ``min_hits=2`` only the first frame of each face is lost.
+* **Output rows.** ``update`` returns every input row, in input order, so it stays
+  row-aligned with anything computed before tracking; rows not assigned to a
+  confirmed track (tentative, unmatched, below ``low_threshold``, degenerate boxes)
+  get ``-1``. Callers keep tracked rows with ``dets[dets.track_id >= 1]``.
+* **Time.** Everything uses the frames' ``time_s``, so ``--every N`` and variable
+  frame rate work. The Kalman step is ``k = dt * nominal_fps`` nominal frames:
+  velocities are per nominal frame, the transition moves ``k`` steps and the
+  process noise scales linearly with ``k`` (a random walk), so a gap of 10 frames
+  is one prediction ten times as uncertain, not ten predictions. Time that goes
+  backwards is treated as no time passing (``dt = 0``), rather than crashing a long
+  run on one bad timestamp; call ``reset()`` between inputs.
+* **Track buffer.** A track is deleted when more than ``track_buffer_s`` seconds
+  have passed since its last hit; a face back within the buffer keeps its ID.
+* **Shot cuts.** Pairs whose IoU is below the gate are never matched, however the
+  Hungarian algorithm pairs them, so a track whose IoU has dropped to 0 cannot take
+  another face's box; as in ByteTrack, a lost track's height velocity is zeroed so
+  its box does not grow or shrink while it is not seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from fervid.types import Detections
+
+# Noise scales relative to the box height, as in DeepSORT/ByteTrack's Kalman filter.
+_STD_POSITION = 1.0 / 20.0
+_STD_VELOCITY = 1.0 / 160.0
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (n, 4) and (m, 4) xyxy boxes -> (n, m); safe on empty input.
+
+    Private copy so the tracker has no ordering dependency on ``fervid.geometry``;
+    degenerate boxes give IoU 0 instead of NaN.
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def _xyxy_to_xyah(xyxy: np.ndarray) -> np.ndarray:
+    """Boxes as Kalman measurements (cx, cy, w/h, h)."""
+    wh = xyxy[:, 2:] - xyxy[:, :2]
+    centre = xyxy[:, :2] + wh / 2
+    return np.column_stack([centre, wh[:, 0] / wh[:, 1], wh[:, 1]])
+
+
+def _xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
+    """Kalman state positions back to xyxy boxes for IoU matching."""
+    h = xyah[:, 3]
+    w = xyah[:, 2] * h
+    half = np.column_stack([w, h]) / 2
+    return np.column_stack([xyah[:, :2] - half, xyah[:, :2] + half])
+
+
+def _kalman_init(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Initial state (zero velocity) and a covariance that trusts position, not velocity."""
+    n = len(z)
+    mean = np.concatenate([z, np.zeros((n, 4))], axis=1)
+    h = z[:, 3]
+    std = np.column_stack(
+        [
+            2 * _STD_POSITION * h,
+            2 * _STD_POSITION * h,
+            np.full(n, 1e-2),
+            2 * _STD_POSITION * h,
+            10 * _STD_VELOCITY * h,
+            10 * _STD_VELOCITY * h,
+            np.full(n, 1e-5),
+            10 * _STD_VELOCITY * h,
+        ]
+    )
+    cov = np.zeros((n, 8, 8))
+    cov[:, np.arange(8), np.arange(8)] = std**2
+    return mean, cov
+
+
+def _kalman_predict(mean: np.ndarray, cov: np.ndarray, steps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Move every track ``steps`` nominal frames ahead (vectorized over tracks).
+
+    Process noise grows linearly with ``steps`` so one long step is as uncertain as
+    the equivalent run of short ones (to first order), which keeps irregular
+    timestamps honest.
+    """
+    if len(mean) == 0 or steps == 0:
+        return mean, cov
+    transition = np.eye(8)
+    transition[np.arange(4), np.arange(4) + 4] = steps
+    h = mean[:, 3]
+    std = np.column_stack(
+        [
+            _STD_POSITION * h,
+            _STD_POSITION * h,
+            np.full(len(h), 1e-2),
+            _STD_POSITION * h,
+            _STD_VELOCITY * h,
+            _STD_VELOCITY * h,
+            np.full(len(h), 1e-5),
+            _STD_VELOCITY * h,
+        ]
+    )
+    noise = np.zeros_like(cov)
+    noise[:, np.arange(8), np.arange(8)] = steps * std**2
+    mean = mean @ transition.T
+    # A shrinking box extrapolated over a long step must not turn inside out.
+    mean[:, 2:4] = np.maximum(mean[:, 2:4], 1e-3)
+    cov = transition @ cov @ transition.T + noise
+    return mean, cov
+
+
+def _kalman_update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Correct matched tracks with their measurements (vectorized over tracks)."""
+    if len(mean) == 0:
+        return mean, cov
+    h = mean[:, 3]
+    std = np.column_stack([_STD_POSITION * h, _STD_POSITION * h, np.full(len(h), 1e-1), _STD_POSITION * h])
+    innovation_cov = cov[:, :4, :4].copy()
+    innovation_cov[:, np.arange(4), np.arange(4)] += std**2
+    # Gain K = P H^T S^-1; with H = [I 0] and symmetric S: K^T = S^-1 P[:4, :].
+    gain = np.linalg.solve(innovation_cov, cov[:, :4, :]).transpose(0, 2, 1)
+    innovation = z - mean[:, :4]
+    mean = mean + np.einsum("nij,nj->ni", gain, innovation)
+    cov = cov - gain @ innovation_cov @ gain.transpose(0, 2, 1)
+    return mean, cov
+
+
+def _match(iou: np.ndarray, threshold: float) -> np.ndarray:
+    """Hungarian matching on IoU, keeping only pairs with IoU >= threshold -> (k, 2) rows, cols.
+
+    The gate is applied after the assignment as well as in the cost, so a pair below
+    it (e.g. IoU 0 after a shot cut) is never returned even when the solver pairs it.
+    """
+    if iou.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    cost = np.where(iou >= threshold, 1.0 - iou, 1e6)
+    rows, cols = linear_sum_assignment(cost)
+    keep = iou[rows, cols] >= threshold
+    return np.column_stack([rows[keep], cols[keep]]).astype(np.int64)
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+
+
+@dataclass
+class _Tracks:
+    """All live tracks as parallel arrays, so prediction and update are vectorized."""
+
+    mean: np.ndarray  # (t, 8) cx, cy, a, h and their velocities per nominal frame
+    cov: np.ndarray  # (t, 8, 8)
+    hits: np.ndarray  # (t,) consecutive hits (only meaningful while tentative)
+    last_hit_s: np.ndarray  # (t,) time of the last matched detection
+    public_id: np.ndarray  # (t,) >= 1 once confirmed, -1 while tentative
+    seen_last: np.ndarray  # (t,) bool: matched in the previous update ("tracked", not "lost")
+
+    @classmethod
+    def empty(cls) -> _Tracks:
+        return cls(
+            np.zeros((0, 8)),
+            np.zeros((0, 8, 8)),
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0),
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=bool),
+        )
+
+    def __len__(self) -> int:
+        return len(self.mean)
+
+    def select(self, mask: np.ndarray) -> _Tracks:
+        return _Tracks(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
+
+    def extend(self, other: _Tracks) -> _Tracks:
+        return _Tracks(
+            *(np.concatenate([getattr(self, f), getattr(other, f)]) for f in self.__dataclass_fields__)
+        )
+
+
+class FaceTracker:
+    """Give each face a stable ID across frames; ``reset()`` between inputs.
+
+    Args:
+        track_buffer_s: seconds a track survives without a matching detection.
+        high_threshold: detections at or above it take part in the first pass.
+        low_threshold: detections below it are ignored; between the two they can
+            only extend a track that was seen in the previous frame.
+        match_iou: minimum IoU to match a high-score detection to a track.
+        second_match_iou: minimum IoU for the low-score second pass (stricter,
+            because low-score boxes are less reliable).
+        new_track_threshold: minimum score for an unmatched detection to start a track.
+        min_hits: consecutive hits before a track is confirmed and gets an ID.
+        nominal_fps: frame rate that defines one Kalman step; only scales velocities
+            and process noise, so it need not match the video.
+    """
+
+    def __init__(
+        self,
+        track_buffer_s: float = 1.0,
+        high_threshold: float = 0.6,
+        low_threshold: float = 0.1,
+        match_iou: float = 0.3,
+        second_match_iou: float = 0.5,
+        new_track_threshold: float = 0.7,
+        min_hits: int = 2,
+        nominal_fps: float = 30.0,
+    ) -> None:
+        _check_range("track_buffer_s", track_buffer_s, 0.0, float("inf"))
+        _check_range("low_threshold", low_threshold, 0.0, 1.0)
+        _check_range("high_threshold", high_threshold, low_threshold, 1.0)
+        _check_range("new_track_threshold", new_track_threshold, 0.0, 1.0)
+        _check_range("match_iou", match_iou, 1e-6, 1.0)
+        _check_range("second_match_iou", second_match_iou, 1e-6, 1.0)
+        _check_range("min_hits", min_hits, 1, 1_000_000)
+        _check_range("nominal_fps", nominal_fps, 1e-6, float("inf"))
+        self.track_buffer_s = float(track_buffer_s)
+        self.high_threshold = float(high_threshold)
+        self.low_threshold = float(low_threshold)
+        self.match_iou = float(match_iou)
+        self.second_match_iou = float(second_match_iou)
+        self.new_track_threshold = float(new_track_threshold)
+        self.min_hits = int(min_hits)
+        self.nominal_fps = float(nominal_fps)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all tracks and restart IDs at 1 (call at the start of each input)."""
+        self._tracks = _Tracks.empty()
+        self._time_s: float | None = None
+        self._next_id = 1
+
+    def update(self, detections: Detections, time_s: float) -> Detections:
+        """Track one frame's faces; returns all input rows with ``track_id`` filled.
+
+        Rows of confirmed tracks get their ID (>= 1); every other row gets -1.
+        """
+        time_s = float(time_s)
+        steps = 0.0 if self._time_s is None else max(0.0, time_s - self._time_s) * self.nominal_fps
+        self._time_s = time_s if self._time_s is None else max(self._time_s, time_s)
+        self._tracks = self._tracks.select(time_s - self._tracks.last_hit_s <= self.track_buffer_s)
+        tracks = self._tracks
+        tracks.mean, tracks.cov = _kalman_predict(tracks.mean, tracks.cov, steps)
+
+        valid = _valid_rows(detections)
+        high = np.flatnonzero(valid & (detections.score >= self.high_threshold))
+        low = np.flatnonzero(
+            valid & (detections.score >= self.low_threshold) & (detections.score < self.high_threshold)
+        )
+        det_for_track = np.full(len(tracks), -1, dtype=np.int64)
+        boxes = detections.xyxy.astype(np.float64)
+        predicted = _xyah_to_xyxy(tracks.mean[:, :4])
+
+        confirmed = np.flatnonzero(tracks.public_id >= 1)
+        high = self._assign(predicted, boxes, confirmed, high, self.match_iou, det_for_track)
+        recent = confirmed[(det_for_track[confirmed] < 0) & tracks.seen_last[confirmed]]
+        self._assign(predicted, boxes, recent, low, self.second_match_iou, det_for_track)
+        tentative = np.flatnonzero(tracks.public_id < 1)
+        high = self._assign(predicted, boxes, tentative, high, self.match_iou, det_for_track)
+
+        self._apply_matches(boxes, det_for_track, time_s)
+        new = high[detections.score[high] >= self.new_track_threshold]
+        self._start_tracks(boxes[new], time_s)
+
+        out = detections[np.arange(len(detections))]
+        out.track_id = np.full(len(detections), -1, dtype=np.int64)
+        matched = det_for_track >= 0
+        out.track_id[det_for_track[matched]] = self._tracks.public_id[: len(det_for_track)][matched]
+        self._tracks = self._drop_missed_tentative(matched)
+        if self.min_hits == 1 and len(new):
+            out.track_id[new] = self._tracks.public_id[-len(new) :]
+        return out
+
+    @staticmethod
+    def _assign(
+        predicted: np.ndarray,
+        boxes: np.ndarray,
+        track_rows: np.ndarray,
+        det_rows: np.ndarray,
+        threshold: float,
+        det_for_track: np.ndarray,
+    ) -> np.ndarray:
+        """Match a subset of tracks to a subset of detections; record pairs, return unmatched dets."""
+        pairs = _match(_box_iou(predicted[track_rows], boxes[det_rows]), threshold)
+        det_for_track[track_rows[pairs[:, 0]]] = det_rows[pairs[:, 1]]
+        return np.delete(det_rows, pairs[:, 1])
+
+    def _apply_matches(self, boxes: np.ndarray, det_for_track: np.ndarray, time_s: float) -> None:
+        """Kalman-correct matched tracks, count hits and confirm those that reach ``min_hits``."""
+        tracks = self._tracks
+        matched = det_for_track >= 0
+        tracks.mean[~matched, 7] = 0.0  # ByteTrack: a lost box keeps its size
+        idx = np.flatnonzero(matched)
+        z = _xyxy_to_xyah(boxes[det_for_track[idx]])
+        tracks.mean[idx], tracks.cov[idx] = _kalman_update(tracks.mean[idx], tracks.cov[idx], z)
+        tracks.hits[idx] += 1
+        tracks.last_hit_s[idx] = time_s
+        tracks.seen_last = matched
+        # Confirm in track order (oldest first) so IDs follow first appearance.
+        newly = np.flatnonzero(matched & (tracks.public_id < 1) & (tracks.hits >= self.min_hits))
+        tracks.public_id[newly] = self._next_id + np.arange(len(newly))
+        self._next_id += len(newly)
+
+    def _start_tracks(self, boxes: np.ndarray, time_s: float) -> None:
+        """Open tentative tracks (confirmed at once when ``min_hits == 1``)."""
+        n = len(boxes)
+        if n == 0:
+            return
+        mean, cov = _kalman_init(_xyxy_to_xyah(boxes))
+        public_id = np.full(n, -1, dtype=np.int64)
+        if self.min_hits == 1:
+            public_id = self._next_id + np.arange(n, dtype=np.int64)
+            self._next_id += n
+        new = _Tracks(mean, cov, np.ones(n, dtype=np.int64), np.full(n, time_s), public_id, np.ones(n, bool))
+        self._tracks = self._tracks.extend(new)
+
+    def _drop_missed_tentative(self, matched: np.ndarray) -> _Tracks:
+        """Tentative tracks need consecutive hits: one miss removes them."""
+        keep = np.ones(len(self._tracks), dtype=bool)
+        keep[: len(matched)] = matched | (self._tracks.public_id[: len(matched)] >= 1)
+        return self._tracks.select(keep)
+
+
+def _valid_rows(detections: Detections) -> np.ndarray:
+    """Rows the tracker can use: finite boxes with positive width and height and a finite score."""
+    xyxy = detections.xyxy
+    finite = np.isfinite(xyxy).all(axis=1) & np.isfinite(detections.score)
+    with np.errstate(invalid="ignore"):
+        positive = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+    return finite & positive
