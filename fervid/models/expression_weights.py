@@ -1,0 +1,117 @@
+"""Save and load expression-model weight files, and check them against the sha256 manifest.
+
+A weight file is a plain dict saved with ``torch.save`` and read with
+``weights_only=True`` (no pickled code): the architecture arguments, class names, input
+size and normalisation live next to the tensors, so inference can never disagree with
+training about how to prepare a face.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fervid.models.expression import ExpressionNet
+
+FORMAT = "fervid-expression/1"
+#: Shipped weights live in the repository's weights/ folder (also installed beside the package).
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+MANIFEST = "SHA256SUMS"
+
+
+class WeightsError(ValueError):
+    """A weight file is missing, corrupt or not an expression model; the message names the file."""
+
+
+@dataclass
+class ExpressionConfig:
+    """Everything needed to rebuild the model and feed it faces the way it was trained."""
+
+    classes: tuple[str, ...]
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    blocks: tuple[int, ...] = (1, 1, 1)
+    dropout: float = 0.3
+    input_size: int = 48
+    mean: float = 0.5
+    std: float = 0.25
+    info: dict[str, Any] = field(default_factory=dict)  # training provenance and metrics
+
+    def build(self) -> ExpressionNet:
+        return ExpressionNet(len(self.classes), self.widths, self.blocks, self.dropout)
+
+
+def save_weights(path: str | Path, model: torch.nn.Module, config: ExpressionConfig) -> None:
+    """Write a weight file atomically (temp name, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    payload = {"format": FORMAT, "config": json.dumps(asdict(config)), "state_dict": state}
+    tmp = path.with_name(f".{path.name}.partial")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _expected_sha256(path: Path) -> str | None:
+    manifest = path.parent / MANIFEST
+    if not manifest.exists():
+        return None
+    for line in manifest.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("*") == path.name:
+            return parts[0]
+    return None
+
+
+def resolve_model(name_or_path: str | Path) -> Path:
+    """A shipped model name (``ferplus``) or a path to a ``.pt`` file -> existing path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".pt" or candidate.exists():
+        if not candidate.exists():
+            raise WeightsError(f"{candidate}: no such weight file")
+        return candidate
+    shipped = WEIGHTS_DIR / f"{name_or_path}.pt"
+    if not shipped.exists():
+        available = ", ".join(sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt"))) or "none"
+        raise WeightsError(f"unknown model {name_or_path!r}; shipped models: {available}")
+    return shipped
+
+
+def load_weights(name_or_path: str | Path, verify: bool = True) -> tuple[ExpressionNet, ExpressionConfig]:
+    """Load a model in eval mode; the sha256 manifest beside shipped weights is checked first."""
+    path = resolve_model(name_or_path)
+    if verify:
+        expected = _expected_sha256(path)
+        if expected is not None and sha256_file(path) != expected:
+            raise WeightsError(f"{path}: sha256 does not match {MANIFEST} (corrupted or modified weight file)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise WeightsError(f"{path}: not a readable weight file ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise WeightsError(f"{path}: not a fervid expression model (expected format {FORMAT})")
+    raw = json.loads(payload["config"])
+    config = ExpressionConfig(
+        classes=tuple(raw.pop("classes")),
+        widths=tuple(raw.pop("widths")),
+        blocks=tuple(raw.pop("blocks")),
+        **raw,
+    )
+    model = config.build()
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: weights do not fit the architecture in its config ({exc})") from None
+    return model.eval(), config

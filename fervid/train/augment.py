@@ -1,0 +1,83 @@
+"""Batched data augmentation that runs on whatever device the batch is on (GPU when there is one).
+
+One random affine warp per image (rotation, scale, shift, horizontal flip) through a
+single ``affine_grid`` + ``grid_sample`` call, then brightness/contrast jitter and random
+erasing, all as tensor ops over the whole batch: no per-image Python work.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    max_rotation_deg: float = 15.0
+    scale_range: tuple[float, float] = (0.85, 1.15)
+    max_shift: float = 0.1  # fraction of the image size
+    flip_p: float = 0.5
+    brightness: float = 0.2
+    contrast: float = 0.2
+    erase_p: float = 0.5
+    erase_area: tuple[float, float] = (0.02, 0.2)
+
+
+def _uniform(n: int, low: float, high: float, device: torch.device, gen: torch.Generator | None) -> torch.Tensor:
+    return torch.rand(n, device=device, generator=gen) * (high - low) + low
+
+
+def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Warp each image of a (B, C, H, W) float batch by its own random similarity transform (+ flip)."""
+    b, dev = x.shape[0], x.device
+    angle = _uniform(b, -cfg.max_rotation_deg, cfg.max_rotation_deg, dev, gen) * (math.pi / 180)
+    scale = _uniform(b, *cfg.scale_range, dev, gen)
+    flip = torch.where(torch.rand(b, device=dev, generator=gen) < cfg.flip_p, -1.0, 1.0)
+    shift = _uniform(2 * b, -cfg.max_shift, cfg.max_shift, dev, gen).view(b, 2) * 2  # grid units span 2
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def color_jitter(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Random brightness and contrast per image, on [0, 1] images."""
+    b, dev = x.shape[0], x.device
+    bright = _uniform(b, -cfg.brightness, cfg.brightness, dev, gen).view(b, 1, 1, 1)
+    contrast = _uniform(b, 1 - cfg.contrast, 1 + cfg.contrast, dev, gen).view(b, 1, 1, 1)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return ((x - mean) * contrast + mean + bright).clamp(0, 1)
+
+
+def random_erase(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Blank one random rectangle per selected image with noise (occlusion robustness)."""
+    b, _, h, w = x.shape
+    dev = x.device
+    area = _uniform(b, *cfg.erase_area, dev, gen) * h * w
+    aspect = torch.exp(_uniform(b, math.log(0.3), math.log(3.3), dev, gen))
+    eh = (area * aspect).sqrt().clamp(1, h)
+    ew = (area / aspect).sqrt().clamp(1, w)
+    y0 = torch.rand(b, device=dev, generator=gen) * (h - eh)
+    x0 = torch.rand(b, device=dev, generator=gen) * (w - ew)
+    ys = torch.arange(h, device=dev).view(1, h, 1)
+    xs = torch.arange(w, device=dev).view(1, 1, w)
+    inside = (
+        (ys >= y0.view(b, 1, 1))
+        & (ys < (y0 + eh).view(b, 1, 1))
+        & (xs >= x0.view(b, 1, 1))
+        & (xs < (x0 + ew).view(b, 1, 1))
+    )
+    chosen = (torch.rand(b, device=dev, generator=gen) < cfg.erase_p).view(b, 1, 1)
+    mask = (inside & chosen).unsqueeze(1)
+    noise = torch.rand(x.shape, device=dev, generator=gen)
+    return torch.where(mask, noise, x)
+
+
+def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Full training augmentation for a (B, 1, H, W) batch in [0, 1]."""
+    return random_erase(color_jitter(random_affine(x, cfg, gen), cfg, gen), cfg, gen)

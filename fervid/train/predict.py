@@ -1,0 +1,57 @@
+"""Batched inference over an in-memory expression dataset, with optional test-time augmentation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fervid.models.expression_weights import ExpressionConfig
+
+#: TTA views: (flip, dx, dy) pixel shifts of the 48x48 image; the identity view comes first.
+TTA_VIEWS: tuple[tuple[bool, int, int], ...] = (
+    (False, 0, 0), (True, 0, 0), (False, 2, 2), (False, -2, -2), (True, 2, -2), (True, -2, 2),
+)  # fmt: skip
+
+
+def normalize(images_u8: torch.Tensor, config: ExpressionConfig) -> torch.Tensor:
+    """(B, H, W) uint8 -> (B, 1, H, W) float, normalised as in training."""
+    x = images_u8.float().unsqueeze(1) / 255.0
+    if x.shape[-1] != config.input_size:
+        x = F.interpolate(x, size=(config.input_size, config.input_size), mode="bilinear", antialias=True)
+    return (x - config.mean) / config.std
+
+
+def _shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """Translate with edge replication (like a slightly different crop of the same face)."""
+    if dx == 0 and dy == 0:
+        return x
+    pad = (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0))
+    padded = F.pad(x, pad, mode="replicate")
+    h, w = x.shape[-2:]
+    top, left = max(-dy, 0), max(-dx, 0)
+    return padded[..., top : top + h, left : left + w]
+
+
+@torch.inference_mode()
+def predict_probs(
+    model: torch.nn.Module,
+    config: ExpressionConfig,
+    images: np.ndarray,
+    device: torch.device | str = "cpu",
+    batch_size: int = 512,
+    tta: bool = False,
+) -> np.ndarray:
+    """Softmax probabilities (N, K) for uint8 (N, H, W) images; TTA averages flipped/shifted views."""
+    device = torch.device(device)
+    model = model.to(device).eval()
+    views = TTA_VIEWS if tta else TTA_VIEWS[:1]
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = normalize(torch.from_numpy(images[start : start + batch_size]).to(device), config)
+        probs = 0
+        for flip, dx, dy in views:
+            v = _shift(x.flip(-1) if flip else x, dx, dy)
+            probs = probs + F.softmax(model(v).float(), dim=1)
+        out.append((probs / len(views)).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(config.classes)), dtype=np.float32)
