@@ -205,9 +205,7 @@ class _Tracks:
         return _Tracks(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
 
     def extend(self, other: _Tracks) -> _Tracks:
-        return _Tracks(
-            *(np.concatenate([getattr(self, f), getattr(other, f)]) for f in self.__dataclass_fields__)
-        )
+        return _Tracks(*(np.concatenate([getattr(self, f), getattr(other, f)]) for f in self.__dataclass_fields__))
 
 
 class FaceTracker:

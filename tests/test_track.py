@@ -169,9 +169,7 @@ def test_min_hits_needs_consecutive_hits(min_hits: int) -> None:
     # A miss while tentative restarts the count.
     tracker.reset()
     pattern = [True] * (min_hits - 1) + [False] + [True] * min_hits
-    ids = [
-        tracker.update(dets([box(100, 100)] if on else []), i / FPS).track_id for i, on in enumerate(pattern)
-    ]
+    ids = [tracker.update(dets([box(100, 100)] if on else []), i / FPS).track_id for i, on in enumerate(pattern)]
     assert [x.tolist() for x in ids].count([1]) == 1
 
 
