@@ -106,6 +106,8 @@ class FaceDetector:
             out_h, out_w = self._target_size(height, width)
             images = self._normalize(batch, out_h, out_w)
             scale[members] = torch.tensor([out_w / width, out_h / height], device=self.device)
+            if len(groups) == 1:  # the usual case (video): no per-frame padding needed
+                return images, scale
             for k, i in enumerate(members):
                 resized[i] = images[k : k + 1]
         return _pad_cat(resized), scale
