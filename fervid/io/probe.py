@@ -1,0 +1,95 @@
+"""Say what an input is before processing it: video, one image, or a folder of images.
+
+The kind is sniffed from the content (Pillow, then PyAV), never from the file
+extension, so ``clip.dat`` works and a text file renamed ``clip.mp4`` is refused
+with a clear one-line reason. Animated GIF/PNG/WebP count as video when FFmpeg
+can decode them, so their frame timing is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from fervid.io.errors import InputError, check_file
+from fervid.io.images import image_size, is_animated, list_images, open_image
+from fervid.io.video import VideoReader
+
+MediaKind = Literal["video", "image", "image_folder"]
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """Facts about an input. Sizes are as displayed (after rotation / EXIF orientation).
+
+    For images ``fps``/``duration_s`` are None and ``frame_count`` is the number of
+    images; ``video_codec`` holds the image format (``jpeg``, ``png``) for a single
+    image and None for a folder.
+    """
+
+    path: Path
+    kind: MediaKind
+    width: int | None
+    height: int | None
+    fps: float | None
+    duration_s: float | None
+    frame_count: int | None
+    has_audio: bool
+    audio_codec: str | None
+    video_codec: str | None
+    rotation: int
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Describe ``path`` or raise InputError with the reason it cannot be used."""
+    path = Path(path)
+    if path.is_dir():
+        return _probe_folder(path)
+    check_file(path)
+    image_problem: str | None = None
+    try:
+        animated = is_animated(path)
+    except InputError as exc:
+        image_problem = exc.reason
+        animated = False
+    if image_problem is None and not animated:
+        return _probe_image(path)
+    try:
+        return _probe_video(path)
+    except InputError:
+        if animated:
+            return _probe_image(path)  # an animation FFmpeg cannot decode: use its first frame
+        raise
+
+
+def _probe_video(path: Path) -> MediaInfo:
+    with VideoReader(path) as reader:
+        return MediaInfo(
+            path=path,
+            kind="video",
+            width=reader.width,
+            height=reader.height,
+            fps=reader.fps,
+            duration_s=reader.duration_s,
+            frame_count=reader.frame_count,
+            has_audio=reader.has_audio,
+            audio_codec=reader.audio_codec,
+            video_codec=reader.video_codec,
+            rotation=reader.rotation,
+        )
+
+
+def _probe_image(path: Path) -> MediaInfo:
+    with open_image(path) as image:
+        fmt = (image.format or "image").lower()
+    width, height = image_size(path)
+    return MediaInfo(path, "image", width, height, None, None, 1, False, None, fmt, 0)
+
+
+def _probe_folder(path: Path) -> MediaInfo:
+    images = list_images(path)
+    if not images:
+        raise InputError(path, "no images found in folder")
+    width, height = image_size(images[0])
+    return MediaInfo(path, "image_folder", width, height, None, None, len(images), False, None, None, 0)
