@@ -143,6 +143,15 @@ def test_stopping_early_joins_the_decode_thread() -> None:
     assert threading.active_count() == before
 
 
+def test_decode_thread_errors_reach_the_consumer(vfr_clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: VideoReader, frame: object) -> np.ndarray:
+        raise MemoryError("out of memory in the decode thread")
+
+    monkeypatch.setattr(VideoReader, "_to_rgb", broken)
+    with VideoReader(vfr_clip) as reader, pytest.raises(MemoryError, match="decode thread"):
+        list(reader)
+
+
 def test_raw_h265_gets_timestamps_from_the_rate() -> None:
     with VideoReader(shared_path("media/dlib_ffmpeg/MOT17-13-SDP-raw.h265"), end_s=1.0) as reader:
         assert reader.fps == 25.0 and reader.duration_s is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from _io_media import make_clip, packets, stream_facts
@@ -136,18 +137,44 @@ def test_odd_size_is_padded_to_even(tmp_path: Path) -> None:
         assert (reader.width, reader.height, reader.frame_count) == (64, 32, 3)
 
 
-def test_error_inside_the_block_leaves_no_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("start_s", [None, 3.0])
+def test_audio_stays_in_sync_when_video_starts_late(tmp_path: Path, start_s: float | None) -> None:
+    """short_hamilton's video starts 0.852 s after its audio: output audio must shift with it."""
+    src = shared_path("media/face_recognition/short_hamilton_clip.mp4")
+    out = tmp_path / "out.mp4"
+    _, times = transcode(src, out, start_s=start_s, end_s=6.0)
+    src_start, src_audio, rate = decoded_audio(src)
+    out_start, out_audio, _ = decoded_audio(out)
+    video_start = 10214 / 11988 + times[0]  # video stream start_time + first frame, source seconds
+    j = 2 * rate  # compare 4000 samples two seconds into the output
+    k = round((video_start + out_start + j / rate - src_start) * rate)
+    piece = out_audio[j : j + 4000]
+    lags = range(-200, 201)
+    best = max(lags, key=lambda d: float(np.dot(piece, src_audio[k + d : k + d + 4000])))
+    assert best == 0
+
+
+def decoded_audio(path: Path) -> tuple[float, np.ndarray, int]:
+    """(time of the first decoded sample, first channel as float, sample rate)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        frames = list(container.decode(stream))
+        return frames[0].time, np.concatenate([f.to_ndarray()[0] for f in frames]), stream.sample_rate
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_error_inside_the_block_leaves_no_file(tmp_path: Path, error: type[BaseException]) -> None:
     src = shared_path("media/pyfeat/single_face.mp4")
     out = tmp_path / "out.mp4"
     with (
-        pytest.raises(RuntimeError, match="detector exploded"),
+        pytest.raises(error, match="detector exploded"),
         VideoReader(src) as reader,
         VideoWriter(out, reader.width, reader.height, audio_from=src) as writer,
     ):
         for frame in reader:
             writer.write(frame, frame.image)
             if frame.index == 10:
-                raise RuntimeError("detector exploded")
+                raise error("detector exploded")
     assert listing(tmp_path) == []
 
 

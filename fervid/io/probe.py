@@ -17,6 +17,7 @@ from fervid.io.images import image_size, is_animated, list_images, open_image
 from fervid.io.video import VideoReader
 
 MediaKind = Literal["video", "image", "image_folder"]
+_NOT_VIDEO = "not a readable video file"
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,11 @@ def probe(path: str | Path) -> MediaInfo:
         return _probe_image(path)
     try:
         return _probe_video(path)
-    except InputError:
+    except InputError as exc:
         if animated:
             return _probe_image(path)  # an animation FFmpeg cannot decode: use its first frame
+        if exc.reason.startswith(_NOT_VIDEO):  # neither library could read it: say both
+            raise InputError(path, exc.reason.replace(_NOT_VIDEO, "not a readable video or image file")) from None
         raise
 
 
@@ -88,7 +91,7 @@ def _probe_image(path: Path) -> MediaInfo:
 
 
 def _probe_folder(path: Path) -> MediaInfo:
-    images = list_images(path)
+    images = list_images(path, on_skip=lambda skipped, reason: None)  # readers report skips later
     if not images:
         raise InputError(path, "no images found in folder")
     width, height = image_size(images[0])
