@@ -19,7 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # soft wrap: errors stay on one line
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -102,6 +102,56 @@ def train(
         model_cfg = run_training(train_data, val_data, out, cfg, dev, command=command, on_epoch=on_epoch)
     info = model_cfg.info
     console.print(f"best val accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']} -> {out}")
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="Test split in any layout `fervid train` reads.")],
+    model: Annotated[str, typer.Option(help="A shipped model name (see `fervid models`) or a .pt path.")] = "ferplus",
+    tta: Annotated[bool, typer.Option("--tta", help="Average over flipped and shifted views.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write per-class CSV, confusion CSV and PNG here.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Evaluate a model on a labelled split: accuracy, macro-F1, per-class scores, confusion matrix."""
+    import json
+
+    from rich.table import Table
+
+    from fervid.models.expression_weights import WeightsError, load_weights
+    from fervid.train.data import DatasetLayoutError, load_dataset
+    from fervid.train.evaluate import Evaluation
+    from fervid.train.predict import predict_probs
+    from fervid.train.trainer import resolve_device
+
+    try:
+        dev = resolve_device(device)
+        net, cfg = load_weights(model)
+        test = load_dataset(data, "test")
+    except (WeightsError, DatasetLayoutError, ValueError, OSError) as exc:
+        raise fail(str(exc), 2) from None
+    if test.classes != cfg.classes:
+        raise fail(f"{data}: its classes {test.classes} differ from the model's {cfg.classes}", 2)
+    probs = predict_probs(net, cfg, test.images, dev, tta=tta)
+    result = Evaluation.from_labels(test.labels, probs.argmax(1), cfg.classes)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        stem = f"{Path(str(model)).stem}{'-tta' if tta else ''}"
+        result.per_class().to_csv(out / f"{stem}.per_class.csv", index=False)
+        result.confusion_frame().to_csv(out / f"{stem}.confusion.csv")
+        result.save_confusion_png(
+            out / f"{stem}.confusion.png", f"{stem} on {data.name}: accuracy {result.accuracy:.4f}, n={result.n}"
+        )
+    if json_output:
+        typer.echo(json.dumps({"model": str(model), "data": str(data), "tta": tta, **result.to_json()}))
+        return
+    table = Table(title=f"{model} on {data} ({'TTA' if tta else 'no TTA'})")
+    for column in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in result.per_class().itertuples(index=False):
+        table.add_row(row[0], f"{row[1]:.3f}", f"{row[2]:.3f}", f"{row[3]:.3f}", str(row[4]))
+    Console().print(table)
+    Console().print(f"accuracy [bold]{result.accuracy:.4f}[/]  macro-F1 [bold]{result.macro_f1:.4f}[/]  n={result.n}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,9 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -176,6 +178,9 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
         raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class _Tracks:
     """All live tracks as parallel arrays, so prediction and update are vectorized."""
@@ -186,6 +191,7 @@ class _Tracks:
     last_hit_s: np.ndarray  # (t,) time of the last matched detection
     public_id: np.ndarray  # (t,) >= 1 once confirmed, -1 while tentative
     seen_last: np.ndarray  # (t,) bool: matched in the previous update ("tracked", not "lost")
+    key: np.ndarray  # (t,) internal id, unique per track from birth (tentative tracks have one too)
 
     @classmethod
     def empty(cls) -> _Tracks:
@@ -196,6 +202,7 @@ class _Tracks:
             np.zeros(0),
             np.zeros(0, dtype=np.int64),
             np.zeros(0, dtype=bool),
+            np.zeros(0, dtype=np.int64),
         )
 
     def __len__(self) -> int:
@@ -259,6 +266,22 @@ class FaceTracker:
         self._tracks = _Tracks.empty()
         self._time_s: float | None = None
         self._next_id = 1
+        self._next_key = 0
+        #: Internal track key of each row returned by the last ``update`` (-1: no track).
+        self.row_keys = np.zeros(0, dtype=np.int64)
+
+    def public_ids(self, keys: np.ndarray) -> np.ndarray:
+        """Public IDs of live tracks by internal key (-1 where unknown or still tentative).
+
+        Lets a caller back-fill the frames a track spent tentative once it is confirmed.
+        """
+        out = np.full(len(keys), -1, dtype=np.int64)
+        if len(keys) and len(self._tracks):
+            order = np.argsort(self._tracks.key)
+            pos = np.clip(np.searchsorted(self._tracks.key, keys, sorter=order), 0, len(order) - 1)
+            found = self._tracks.key[order[pos]] == keys
+            out[found] = self._tracks.public_id[order[pos]][found]
+        return out
 
     def update(self, detections: Detections, time_s: float) -> Detections:
         """Track one frame's faces; returns all input rows with ``track_id`` filled.
@@ -296,6 +319,10 @@ class FaceTracker:
         out.track_id = np.full(len(detections), -1, dtype=np.int64)
         matched = det_for_track >= 0
         out.track_id[det_for_track[matched]] = self._tracks.public_id[: len(det_for_track)][matched]
+        self.row_keys = np.full(len(detections), -1, dtype=np.int64)
+        self.row_keys[det_for_track[matched]] = self._tracks.key[: len(det_for_track)][matched]
+        if len(new):
+            self.row_keys[new] = self._tracks.key[-len(new) :]
         self._tracks = self._drop_missed_tentative(matched)
         if self.min_hits == 1 and len(new):
             out.track_id[new] = self._tracks.public_id[-len(new) :]
@@ -341,7 +368,9 @@ class FaceTracker:
         if self.min_hits == 1:
             public_id = self._next_id + np.arange(n, dtype=np.int64)
             self._next_id += n
-        new = _Tracks(mean, cov, np.ones(n, dtype=np.int64), np.full(n, time_s), public_id, np.ones(n, bool))
+        keys = self._next_key + np.arange(n, dtype=np.int64)
+        self._next_key += n
+        new = _Tracks(mean, cov, np.ones(n, dtype=np.int64), np.full(n, time_s), public_id, np.ones(n, bool), keys)
         self._tracks = self._tracks.extend(new)
 
     def _drop_missed_tentative(self, matched: np.ndarray) -> _Tracks:
@@ -358,3 +387,38 @@ def _valid_rows(detections: Detections) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         positive = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
     return finite & positive
+
+
+class BackfilledTracker(Generic[T]):
+    """Runs a FaceTracker with a short delay so a face's first frames carry its ID too.
+
+    A track is confirmed only on its ``min_hits``-th consecutive hit; without help its
+    first ``min_hits - 1`` frames would have no ID (a face visible in every frame would
+    lose frame 0). This holds the last ``min_hits - 1`` frames, fills in IDs when their
+    tentative tracks are confirmed, and releases frames in order with only the rows of
+    confirmed tracks. ``item`` is whatever the caller wants back with each frame.
+    """
+
+    def __init__(self, tracker: FaceTracker) -> None:
+        self.tracker = tracker
+        self._pending: deque[tuple[T, Detections, np.ndarray]] = deque()
+
+    def push(self, item: T, detections: Detections, time_s: float) -> list[tuple[T, Detections]]:
+        tracked = self.tracker.update(detections, time_s)
+        self._pending.append((item, tracked, self.tracker.row_keys.copy()))
+        for _, dets, keys in self._pending:
+            waiting = (dets.track_id < 1) & (keys >= 0)
+            if waiting.any():
+                dets.track_id[waiting] = self.tracker.public_ids(keys[waiting])
+        released = []
+        while len(self._pending) > self.tracker.min_hits - 1:
+            released.append(self._release())
+        return released
+
+    def flush(self) -> list[tuple[T, Detections]]:
+        """Release every held frame (end of input)."""
+        return [self._release() for _ in range(len(self._pending))]
+
+    def _release(self) -> tuple[T, Detections]:
+        item, dets, _ = self._pending.popleft()
+        return item, dets[dets.track_id >= 1]

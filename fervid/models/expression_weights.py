@@ -75,6 +75,11 @@ def _expected_sha256(path: Path) -> str | None:
     return None
 
 
+def shipped_models() -> list[str]:
+    """Names of the models in weights/ (training checkpoints like ``x.last.pt`` are not models)."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt") if "." not in p.stem)
+
+
 def resolve_model(name_or_path: str | Path) -> Path:
     """A shipped model name (``ferplus``) or a path to a ``.pt`` file -> existing path."""
     candidate = Path(name_or_path)
@@ -84,7 +89,7 @@ def resolve_model(name_or_path: str | Path) -> Path:
         return candidate
     shipped = WEIGHTS_DIR / f"{name_or_path}.pt"
     if not shipped.exists():
-        available = ", ".join(sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt"))) or "none"
+        available = ", ".join(shipped_models()) or "none"
         raise WeightsError(f"unknown model {name_or_path!r}; shipped models: {available}")
     return shipped
 
