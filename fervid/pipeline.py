@@ -163,11 +163,17 @@ class Pipeline:
 
     # ------------------------------------------------------------------ one input to files
     def run(self, source: Path, outdir: Path, stem: str, progress: ProgressCallback | None = None) -> InputResult:
-        """Process one input and write its outputs under ``outdir`` (created)."""
+        """Process one input and write its outputs under ``outdir`` (created; removed again if left empty)."""
+        created = not outdir.exists()
         outdir.mkdir(parents=True, exist_ok=True)
-        if is_image_input(source):
-            return self._run_images(source, outdir, stem, progress)
-        return self._run_video(source, outdir, stem, progress)
+        try:
+            if is_image_input(source):
+                return self._run_images(source, outdir, stem, progress)
+            return self._run_video(source, outdir, stem, progress)
+        except BaseException:
+            if created and not any(outdir.iterdir()):
+                outdir.rmdir()
+            raise
 
     def _run_video(self, source: Path, outdir: Path, stem: str, progress: ProgressCallback | None) -> InputResult:
         o = self.options
