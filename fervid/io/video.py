@@ -21,6 +21,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.codec.context import CodecContext
 from av.container import InputContainer
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
@@ -159,6 +160,7 @@ class VideoReader:
         self._configure_threads(self._stream)
         self.decode_error: str | None = None
         self._failed_packets = 0
+        self._corrupt_frames = 0
         self._first_error = ""
         self._packets_read = 0
         self._seeked = False
@@ -266,6 +268,8 @@ class VideoReader:
                 continue
             if self.end_s is not None and time_s > self.end_s + _EPS:
                 return
+            if vframe.is_corrupt:
+                self._note_corrupt(time_s)
             if first_kept is None:
                 first_kept = index
             if (index - first_kept) % self.every:
@@ -315,33 +319,48 @@ class VideoReader:
         self._packets_read = 0
 
     def _decoded_frames(self) -> Iterator[av.VideoFrame]:
-        """Demux and decode, skipping packets that fail; records where damage was found."""
+        """Demux and decode, skipping packets that fail; records where damage was found.
+
+        After a failure, the next keyframe starts a fresh decoder (the old one is
+        drained first): FFmpeg's decoder can stay in its error state and refuse every
+        later packet, keyframes included, which would lose the rest of a file damaged
+        in one place. Until that keyframe the old decoder goes on, since it usually
+        recovers and conceals the damage, which a fresh one without references cannot.
+        """
         packets = self._container.demux(self._stream)
+        decoder = self._stream.codec_context
         failed_in_a_row = 0
+        damaged = False
         while failed_in_a_row < _MAX_FAILED_PACKETS:
             try:
                 packet = next(packets)
             except StopIteration:
-                return  # demux ends with an empty packet that already flushed the decoder
+                break  # demux ends with an empty packet that already flushed the decoder
             except (av.FFmpegError, OSError) as exc:
                 self._note_error("reading failed", exc, None)
-                break
+                yield from self._flush_decoder(decoder)
+                return
             if packet.size:
                 self._packets_read += 1
+            if damaged and packet.is_keyframe:
+                yield from self._flush_decoder(decoder)
+                decoder, damaged = _fresh_decoder(decoder), False
             try:
-                frames = packet.decode()
+                frames = decoder.decode(packet)
             except av.FFmpegError as exc:
                 self._note_error("decoding failed", exc, packet)
                 failed_in_a_row += 1
+                damaged = True
                 continue
             failed_in_a_row = 0
             yield from frames
-        yield from self._flush_decoder()
+        else:
+            yield from self._flush_decoder(decoder)
 
-    def _flush_decoder(self) -> Iterator[av.VideoFrame]:
+    def _flush_decoder(self, decoder: CodecContext) -> Iterator[av.VideoFrame]:
         """Frames still inside the decoder when reading stopped early."""
         try:
-            yield from self._stream.codec_context.decode(None)
+            yield from decoder.decode(None)
         except av.FFmpegError:
             return
 
@@ -354,8 +373,28 @@ class VideoReader:
         at = f"at {where:.3f} s" if where is not None else "at the start"
         if self.decode_error is None:
             self._first_error = f"{what} {at} ({library_reason(exc)})"
-        extra = f"; {self._failed_packets} packets failed" if self._failed_packets > 1 else ""
-        self.decode_error = self._first_error + extra
+        self._describe_damage()
+
+    def _note_corrupt(self, time_s: float) -> None:
+        """A frame the decoder flagged corrupt (it concealed damaged data): kept, but the file is marked.
+
+        H.264/HEVC decoders paper over flipped or missing bytes without raising, so
+        this flag is the only sign of a corrupt stretch inside an otherwise readable file.
+        """
+        self._corrupt_frames += 1
+        if self.decode_error is None:
+            self._first_error = f"corrupt data at {time_s:.3f} s (the decoder concealed it)"
+        self._describe_damage()
+
+    def _describe_damage(self) -> None:
+        """``decode_error``: the first problem, then how much damage there was in all (one line)."""
+        failed, corrupt = self._failed_packets, self._corrupt_frames
+        counts = [
+            f"{n} {what}{'s' if n > 1 else ''}"
+            for n, what in ((failed, "failed packet"), (corrupt, "corrupt frame"))
+            if n
+        ]
+        self.decode_error = self._first_error + (f"; {', '.join(counts)}" if failed + corrupt > 1 else "")
 
     def _check_complete(self) -> None:
         """Flag a file that ended before its header said it would (truncated download/copy)."""
@@ -385,6 +424,20 @@ class VideoReader:
         if steps:
             image = np.rot90(image, steps)
         return np.ascontiguousarray(image)
+
+
+def _fresh_decoder(old: CodecContext) -> CodecContext:
+    """A new decoder like ``old`` (codec, extradata, threading); else ``old``, reset after its drain."""
+    try:
+        new = av.CodecContext.create(old.codec.name, "r")
+        if old.extradata:
+            new.extradata = old.extradata
+        new.thread_type = old.thread_type
+        new.thread_count = old.thread_count
+    except (av.FFmpegError, ValueError, TypeError, RuntimeError):
+        old.flush_buffers()  # a drained decoder takes no packets until reset
+        return old
+    return new
 
 
 def _validate_args(start_s: float | None, end_s: float | None, every: int, threads: str | int, queue_size: int) -> None:
