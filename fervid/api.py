@@ -1,0 +1,351 @@
+"""The Python API for notebooks and scripts: the same pipeline as ``fervid annotate``, as DataFrames.
+
+``fervid annotate`` and :func:`annotate` build the same :class:`~fervid.pipeline.AnnotateOptions`
+and call the same :meth:`Pipeline.run <fervid.pipeline.Pipeline.run>`, so a table made here is
+the table the CLI writes, column for column and dtype for dtype.
+
+Example::
+
+    import fervid
+
+    result = fervid.annotate("clip.mp4", model="ferplus", device="auto", smooth=0.5)
+    result.faces.groupby("face_id")["p_happy"].mean()   # per-frame table, same columns as faces.csv
+    result.summary                                     # one row per face, same as summary.csv
+    result.save("out/clip")                            # tables, timeline PNG and run.json
+
+    for frame in fervid.stream("clip.mp4", end=10):    # nothing written, frame by frame
+        print(frame.frame.time_s, frame.detections.track_id, frame.shown.label)
+
+    corpus = fervid.summarize("fervid-out")            # every input × face of a CLI run
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from fervid import metadata
+
+if TYPE_CHECKING:
+    from fervid.pipeline import AnnotateOptions, InputResult, Pipeline
+    from fervid.smooth import SmoothedResult
+
+PathLike = str | os.PathLike[str]
+#: The per-input outputs a summary is built from, in the order they are looked for.
+_TABLE_SUFFIXES = (".parquet", ".csv")
+#: Columns of the per-face tables that are not float32 (timeline) / float64 (summary).
+_TIMELINE_DTYPES = {"frame": "int64", "time_s": "float64", "face_id": "int64"}
+_SUMMARY_DTYPES = {"face_id": "int64", "first_time_s": "float64", "last_time_s": "float64", "frames": "int64"}
+_TEXT_COLUMNS = ("file", "emotion", "dominant_emotion", "input", "source", "model")
+
+
+@dataclass
+class AnnotateResult:
+    """What :func:`annotate` returns: the tables of one input and how they were made.
+
+    Attributes:
+        faces: one row per face per processed frame (the ``<stem>.faces.csv`` columns:
+            ``frame, [file], time_s, face_id, x1..y2, det_score, lm*_x/y, emotion, confidence,
+            p_<class>...`` and, when smoothed, ``ps_<class>...``).
+        summary: one row per face track (the ``<stem>.summary.csv`` columns).
+        classes: the model's class names, in column order.
+        run: the run record (what ``<stem>.run.json`` holds; versions, models, options, input facts).
+        outputs: files written so far (empty for an in-memory run until :meth:`save`).
+    """
+
+    source: Path
+    stem: str
+    faces: pd.DataFrame
+    summary: pd.DataFrame
+    classes: tuple[str, ...]
+    frames: int
+    seconds: float
+    warning: str | None = None
+    run: dict[str, Any] = field(default_factory=dict)
+    outputs: list[Path] = field(default_factory=list)
+    _input: InputResult | None = field(default=None, repr=False)
+    _options: AnnotateOptions | None = field(default=None, repr=False)
+
+    @property
+    def face_ids(self) -> list[int]:
+        return sorted(int(i) for i in self.faces["face_id"].unique() if i >= 1)
+
+    def save(self, directory: PathLike, stem: str | None = None) -> list[Path]:
+        """Write the tables (in the run's ``format``), the timeline PNG and ``<stem>.run.json`` into ``directory``.
+
+        Mirrors one input folder of ``fervid annotate`` (``OUT/<stem>/``), so ``fervid summarize``
+        and :func:`load` read it back. The annotated video is made only while processing:
+        pass ``output=`` to :func:`annotate` for it. Returns the paths written.
+
+        Example::
+
+            result = fervid.annotate("clip.mp4")
+            result.save("results/clip")        # results/clip/clip.faces.csv, ... clip.run.json
+        """
+        if self._input is None or self._options is None:
+            raise ValueError("only a result computed by fervid.annotate can be saved (a loaded one is on disk)")
+        from fervid.pipeline import write_outputs
+
+        self._input.outputs = [p for p in self._input.outputs if p.exists()]
+        before = len(self._input.outputs)
+        write_outputs(self._input, Path(directory), stem or self.stem, self._options)
+        self.outputs, self.run, self.seconds = self._input.outputs, self._input.run, self._input.seconds
+        return self.outputs[before:]
+
+
+def options(**kwargs: Any) -> AnnotateOptions:
+    """Build :class:`~fervid.pipeline.AnnotateOptions` from the API's keyword names.
+
+    The API names follow the CLI flags (``smooth``, ``smooth_mode``, ``start``, ``end``,
+    ``track_buffer``, ``video``, ``bars``, ``plots``, ``format``); the dataclass field names
+    (``smooth_s``, ``write_video``...) are accepted too. Unknown names raise a TypeError
+    that lists the valid ones.
+    """
+    from fervid.pipeline import AnnotateOptions
+
+    renames = {"smooth": "smooth_s", "start": "start_s", "end": "end_s", "track_buffer": "track_buffer_s",
+               "video": "write_video", "bars": "show_bars", "format": "table_format"}  # fmt: skip
+    valid = {f.name for f in fields(AnnotateOptions)}
+    mapped = {renames.get(k, k): v for k, v in kwargs.items()}
+    unknown = sorted(set(mapped) - valid)
+    if unknown:
+        names = ", ".join(sorted(valid | set(renames)))
+        raise TypeError(f"unknown option(s) {', '.join(unknown)}; valid: {names}")
+    if mapped.get("det_size") == 0:
+        mapped["det_size"] = None  # as on the command line: 0 means native resolution
+    return AnnotateOptions(**mapped)
+
+
+_cached: tuple[tuple[Any, ...], Pipeline] | None = None
+
+
+def pipeline(opts: AnnotateOptions) -> Pipeline:
+    """A Pipeline for these options; the last one is reused when only per-run options changed.
+
+    Loading the detector and classifier takes about a second, so notebook loops over
+    many clips reuse them. Options read per run (smoothing, every, start/end, formats...)
+    are swapped in; a different model, device or detector setting loads new models.
+    """
+    global _cached
+    from fervid.pipeline import Pipeline
+
+    key = (opts.model, opts.device, opts.detector_weights, opts.det_size, opts.det_threshold, opts.min_face,
+           opts.show_bars, opts.batch_size)  # fmt: skip
+    if _cached is not None and _cached[0] == key:
+        _cached[1].options = opts
+        return _cached[1]
+    pipe = Pipeline(opts)
+    _cached = (key, pipe)
+    return pipe
+
+
+def annotate(
+    source: PathLike,
+    output: PathLike | None = None,
+    *,
+    model: str = "ferplus",
+    device: str = "auto",
+    smooth: float = 0.0,
+    smooth_mode: str = "centred",
+    every: int = 1,
+    start: float | None = None,
+    end: float | None = None,
+    progress: Callable[[int], None] | None = None,
+    **kwargs: Any,
+) -> AnnotateResult:
+    """Detect, track and classify the faces of one video, image or image folder.
+
+    Args:
+        source: a video (anything FFmpeg reads), an image, or a folder of images.
+        output: with a folder, write everything ``fervid annotate -o OUTPUT`` writes into
+            ``OUTPUT/<stem>/`` (annotated video, tables, timeline PNG, run.json). Without,
+            nothing is written; call :meth:`AnnotateResult.save` later if wanted.
+        model: expression model name (see ``fervid models``) or a ``.pt`` path.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        smooth: smoothing window in seconds (0: off); adds ``ps_<class>`` columns.
+        smooth_mode: ``"centred"`` (no lag) or ``"causal"`` (past frames only).
+        every: process every Nth frame; ``start``/``end``: time range in seconds.
+        progress: called with the number of frames just processed.
+        **kwargs: any other ``fervid annotate`` option by its long name: ``batch_size``,
+            ``det_threshold``, ``min_face``, ``det_size``, ``detector_weights``,
+            ``track_buffer``, ``sequence``, ``video``, ``bars``, ``plots``, ``format``.
+
+    Example::
+
+        result = fervid.annotate("interview.mp4", smooth=0.5, every=2)
+        happy = result.faces.pivot_table(index="time_s", columns="face_id", values="ps_happy")
+    """
+    opts = options(model=model, device=device, smooth=smooth, smooth_mode=smooth_mode, every=every,
+                   start=start, end=end, **kwargs)  # fmt: skip
+    source = Path(source)
+    stem = source.name if source.is_dir() else source.stem
+    outdir = Path(output) / stem if output is not None else None
+    result = pipeline(opts).run(source, outdir, stem, progress=progress)
+    return _wrap(result, stem, opts)
+
+
+def stream(
+    source: PathLike,
+    *,
+    model: str = "ferplus",
+    device: str = "auto",
+    smooth: float = 0.0,
+    smooth_mode: str = "centred",
+    every: int = 1,
+    start: float | None = None,
+    end: float | None = None,
+    **kwargs: Any,
+) -> Iterator[SmoothedResult]:
+    """Yield one result per processed frame, in order, without writing anything.
+
+    Each item has ``.frame`` (index, ``time_s``, the RGB ``image``), ``.detections`` (boxes,
+    scores, landmarks, ``track_id``), ``.predictions`` (raw probabilities), ``.smoothed``
+    (None unless ``smooth`` > 0) and ``.shown`` (what the video would label). Tracking
+    confirms a face over a few frames and centred smoothing needs ``smooth`` seconds of
+    look-ahead, so items arrive a little behind decoding; the order is kept. Stop early
+    with ``break``; the decoder thread is closed with the generator.
+
+    Example::
+
+        for r in fervid.stream("webcam.mp4", smooth=1.0, smooth_mode="causal"):
+            for face, label in zip(r.detections.track_id, r.shown.label):
+                print(f"{r.frame.time_s:6.2f}s face {face}: {label}")
+    """
+    opts = options(model=model, device=device, smooth=smooth, smooth_mode=smooth_mode, every=every,
+                   start=start, end=end, **kwargs)  # fmt: skip
+    yield from pipeline(opts).stream(Path(source))
+
+
+def load(directory: PathLike, stem: str | None = None) -> AnnotateResult:
+    """Read one input's saved outputs back (Parquet preferred, else CSV) with the in-memory dtypes.
+
+    Example::
+
+        result = fervid.load("fervid-out/clip")
+        result.faces.head()
+    """
+    directory = Path(directory)
+    if stem is None:
+        records = sorted(directory.glob(f"*{metadata.SUFFIX}"))
+        if len(records) != 1:
+            raise FileNotFoundError(f"{directory}: expected one *{metadata.SUFFIX}, found {len(records)}; pass stem=")
+        stem = records[0].name[: -len(metadata.SUFFIX)]
+    if not metadata.is_complete(directory, stem):
+        raise FileNotFoundError(f"{directory}: no complete fervid run for {stem!r} (no valid {stem}{metadata.SUFFIX})")
+    run = metadata.read_run(directory, stem) or {}
+    faces = read_table(_find_table(directory, stem, "faces"))
+    summary = read_table(_find_table(directory, stem, "summary"))
+    classes = tuple(c[2:] for c in faces.columns if c.startswith("p_"))
+    return AnnotateResult(
+        source=Path(run.get("input", {}).get("path", directory)), stem=stem, faces=faces, summary=summary,
+        classes=classes, frames=int(run.get("frames_processed", 0)), seconds=float(run.get("wall_time_s", 0.0)),
+        warning=run.get("warning"), run=run, outputs=[directory / n for n in run.get("outputs", [])],
+    )  # fmt: skip
+
+
+def read_table(path: PathLike) -> pd.DataFrame:
+    """A faces, summary or corpus summary table from CSV or Parquet, with the dtypes it was made with.
+
+    Parquet keeps dtypes itself; CSV has none, so ids and counts come back as int64, the
+    timeline's measurements as float32, times and summary statistics as float64.
+    """
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    is_summary = path.name.endswith(".summary.csv")
+    fixed = _SUMMARY_DTYPES if is_summary else _TIMELINE_DTYPES
+    header = pd.read_csv(path, nrows=0).columns
+    dtypes: dict[str, Any] = {c: fixed.get(c, "float64" if is_summary else "float32") for c in header}
+    for c in _TEXT_COLUMNS:
+        if c in dtypes:
+            dtypes[c] = "str"
+    frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""])
+    return frame
+
+
+def summarize(outdir: PathLike) -> pd.DataFrame:
+    """One row per input × face over every complete input under ``outdir`` (a ``fervid annotate -o`` folder).
+
+    Columns: ``input`` (the output folder name), ``source`` (the input's path), ``model``,
+    ``face_id``, ``first_time_s``, ``last_time_s``, ``duration_s`` (last - first),
+    ``visible_s`` (processed frames × frame step: the time on screen), ``frames``,
+    ``dominant_emotion`` and ``mean_p_<class>`` for every class of any input's model
+    (NaN where a model lacks the class). Inputs without a run.json (unfinished or failed)
+    are skipped with a warning.
+
+    Example::
+
+        table = fervid.summarize("fervid-out")
+        table.groupby("dominant_emotion").size()
+    """
+    from fervid.types import EMOTIONS
+
+    outdir = Path(outdir)
+    if not outdir.is_dir():
+        raise FileNotFoundError(f"{outdir}: no such folder")
+    parts: list[pd.DataFrame] = []
+    classes: list[str] = []
+    for record_path in sorted([*outdir.glob(f"*{metadata.SUFFIX}"), *outdir.glob(f"*/*{metadata.SUFFIX}")]):
+        folder, stem = record_path.parent, record_path.name[: -len(metadata.SUFFIX)]
+        if not metadata.is_complete(folder, stem):
+            warnings.warn(f"{folder}: skipped, its run is incomplete", stacklevel=2)
+            continue
+        run = metadata.read_run(folder, stem) or {}
+        summary = read_table(_find_table(folder, stem, "summary"))
+        info, opts = run.get("input", {}), run.get("options", {})
+        fps = info.get("fps")
+        step = opts.get("every", 1) / fps if fps else float("nan")
+        part = pd.DataFrame(
+            {
+                "input": stem if folder == outdir else folder.name,
+                "source": info.get("path", ""),
+                "model": opts.get("model", ""),
+                "face_id": summary["face_id"].astype("int64"),
+                "first_time_s": summary["first_time_s"],
+                "last_time_s": summary["last_time_s"],
+                "duration_s": summary["last_time_s"] - summary["first_time_s"],
+                "visible_s": summary["frames"] * step,
+                "frames": summary["frames"].astype("int64"),
+                "dominant_emotion": summary["dominant_emotion"],
+            }
+        )
+        for column in summary.columns:
+            if column.startswith("mean_p_"):
+                part[column] = summary[column].astype("float64")
+                if column[7:] not in classes:
+                    classes.append(column[7:])
+        parts.append(part)
+    ordered = [c for c in EMOTIONS if c in classes] + [c for c in classes if c not in EMOTIONS]
+    columns = ["input", "source", "model", "face_id", "first_time_s", "last_time_s", "duration_s", "visible_s",
+               "frames", "dominant_emotion", *(f"mean_p_{c}" for c in ordered)]  # fmt: skip
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=_corpus_dtype(c)) for c in columns})
+    return pd.concat(parts, ignore_index=True).reindex(columns=columns)
+
+
+def _corpus_dtype(column: str) -> str:
+    if column in ("input", "source", "model", "dominant_emotion"):
+        return "str"
+    return "int64" if column in ("face_id", "frames") else "float64"
+
+
+def _find_table(folder: Path, stem: str, what: str) -> Path:
+    for suffix in _TABLE_SUFFIXES:
+        path = folder / f"{stem}.{what}{suffix}"
+        if path.exists():
+            return path
+    raise FileNotFoundError(f"{folder}: no {stem}.{what}.parquet or .csv")
+
+
+def _wrap(result: InputResult, stem: str, opts: AnnotateOptions) -> AnnotateResult:
+    return AnnotateResult(
+        source=result.source, stem=stem, faces=result.timeline, summary=result.summary, classes=result.classes,
+        frames=result.frames, seconds=result.seconds, warning=result.warning, run=result.run,
+        outputs=list(result.outputs), _input=result, _options=opts,
+    )  # fmt: skip

@@ -1,0 +1,62 @@
+"""Short real runs shared by the research-output tests (issue 6), each made once per test session.
+
+The CPU is shared and the models are slow there, so every run is a few seconds of video
+(``end``, ``every``) and is cached: tests of different files reuse the same outputs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
+from conftest import shared_path
+
+WOLFGANG = "media/pyfeat/WolfgangLanger_Pexels.mp4"
+HAMILTON = "media/face_recognition/short_hamilton_clip.mp4"
+#: Options of the cached CLI-equivalent run (smoothed, both table formats).
+SMOOTH_S = 0.5
+
+_ROOT = Path(tempfile.mkdtemp(prefix="fervid-research-tests-"))
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
+
+
+@functools.cache
+def wolfgang_smoothed() -> tuple[object, Path, list[tuple[float, list[str]]]]:
+    """WolfgangLanger, first 5 s at every 2nd frame, smoothed 0.5 s, video on, tables in CSV and Parquet.
+
+    Returns the AnnotateResult, its output folder, and per frame the labels the annotator
+    was asked to draw (recorded by wrapping ``Pipeline.annotator.annotate``).
+    """
+    import fervid.api as api
+
+    source = shared_path(WOLFGANG)
+    opts = api.options(device="cpu", end=5.0, every=2, smooth=SMOOTH_S, format="both", batch_size=8)
+    pipe = api.pipeline(opts)
+    drawn: list[tuple[float, list[str]]] = []
+    original = pipe.annotator.annotate
+
+    def spy(image, detections, predictions=None):  # type: ignore[no-untyped-def]
+        drawn.append((len(drawn), list(predictions.label) if predictions is not None else []))
+        return original(image, detections, predictions)
+
+    pipe.annotator.annotate = spy  # type: ignore[method-assign]
+    try:
+        result = api.annotate(source, _ROOT / "wolfgang", device="cpu", end=5.0, every=2, smooth=SMOOTH_S,
+                              format="both", batch_size=8)  # fmt: skip
+    finally:
+        del pipe.annotator.annotate
+    return result, _ROOT / "wolfgang" / source.stem, drawn
+
+
+@functools.cache
+def two_inputs() -> Path:
+    """An ``annotate -o`` folder with two short inputs (WolfgangLanger and the Hamilton clip), CSV tables."""
+    import fervid
+
+    out = _ROOT / "corpus"
+    for relative in (WOLFGANG, HAMILTON):
+        fervid.annotate(shared_path(relative), out, device="cpu", end=1.5, every=3, video=False, plots=False)
+    return out
