@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fervid import __version__
 
 if TYPE_CHECKING:
-    from fervid.pipeline import AnnotateOptions
+    from rich.table import Table
+
+    from fervid.batch import BatchInput, BatchReport, Outcome
 
 app = typer.Typer(
     name="fervid",
@@ -157,22 +162,15 @@ def evaluate(
     Console().print(f"accuracy [bold]{result.accuracy:.4f}[/]  macro-F1 [bold]{result.macro_f1:.4f}[/]  n={result.n}")
 
 
-def unique_stems(paths: list[Path]) -> list[str]:
-    """Output folder name per input: the file stem, with -2, -3... when two inputs share one."""
-    seen: dict[str, int] = {}
-    stems = []
-    for path in paths:
-        stem = path.name if path.is_dir() else path.stem
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
-    return stems
-
-
 @app.command()
 def annotate(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Videos (anything FFmpeg reads), images, or folders of images.", show_default=False),
+        typer.Argument(
+            help="Videos (anything FFmpeg reads), images, or folders: a folder of images is one input, "
+            "a folder with videos is a batch (each video one input).",
+            show_default=False,
+        ),
     ],
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Output folder; each input gets OUTPUT/<stem>/.")
@@ -199,8 +197,86 @@ def annotate(
     sequence: Annotated[
         bool, typer.Option("--sequence", help="Treat an image folder as consecutive frames and track faces.")
     ] = False,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Also look for inputs in subfolders of folder arguments.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Redo inputs whose outputs are already complete (default: skip).")
+    ] = False,
+    smooth: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            metavar="SECONDS",
+            help="Smooth each face's probabilities over this many seconds (adds ps_<class> columns; the video "
+            "shows the smoothed label). 0: off.",
+        ),
+    ] = 0.0,
+    smooth_mode: Annotated[
+        str,
+        typer.Option(
+            help="centred: Gaussian over ±SECONDS, no lag (holds SECONDS of frames back); "
+            "causal: exponential over the past SECONDS only, as a live system would.",
+        ),
+    ] = "centred",
+    no_plots: Annotated[
+        bool, typer.Option("--no-plots", help="Do not draw <stem>.timeline.png (one panel per face).")
+    ] = False,
+    table_format: Annotated[
+        str, typer.Option("--format", help="Table files: csv, parquet (needs pyarrow) or both.")
+    ] = "csv",
 ) -> None:
-    """Detect, track and classify faces; write an annotated video and per-face emotion timelines (CSV)."""
+    """Detect, track and classify faces; write an annotated video and per-face emotion timelines (CSV).
+
+    A folder of images is one input; a folder holding videos is a batch (see --recursive).
+
+    Inputs with complete outputs from an earlier run are skipped (--overwrite redoes them).
+
+    Exit codes: 0 all inputs done, 1 some input failed, 2 usage error, 130/143 interrupted.
+    """
+    from fervid.batch import BatchRunner, OutputDirError, check_output_dir, discover_inputs, run_batch, stop_on_signals
+    from fervid.models.expression_weights import WeightsError
+    from fervid.models.retinaface_weights import WeightsError as DetectorWeightsError
+    from fervid.pipeline import AnnotateOptions, Pipeline
+
+    with stop_on_signals(say=lambda message: console.print(f"[yellow]{message}", highlight=False)):
+        try:
+            try:
+                options = AnnotateOptions(
+                    model=model, device=device, batch_size=batch_size, every=every, start_s=start, end_s=end,
+                    det_threshold=det_threshold, min_face=min_face, det_size=det_size or None,
+                    detector_weights=detector_weights, write_video=not no_video, sequence=sequence,
+                    track_buffer_s=track_buffer, show_bars=not no_bars, smooth_s=smooth, smooth_mode=smooth_mode,
+                    plots=not no_plots, table_format=table_format,
+                )  # fmt: skip
+                check_output_dir(output)
+                items = discover_inputs(inputs, recursive=recursive, exclude=[output])
+                pipeline = Pipeline(options)
+            except (OutputDirError, ValueError, OSError, ImportError, WeightsError, DetectorWeightsError) as exc:
+                raise fail(str(exc), 2) from None
+            runner = BatchRunner(pipeline, output, overwrite=overwrite)
+            report = run_batch(runner, items, progress=_progress_bar, on_outcome=_print_outcome)
+        except KeyboardInterrupt as exc:  # while loading models or looking for inputs: nothing written yet
+            console.print("[yellow]interrupted[/]: nothing was written", highlight=False)
+            raise typer.Exit(128 + getattr(exc, "signum", 2)) from None
+    out = Console()
+    if not out.is_terminal:  # a log file or pipe: wide enough that reasons stay on one line
+        out = Console(width=160)
+    out.print(_outcome_table(report))
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+@contextlib.contextmanager
+def _progress_bar(item: BatchInput, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A transient per-input progress bar on stderr; yields the frames-done callback.
+
+    Without a terminal (a log file, a pipe, a test) there is no bar: a transient bar
+    would leave an empty line per input there, and the closing table says it all.
+    """
+    if not console.is_terminal:
+        yield lambda n: None
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -209,78 +285,65 @@ def annotate(
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+
+    with Progress(
+        TextColumn(f"[bold]{escape(item.label)}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+        TextColumn("{task.fields[fps]} fps"), TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+        transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("annotate", total=total, fps="-")
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+            speed = progress.tasks[0].speed
+            progress.update(task, fps=f"{speed:.1f}" if speed else "-")
+
+        yield advance
+
+
+def _print_outcome(outcome: Outcome) -> None:
+    """One line on stderr per input as it finishes: errors, damage and encoder notes, never a traceback."""
+    label = escape(outcome.input.label)
+    for note in outcome.notes:
+        console.print(f"[yellow]warning:[/] {label}: {escape(note)}", highlight=False)
+    status, reason = outcome.status.value, escape(outcome.reason or "")
+    if status == "failed":
+        console.print(f"[bold red]error:[/] {label}: {reason}", highlight=False)
+    elif status == "partial":
+        console.print(f"[yellow]warning:[/] {label}: {reason}; outputs marked partial", highlight=False)
+    elif status == "interrupted":
+        console.print(f"[yellow]interrupted:[/] {label}: {reason}", highlight=False)
+
+
+def _outcome_table(report: BatchReport) -> Table:
+    """The closing table: one row per input with its status and output folder or one-line reason."""
     from rich.table import Table
 
-    from fervid.io.errors import InputError
-    from fervid.models.expression_weights import WeightsError
-    from fervid.models.retinaface_weights import WeightsError as DetectorWeightsError
-    from fervid.pipeline import AnnotateOptions, Pipeline
-
-    try:
-        options = AnnotateOptions(
-            model=model, device=device, batch_size=batch_size, every=every, start_s=start, end_s=end,
-            det_threshold=det_threshold, min_face=min_face, det_size=det_size or None,
-            detector_weights=detector_weights, write_video=not no_video, sequence=sequence,
-            track_buffer_s=track_buffer, show_bars=not no_bars,
-        )  # fmt: skip
-        pipeline = Pipeline(options)
-    except (ValueError, OSError, WeightsError, DetectorWeightsError) as exc:
-        raise fail(str(exc), 2) from None
-
-    results, failures = [], 0
+    styles = {"done": "green", "partial": "yellow", "skipped": "cyan", "failed": "red", "interrupted": "red"}
     table = Table(title="fervid annotate")
     for column in ("input", "status", "frames", "faces", "time", "fps", "output / reason"):
-        table.add_column(column, justify="right" if column in ("frames", "faces", "time", "fps") else "left")
-    for source, stem in zip(inputs, unique_stems(inputs)):
-        outdir = output / stem
-        with Progress(
-            TextColumn(f"[bold]{source.name}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-            TextColumn("{task.fields[fps]} fps"), TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-            transient=True,
-        ) as progress:  # fmt: skip
-            total = _expected_frames(source, options)
-            task = progress.add_task("annotate", total=total, fps="-")
-
-            def advance(n: int, task: int = task, progress: Progress = progress) -> None:
-                progress.advance(task, n)
-                speed = progress.tasks[0].speed
-                progress.update(task, fps=f"{speed:.1f}" if speed else "-")
-
-            try:
-                result = pipeline.run(source, outdir, stem, progress=advance)
-            except (InputError, WeightsError, ValueError, OSError) as exc:
-                failures += 1
-                console.print(f"[bold red]error:[/] {exc}", highlight=False)
-                table.add_row(source.name, "[red]failed", "", "", "", "", getattr(exc, "reason", str(exc)))
-                continue
-        results.append(result)
-        status = "[yellow]partial" if result.warning else "[green]done"
-        if result.warning:
-            console.print(f"[yellow]warning:[/] {source}: {result.warning}", highlight=False)
-        fps = result.frames / result.seconds if result.seconds else 0.0
-        table.add_row(
-            source.name, status, str(result.frames), str(result.faces), f"{result.seconds:.1f}s", f"{fps:.1f}",
-            str(outdir),
-        )  # fmt: skip
-    Console().print(table)
-    if failures:
-        raise typer.Exit(1)
-
-
-def _expected_frames(source: Path, options: AnnotateOptions) -> int | None:
-    """Frame count for the progress bar (None when unknown: the bar then just counts)."""
-    from fervid.io.errors import InputError
-    from fervid.io.images import resolve_images
-    from fervid.io.video import VideoReader
-    from fervid.pipeline import is_image_input
-
-    try:
-        if is_image_input(source):
-            return len(resolve_images(source))
-        with VideoReader(source, options.start_s, options.end_s, options.every) as reader:
-            return reader.expected_frames
-    except (InputError, OSError, ValueError):
-        return None
+        numeric = column in ("frames", "faces", "time", "fps")
+        table.add_column(column, justify="right" if numeric else "left", overflow="fold")
+    for o in report.outcomes:
+        status = o.status.value
+        cells = ["", "", "", ""]
+        if o.result is not None:
+            r = o.result
+            fps = r.frames / r.seconds if r.seconds else 0.0
+            cells = [str(r.frames), str(r.faces), f"{r.seconds:.1f}s", f"{fps:.1f}"]
+        note = str(o.outdir) if status in ("done", "partial") else ""
+        if o.reason:
+            note = f"{note} ({o.reason})" if note else o.reason
+        table.add_row(escape(o.input.label), f"[{styles[status]}]{status}", *cells, escape(note))
+    for item in report.not_started:
+        table.add_row(escape(item.label), "[dim]not started", "", "", "", "", report.stopped or "")
+    counts = {s: sum(o.status.value == s for o in report.outcomes) for s in styles}
+    table.caption = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no inputs"
+    if report.not_started:
+        table.caption += f", {len(report.not_started)} not started"
+    if counts["skipped"]:
+        table.caption += " (--overwrite redoes skipped inputs)"
+    return table
 
 
 @app.command()
@@ -306,6 +369,63 @@ def models() -> None:
             f"{test:.4f}" if test is not None else "see weights/README.md", str(info.get("hardware", "")),
         )  # fmt: skip
     Console().print(table)
+
+
+@app.command()
+def summarize(
+    folder: Annotated[
+        Path, typer.Argument(help="A `fervid annotate -o` folder (one subfolder per input).", show_default=False)
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Table path without suffix (default: FOLDER/corpus.summary)."),
+    ] = None,
+    table_format: Annotated[str, typer.Option("--format", help="csv, parquet (needs pyarrow) or both.")] = "csv",
+    rows: Annotated[int, typer.Option(min=0, help="Rows to print (the file always has all of them).")] = 40,
+) -> None:
+    """One table over every finished input: a row per input and face (times, dominant emotion, mean probabilities)."""
+    import warnings
+
+    from rich.table import Table
+
+    from fervid.api import summarize as summarize_outputs
+    from fervid.io.tables import write_table
+    from fervid.pipeline import TABLE_FORMATS, require_pyarrow
+
+    if table_format not in TABLE_FORMATS:
+        raise fail(f"unknown --format {table_format!r}; choose one of: {', '.join(TABLE_FORMATS)}", 2)
+    try:
+        if table_format != "csv":
+            require_pyarrow()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            table = summarize_outputs(folder)
+    except (ImportError, OSError, ValueError) as exc:
+        raise fail(str(exc), 2) from None
+    for note in caught:
+        console.print(f"[yellow]warning:[/] {escape(str(note.message))}", highlight=False)
+    base = output if output is not None else folder / "corpus.summary"
+    if base.suffix in (".csv", ".parquet"):
+        base = base.with_suffix("")
+    written = []
+    for suffix in TABLE_FORMATS[table_format]:
+        path = base.with_name(base.name + suffix)
+        write_table(table, path)
+        written.append(str(path))
+    shown = Table(title=f"{folder}: {table['input'].nunique()} inputs, {len(table)} faces")
+    for column in ("input", "face", "seen (s)", "frames", "dominant", "mean p"):
+        shown.add_column(column, justify="left" if column in ("input", "dominant") else "right")
+    for row in table.head(rows).itertuples(index=False):
+        mean_p = getattr(row, f"mean_p_{row.dominant_emotion}", float("nan"))
+        shown.add_row(
+            escape(str(row.input)), str(row.face_id), f"{row.first_time_s:.1f}-{row.last_time_s:.1f}",
+            str(row.frames), str(row.dominant_emotion), f"{mean_p:.2f}",
+        )  # fmt: skip
+    out = Console()
+    out.print(shown)
+    if len(table) > rows:
+        out.print(f"... {len(table) - rows} more rows in the file")
+    out.print(f"wrote {', '.join(written)}", highlight=False)
 
 
 if __name__ == "__main__":

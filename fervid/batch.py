@@ -1,0 +1,517 @@
+"""Many inputs in one run: find them, process each on its own, report, resume, stop cleanly.
+
+``fervid annotate`` hands this module its arguments; it never stops a batch for one
+bad file, never leaves a half-written output behind, and never reports a folder of
+outputs as a result unless the run that wrote it finished.
+
+Input discovery (content is sniffed with Pillow and PyAV, extensions are ignored):
+
+* A file argument is one input, whatever it holds (a bad file fails with its reason).
+* A folder with images and no video is one image-folder input, as it always was:
+  its unreadable files are skipped with a warning and the input is marked partial.
+* Any other folder is a batch: every file in it that is not an image is one input
+  (a video, or anything else, which then fails with its one-line reason instead of
+  being ignored), and its loose images, if any, form one image-folder input named
+  after the folder. A folder argument with nothing in it fails with a hint.
+* Subfolders are visited only with ``recursive``, each by the same rule.
+  Hidden files and folders (``.name``) and the output folder itself are ignored.
+
+Per input the outcome is one of ``done``, ``partial`` (outputs complete, but the
+input was damaged: a truncated video, a corrupt stretch, skipped images),
+``skipped`` (complete outputs from an earlier run, see ``fervid.metadata``),
+``failed`` (no outputs) and ``interrupted``. A partial result is a finished result:
+a re-run skips it too (redoing it would only hit the same damage), and the table
+says "skipped (partial: ...)" so the damage is never forgotten.
+
+Outputs of the input being processed are removed when it fails or is interrupted,
+so an output folder holds either a complete result (with its ``<stem>.run.json``
+written last) or nothing new. SIGINT and SIGTERM raise :class:`Interrupted` (a
+``KeyboardInterrupt``) through :func:`stop_on_signals`, which only the CLI installs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import os
+import shutil
+import signal
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from fervid.io.atomic import PARTIAL_TAG, clean_partials
+from fervid.io.errors import InputError
+from fervid.io.images import natural_key, open_image
+from fervid.io.video import VideoReader
+
+if TYPE_CHECKING:
+    from fervid.pipeline import InputResult, Pipeline
+
+ProgressCallback = Callable[[int], None]
+#: Refuse to start with less free space than this on the output file system.
+MIN_FREE_BYTES = 64 * 2**20
+#: Errors writing outputs that will hit every later input too: the batch stops.
+_FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+# ---------------------------------------------------------------------------------- inputs
+@dataclass(frozen=True)
+class BatchInput:
+    """One unit of work: a file, or a folder of images (all of it, or the listed ``images``)."""
+
+    source: Path
+    kind: Literal["file", "images"]
+    label: str  # how the table names it: relative to the folder argument it came from
+    images: tuple[Path, ...] | None = None  # loose images next to videos; None: the whole folder
+    stem: str = ""  # output folder name, filled by assign_stems
+    problem: str | None = None  # known before processing: the input fails with this reason
+
+
+def sniff(path: Path) -> Literal["image", "video", "other"]:
+    """What a file holds, by content: a still image (Pillow), a video (PyAV decodes a frame), or neither.
+
+    Opening is not enough for video: FFmpeg's image demuxer "opens" any file named
+    ``.jpg``, so a video is a file whose first frame actually decodes.
+    """
+    try:
+        with open_image(path) as image:
+            if getattr(image, "n_frames", 1) == 1:
+                return "image"
+    except InputError:
+        pass
+    try:
+        VideoReader(path).close()
+    except Exception:  # whatever PyAV raises, a file it cannot decode is not a video; the run says why
+        return "other"
+    return "video"
+
+
+def discover_inputs(paths: Sequence[Path], recursive: bool = False, exclude: Sequence[Path] = ()) -> list[BatchInput]:
+    """Expand the command-line paths into inputs, in argument order, each folder's content sorted naturally.
+
+    Stems are assigned (``assign_stems``) so the same files always map to the same folders.
+    ``exclude`` names folders never to descend into (the output folder).
+    """
+    skip = {_resolved(p) for p in exclude}
+    found: list[BatchInput] = []
+    seen: set[tuple[Path, tuple[Path, ...] | None]] = set()
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            items = _discover_folder(path, path.name or str(path), recursive, skip, set(), top=True)
+        else:
+            items = [BatchInput(path, "file", path.name or str(path))]
+        for item in items:
+            key = (_resolved(item.source), item.images)
+            if key not in seen:  # the same file named twice is done once
+                seen.add(key)
+                found.append(item)
+    return assign_stems(found)
+
+
+def _discover_folder(
+    folder: Path, label: str, recursive: bool, skip: set[Path], visited: set[Path], top: bool
+) -> list[BatchInput]:
+    real = _resolved(folder)
+    if real in visited or real in skip:
+        return []
+    visited.add(real)
+    try:
+        entries = sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=natural_key)
+    except OSError as exc:
+        return [BatchInput(folder, "images", f"{label}/", problem=f"cannot list folder ({_os_reason(exc)})")]
+    files = [p for p in entries if p.is_file()]
+    kinds = {p: sniff(p) for p in files}
+    has = {kind: any(k == kind for k in kinds.values()) for kind in ("image", "video")}
+    inputs: list[BatchInput] = []
+    if has["image"] and not has["video"]:
+        inputs.append(BatchInput(folder, "images", f"{label}/"))  # an image folder, as before
+    else:  # videos, or files that are neither: each is an input (a bad one fails with its reason)
+        for path in files:
+            if kinds[path] != "image":
+                inputs.append(BatchInput(path, "file", f"{label}/{path.name}"))
+        images = tuple(p for p in files if kinds[p] == "image")
+        if images:
+            inputs.append(BatchInput(folder, "images", f"{label}/ (images)", images))
+    subfolders = [p for p in entries if p.is_dir()]
+    if recursive:
+        for sub in subfolders:
+            inputs += _discover_folder(sub, f"{label}/{sub.name}", recursive, skip, visited, top=False)
+    if top and not inputs:
+        hint = ""
+        if subfolders and not recursive:
+            hint = f" ({len(subfolders)} subfolders; add --recursive to look inside)"
+        inputs.append(BatchInput(folder, "images", f"{label}/", problem=f"no media files found in folder{hint}"))
+    return inputs
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return Path(path).resolve()
+    except OSError:
+        return Path(os.path.abspath(path))
+
+
+def unique_stems(paths: Sequence[Path]) -> list[str]:
+    """Output folder name per input: the file stem (a folder's name), with -2, -3... when taken.
+
+    Names are compared case-insensitively (``Clip.mp4`` and ``clip.mov`` would share
+    a folder on macOS/Windows). The result depends only on the order of ``paths``.
+    """
+    used: set[str] = set()
+    stems = []
+    for path in paths:
+        base = path.name if path.is_dir() else path.stem
+        base = base or "input"
+        stem, n = base, 1
+        while stem.casefold() in used:
+            n += 1
+            stem = f"{base}-{n}"
+        used.add(stem.casefold())
+        stems.append(stem)
+    return stems
+
+
+def assign_stems(inputs: Sequence[BatchInput]) -> list[BatchInput]:
+    """Give every input its output folder name, computed over the inputs sorted by path.
+
+    Sorting first makes the mapping independent of argument order, which resume needs:
+    ``fervid annotate b.mp4 a.mp4`` and ``fervid annotate a.mp4 b.mp4`` use the same folders.
+    """
+    order = sorted(range(len(inputs)), key=lambda i: (str(_resolved(inputs[i].source)), inputs[i].kind))
+    stems = unique_stems([inputs[i].source for i in order])
+    by_index = dict(zip(order, stems))
+    return [_with_stem(item, by_index[i]) for i, item in enumerate(inputs)]
+
+
+def _with_stem(item: BatchInput, stem: str) -> BatchInput:
+    return BatchInput(item.source, item.kind, item.label, item.images, stem, item.problem)
+
+
+# ------------------------------------------------------------------------- output folder
+class OutputDirError(Exception):
+    """The output folder cannot take results; raised before any work starts."""
+
+
+def check_output_dir(output: Path, min_free: int = MIN_FREE_BYTES) -> None:
+    """Create ``output`` and prove it is writable, with room to spare, or raise OutputDirError."""
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise OutputDirError(f"{output}: exists and is not a folder")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputDirError(f"{output}: cannot create the output folder ({_os_reason(exc)})") from None
+    clean_partials(output)  # a killed run's probe file
+    probe = output / f".fervid-write-check{PARTIAL_TAG}{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, b"fervid")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise OutputDirError(f"{output}: output folder is not writable ({_os_reason(exc)})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    free = shutil.disk_usage(output).free
+    if free < min_free:
+        raise OutputDirError(
+            f"{output}: only {free / 2**20:.0f} MiB free on the output disk (need at least {min_free / 2**20:.0f} MiB)"
+        )
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+# -------------------------------------------------------------------------------- status
+class Status(str, enum.Enum):
+    DONE = "done"
+    PARTIAL = "partial"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass
+class Outcome:
+    """What happened to one input; ``reason`` is one line (failure, damage, or why skipped)."""
+
+    input: BatchInput
+    status: Status
+    outdir: Path
+    reason: str | None = None
+    notes: list[str] = field(default_factory=list)  # warnings raised while processing it
+    result: InputResult | None = None
+    fatal: bool = False  # the output disk is full or read-only: later inputs would fail too
+
+
+@dataclass
+class BatchReport:
+    """All outcomes of a run, plus what never started and why the run stopped early."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    not_started: list[BatchInput] = field(default_factory=list)
+    signal: int | None = None  # the signal that stopped the run
+    stopped: str | None = None  # why the run stopped before the end (disk full, ...)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status in (Status.FAILED, Status.INTERRUPTED)]
+
+    @property
+    def exit_code(self) -> int:
+        """130 for SIGINT, 143 for SIGTERM, 1 when an input failed or never ran, else 0."""
+        if self.signal is not None:
+            return 128 + self.signal
+        return 1 if self.failed or self.not_started else 0
+
+
+# ---------------------------------------------------------------------------- processing
+class BatchRunner:
+    """Runs inputs one at a time through a loaded Pipeline into ``output/<stem>/``."""
+
+    def __init__(self, pipeline: Pipeline, output: Path, overwrite: bool = False) -> None:
+        self.pipeline = pipeline
+        self.output = Path(output)
+        self.overwrite = overwrite
+
+    def expected_frames(self, item: BatchInput) -> int | None:
+        """Frame count for a progress bar; None when unknown (the bar then just counts)."""
+        from fervid.io.images import resolve_images
+        from fervid.pipeline import is_image_input
+
+        o = self.pipeline.options
+        try:
+            if item.images is not None:
+                return len(item.images)
+            if is_image_input(item.source):
+                return len(resolve_images(item.source, on_skip=lambda *_: None))
+            with VideoReader(item.source, o.start_s, o.end_s, o.every) as reader:
+                return reader.expected_frames
+        except (InputError, OSError, ValueError):
+            return None
+
+    def completed(self, item: BatchInput) -> Outcome | None:
+        """A skipped Outcome when ``item`` already has complete outputs (and no --overwrite)."""
+        if self.overwrite:
+            return None
+        from fervid import metadata
+
+        outdir = self.output / item.stem
+        if not metadata.is_complete(outdir, item.stem) or _mismatch(outdir, item) is not None:
+            return None
+        damage = _recorded_warning(outdir, item.stem)
+        reason = "complete (earlier run" + (f"; partial: {damage})" if damage else ")")
+        return Outcome(item, Status.SKIPPED, outdir, reason)
+
+    def process(self, item: BatchInput, progress: ProgressCallback | None = None) -> Outcome:
+        """Run one input; failures become a FAILED outcome, interrupts propagate after cleanup."""
+        from fervid import metadata
+
+        outdir = self.output / item.stem
+        if item.problem is not None:
+            return Outcome(item, Status.FAILED, outdir, item.problem)
+        if not item.source.exists():
+            return Outcome(item, Status.FAILED, outdir, "no such file or folder")
+        for folder in (outdir, outdir / "annotated"):
+            clean_partials(folder)  # temp files of a killed earlier run
+        mismatch = _mismatch(outdir, item)
+        notes = [mismatch] if mismatch else []
+        metadata.invalidate(outdir, item.stem)  # from here on a crash leaves it incomplete
+        before = _files_under(outdir)
+        created = not outdir.exists()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = self.pipeline.run(item.source, outdir, item.stem, progress=progress, images=item.images)
+            except BaseException as exc:
+                _discard_new_files(outdir, before, created)
+                if not isinstance(exc, Exception):
+                    raise  # KeyboardInterrupt / Interrupted / SystemExit: the caller reports it
+                fatal = isinstance(exc, OSError) and exc.errno in _FATAL_ERRNOS
+                return Outcome(item, Status.FAILED, outdir, error_reason(exc), notes + _notes(caught), fatal=fatal)
+        status = Status.PARTIAL if result.warning else Status.DONE
+        return Outcome(item, status, outdir, result.warning, notes + _notes(caught), result)
+
+
+def run_batch(
+    runner: BatchRunner,
+    inputs: Sequence[BatchInput],
+    progress: Callable[[BatchInput, int | None], contextlib.AbstractContextManager[ProgressCallback]] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> BatchReport:
+    """Process every input in order and return the report; stops early only on a signal or a full disk.
+
+    ``progress(item, total)`` returns a context manager yielding the frame callback
+    (the CLI's progress bar); ``on_outcome`` sees each outcome as soon as it is known.
+    """
+    report = BatchReport()
+    pending = list(inputs)
+    current: BatchInput | None = None
+    try:
+        while pending:
+            current = pending[0]
+            outcome = runner.completed(current)
+            if outcome is None:
+                if progress is None:
+                    outcome = runner.process(current)
+                else:
+                    with progress(current, runner.expected_frames(current)) as advance:
+                        outcome = runner.process(current, advance)
+            pending.pop(0)
+            current = None
+            report.outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+            if outcome.fatal:
+                report.stopped = f"stopped: {outcome.reason}"
+                break
+    except KeyboardInterrupt as exc:
+        report.signal = getattr(exc, "signum", signal.SIGINT)
+        if current is not None:
+            pending.pop(0)
+            reason = f"stopped by {_signal_name(report.signal)}; its unfinished outputs were removed"
+            outcome = Outcome(current, Status.INTERRUPTED, runner.output / current.stem, reason)
+            report.outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+    report.not_started = pending
+    return report
+
+
+def error_reason(exc: BaseException) -> str:
+    """One line for the table: the reader's own reason, an OS error's text, or the type and message."""
+    if isinstance(exc, InputError):
+        return exc.reason
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    text = " ".join(str(exc).split())
+    from fervid.models.expression_weights import WeightsError
+
+    if isinstance(exc, (ValueError, WeightsError)):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    notes: list[str] = []
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if text and text not in notes:
+            notes.append(text)
+    return notes
+
+
+def _mismatch(outdir: Path, item: BatchInput) -> str | None:
+    """Why the run recorded in ``outdir`` was not of ``item`` (None: it was, or there is no record).
+
+    The same input means the same resolved path and, for a file, the same size, so a
+    replaced file, or another file whose name maps to the same folder, is redone
+    rather than skipped, and the note says whose outputs get replaced.
+    """
+    from fervid.metadata import read_run
+
+    record = read_run(outdir, item.stem) or {}
+    facts = record.get("input")
+    if not isinstance(facts, dict) or not facts.get("path"):
+        return None
+    if Path(str(facts["path"])) != _resolved(item.source):
+        return f"replacing the outputs of another input ({facts['path']}) in {outdir}"
+    if item.source.is_file() and facts.get("size_bytes") not in (None, _size(item.source)):
+        return "the file changed since its outputs were written: redoing it"
+    return None
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def _recorded_warning(outdir: Path, stem: str) -> str | None:
+    """The damage note the run that wrote ``outdir`` recorded (None when its input was clean)."""
+    from fervid.metadata import read_run
+
+    record = read_run(outdir, stem) or {}
+    warning = record.get("warning")
+    return " ".join(str(warning).split()) if warning else None
+
+
+def _files_under(folder: Path) -> set[Path]:
+    if not folder.is_dir():
+        return set()
+    return {p for p in folder.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+def _discard_new_files(outdir: Path, before: set[Path], created: bool) -> None:
+    """Delete what this attempt wrote (finished files of an unfinished input are not a result)."""
+    if not outdir.is_dir():
+        return
+    for path in _files_under(outdir) - before:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    for folder in sorted((p for p in outdir.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only empty ones go
+    if created:
+        with contextlib.suppress(OSError):
+            outdir.rmdir()
+
+
+# ------------------------------------------------------------------------------- signals
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread by :func:`stop_on_signals`; ``signum`` picks the exit code (128 + n)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(_signal_name(signum))
+        self.signum = signum
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+@contextlib.contextmanager
+def stop_on_signals(
+    signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM), say: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into :class:`Interrupted` once, so cleanup code runs undisturbed.
+
+    The first signal raises; a second one while cleaning up only says so (``say``);
+    a third quits at once (the temp files left then are removed by the next run).
+    Outside the main thread this does nothing (Python delivers signals there only).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            raise Interrupted(signum)
+        if len(received) == 2:
+            if say is not None:
+                say("stopping: removing unfinished outputs (signal again to quit at once)")
+            return
+        os._exit(128 + received[0])
+
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
