@@ -58,7 +58,9 @@ def train(
     out: Annotated[Path, typer.Option(help="Where to write the weights, e.g. weights/ferplus.pt.")],
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs (one-cycle schedule).")] = 40,
     batch_size: Annotated[int, typer.Option(min=8, help="Batch size.")] = 128,
-    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (SGD, Nesterov).")] = 0.1,
+    optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = "adamw",
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate of the one-cycle schedule.")] = 3e-3,
+    weight_decay: Annotated[float, typer.Option(min=0.0, help="Weight decay.")] = 0.05,
     widths: Annotated[str, typer.Option(help="Channel widths: stem, then one per stage.")] = "32,64,128,256",
     blocks: Annotated[str, typer.Option(help="Residual blocks per stage.")] = "1,1,1",
     class_weight_power: Annotated[float, typer.Option(help="Loss weight = class frequency ** -power.")] = 0.5,
@@ -81,7 +83,8 @@ def train(
         train_data = load_dataset(data, "train")
         val_data = load_dataset(val, "val")
         cfg = TrainConfig(
-            epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, class_weight_power=class_weight_power,
+            epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, optimizer=optimizer, weight_decay=weight_decay,
+            class_weight_power=class_weight_power,
             widths=tuple(int(w) for w in widths.split(",")), blocks=tuple(int(b) for b in blocks.split(",")),
         )  # fmt: skip
     except (DatasetLayoutError, ValueError, OSError) as exc:
