@@ -197,6 +197,9 @@ def annotate(
     track_buffer: Annotated[float, typer.Option(min=0, help="Seconds a lost face keeps its ID.")] = 1.0,
     no_video: Annotated[bool, typer.Option("--no-video", help="Write only the CSV timelines.")] = False,
     no_bars: Annotated[bool, typer.Option("--no-bars", help="Do not draw probability bars.")] = False,
+    no_shot_cuts: Annotated[
+        bool, typer.Option("--no-shot-cuts", help="Do not end face tracks at detected shot cuts.")
+    ] = False,
     sequence: Annotated[
         bool, typer.Option("--sequence", help="Treat an image folder as consecutive frames and track faces.")
     ] = False,
@@ -250,7 +253,7 @@ def annotate(
                     det_threshold=det_threshold, min_face=min_face, det_size=det_size or None,
                     detector_weights=detector_weights, write_video=not no_video, sequence=sequence,
                     track_buffer_s=track_buffer, show_bars=not no_bars, smooth_s=smooth, smooth_mode=smooth_mode,
-                    plots=not no_plots, table_format=table_format,
+                    plots=not no_plots, table_format=table_format, shot_cuts=not no_shot_cuts,
                 )  # fmt: skip
                 check_output_dir(output)
                 items = discover_inputs(inputs, recursive=recursive, exclude=[output])

@@ -27,6 +27,7 @@ from fervid.io.video import VideoReader
 from fervid.io.video_writer import VideoWriter
 from fervid.metadata import environment, input_facts, now_utc, write_run
 from fervid.metadata import invalidate as invalidate_run
+from fervid.shots import ShotCutDetector
 from fervid.smooth import SmoothedResult, StreamSmoother, add_smoothed, check_mode, check_window
 from fervid.track import BackfilledTracker, FaceTracker
 from fervid.types import Detections, Frame, FrameResult
@@ -55,6 +56,7 @@ class AnnotateOptions:
     write_video: bool = True
     sequence: bool = False
     track_buffer_s: float = 1.0
+    shot_cuts: bool = True  # end all tracks at a detected shot cut (see fervid.shots)
     show_bars: bool = True
     smooth_s: float = 0.0  # 0: off; else the smoothing window in seconds (fervid.smooth)
     smooth_mode: str = "centred"  # "centred" (Gaussian, look-ahead) or "causal" (exponential, past only)
@@ -160,10 +162,13 @@ class Pipeline:
         """Detect in batches; with a tracker keep confirmed tracks (IDs back-filled), else number
         every face above the threshold, left to right (independent photos)."""
         backfill = BackfilledTracker[Frame](tracker) if tracker is not None else None
+        cuts = ShotCutDetector() if tracker is not None and self.options.shot_cuts else None
         next_photo_id = 1
         for batch in _batches(frames, self.options.batch_size):
             for frame, dets in zip(batch, self.detector.detect([f.image for f in batch])):
                 if backfill is not None:
+                    if cuts is not None and cuts.is_cut(frame.image):
+                        tracker.cut()
                     yield from backfill.push(frame, dets, frame.time_s)
                     continue
                 dets = dets[dets.score >= self.options.det_threshold]
