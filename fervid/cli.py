@@ -354,27 +354,35 @@ def _outcome_table(report: BatchReport) -> Table:
 
 @app.command()
 def models() -> None:
-    """List the shipped expression models with their classes and test accuracy."""
+    """List the shipped expression models with their classes and accuracy (from weights/metrics.json)."""
+    import json
+
     from rich.table import Table
 
-    from fervid.models.expression_weights import WeightsError, load_weights, shipped_models
+    from fervid.models.expression_weights import WEIGHTS_DIR, WeightsError, load_weights, shipped_models
 
-    table = Table(title="Expression models (weights/)")
-    for column in ("name", "classes", "val accuracy", "test accuracy", "trained on"):
+    card_path = WEIGHTS_DIR / "metrics.json"
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    table = Table(title="Expression models (weights/, model card: weights/README.md)")
+    for column in ("name", "classes", "test accuracy", "test + TTA", "macro-F1", "trained on"):
         table.add_column(column)
     for name in shipped_models():
         try:
             _, cfg = load_weights(name)
         except WeightsError as exc:
-            table.add_row(name, f"[red]{exc}", "", "", "")
+            table.add_row(name, f"[red]{exc}", "", "", "", "")
             continue
-        info = cfg.info
-        test = info.get("test_accuracy")
+        figures = card.get(name, {})
+        test, tta = figures.get("test", {}), figures.get("test_tta", {})
         table.add_row(
-            name, ", ".join(cfg.classes), f"{info.get('val_accuracy', float('nan')):.4f}",
-            f"{test:.4f}" if test is not None else "see weights/README.md", str(info.get("hardware", "")),
+            name, ", ".join(cfg.classes), _pct(test.get("accuracy")), _pct(tta.get("accuracy")),
+            _pct(test.get("macro_f1")), str(cfg.info.get("hardware", "")),
         )  # fmt: skip
     Console().print(table)
+
+
+def _pct(value: float | None) -> str:
+    return f"{100 * value:.2f}%" if value is not None else "not evaluated"
 
 
 @app.command()

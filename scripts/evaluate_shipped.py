@@ -1,0 +1,59 @@
+"""Evaluate the shipped models for the model card (run once, after training; test splits used here only).
+
+Writes weights/metrics.json (figures the CI test checks), weights/cards/<model>-<split>[-tta].confusion.{csv,png}
+and weights/SHA256SUMS. Usage:
+
+    python scripts/evaluate_shipped.py --shared ../shared
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fervid.models.expression_weights import MANIFEST, WEIGHTS_DIR, load_weights, sha256_file
+from fervid.train.data import load_dataset
+from fervid.train.evaluate import Evaluation
+from fervid.train.predict import predict_probs
+
+SPLITS = {
+    "ferplus": {"val": "data/ferplus/FER2013Valid.zip", "test": "data/ferplus/FER2013Test.zip"},
+    "fer2013": {"val": "data/fer2013/validation.zip", "test": "data/fer2013/test.zip"},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=Path("../shared"))
+    args = parser.parse_args()
+    cards = WEIGHTS_DIR / "cards"
+    cards.mkdir(exist_ok=True)
+    metrics: dict[str, dict] = {}
+    for name, splits in SPLITS.items():
+        model, cfg = load_weights(name, verify=False)
+        entry: dict = {"classes": list(cfg.classes), "training": cfg.info}
+        for split, rel in splits.items():
+            data = load_dataset(args.shared / rel)
+            for tta in (False, True):
+                probs = predict_probs(model, cfg, data.images, "cpu", tta=tta)
+                result = Evaluation.from_labels(data.labels, probs.argmax(1), cfg.classes)
+                key = f"{split}{'_tta' if tta else ''}"
+                entry[key] = {"accuracy": result.accuracy, "macro_f1": result.macro_f1, "n": result.n,
+                              "per_class": result.per_class().to_dict(orient="records")}  # fmt: skip
+                stem = cards / f"{name}-{key}"
+                result.confusion_frame().to_csv(f"{stem}.confusion.csv")
+                result.save_confusion_png(
+                    Path(f"{stem}.confusion.png"),
+                    f"{name}, {split}{' + TTA' if tta else ''}: accuracy {result.accuracy:.4f} (n={result.n})",
+                )
+                print(f"{name:8s} {key:9s} accuracy {result.accuracy:.4f} macro-F1 {result.macro_f1:.4f} n={result.n}")
+        metrics[name] = entry
+    (WEIGHTS_DIR / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    lines = [f"{sha256_file(p)}  {p.name}" for p in sorted(WEIGHTS_DIR.glob("*.pt")) if "." not in p.stem]
+    (WEIGHTS_DIR / MANIFEST).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
