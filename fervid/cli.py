@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import shlex
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -36,6 +35,13 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _command_line(ctx: typer.Context, name: str) -> str:
+    """The running command with every option spelled out (defaults too), for provenance records."""
+    params = ctx.params
+    parts = [f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in params.items() if v is not None]
+    return " ".join(["fervid", name, *parts])
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"fervid {__version__}")
@@ -53,6 +59,7 @@ def main(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Training split: FER2013 class folders (dir/.zip), fer2013.csv, or FER+.")],
     val: Annotated[Path, typer.Option(help="Validation split, same layout; used for model selection only.")],
     out: Annotated[Path, typer.Option(help="Where to write the weights, e.g. weights/ferplus.pt.")],
@@ -92,7 +99,7 @@ def train(
     console.print(
         f"train {len(train_data)} images, val {len(val_data)}, classes {', '.join(train_data.classes)}, device {dev}"
     )
-    command = "fervid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _command_line(ctx, "train")
     with Progress(
         TextColumn("[bold]epoch"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"), console=console,

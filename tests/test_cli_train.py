@@ -1,0 +1,68 @@
+"""`fervid train` and `fervid evaluate` through the CLI on a small real subset of FER+."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+from conftest import shared_path
+from typer.testing import CliRunner
+
+from fervid.cli import app
+from fervid.models.expression_weights import load_weights
+from fervid.types import EMOTIONS
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def small_ferplus(tmp_path_factory):
+    """The first 160 images of the real FER+ validation split, in Microsoft's layout."""
+    src = shared_path("data/ferplus/FER2013Valid.zip")
+    dst = tmp_path_factory.mktemp("data") / "FER2013Valid.zip"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        pngs = sorted(n for n in zin.namelist() if n.endswith(".png"))[:160]
+        for name in [*pngs, "FER2013Valid/label.csv"]:
+            zout.writestr(name, zin.read(name))
+    return dst
+
+
+def test_train_then_evaluate_json(small_ferplus, tmp_path):
+    out = tmp_path / "tiny.pt"
+    args = ["train", "--data", str(small_ferplus), "--val", str(small_ferplus), "--out", str(out),
+            "--epochs", "1", "--batch-size", "32", "--widths", "8,8,16,16", "--device", "cpu"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    model, cfg = load_weights(out)
+    assert cfg.classes == EMOTIONS and cfg.widths == (8, 8, 16, 16)
+    assert cfg.info["command"].startswith("fervid train") and cfg.info["best_epoch"] == 1
+
+    result = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(small_ferplus), "--json", "--tta",
+                                 "--out", str(tmp_path / "eval")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"accuracy", "macro_f1", "n", "classes"} <= set(report)
+    assert report["classes"] == list(EMOTIONS) and 0 < report["n"] <= 160
+    assert 0.0 <= report["accuracy"] <= 1.0
+    assert sum(map(sum, report["confusion"])) == report["n"]
+    assert (tmp_path / "eval" / "tiny-tta.confusion.png").stat().st_size > 0
+    assert (tmp_path / "eval" / "tiny-tta.confusion.csv").exists()
+
+
+def test_evaluate_rejects_a_model_with_other_classes(small_ferplus, tmp_path):
+    fer2013 = shared_path("data/fer2013/validation.zip")
+    out = tmp_path / "tiny.pt"
+    runner.invoke(app, ["train", "--data", str(small_ferplus), "--val", str(small_ferplus), "--out", str(out),
+                        "--epochs", "1", "--widths", "8,8,16,16", "--device", "cpu"])  # fmt: skip
+    result = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(fer2013)])
+    assert result.exit_code == 2
+    assert "differ from the model's" in result.output
+
+
+def test_train_with_a_wrong_layout_is_a_usage_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "empty"), "--val", str(tmp_path / "empty"),
+                                 "--out", str(tmp_path / "x.pt")])  # fmt: skip
+    assert result.exit_code == 2
+    assert "expected FER2013 folders" in result.output and "Traceback" not in result.output
