@@ -79,8 +79,9 @@ def train(
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from fervid.devices import resolve_device
     from fervid.train.data import DatasetLayoutError, load_dataset
-    from fervid.train.trainer import EpochLog, TrainConfig, resolve_device
+    from fervid.train.trainer import EpochLog, TrainConfig
     from fervid.train.trainer import train as run_training
 
     if threads:
@@ -136,11 +137,11 @@ def evaluate(
 
     from rich.table import Table
 
+    from fervid.devices import resolve_device
     from fervid.models.expression_weights import WeightsError, load_weights
     from fervid.train.data import DatasetLayoutError, load_dataset
     from fervid.train.evaluate import Evaluation
     from fervid.train.predict import predict_probs
-    from fervid.train.trainer import resolve_device
 
     try:
         dev = resolve_device(device)

@@ -60,14 +60,6 @@ class EpochLog:
     seconds: float
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA GPU is available")
-    return torch.device(device)
-
-
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """bf16 where the hardware runs it natively, else None (full fp32)."""
     if device.type == "cuda":
