@@ -50,9 +50,32 @@ def main() -> None:
                 print(f"{name:8s} {key:9s} accuracy {result.accuracy:.4f} macro-F1 {result.macro_f1:.4f} n={result.n}")
         metrics[name] = entry
     (WEIGHTS_DIR / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    (cards / "metrics.md").write_text(markdown(metrics))
     lines = [f"{sha256_file(p)}  {p.name}" for p in sorted(WEIGHTS_DIR.glob("*.pt")) if "." not in p.stem]
     (WEIGHTS_DIR / MANIFEST).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def markdown(metrics: dict[str, dict]) -> str:
+    """The model card's tables: overall figures, then per-class test scores per model."""
+    lines = [
+        "| model | split | accuracy | macro-F1 | accuracy (TTA) | macro-F1 (TTA) | n |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in metrics.items():
+        for split in ("val", "test"):
+            plain, tta = entry[split], entry[f"{split}_tta"]
+            lines.append(
+                f"| {name} | {split} | {plain['accuracy']:.2%} | {plain['macro_f1']:.4f} | {tta['accuracy']:.2%} "
+                f"| {tta['macro_f1']:.4f} | {plain['n']} |"
+            )
+    for name, entry in metrics.items():
+        lines += ["", f"Per-class test scores, {name} (no TTA):", "",
+                  "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]  # fmt: skip
+        for row in entry["test"]["per_class"]:
+            scores = " | ".join(f"{row[k]:.3f}" for k in ("precision", "recall", "f1"))
+            lines.append(f"| {row['class']} | {scores} | {row['support']} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
