@@ -1,17 +1,32 @@
 """The annotate pipeline: frames -> faces -> tracks -> expressions -> annotated media and timelines.
 
-Decoding runs ahead in the reader's thread and encoding behind in the writer's thread;
-the main thread runs the model work on batches of frames (one detector forward and one
-classifier forward per batch) and the stateful tracker frame by frame in between.
+Stages overlap in threads joined by bounded queues, so memory stays flat however long
+the input is:
+
+* decoding runs ahead in the reader's thread;
+* the detector runs on batches of frames in ``workers`` threads (results come back in
+  order); on CPU each worker gets an equal share of the cores as torch threads, which
+  keeps both cores of a small machine busy without oversubscribing them;
+* the calling thread runs what must be sequential: the tracker frame by frame, then
+  one classifier forward per batch of frames, the smoother and the timeline;
+* drawing runs in a thread of its own and encoding in the writer's thread.
+
+``AnnotateOptions(workers=0)`` runs detection in the calling thread too (the
+straightforward sequential path, used by the equivalence tests); results are the same.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,6 +35,7 @@ import torch
 from fervid.annotate import FrameAnnotator
 from fervid.classify import ExpressionClassifier
 from fervid.detect import FaceDetector
+from fervid.devices import resolve_device
 from fervid.io.errors import InputError
 from fervid.io.images import ImageFolderReader, open_image
 from fervid.io.tables import TimelineBuilder, summarize_tracks, write_table
@@ -37,6 +53,15 @@ ProgressCallback = Callable[[int], None]
 TABLE_FORMATS: dict[str, tuple[str, ...]] = {"csv": (".csv",), "parquet": (".parquet",), "both": (".csv", ".parquet")}
 #: Detections down to this score are kept for the tracker's second (ByteTrack) pass only.
 LOW_SCORE = 0.1
+#: On CPU the detector gets at most this many frames per forward: small batches keep the
+#: activations in cache (at 640x360 a batch of 16 was ~1.3x slower per frame than 2-4).
+CPU_DETECT_BATCH = 4
+#: At most this many detector threads on CPU (more cores go to each thread's torch ops).
+MAX_CPU_WORKERS = 4
+#: Frames drawn ahead of the encoder at most (the drawing thread's queue).
+DRAW_QUEUE = 8
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -62,6 +87,7 @@ class AnnotateOptions:
     smooth_mode: str = "centred"  # "centred" (Gaussian, look-ahead) or "causal" (exponential, past only)
     plots: bool = True  # <stem>.timeline.png (video and --sequence inputs)
     table_format: str = "csv"  # "csv", "parquet" or "both"
+    workers: int | None = None  # detector threads; None: automatic (see worker_plan), 0: none (sequential)
 
     def __post_init__(self) -> None:
         self.smooth_s = check_window(self.smooth_s)
@@ -74,6 +100,8 @@ class AnnotateOptions:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.every < 1:
             raise ValueError(f"every must be >= 1, got {self.every}")
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f"workers must be >= 0 or None (automatic), got {self.workers}")
         if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
             raise ValueError(f"end ({self.end_s}s) must be after start ({self.start_s}s)")
 
@@ -100,14 +128,6 @@ class InputResult:
         return int(ids[ids >= 1].nunique())
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA GPU is available")
-    return torch.device(device)
-
-
 def is_image_input(path: Path) -> bool:
     """Folders and still images go through the image reader; everything else is a video."""
     if path.is_dir():
@@ -119,8 +139,67 @@ def is_image_input(path: Path) -> bool:
         return False
 
 
-def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
-    batch: list[Frame] = []
+def worker_plan(device: torch.device, workers: int | None = None, cores: int | None = None) -> tuple[int, int | None]:
+    """(detector threads, torch threads per thread; None = leave torch's setting alone).
+
+    CUDA: one thread feeds the GPU, which serialises the work anyway; the thread lets
+    the host-side work (tracking, drawing) overlap with it. CPU: up to ``MAX_CPU_WORKERS``
+    threads, each running torch with ``cores // workers`` threads, so small ops (depthwise
+    convs at batch 1-4) run side by side instead of being split across cores, where they
+    scale poorly. ``workers`` overrides the count (0: everything in the calling thread).
+    """
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if device.type != "cpu":
+        return (1 if workers is None else workers), None
+    if workers is None:
+        workers = max(1, min(cores, MAX_CPU_WORKERS))
+    return workers, max(1, cores // max(1, workers))
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Set torch's intra-op thread count for a block and restore it afterwards (None: no change)."""
+    if count is None or count == torch.get_num_threads():
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int | None = None) -> Iterator[R]:
+    """``map(fn, items)`` computed by ``workers`` threads, yielded in input order.
+
+    At most ``ahead`` (default ``2 * workers``) items are submitted and not yet yielded, so
+    memory is bounded however long ``items`` is. ``workers=0`` is plain ``map`` in the
+    calling thread. An exception in ``fn`` is raised here, at its item's turn; closing the
+    generator early cancels what has not started and waits for what has.
+    """
+    if workers == 0:
+        yield from map(fn, items)
+        return
+    ahead = max(1, ahead if ahead is not None else 2 * workers)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fervid-detect")
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            while pending and (len(pending) >= ahead or pending[0].done()):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+
+
+def _batches(frames: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
     for frame in frames:
         batch.append(frame)
         if len(batch) == size:
@@ -151,21 +230,40 @@ class Pipeline:
 
     # ------------------------------------------------------------------ streaming core
     def process(self, frames: Iterator[Frame], tracker: FaceTracker | None) -> Iterator[FrameResult]:
-        """Results frame by frame, in order: the faces kept for each frame and their expressions."""
-        for chunk in _batches(self._faces(frames, tracker), self.options.batch_size):
-            images = _stack_frames([frame.image for frame, _ in chunk])
-            predictions = self.classifier.classify(images, [dets for _, dets in chunk])
-            for (frame, dets), preds in zip(chunk, predictions):
-                yield FrameResult(frame, dets, preds)
+        """Results frame by frame, in order: the faces kept for each frame and their expressions.
 
-    def _faces(self, frames: Iterator[Frame], tracker: FaceTracker | None) -> Iterator[tuple[Frame, Detections]]:
+        On CPU, torch's thread count is set for the worker plan while this generator runs
+        (and restored when it finishes or is closed).
+        """
+        workers, threads = worker_plan(self.device, self.options.workers)
+        with torch_threads(threads):
+            for chunk in _batches(self._faces(frames, tracker, workers), self.options.batch_size):
+                images = _frame_tensors([frame.image for frame, _ in chunk])
+                predictions = self.classifier.classify(images, [dets for _, dets in chunk])
+                for (frame, dets), preds in zip(chunk, predictions):
+                    yield FrameResult(frame, dets, preds)
+
+    def _detected(self, frames: Iterator[Frame], workers: int) -> Iterator[tuple[list[Frame], list[Detections]]]:
+        """Batches of frames with their detections, in order, computed ``workers`` batches at a time."""
+        size = self.options.batch_size
+        if self.device.type == "cpu" and workers > 0:
+            size = min(size, CPU_DETECT_BATCH)
+
+        def detect(batch: list[Frame]) -> tuple[list[Frame], list[Detections]]:
+            return batch, self.detector.detect([f.image for f in batch])
+
+        return ordered_map(detect, _batches(frames, size), workers)
+
+    def _faces(
+        self, frames: Iterator[Frame], tracker: FaceTracker | None, workers: int = 0
+    ) -> Iterator[tuple[Frame, Detections]]:
         """Detect in batches; with a tracker keep confirmed tracks (IDs back-filled), else number
         every face above the threshold, left to right (independent photos)."""
         backfill = BackfilledTracker[Frame](tracker) if tracker is not None else None
         cuts = ShotCutDetector() if tracker is not None and self.options.shot_cuts else None
         next_photo_id = 1
-        for batch in _batches(frames, self.options.batch_size):
-            for frame, dets in zip(batch, self.detector.detect([f.image for f in batch])):
+        for batch, detections in self._detected(frames, workers):
+            for frame, dets in zip(batch, detections):
                 if backfill is not None:
                     if cuts is not None and cuts.is_cut(frame.image):
                         tracker.cut()
@@ -252,17 +350,21 @@ class Pipeline:
                     audio_from=source if reader.has_audio else None, end_s=o.end_s,
                 )  # fmt: skip
             count, span = 0, None
+            drawer = _DrawingThread(self.annotator, writer) if writer is not None else None
             try:
                 for result in self.smoothed(self.process(iter(reader), tracker)):
                     timeline.add(result)
                     span = (span[0] if span else result.frame.time_s, result.frame.time_s)
-                    if writer is not None:
-                        drawn = self.annotator.annotate(result.frame.image, result.detections, result.shown)
-                        writer.write(result.frame, drawn)
+                    if drawer is not None:
+                        drawer.put(result)
                     count += 1
                     if progress:
                         progress(1)
+                if drawer is not None:
+                    drawer.close()
             except BaseException:
+                if drawer is not None:
+                    drawer.abort()
                 if writer is not None:
                     writer.abort()
                 raise
@@ -334,6 +436,45 @@ class Pipeline:
             }
             self._models_info["expression"]["classes"] = list(self.classes)
         return self._models_info
+
+
+class _DrawingThread:
+    """Draws results and hands them to the video writer from a thread of its own, in order.
+
+    Drawing (OpenCV, which releases the GIL) then overlaps with the model work in the
+    calling thread; at most ``DRAW_QUEUE`` frames wait, so memory stays bounded. An error
+    while drawing or encoding is raised in the caller at its next ``put`` or at ``close``.
+    """
+
+    def __init__(self, annotator: FrameAnnotator, writer: VideoWriter) -> None:
+        self._annotator = annotator
+        self._writer = writer
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fervid-draw")
+        self._pending: deque[Future[None]] = deque()
+
+    def _draw(self, result: SmoothedResult) -> None:
+        drawn = self._annotator.annotate(result.frame.image, result.detections, result.shown)
+        self._writer.write(result.frame, drawn)
+
+    def put(self, result: SmoothedResult) -> None:
+        self._pending.append(self._pool.submit(self._draw, result))
+        while self._pending and (len(self._pending) > DRAW_QUEUE or self._pending[0].done()):
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        """Wait for every frame to be drawn and queued for encoding."""
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        """Drop what has not been drawn yet and stop the thread."""
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=True)
 
 
 def write_outputs(result: InputResult, outdir: Path, stem: str, options: AnnotateOptions) -> InputResult:
@@ -428,11 +569,11 @@ def require_pyarrow() -> None:
         raise ImportError("Parquet output needs pyarrow: pip install 'fervid[parquet]' (or pip install pyarrow)")
 
 
-def _stack_frames(images: list[np.ndarray]) -> torch.Tensor | list[torch.Tensor]:
-    """One (B, H, W, 3) tensor when all frames share a size (video), else a list (photos)."""
-    if all(img.shape == images[0].shape for img in images):
-        return torch.from_numpy(np.stack(images))
-    return [torch.from_numpy(img)[None] for img in images]
+def _frame_tensors(images: list[np.ndarray]) -> list[torch.Tensor]:
+    """The frames as (H, W, 3) tensors sharing their memory: the classifier only reads the face regions."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return [torch.as_tensor(np.ascontiguousarray(img)) for img in images]
 
 
 def _save_image(image: np.ndarray, path: Path) -> Path:

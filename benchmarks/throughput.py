@@ -1,0 +1,413 @@
+"""Throughput of fervid against the decode limit and a classic Haar + CNN baseline, on the same frames.
+
+Prints one table, every row measured in this run on the same first ``--frames`` frames:
+
+1. decode only: PyAV with threaded decoding and RGB conversion (fervid's ``VideoReader``),
+   the practical upper limit for anything that looks at every frame;
+2. fervid timeline only (``write_video=False``: tables, no annotated video);
+3. fervid full annotate (annotated H.264 video encoded as well);
+4. the classic approach of the naive tools, frame by frame: OpenCV's Haar cascade, then
+   one forward of our expression model per face on a resized 48x48 gray crop;
+
+then the ratios 2/1, 3/1 and 2/4. Each row has the peak resident memory of its stage
+(``VmHWM`` from ``/proc/self/status``, reset between stages through
+``/proc/self/clear_refs``) and, on CUDA, the peak GPU memory torch allocated.
+
+``--long`` adds a timeline-only run on the clip looped (remuxed, no re-encoding) to at
+least ``--long-minutes`` (default 10): its peak RSS shows whether memory stays flat.
+
+    python benchmarks/throughput.py VIDEO [--device cpu|cuda] [--frames N] [--batch-size B]
+        [--workers W] [--long] [--results benchmarks/RESULTS.md]
+
+Timings are only meaningful on an otherwise idle machine: the load average and any
+``fervid train`` processes seen at the start are reported next to the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from fervid.io.video import VideoReader
+from fervid.pipeline import AnnotateOptions, Pipeline, resolve_device, worker_plan
+
+#: Frames used to warm up the models (oneDNN/cuDNN pick their kernels on the first calls).
+WARMUP_FRAMES = 8
+#: The timeline-only peak RSS the long run must stay under (CPU).
+LONG_RSS_TARGET_MIB = 1536
+
+
+@dataclass
+class Row:
+    """One measured stage."""
+
+    name: str
+    frames: int
+    faces: int | None
+    seconds: float
+    rss_mib: float | None
+    gpu_mib: float | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+
+# --- memory --------------------------------------------------------------------------------------
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) to the current RSS; False where not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size since the last reset (VmHWM), else over the whole process (ru_maxrss)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextlib.contextmanager
+def measured(device: torch.device) -> Iterator[dict[str, float | None]]:
+    """Wall time, peak RSS and peak GPU memory of the block."""
+    out: dict[str, float | None] = {}
+    reset_peak_rss()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    yield out
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    out["seconds"] = time.perf_counter() - start
+    out["rss_mib"] = peak_rss_mib()
+    out["gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
+# --- inputs --------------------------------------------------------------------------------------
+
+
+def frame_times(video: Path, count: int) -> list[float]:
+    """Times of the first ``count`` frames (this pass also warms the file cache)."""
+    times = []
+    with VideoReader(video) as reader:
+        for frame in reader:
+            times.append(frame.time_s)
+            if len(times) == count:
+                break
+    if not times:
+        raise SystemExit(f"{video}: no frames could be decoded")
+    return times
+
+
+def loop_video(source: Path, target: Path, min_seconds: float) -> int:
+    """Write ``source``'s video stream repeated until it lasts ``min_seconds`` (packets copied); returns loops.
+
+    Every pass starts on a keyframe and timestamps keep increasing, so the result is an
+    ordinary long file to the reader: nothing in the benchmark knows it is a loop.
+    """
+    with av.open(str(source)) as inp, av.open(str(target), "w") as out:
+        stream = inp.streams.video[0]
+        packets = [p for p in inp.demux(stream) if p.size and p.pts is not None]
+        if not packets or not packets[0].is_keyframe:
+            raise SystemExit(f"{source}: cannot loop this file (no timestamps or no leading keyframe)")
+        first = min(p.pts for p in packets)
+        span = max(p.pts + (p.duration or 0) for p in packets) - first
+        loops = max(1, math.ceil(min_seconds / float(span * stream.time_base)))
+        ostream = out.add_stream_from_template(stream)
+        for k in range(loops):
+            for p in packets:
+                q = av.Packet(bytes(p))
+                q.pts = p.pts + k * span
+                q.dts = (p.dts if p.dts is not None else p.pts) + k * span
+                q.duration = p.duration
+                q.is_keyframe = p.is_keyframe
+                q.time_base = p.time_base
+                q.stream = ostream
+                out.mux(q)
+    return loops
+
+
+# --- stages --------------------------------------------------------------------------------------
+
+
+def decode_only(video: Path, end_s: float, device: torch.device) -> Row:
+    with measured(device) as m:
+        frames = 0
+        with VideoReader(video, end_s=end_s) as reader:
+            for _ in reader:
+                frames += 1
+    return Row("(1) decode only (PyAV, threaded, to RGB)", frames, None, m["seconds"], m["rss_mib"], m["gpu_mib"])
+
+
+def fervid_run(pipeline: Pipeline, video: Path, outdir: Path, name: str, device: torch.device) -> Row:
+    with measured(device) as m:
+        result = pipeline.run(video, outdir, "bench")
+    return Row(name, result.frames, len(result.timeline), m["seconds"], m["rss_mib"], m["gpu_mib"])
+
+
+def haar_cnn_baseline(video: Path, warmup_end_s: float, end_s: float, model_name: str, device: torch.device) -> Row:
+    """The naive tools' loop: Haar cascade per frame, then one CNN forward per face (batch of 1).
+
+    Needs OpenCV 4.x: OpenCV 5 moved ``CascadeClassifier`` out of the main module (to
+    opencv_contrib), so with OpenCV 5 installed the baseline runs in a child process
+    with an OpenCV 4 from ``--opencv-path`` first on its path (see :func:`baseline_in_child`).
+    """
+    import cv2
+
+    from fervid.models.expression_weights import load_weights
+
+    if not hasattr(cv2, "CascadeClassifier"):
+        raise BaselineUnavailable(f"OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 moved it out)")
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    if cascade.empty():
+        raise BaselineUnavailable("OpenCV's haarcascade_frontalface_default.xml could not be loaded")
+    model, config = load_weights(model_name)
+    model = model.to(device).eval()
+    size = config.input_size
+
+    @torch.inference_mode()
+    def per_frame(image: np.ndarray) -> int:
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        boxes = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(30, 30))
+        for x, y, w, h in boxes:
+            face = cv2.resize(gray[y : y + h, x : x + w], (size, size), interpolation=cv2.INTER_AREA)
+            tensor = torch.from_numpy(face).to(device).float().div(255.0).sub(config.mean).div(config.std)
+            torch.softmax(model(tensor[None, None]), dim=1).cpu()
+        return len(boxes)
+
+    with VideoReader(video, end_s=warmup_end_s) as reader:  # warm-up on the first frames
+        for frame in reader:
+            per_frame(frame.image)
+    with measured(device) as m:
+        frames = faces = 0
+        with VideoReader(video, end_s=end_s) as reader:
+            for frame in reader:
+                faces += per_frame(frame.image)
+                frames += 1
+    name = f"(4) classic: OpenCV {cv2.__version__} Haar cascade + CNN per face"
+    return Row(name, frames, faces, m["seconds"], m["rss_mib"], m["gpu_mib"])
+
+
+class BaselineUnavailable(RuntimeError):
+    """No OpenCV with Haar cascades could be found."""
+
+
+def baseline_in_child(
+    video: Path, warmup_end_s: float, end_s: float, model: str, device: torch.device, opencv_path: Path | None
+) -> Row:
+    """Run :func:`haar_cnn_baseline` in a fresh process (own peak RSS, own OpenCV), return its row.
+
+    The child gets ``opencv_path`` (a folder holding an OpenCV 4 ``cv2`` package, e.g. from
+    ``pip install --target DIR opencv-python-headless==4.12.0.88``) first on its path.
+    """
+    env = dict(os.environ)
+    if opencv_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(opencv_path), env.get("PYTHONPATH")]))
+    command = [sys.executable, str(Path(__file__).resolve()), str(video), "--baseline-child",
+               json.dumps([warmup_end_s, end_s, model, str(device)])]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BaselineUnavailable(reason)
+    return Row(**json.loads(lines[-1]))
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    import cv2
+
+    return (
+        f"{model}, {os.cpu_count()} cores ({usable} usable){gpu}; torch {torch.__version__}, "
+        f"PyAV {av.__version__} (libavcodec {'.'.join(map(str, av.library_versions['libavcodec']))}), "
+        f"OpenCV {cv2.__version__}, Python {platform.python_version()}"
+    )
+
+
+def background_load() -> str:
+    """Load average and any training processes, so busy-machine numbers are recognisable."""
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
+    busy = ""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        found = subprocess.run(["pgrep", "-f", "fervid train"], capture_output=True, text=True, timeout=5)
+        if found.stdout.strip():
+            busy = f"; WARNING: {len(found.stdout.split())} `fervid train` process(es) running, timings not valid"
+    return f"load average {' '.join(load)}{busy}"
+
+
+def git_version() -> str:
+    root = Path(__file__).resolve().parents[1]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True)  # fmt: skip
+        if head.returncode == 0:
+            return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+    return "unknown"
+
+
+def ratio_rows(rows: dict[str, Row]) -> list[tuple[str, float]]:
+    pairs = [("(2)/(1) timeline-only vs decode", "timeline", "decode"),
+             ("(3)/(1) full annotate vs decode", "full", "decode"),
+             ("(2)/(4) timeline-only vs classic baseline", "timeline", "baseline")]  # fmt: skip
+    return [(label, rows[a].fps / rows[b].fps) for label, a, b in pairs if a in rows and b in rows]
+
+
+def render(rows: dict[str, Row], title: str, cuda: bool) -> tuple[Table, str]:
+    """The Rich table for the console and the same numbers as a Markdown table."""
+    head = ["Measurement", "Frames", "Faces", "Seconds", "FPS", "Peak RSS MiB"] + (["Peak GPU MiB"] if cuda else [])
+    table = Table(title=title)
+    for i, name in enumerate(head):
+        table.add_column(name, justify="left" if i == 0 else "right")
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for row in rows.values():
+        if row.frames == 0:  # a stage that could not run: its name says why
+            cells = [row.name] + [""] * (len(head) - 1)
+            table.add_row(*cells, style="yellow")
+            lines.append("| " + " | ".join(cells) + " |")
+            continue
+        cells = [row.name, str(row.frames), "" if row.faces is None else str(row.faces), f"{row.seconds:.2f}",
+                 f"{row.fps:.1f}", "" if row.rss_mib is None else f"{row.rss_mib:.0f}"]  # fmt: skip
+        if cuda:
+            cells.append("" if row.gpu_mib is None else f"{row.gpu_mib:.0f}")
+        table.add_row(*cells)
+        lines.append("| " + " | ".join(cells) + " |")
+    for label, value in ratio_rows(rows):
+        cells = [label, "", "", "", f"{value:.2f}x", ""] + ([""] if cuda else [])
+        table.add_row(*cells, style="bold")
+        lines.append("| " + " | ".join(cells) + " |")
+    return table, "\n".join(lines)
+
+
+def append_results(path: Path, title: str, command: str, markdown: str, notes: list[str]) -> None:
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    section = [f"\n## {stamp}: {title}\n", f"- Command: `{command}`", f"- Machine: {machine()}",
+               f"- fervid: {git_version()}", *(f"- {n}" for n in notes), "", markdown, ""]  # fmt: skip
+    if not path.exists():
+        path.write_text("# Throughput results\n\nAppended by `benchmarks/throughput.py --results`; newest last.\n")
+    with path.open("a") as fh:
+        fh.write("\n".join(section))
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("video", type=Path)
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (CUDA when available)")
+    parser.add_argument("--frames", type=int, default=300, help="measure on the first N frames (default 300)")
+    parser.add_argument("--batch-size", type=int, default=AnnotateOptions.batch_size)
+    parser.add_argument("--workers", type=int, default=None, help="detector threads (default: automatic)")
+    parser.add_argument("--model", default="ferplus", help="expression model name or .pt path")
+    parser.add_argument("--long", action="store_true", help="also run timeline-only on the clip looped")
+    parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the looped input")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the Haar + CNN baseline")
+    parser.add_argument("--opencv-path", type=Path, default=os.environ.get("FERVID_OPENCV4"),
+                        help="folder with an OpenCV 4 cv2 package for the Haar baseline (OpenCV 5 has no Haar "
+                             "cascades); default $FERVID_OPENCV4")  # fmt: skip
+    parser.add_argument("--baseline-child", help=argparse.SUPPRESS)
+    parser.add_argument("--results", type=Path, default=None, help="append a section to this Markdown file")
+    args = parser.parse_args(argv)
+    if args.baseline_child:  # internal: the baseline's own process
+        warmup_end_s, end_s, model, device_name = json.loads(args.baseline_child)
+        row = haar_cnn_baseline(args.video, warmup_end_s, end_s, model, torch.device(device_name))
+        print(json.dumps(asdict(row)))
+        return 0
+    if args.frames < WARMUP_FRAMES + 1:
+        parser.error(f"--frames must be at least {WARMUP_FRAMES + 1}")
+    device = resolve_device(args.device)
+    load = background_load()
+    console = Console()
+    console.print(f"[dim]{machine()}\n{load}[/dim]")
+
+    times = frame_times(args.video, args.frames)
+    end_s = times[-1]
+    options = AnnotateOptions(model=args.model, device=str(device), batch_size=args.batch_size, workers=args.workers,
+                              end_s=end_s, plots=False, write_video=False)  # fmt: skip
+    pipeline = Pipeline(options)
+    rows: dict[str, Row] = {}
+    with tempfile.TemporaryDirectory(prefix="fervid-bench-") as tmp:
+        out = Path(tmp)
+        rows["decode"] = decode_only(args.video, end_s, device)
+        warmup_end_s = times[min(WARMUP_FRAMES, len(times)) - 1]
+        pipeline.options = replace(options, end_s=warmup_end_s)
+        pipeline.run(args.video, None, "warmup")
+        pipeline.options = options
+        rows["timeline"] = fervid_run(pipeline, args.video, out / "timeline", "(2) fervid timeline only", device)
+        pipeline.options = replace(options, write_video=True)
+        rows["full"] = fervid_run(pipeline, args.video, out / "full", "(3) fervid full annotate (+ H.264)", device)
+        if not args.no_baseline:
+            try:
+                rows["baseline"] = baseline_in_child(
+                    args.video, warmup_end_s, end_s, args.model, device, args.opencv_path
+                )
+            except BaselineUnavailable as exc:
+                rows["baseline-missing"] = Row(f"(4) classic baseline not run: {exc}", 0, None, 0.0, None)
+                console.print("[yellow]no Haar baseline: pass --opencv-path DIR with an OpenCV 4 (see --help)[/yellow]")
+        if args.long:
+            looped = out / f"looped{args.video.suffix or '.mp4'}"
+            loops = loop_video(args.video, looped, args.long_minutes * 60)
+            pipeline.options = replace(options, end_s=None)
+            rows["long"] = fervid_run(pipeline, looped, out / "long",
+                                      f"(5) timeline only, clip looped x{loops} (>= {args.long_minutes:g} min)",
+                                      device)  # fmt: skip
+
+    workers, threads = worker_plan(device, args.workers)
+    threads_text = f"{threads} torch thread(s) each" if threads else "torch threads unchanged"
+    title = (f"{args.video.name}: first {len(times)} frames, {device.type}, batch {args.batch_size}, "
+             f"{workers} detector worker(s), {threads_text}")  # fmt: skip
+    table, markdown = render(rows, title, device.type == "cuda")
+    console.print(table)
+    notes = [load, "Fervid rows: tables written (CSV), timeline PNG off (a fixed ~0.5 s, not per frame); "
+             "each stage's peak RSS is VmHWM reset before the stage."]  # fmt: skip
+    if "long" in rows:
+        verdict = "met" if rows["long"].rss_mib is not None and rows["long"].rss_mib < LONG_RSS_TARGET_MIB else "MISSED"
+        notes.append(f"Long run peak RSS {rows['long'].rss_mib:.0f} MiB: target < {LONG_RSS_TARGET_MIB} MiB {verdict}.")
+    if args.results is not None:
+        command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+        append_results(args.results, title, command, markdown, notes)
+        console.print(f"[dim]appended to {args.results}[/dim]")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""CI smoke test: ``benchmarks/throughput.py`` runs end to end on a few frames and prints its table.
+
+No timing assertions: CI machines are shared and noisy. Only that every stage ran (or,
+for the Haar baseline, said why it could not) and that ``--results`` appends a section.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from conftest import shared_path
+
+from fervid.models.expression_weights import ExpressionConfig, save_weights
+from fervid.types import EMOTIONS
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
+
+
+def test_throughput_script_prints_the_table(tmp_path: Path) -> None:
+    video = shared_path("media/pyfeat/WolfgangLanger_Pexels.mp4")
+    config = ExpressionConfig(classes=EMOTIONS, widths=(24, 48, 96, 192))
+    save_weights(tmp_path / "model.pt", config.build().eval(), config)  # the shipped weights may be training
+    results = tmp_path / "RESULTS.md"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(video), "--frames", "12", "--device", "cpu",
+         "--model", str(tmp_path / "model.pt"), "--results", str(results)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    for row in ("(1) decode only", "(2) fervid timeline only", "(3) fervid full annotate", "(4) classic",
+                "(2)/(1) timeline-only vs decode", "(3)/(1) full annotate vs decode"):  # fmt: skip
+        assert row in out, out
+    assert "first 12 frames" in out
+    text = results.read_text()
+    assert text.startswith("# Throughput results") and "| (2) fervid timeline only | 12 |" in text
+    assert "Machine:" in text and f"torch {torch.__version__}" in text
+
+
+def test_long_input_is_a_longer_file(tmp_path: Path) -> None:
+    """The ``--long`` input: the clip's packets remuxed with increasing timestamps."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import throughput
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    from fervid.io.video import VideoReader
+
+    video = shared_path("media/pyfeat/WolfgangLanger_Pexels.mp4")
+    looped = tmp_path / "looped.mp4"
+    loops = throughput.loop_video(video, looped, 45.0)
+    assert loops == 3  # 19.7 s per pass
+    with VideoReader(looped) as reader:
+        times = [f.time_s for f in reader]
+    assert len(times) == 3 * 472
+    assert all(b > a for a, b in zip(times, times[1:]))
+    assert times[-1] > 45.0

@@ -1,0 +1,219 @@
+"""The fast path gives the straightforward path's results.
+
+Fast: detector threads, small CPU detector batches, channels-last networks with folded
+batch norms, crops cut from face regions only, drawing in its own thread. Straightforward:
+``batch_size=1, workers=0``, everything in the calling thread. On real clips the written
+CSVs must have the same rows and the same numbers up to float tolerance.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import shared_path
+
+from fervid.align import FER_TEMPLATE_48, crop_faces, crop_faces_rgb, to_gray
+from fervid.detect import FaceDetector, decode_detections
+from fervid.geometry import prior_boxes
+from fervid.io.video import VideoReader
+from fervid.models.expression_weights import ExpressionConfig, save_weights
+from fervid.pipeline import AnnotateOptions, Pipeline, ordered_map, torch_threads, worker_plan
+from fervid.types import EMOTIONS
+
+CLIPS = ["media/pyfeat/WolfgangLanger_Pexels.mp4", "media/face_recognition/short_hamilton_clip.mp4"]
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded random expression model: the property under test is the pipeline's, not the model's,
+    and the shipped weights may be rewritten by training while the tests run."""
+    torch.manual_seed(0)
+    config = ExpressionConfig(classes=EMOTIONS, widths=(24, 48, 96, 192))
+    net = config.build().eval()
+    for module in net.modules():  # non-trivial batch-norm scales so the folded model has work to do
+        if isinstance(module, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(module.running_var, 0.5, 2.0)
+    path = tmp_path_factory.mktemp("model") / "random.pt"
+    save_weights(path, net, config)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pipeline(model_path: Path) -> Pipeline:
+    return Pipeline(AnnotateOptions(model=str(model_path), device="cpu", plots=False, write_video=False))
+
+
+def _run(pipeline: Pipeline, clip: Path, out: Path, **changes: object) -> pd.DataFrame:
+    base = AnnotateOptions(model=pipeline.options.model, device="cpu", plots=False, write_video=False, end_s=3.0)
+    pipeline.options = replace(base, **changes)
+    pipeline.run(clip, out, "clip")
+    return pd.read_csv(out / "clip.faces.csv")
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_fast_path_writes_the_same_csv_as_the_plain_path(pipeline: Pipeline, clip: str, tmp_path: Path) -> None:
+    source = shared_path(clip)
+    fast = _run(pipeline, source, tmp_path / "fast")  # defaults: batch 16, automatic workers
+    plain = _run(pipeline, source, tmp_path / "plain", batch_size=1, workers=0)
+    odd = _run(pipeline, source, tmp_path / "odd", batch_size=5, workers=3)  # batches split unevenly
+    assert len(fast) > 0
+    for other in (plain, odd):
+        assert list(other.columns) == list(fast.columns)
+        pd.testing.assert_frame_equal(other[["frame", "face_id"]], fast[["frame", "face_id"]])
+        numbers = [c for c in fast.columns if c not in ("frame", "face_id", "emotion")]
+        np.testing.assert_allclose(other[numbers].to_numpy(), fast[numbers].to_numpy(), rtol=0, atol=2e-3)
+        # the label may only differ on a near-tie of the two top classes
+        probs = np.sort(fast[[c for c in fast.columns if c.startswith("p_")]].to_numpy(), axis=1)
+        clear = probs[:, -1] - probs[:, -2] > 1e-3
+        assert (other["emotion"][clear] == fast["emotion"][clear]).all()
+
+
+def test_full_annotate_with_drawing_thread_writes_video(pipeline: Pipeline, tmp_path: Path) -> None:
+    source = shared_path(CLIPS[1])
+    pipeline.options = replace(pipeline.options, end_s=1.0, write_video=True)
+    result = pipeline.run(source, tmp_path, "clip")
+    assert (tmp_path / "clip.annotated.mp4").stat().st_size > 0
+    with VideoReader(tmp_path / "clip.annotated.mp4") as reader:
+        assert sum(1 for _ in reader) == result.frames
+
+
+# --- the pieces of the fast path against the straightforward ones ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    with VideoReader(shared_path(CLIPS[1]), end_s=1.0) as reader:
+        return [f.image for f in reader][:6]
+
+
+def test_detector_channels_last_rgb_net_matches_the_published_bgr_model(frames: list[np.ndarray]) -> None:
+    detector = FaceDetector(det_size=None, score_threshold=0.3)
+    fast = detector.detect(frames)
+    x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
+    x = (x - detector._mean_rgb).flip(1)  # the original preprocessing: NCHW, BGR minus the mean
+    with torch.inference_mode():
+        loc, conf, landm = detector.model(x)
+    priors = prior_boxes(x.shape[2], x.shape[3], detector.config.strides, detector.config.sizes)
+    plain = decode_detections(loc, conf, landm, priors, score_threshold=0.3, nms_threshold=detector.nms_threshold)
+    assert sum(len(d) for d in plain) > 0
+    for a, b in zip(fast, plain, strict=True):
+        assert len(a) == len(b)
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
+        np.testing.assert_allclose(a.score, b.score, atol=1e-5)
+
+
+@pytest.mark.parametrize("shift", [(0.0, 0.0), (-300.0, 150.0), (500.0, -200.0)])
+def test_region_crops_equal_whole_frame_crops(frames: list[np.ndarray], shift: tuple[float, float]) -> None:
+    """Also for faces pushed partly off the frame, where the border clamping must agree."""
+    detections = FaceDetector(score_threshold=0.5).detect(frames)
+    counts = [len(d) for d in detections]
+    frame_index = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+    landmarks = torch.from_numpy(np.concatenate([d.landmarks for d in detections])) + torch.tensor(shift)
+    template = torch.from_numpy(FER_TEMPLATE_48)
+    stack = torch.from_numpy(np.stack(frames))
+    whole = crop_faces(to_gray(stack), frame_index, landmarks, template)
+    region = crop_faces_rgb(stack, frame_index, landmarks, template)
+    listed = crop_faces_rgb([torch.from_numpy(f) for f in frames], frame_index, landmarks, template)
+    assert len(whole) == sum(counts) > 0
+    torch.testing.assert_close(region, whole, atol=0.02, rtol=0)
+    torch.testing.assert_close(listed, region)
+
+
+def test_region_crops_empty() -> None:
+    template = torch.from_numpy(FER_TEMPLATE_48)
+    out = crop_faces_rgb([], torch.zeros(0, dtype=torch.long), torch.zeros((0, 5, 2)), template)
+    assert out.shape == (0, 1, 48, 48)
+
+
+# --- threading helpers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [0, 1, 2, 4])
+@pytest.mark.parametrize("count", [0, 1, 7, 50])
+def test_ordered_map_keeps_order(workers: int, count: int) -> None:
+    rng = np.random.default_rng(count)
+    delays = rng.uniform(0, 0.002, count)
+
+    def slow_square(i: int) -> int:
+        time.sleep(delays[i])
+        return i * i
+
+    assert list(ordered_map(slow_square, range(count), workers)) == [i * i for i in range(count)]
+
+
+def test_ordered_map_raises_at_the_failing_item_and_bounds_work_ahead() -> None:
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def work(i: int) -> int:
+        with lock:
+            started.append(i)
+        if i == 3:
+            raise ValueError("item 3")
+        return i
+
+    results = ordered_map(work, range(1000), workers=2, ahead=4)
+    assert [next(results) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="item 3"):
+        next(results)
+    assert max(started) < 3 + 4 + 2  # never more than `ahead` items beyond the consumer
+
+
+def test_ordered_map_close_early_stops_the_pool() -> None:
+    before = threading.active_count()
+    results = ordered_map(lambda i: i, range(10_000), workers=2)
+    assert next(results) == 0
+    results.close()
+    assert threading.active_count() <= before
+
+
+@pytest.mark.parametrize(
+    ("device", "workers", "cores", "expected"),
+    [
+        ("cpu", None, 1, (1, 1)),
+        ("cpu", None, 2, (2, 1)),
+        ("cpu", None, 8, (4, 2)),
+        ("cpu", None, 16, (4, 4)),
+        ("cpu", 0, 2, (0, 2)),
+        ("cpu", 1, 2, (1, 2)),
+        ("cuda", None, 16, (1, None)),
+        ("cuda", 0, 16, (0, None)),
+    ],
+)
+def test_worker_plan(device: str, workers: int | None, cores: int, expected: tuple[int, int | None]) -> None:
+    assert worker_plan(torch.device(device), workers, cores) == expected
+
+
+def test_torch_threads_restores() -> None:
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+
+
+def test_workers_option_is_validated() -> None:
+    with pytest.raises(ValueError, match="workers"):
+        AnnotateOptions(workers=-1)
+
+
+def test_half_precision_detector_stays_close(frames: list[np.ndarray]) -> None:
+    """The CUDA default (float16) checked on CPU, where it also runs (slowly): same faces, close boxes."""
+    small = [f[::2, ::2].copy() for f in frames[:2]]  # keep the slow CPU float16 convs cheap
+    full = FaceDetector(det_size=None, score_threshold=0.5, half=False).detect(small)
+    half = FaceDetector(det_size=None, score_threshold=0.5, half=True)
+    assert half.half and not FaceDetector(half=None).half  # None: float16 only on CUDA
+    assert sum(len(d) for d in full) > 0
+    for a, b in zip(full, half.detect(small), strict=True):
+        assert len(a) == len(b)
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1.0)
+        np.testing.assert_allclose(a.score, b.score, atol=0.03)
