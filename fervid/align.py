@@ -128,29 +128,57 @@ def crop_faces_rgb(
     if n == 0:
         return torch.zeros((0, 1, size, size), device=device)
     crop_to_frame = invert_similarity(similarity_transforms(landmarks.float(), template.float()))
-    points = _sample_points(crop_to_frame, size, supersample)  # (n, fine, fine, 2) frame pixels
-    flat = points.view(n, -1, 2)
-    # Pixel centres sit at integer coordinates after the half-pixel shift grid_sample applies.
-    low = torch.nan_to_num(flat.amin(dim=1) - 0.5, nan=0.0, posinf=1e9, neginf=-1e9).floor() - 1
-    high = torch.nan_to_num(flat.amax(dim=1) - 0.5, nan=0.0, posinf=1e9, neginf=-1e9).floor() + 2
-    bounds = torch.cat([low, high], dim=1).clamp(-(2**30), 2**30).long().cpu()  # one sync for all faces
     fine = size * supersample
-    out = torch.empty((n, 1, fine, fine), device=device)
-    for f in torch.unique(frame_index).tolist():
-        members = (frame_index == f).nonzero().flatten()
-        frame = frames[f]
-        if frame.ndim == 4:
-            frame = frame[0]
-        height, width = frame.shape[:2]
-        box = bounds[members.cpu()]
+    centres = (torch.arange(fine, device=device, dtype=torch.float32) + 0.5) / supersample
+    # The sampled region of a face: the crop square's corners mapped into the frame (an affine
+    # map's extremes over a box are at its corners); pixel centres sit at integer coordinates
+    # after the half-pixel shift grid_sample applies.
+    ends = centres[[0, -1]]
+    corners = torch.stack(torch.meshgrid(ends, ends, indexing="xy"), dim=-1).view(4, 2)
+    frame_corners = corners @ crop_to_frame[:, :, :2].transpose(1, 2) + crop_to_frame[:, None, :, 2]  # (n, 4, 2)
+    low = torch.nan_to_num(frame_corners.amin(dim=1) - 0.5, nan=0.0, posinf=1e9, neginf=-1e9).floor() - 1
+    high = torch.nan_to_num(frame_corners.amax(dim=1) - 0.5, nan=0.0, posinf=1e9, neginf=-1e9).floor() + 2
+    bounds = torch.cat([low, high], dim=1).clamp(-(2**30), 2**30).long().cpu().numpy()  # one sync
+    # Group faces by frame on the host (numpy), so the per-frame loop below is a few torch calls.
+    index = frame_index.cpu().numpy()
+    order = np.argsort(index, kind="stable")
+    sorted_index = index[order]
+    frame_ids, starts = np.unique(sorted_index, return_index=True)
+    stops = np.append(starts[1:], n)
+    rois = np.empty((len(frame_ids), 4), dtype=np.int64)  # x0, y0, x1, y1 inclusive, inside the frame
+    for k, (f, a, b) in enumerate(zip(frame_ids.tolist(), starts.tolist(), stops.tolist())):
+        height, width = _frame_at(frames, f).shape[:2]
+        box = bounds[order[a:b]]
         x0 = min(max(int(box[:, 0].min()), 0), width - 1)
         y0 = min(max(int(box[:, 1].min()), 0), height - 1)
         x1 = max(min(int(box[:, 2].max()), width - 1), x0)
         y1 = max(min(int(box[:, 3].max()), height - 1), y0)
-        patch = to_gray(frame[y0 : y1 + 1, x0 : x1 + 1].to(device)[None])
-        origin = torch.tensor([x0, y0], device=device, dtype=torch.float32)
-        scale = torch.tensor([2.0 / (x1 - x0 + 1), 2.0 / (y1 - y0 + 1)], device=device)
-        grid = ((points[members] - origin) * scale - 1.0).reshape(1, len(members) * fine, fine, 2)
-        sampled = F.grid_sample(patch, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        out[members] = sampled.view(len(members), 1, fine, fine)
-    return F.avg_pool2d(out, supersample) if supersample > 1 else out
+        rois[k] = (x0, y0, x1, y1)
+    # Each face's map from crop pixels to grid_sample's [-1, 1] coordinates of its region, then
+    # the whole grid in one broadcast: grid[i, j] = A[:, 0] * c_j + A[:, 1] * c_i + t.
+    face_roi = torch.from_numpy(rois[np.searchsorted(frame_ids, sorted_index)]).to(device)  # (n, 4), sorted
+    scale = 2.0 / (face_roi[:, 2:] - face_roi[:, :2] + 1).float()
+    affine = crop_to_frame[torch.from_numpy(order).to(device)]
+    linear = affine[:, :, :2] * scale[:, :, None]
+    shift = (affine[:, :, 2] - face_roi[:, :2].float()) * scale - 1.0
+    along_x = linear[:, None, :, 0] * centres[None, :, None]  # (n, fine, 2)
+    along_y = linear[:, None, :, 1] * centres[None, :, None] + shift[:, None, :]
+    grid = along_y[:, :, None, :] + along_x[:, None, :, :]  # (n, fine, fine, 2)
+    parts = []
+    for k, (f, a, b) in enumerate(zip(frame_ids.tolist(), starts.tolist(), stops.tolist())):
+        x0, y0, x1, y1 = rois[k].tolist()
+        patch = to_gray(_frame_at(frames, f)[y0 : y1 + 1, x0 : x1 + 1].to(device)[None])
+        stacked = grid[a:b].reshape(1, (b - a) * fine, fine, 2)
+        sampled = F.grid_sample(patch, stacked, mode="bilinear", padding_mode="border", align_corners=False)
+        sampled = sampled.view(b - a, 1, fine, fine)
+        parts.append(F.avg_pool2d(sampled, supersample) if supersample > 1 else sampled)
+    out = torch.cat(parts) if len(parts) > 1 else parts[0]
+    if np.any(np.diff(index) < 0):  # faces were not in frame order: put them back
+        out = out[torch.from_numpy(np.argsort(order, kind="stable")).to(device)]
+    return out
+
+
+def _frame_at(frames: torch.Tensor | Sequence[torch.Tensor], f: int) -> torch.Tensor:
+    """Frame ``f`` as an (H, W, 3) tensor, from a batch or a list of (H, W, 3) / (1, H, W, 3) tensors."""
+    frame = frames[f]
+    return frame[0] if frame.ndim == 4 else frame

@@ -351,8 +351,9 @@ class Pipeline:
                 )  # fmt: skip
             count, span = 0, None
             drawer = _DrawingThread(self.annotator, writer) if writer is not None else None
+            results = self.smoothed(self.process(iter(reader), tracker))
             try:
-                for result in self.smoothed(self.process(iter(reader), tracker)):
+                for result in results:
                     timeline.add(result)
                     span = (span[0] if span else result.frame.time_s, result.frame.time_s)
                     if drawer is not None:
@@ -363,6 +364,7 @@ class Pipeline:
                 if drawer is not None:
                     drawer.close()
             except BaseException:
+                results.close()  # stops the detector threads now, not when the traceback is freed
                 if drawer is not None:
                     drawer.abort()
                 if writer is not None:

@@ -217,3 +217,13 @@ def test_half_precision_detector_stays_close(frames: list[np.ndarray]) -> None:
         assert len(a) == len(b)
         np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1.0)
         np.testing.assert_allclose(a.score, b.score, atol=0.03)
+
+
+def test_region_crops_faces_out_of_frame_order() -> None:
+    frames = torch.randint(0, 256, (3, 120, 160, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    template = torch.from_numpy(FER_TEMPLATE_48)
+    placements = ((1.5, (10.0, 20.0)), (2.0, (90.0, 40.0)), (1.0, (-20.0, 100.0)), (3.0, (50.0, 5.0)))
+    landmarks = torch.stack([template * s + torch.tensor(shift) for s, shift in placements])
+    frame_index = torch.tensor([2, 0, 2, 1])
+    whole = crop_faces(to_gray(frames), frame_index, landmarks, template)
+    torch.testing.assert_close(crop_faces_rgb(frames, frame_index, landmarks, template), whole, atol=0.02, rtol=0)
