@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -20,6 +21,16 @@ from rich.table import Table
 from torch import nn
 
 from fervid.models.expression_weights import load_weights, shipped_models
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (platform.processor() is often empty on Linux)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def plain_vgg(num_classes: int = 8) -> nn.Module:
@@ -57,7 +68,7 @@ def main() -> None:
     batches = (1, 16, 64)
     baseline = plain_vgg()
     base = {b: ms_per_face(baseline, b, 48, args.repeats) for b in batches}
-    table = Table(title=f"Expression model cost, ms per face ({platform.processor() or platform.machine()}, "
+    table = Table(title=f"Expression model cost, ms per face ({cpu_name()}, "
                         f"{torch.get_num_threads()} threads, torch {torch.__version__})")  # fmt: skip
     table.add_column("model")
     table.add_column("params")

@@ -70,7 +70,10 @@ def test_labelled_stills_are_recognised(detector):
         pred = clf.classify(torch.from_numpy(image)[None], [dets])[0]
         correct.append(pred.label[0] == label)
         print(f"{name}: {pred.label[0]} ({pred.confidence[0]:.2f}), expected {label}")
-    assert np.mean(correct) >= 0.75, f"{sum(correct)}/{len(correct)} stills recognised"
+    # The bar follows from the model card: for a classifier that is right 80% of the time,
+    # P(at least 5 of 8 right) = 0.94, while P(at least 6 of 8) = 0.80, which would fail one
+    # run in five on a sound model. Chance level (1/8 per image) essentially never reaches 5.
+    assert sum(correct) >= 5, f"{sum(correct)}/{len(correct)} stills recognised"
 
 
 def test_no_faces_gives_empty_predictions():
