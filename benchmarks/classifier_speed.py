@@ -11,26 +11,15 @@ the design buys.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
-from pathlib import Path
 
 import torch
 from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from fervid.devices import cpu_name
 from fervid.models.expression_weights import load_weights, shipped_models
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (platform.processor() is often empty on Linux)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else platform.processor() or platform.machine()
 
 
 def plain_vgg(num_classes: int = 8) -> nn.Module:

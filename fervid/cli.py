@@ -384,9 +384,13 @@ def models() -> None:
         test, tta = figures.get("test", {}), figures.get("test_tta", {})
         table.add_row(
             name, ", ".join(cfg.classes), _pct(test.get("accuracy")), _pct(tta.get("accuracy")),
-            _pct(test.get("macro_f1")), str(cfg.info.get("hardware", "")),
+            _score(test.get("macro_f1")), str(cfg.info.get("hardware", "")),
         )  # fmt: skip
     Console().print(table)
+
+
+def _score(value: float | None) -> str:
+    return f"{value:.3f}" if value is not None else "not evaluated"
 
 
 def _pct(value: float | None) -> str:

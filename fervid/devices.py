@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -17,3 +20,13 @@ def resolve_device(device: str) -> torch.device:
         return torch.device(device)
     except RuntimeError:
         raise ValueError(f"unknown device {device!r}; use one of {', '.join(DEVICE_CHOICES)}") from None
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (``platform.processor()`` is often empty on Linux)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import json
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fervid.devices import cpu_name
 from fervid.models.expression_weights import ExpressionConfig, save_weights
 from fervid.train.augment import AugmentConfig, augment
 from fervid.train.data import ExpressionData
@@ -84,7 +84,7 @@ def class_weights(data: ExpressionData, power: float) -> torch.Tensor:
 def hardware_description(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    return f"CPU: {cpu_name()}, {torch.get_num_threads()} threads"
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
