@@ -90,6 +90,7 @@ class FaceDetector:
         # The network wants BGR minus the mean; frames arrive RGB, so flip the mean too.
         self._mean_rgb = torch.tensor(self.config.mean_bgr[::-1], device=self.device).view(1, 3, 1, 1)
         self._mean_rgb_last = self._mean_rgb.view(3)  # for (b, H, W, 3) frames
+        self._mean_rows: dict[int, torch.Tensor] = {}
 
     def __call__(self, images: Images) -> list[Detections]:
         return self.detect(images)
@@ -148,6 +149,13 @@ class FaceDetector:
                 resized[i] = images[k : k + 1]
         return _pad_cat(resized), scale
 
+    def _mean_row(self, width: int) -> torch.Tensor:
+        """The RGB mean repeated along one row of ``width`` pixels (cached per width)."""
+        row = self._mean_rows.get(width)
+        if row is None:
+            row = self._mean_rows[width] = self._mean_rgb_last.repeat(width)
+        return row
+
     def _normalize(self, batch: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
         """uint8 (b, H, W, 3) RGB -> float (b, 3, out_h, out_w) RGB minus mean, channels-last.
 
@@ -158,7 +166,10 @@ class FaceDetector:
         """
         height, width = batch.shape[1:3]
         if (out_h, out_w) == (height, width):
-            x = batch.float().sub_(self._mean_rgb_last)  # one contiguous pass over (b, H, W, 3)
+            # Contiguous passes over (b, H, W*3): subtracting a whole row of means is ~3x faster
+            # than broadcasting the 3-vector, whose inner loop is only 3 long.
+            x = batch.float().contiguous()  # a no-op for frames as they arrive
+            x.view(len(batch), height, width * 3).sub_(self._mean_row(width))
             return x.permute(0, 3, 1, 2)  # a view: NCHW shape, channels-last memory
         step = max(1, _FLOAT_BUDGET_BYTES // (height * width * 3 * 4))
         downscale = out_h < height or out_w < width

@@ -26,7 +26,7 @@ def test_throughput_script_prints_the_table(tmp_path: Path) -> None:
     save_weights(tmp_path / "model.pt", config.build().eval(), config)  # the shipped weights may be training
     results = tmp_path / "RESULTS.md"
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), str(video), "--frames", "12", "--device", "cpu",
+        [sys.executable, str(SCRIPT), str(video), "--frames", "12", "--repeats", "1", "--device", "cpu",
          "--model", str(tmp_path / "model.pt"), "--results", str(results)],
         capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
