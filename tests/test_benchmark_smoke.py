@@ -27,13 +27,15 @@ def test_throughput_script_prints_the_table(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     done = subprocess.run(
         [sys.executable, str(SCRIPT), str(video), "--frames", "12", "--repeats", "1", "--device", "cpu",
-         "--model", str(tmp_path / "model.pt"), "--results", str(results)],
+         "--long", "--long-minutes", "0.1", "--model", str(tmp_path / "model.pt"), "--results", str(results)],
         capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
-    for row in ("(1) decode only", "(2) fervid timeline only", "(3) fervid full annotate", "(4) classic",
-                "(2)/(1) timeline-only vs decode", "(3)/(1) full annotate vs decode"):  # fmt: skip
+    rows = ["(1) decode only", "(2) fervid timeline only", "(3) fervid full annotate", "(4) classic"]
+    rows += ["(5) timeline only, clip looped x1", "(6) full annotate (+ H.264), clip looped x1"]
+    rows += ["(2)/(1) timeline-only vs decode", "(3)/(1) full annotate vs decode"]
+    for row in rows:
         assert row in out, out
     assert "first 12 frames" in out
     text = results.read_text()
