@@ -247,7 +247,7 @@ def decode_detections(
 # --- helpers ------------------------------------------------------------------------------------
 
 #: Frames are converted to float at most this many bytes at a time before resizing.
-_FLOAT_BUDGET_BYTES = 256 * 2**20
+_FLOAT_BUDGET_BYTES = 64 * 2**20
 
 
 def rgb_input_copy(model: torch.nn.Module) -> torch.nn.Module:

@@ -22,8 +22,13 @@ Produce = Callable[[Callable[[T], bool]], None]
 _POLL_S = 0.1
 
 
-def bounded_queue_size(requested: int, item_bytes: int, budget_bytes: int = 512 * 2**20) -> int:
-    """Shrink a queue length so queued frames stay within a memory budget (64 4K frames are 1.6 GB)."""
+def bounded_queue_size(requested: int, item_bytes: int, budget_bytes: int = 128 * 2**20) -> int:
+    """Shrink a queue length so queued frames stay within a memory budget (64 4K frames are 1.6 GB).
+
+    128 MiB holds 64 frames up to 720p and 21 at 1080p: decoding runs far ahead of the
+    models, so a deeper queue only absorbs jitter, while at 1080p the earlier 512 MiB budget
+    made a short clip's run peak at 1.8 GB.
+    """
     return max(1, min(requested, budget_bytes // max(1, item_bytes)))
 
 

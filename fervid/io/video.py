@@ -125,7 +125,7 @@ class VideoReader:
         threads: FFmpeg decoder thread type ("AUTO", "FRAME", "SLICE", "NONE") or a
             thread count (used with "AUTO").
         queue_size: decoded frames buffered ahead of the consumer; lowered for large
-            frames so the queue stays under ~512 MiB.
+            frames so the queue stays under ~128 MiB.
 
     Use as a context manager (or call ``close()``) so the decode thread is joined
     even when the loop stops early. One pass only. After iteration ``decode_error``

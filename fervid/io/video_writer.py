@@ -276,7 +276,7 @@ class VideoWriter:
         self._last_pts = -1
         self._error: BaseException | None = None
         self._abort = threading.Event()
-        size = bounded_queue_size(queue_size, width * height * 3, budget_bytes=256 * 2**20)
+        size = bounded_queue_size(queue_size, width * height * 3, budget_bytes=96 * 2**20)
         self._queue: queue.Queue[tuple[int, np.ndarray] | None] = queue.Queue(maxsize=size)
         self._closed = False
         # One RGB->YUV converter for all frames: a fresh SwsContext per frame is ~8x slower.
