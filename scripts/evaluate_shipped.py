@@ -3,7 +3,7 @@
 Writes weights/metrics.json (figures the CI test checks), weights/cards/<model>-<split>[-tta].confusion.{csv,png}
 and weights/SHA256SUMS. Usage:
 
-    python scripts/evaluate_shipped.py --shared ../shared
+    python scripts/evaluate_shipped.py --shared ../shared [--models ferplus]
 """
 
 from __future__ import annotations
@@ -26,11 +26,17 @@ SPLITS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=Path("../shared"))
+    parser.add_argument("--models", nargs="+", choices=list(SPLITS), default=list(SPLITS),
+                        help="re-evaluate only these (a new model); the others keep their entries")  # fmt: skip
     args = parser.parse_args()
     cards = WEIGHTS_DIR / "cards"
     cards.mkdir(exist_ok=True)
-    metrics: dict[str, dict] = {}
+    metrics_path = WEIGHTS_DIR / "metrics.json"
+    kept = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    metrics: dict[str, dict] = {name: kept[name] for name in SPLITS if name not in args.models and name in kept}
     for name, splits in SPLITS.items():
+        if name not in args.models:
+            continue
         model, cfg = load_weights(name, verify=False)
         entry: dict = {"classes": list(cfg.classes), "training": cfg.info}
         for split, rel in splits.items():
@@ -49,7 +55,8 @@ def main() -> None:
                 )
                 print(f"{name:8s} {key:9s} accuracy {result.accuracy:.4f} macro-F1 {result.macro_f1:.4f} n={result.n}")
         metrics[name] = entry
-    (WEIGHTS_DIR / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    metrics = {name: metrics[name] for name in SPLITS if name in metrics}  # the card's order
+    metrics_path.write_text(json.dumps(metrics, indent=1) + "\n")
     (cards / "metrics.md").write_text(markdown(metrics))
     lines = [f"{sha256_file(p)}  {p.name}" for p in sorted(WEIGHTS_DIR.glob("*.pt")) if "." not in p.stem]
     (WEIGHTS_DIR / MANIFEST).write_text("\n".join(lines) + "\n")
