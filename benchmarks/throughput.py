@@ -253,8 +253,8 @@ def baseline_in_child(
 def long_in_child(video: Path, options: AnnotateOptions, outdir: Path, name: str, write_video: bool) -> Row:
     """One fervid run on ``video`` in a fresh process, as ``fervid annotate [--no-video]`` would run it.
 
-    Its peak RSS is the whole process's (models included), unaffected by the memory this
-    process's allocator kept from the earlier stages.
+    Its peak RSS is that process's own while it processes the input (models loaded),
+    unaffected by the memory this process's allocator kept from the earlier stages.
     """
     fields = {"model": options.model, "device": options.device, "batch_size": options.batch_size,
               "workers": options.workers, "write_video": write_video}  # fmt: skip
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         row = haar_cnn_baseline(args.video, warmup_end_s, end_s, model, torch.device(device_name))
         print(json.dumps(asdict(row)))
         return 0
-    if args.long_child:  # internal: the long run's own process; peak RSS over its whole life
+    if args.long_child:  # internal: the long run's own process, so its peak RSS is its own
         fields, outdir = json.loads(args.long_child)
         options = AnnotateOptions(**fields, plots=False)
         pipeline = Pipeline(options)
@@ -417,8 +417,9 @@ def main(argv: list[str] | None = None) -> int:
 
         with measured(torch.device(options.device)) as m:
             result = pipeline.run(args.video, Path(outdir), "long", progress)
-        # VmHWM, the peak of this process's own address space. Not ru_maxrss: Linux carries the
-        # parent's peak into a child across fork + exec, so it would report the parent's figure.
+        # VmHWM (reset by ``measured`` once the models are loaded): this process's own peak while
+        # it processed the input. Not ru_maxrss: Linux carries the parent's peak into a child
+        # across fork + exec, so it would report the parent's figure.
         rss = peak_rss_mib()
         row = Row("long", result.frames, len(result.timeline), m["seconds"], rss, m["gpu_mib"], None, early[0])
         print(json.dumps(asdict(row)))
@@ -485,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     notes = [load, f"Stages 1-4 ran {args.repeats} interleaved round(s); Seconds/FPS are the median run, FPS range "
              "the slowest and fastest. Fervid rows write the tables (CSV), timeline PNG off (a fixed ~0.5 s, not "
              "per frame). Peak RSS: VmHWM reset before each stage; rows 4-6 run in processes of their own "
-             "(rows 5-6: peak of the whole process, models included; time includes the cold start)."]  # fmt: skip
+             "(rows 5-6: the peak while processing, models loaded; time includes the cold start)."]  # fmt: skip
     for key in ("long", "long-video"):
         if key in rows:
             rss = rows[key].rss_mib
