@@ -74,12 +74,17 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: torch's default).")] = 0,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Warm restart: start from these weights (their architecture replaces --widths/--blocks)."),
+    ] = None,
 ) -> None:
-    """Train an expression model from scratch; the best epoch on --val is kept."""
+    """Train an expression model (from scratch, or from --init); the best epoch on --val is kept."""
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from fervid.devices import resolve_device
+    from fervid.models.expression_weights import load_weights
     from fervid.train.data import DatasetLayoutError, load_dataset
     from fervid.train.trainer import EpochLog, TrainConfig
     from fervid.train.trainer import train as run_training
@@ -88,12 +93,15 @@ def train(
         torch.set_num_threads(threads)
     try:
         dev = resolve_device(device)
+        if init:
+            load_weights(init, verify=False)  # a bad --init file fails before the slow data loading
         train_data = load_dataset(data, "train")
         val_data = load_dataset(val, "val")
         cfg = TrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, optimizer=optimizer, weight_decay=weight_decay,
             class_weight_power=class_weight_power,
             widths=tuple(int(w) for w in widths.split(",")), blocks=tuple(int(b) for b in blocks.split(",")),
+            init=str(init) if init else None,
         )  # fmt: skip
     except (DatasetLayoutError, ValueError, OSError) as exc:
         raise fail(str(exc), 2) from None

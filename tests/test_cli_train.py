@@ -6,6 +6,7 @@ import json
 import zipfile
 
 import pytest
+import torch
 from conftest import shared_path
 from typer.testing import CliRunner
 
@@ -66,3 +67,30 @@ def test_train_with_a_wrong_layout_is_a_usage_error(tmp_path):
                                  "--out", str(tmp_path / "x.pt")])  # fmt: skip
     assert result.exit_code == 2
     assert "expected FER2013 folders" in result.output and "Traceback" not in result.output
+
+
+def test_warm_restart_starts_from_the_init_weights(small_ferplus, tmp_path):
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    common = ["--data", str(small_ferplus), "--val", str(small_ferplus), "--epochs", "1", "--batch-size", "32",
+              "--device", "cpu"]  # fmt: skip
+    assert runner.invoke(app, ["train", *common, "--out", str(first), "--widths", "8,8,16,16"]).exit_code == 0
+    # lr 0: the weights cannot move, so the result must be the init model's (only BN statistics update).
+    result = runner.invoke(app, ["train", *common, "--out", str(second), "--init", str(first), "--lr", "0"])
+    assert result.exit_code == 0, result.output
+    init_model, init_cfg = load_weights(first)
+    model, cfg = load_weights(second)
+    assert cfg.widths == (8, 8, 16, 16) and cfg.info["recipe"]["init"] == str(first)
+    assert (cfg.mean, cfg.std) == (init_cfg.mean, init_cfg.std) and len(cfg.info["init_sha256"]) == 64
+    init_state = init_model.state_dict()
+    for name, tensor in model.state_dict().items():
+        if name.endswith("weight") and tensor.dim() == 4:
+            assert torch.equal(tensor, init_state[name]), name
+
+
+def test_warm_restart_from_a_bad_file_is_a_usage_error(small_ferplus, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    result = runner.invoke(app, ["train", "--data", str(small_ferplus), "--val", str(small_ferplus),
+                                 "--out", str(tmp_path / "x.pt"), "--init", str(bad)])  # fmt: skip
+    assert result.exit_code == 2
+    assert "bad.pt" in result.output and "Traceback" not in result.output

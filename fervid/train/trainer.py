@@ -10,7 +10,9 @@ Recipe (chosen for accuracy in a short schedule, and to run on a CPU too):
   and saved: it is smoother and more accurate than the raw weights late in training;
 - bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16/AMX);
 - model selection on the validation split only; best and last checkpoints each epoch,
-  so a run can resume.
+  so a run can resume;
+- an optional warm restart (``init``): start from a trained model's weights and run another
+  one-cycle schedule, which lets a long schedule be split over several shorter runs.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from fervid.devices import cpu_name
-from fervid.models.expression_weights import ExpressionConfig, save_weights
+from fervid.models.expression_weights import ExpressionConfig, load_weights, save_weights, sha256_file
 from fervid.train.augment import AugmentConfig, augment
 from fervid.train.data import ExpressionData
 from fervid.train.predict import predict_probs
@@ -48,6 +50,7 @@ class TrainConfig:
     widths: tuple[int, ...] = (32, 64, 128, 256)
     blocks: tuple[int, ...] = (1, 1, 1)
     dropout: float = 0.3
+    init: str | None = None  # weights to start from (architecture and normalisation taken from them)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -109,6 +112,21 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
+def _warm_start(cfg: TrainConfig, train_data: ExpressionData) -> tuple[torch.nn.Module, ExpressionConfig]:
+    """The model in ``cfg.init``, checked against the data; ``cfg`` is updated to the architecture used."""
+    model, init_cfg = load_weights(cfg.init, verify=False)
+    if init_cfg.classes != train_data.classes:
+        raise ValueError(f"{cfg.init}: model classes {init_cfg.classes} differ from the data's {train_data.classes}")
+    if init_cfg.input_size != train_data.images.shape[-1]:
+        raise ValueError(f"{cfg.init}: model input {init_cfg.input_size} px, data {train_data.images.shape[-1]} px")
+    cfg.widths, cfg.blocks, cfg.dropout = init_cfg.widths, init_cfg.blocks, init_cfg.dropout
+    model_cfg = ExpressionConfig(
+        classes=init_cfg.classes, widths=init_cfg.widths, blocks=init_cfg.blocks, dropout=init_cfg.dropout,
+        input_size=init_cfg.input_size, mean=init_cfg.mean, std=init_cfg.std,
+    )  # fmt: skip
+    return model.train(), model_cfg
+
+
 def train(
     train_data: ExpressionData,
     val_data: ExpressionData,
@@ -131,7 +149,11 @@ def train(
         classes=train_data.classes, widths=tuple(cfg.widths), blocks=tuple(cfg.blocks),
         dropout=cfg.dropout, input_size=train_data.images.shape[-1], mean=mean, std=std,
     )  # fmt: skip
-    model = model_cfg.build().to(device).to(memory_format=torch.channels_last)
+    model = model_cfg.build()
+    if cfg.init:
+        model, model_cfg = _warm_start(cfg, train_data)
+        mean, std = model_cfg.mean, model_cfg.std
+    model = model.to(device).to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -200,6 +222,8 @@ def train(
                 "hardware": hardware_description(device), "train_images": len(train_data),
                 "val_images": len(val_data), "recipe": json.loads(json.dumps(asdict(cfg), default=list)),
             }  # fmt: skip
+            if cfg.init:
+                model_cfg.info["init_sha256"] = sha256_file(Path(cfg.init))
             save_weights(out, ema, model_cfg)
         torch.save(
             {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
