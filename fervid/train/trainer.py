@@ -21,7 +21,7 @@ import copy
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -120,11 +120,8 @@ def _warm_start(cfg: TrainConfig, train_data: ExpressionData) -> tuple[torch.nn.
     if init_cfg.input_size != train_data.images.shape[-1]:
         raise ValueError(f"{cfg.init}: model input {init_cfg.input_size} px, data {train_data.images.shape[-1]} px")
     cfg.widths, cfg.blocks, cfg.dropout = init_cfg.widths, init_cfg.blocks, init_cfg.dropout
-    model_cfg = ExpressionConfig(
-        classes=init_cfg.classes, widths=init_cfg.widths, blocks=init_cfg.blocks, dropout=init_cfg.dropout,
-        input_size=init_cfg.input_size, mean=init_cfg.mean, std=init_cfg.std,
-    )  # fmt: skip
-    return model.train(), model_cfg
+    # The hash is taken now, when the weights are read, not when the result is saved.
+    return model.train(), replace(init_cfg, info={"init_sha256": sha256_file(Path(cfg.init))})
 
 
 def train(
@@ -149,10 +146,11 @@ def train(
         classes=train_data.classes, widths=tuple(cfg.widths), blocks=tuple(cfg.blocks),
         dropout=cfg.dropout, input_size=train_data.images.shape[-1], mean=mean, std=std,
     )  # fmt: skip
-    model = model_cfg.build()
     if cfg.init:
         model, model_cfg = _warm_start(cfg, train_data)
         mean, std = model_cfg.mean, model_cfg.std
+    else:
+        model = model_cfg.build()
     model = model.to(device).to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
@@ -218,12 +216,11 @@ def train(
         if val_acc > best_acc:
             best_acc, best_epoch = val_acc, epoch + 1
             model_cfg.info = {
+                **({"init_sha256": model_cfg.info["init_sha256"]} if cfg.init else {}),
                 "command": command, "epochs": cfg.epochs, "best_epoch": best_epoch, "val_accuracy": best_acc,
                 "hardware": hardware_description(device), "train_images": len(train_data),
                 "val_images": len(val_data), "recipe": json.loads(json.dumps(asdict(cfg), default=list)),
             }  # fmt: skip
-            if cfg.init:
-                model_cfg.info["init_sha256"] = sha256_file(Path(cfg.init))
             save_weights(out, ema, model_cfg)
         torch.save(
             {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
