@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fervid.align import FER_TEMPLATE_48, crop_faces_rgb
+from fervid.models.expression_input import prepare, probabilities
 from fervid.models.expression_weights import load_weights
 from fervid.types import Detections, Predictions
 
@@ -74,10 +74,9 @@ class ExpressionClassifier:
     def _probs(self, crops: torch.Tensor) -> np.ndarray:
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        x = ((crops / 255.0) - self.config.mean) / self.config.std
-        x = x.contiguous(memory_format=torch.channels_last)  # one channel: a no-op, kept for wider inputs
+        x = prepare(crops, self.config).contiguous(memory_format=torch.channels_last)
         parts = [
-            F.softmax(self._net(x[i : i + self.max_batch]).float(), dim=1) for i in range(0, len(x), self.max_batch)
+            probabilities(self._net(x[i : i + self.max_batch]), self.config) for i in range(0, len(x), self.max_batch)
         ]
         return torch.cat(parts).cpu().numpy()
 

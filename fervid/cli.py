@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from fervid.batch import BatchInput, BatchReport, Outcome
+    from fervid.train.joint import TrainingSet
+    from fervid.train.trainer import Head
 
 app = typer.Typer(
     name="fervid",
@@ -35,10 +37,13 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _command_line(ctx: typer.Context, name: str) -> str:
-    """The running command with every option spelled out (defaults too), for provenance records."""
-    params = ctx.params
-    parts = [f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in params.items() if v is not None]
+def _command_line(params: dict[str, object], name: str) -> str:
+    """A command with every option spelled out (defaults too), for provenance records; lists repeat the flag."""
+    parts = []
+    for key, value in params.items():
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None:
+                parts.append(f"--{key.replace('_', '-')} {shlex.quote(str(item))}")
     return " ".join(["fervid", name, *parts])
 
 
@@ -60,9 +65,20 @@ def main(
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Option(help="Training split: FER2013 class folders (dir/.zip), fer2013.csv, or FER+.")],
-    val: Annotated[Path, typer.Option(help="Validation split, same layout; used for model selection only.")],
-    out: Annotated[Path, typer.Option(help="Where to write the weights, e.g. weights/ferplus.pt.")],
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            metavar="PATH",
+            help="Training split: FER2013 class folders (dir/.zip), fer2013.csv, or FER+. Give FER2013 and FER+ "
+            "(twice --data) to train one network with a head for each on the same faces.",
+        ),
+    ],
+    val: Annotated[
+        list[Path], typer.Option(metavar="PATH", help="Validation split per --data, same layout; selection only.")
+    ],
+    out: Annotated[
+        list[Path], typer.Option(metavar="PATH", help="Weights to write per --data, e.g. weights/ferplus.pt.")
+    ],
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs (one-cycle schedule).")] = 40,
     batch_size: Annotated[int, typer.Option(min=8, help="Batch size.")] = 128,
     optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = "adamw",
@@ -71,6 +87,13 @@ def train(
     widths: Annotated[str, typer.Option(help="Channel widths: stem, then one per stage.")] = "32,64,128,256",
     blocks: Annotated[str, typer.Option(help="Residual blocks per stage.")] = "1,1,1",
     class_weight_power: Annotated[float, typer.Option(help="Loss weight = class frequency ** -power.")] = 0.5,
+    photometric: Annotated[
+        str, typer.Option(help="Per-crop normalisation stored with the model: equalize, standardize or none.")
+    ] = "equalize",
+    degrade: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Chance of each video condition (low light, blur, ...) per image."),
+    ] = 0.15,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: torch's default).")] = 0,
@@ -85,30 +108,36 @@ def train(
 
     from fervid.devices import resolve_device
     from fervid.models.expression_weights import load_weights
-    from fervid.train.data import DatasetLayoutError, load_dataset
+    from fervid.train.augment import AugmentConfig
     from fervid.train.trainer import EpochLog, TrainConfig
     from fervid.train.trainer import train as run_training
 
     if threads:
         torch.set_num_threads(threads)
     try:
+        if not len(data) == len(val) == len(out):
+            raise ValueError(f"give one --val and one --out per --data (got {len(data)}, {len(val)}, {len(out)})")
         dev = resolve_device(device)
         if init:
             load_weights(init, verify=False)  # a bad --init file fails before the slow data loading
-        train_data = load_dataset(data, "train")
-        val_data = load_dataset(val, "val")
         cfg = TrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, optimizer=optimizer, weight_decay=weight_decay,
-            class_weight_power=class_weight_power,
+            class_weight_power=class_weight_power, photometric=photometric,
             widths=tuple(int(w) for w in widths.split(",")), blocks=tuple(int(b) for b in blocks.split(",")),
-            init=str(init) if init else None,
+            init=str(init) if init else None, augment=AugmentConfig(degrade_p=degrade),
         )  # fmt: skip
-    except (DatasetLayoutError, ValueError, OSError) as exc:
-        raise fail(str(exc), 2) from None
-    console.print(
-        f"train {len(train_data)} images, val {len(val_data)}, classes {', '.join(train_data.classes)}, device {dev}"
-    )
-    command = _command_line(ctx, "train")
+        training, heads = _training_heads(data, val, out)
+    except (ValueError, OSError) as exc:
+        raise fail(escape(str(exc)), 2) from None
+    sets = ", ".join(f"{h.labels.name} ({int(h.labels.valid.sum())} labelled)" for h in heads)
+    console.print(f"train {len(training)} images: {sets}; device {dev}", highlight=False)
+
+    def command(effective: TrainConfig) -> str:
+        """The command with every option spelled out, and the architecture that was really trained."""
+        params = {**ctx.params, "widths": ",".join(map(str, effective.widths)),
+                  "blocks": ",".join(map(str, effective.blocks))}  # fmt: skip
+        return _command_line(params, "train")
+
     with Progress(
         TextColumn("[bold]epoch"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"), console=console,
@@ -116,19 +145,46 @@ def train(
         task = progress.add_task("train", total=epochs, status="")
 
         def on_epoch(log: EpochLog) -> None:
-            progress.update(
-                task, completed=log.epoch,
-                status=f"loss {log.train_loss:.3f}  val acc {log.val_accuracy:.4f}  ({log.seconds:.0f}s)",
-            )  # fmt: skip
+            accuracy = "  ".join(f"{name} {acc:.4f}" for name, acc in log.val_accuracy.items())
+            status = f"loss {log.train_loss:.3f}  val acc {accuracy}  ({log.seconds:.0f}s)"
+            progress.update(task, completed=log.epoch, status=status)
             if not console.is_terminal:
-                console.print(
-                    f"epoch {log.epoch}/{epochs} loss {log.train_loss:.4f} val_acc {log.val_accuracy:.4f} "
-                    f"lr {log.lr:.4f} {log.seconds:.0f}s"
-                )
+                console.print(f"epoch {log.epoch}/{epochs} {status} lr {log.lr:.5f}", highlight=False)
 
-        model_cfg = run_training(train_data, val_data, out, cfg, dev, command=command, on_epoch=on_epoch)
-    info = model_cfg.info
-    console.print(f"best val accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']} -> {out}")
+        configs = run_training(training, heads, cfg, dev, command=command, on_epoch=on_epoch)
+    for head in heads:
+        info = configs[head.labels.name].info
+        console.print(
+            f"{head.labels.name}: best val accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']}, "
+            f"temperature {configs[head.labels.name].temperature:.2f} -> {head.out}",
+            highlight=False,
+        )
+
+
+def _training_heads(data: list[Path], val: list[Path], out: list[Path]) -> tuple[TrainingSet, list[Head]]:
+    """The training set and one head per --data: one dataset, or FER2013 + FER+ joined on their shared faces."""
+    from fervid.train.data import FER2013_CLASSES, FERPLUS_CLASSES, load_dataset
+    from fervid.train.joint import TrainingSet, joint_fer
+    from fervid.train.trainer import Head
+
+    names = [p.stem for p in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--out files need distinct names (heads are named after them): {', '.join(names)}")
+    splits = [load_dataset(p, "train") for p in data]
+    vals = [load_dataset(p, "val") for p in val]
+    if len(splits) == 1:
+        training = TrainingSet.single(names[0], splits[0])
+    elif len(splits) == 2 and {s.classes for s in splits} == {FER2013_CLASSES, FERPLUS_CLASSES}:
+        first_is_fer2013 = splits[0].classes == FER2013_CLASSES
+        fer2013, ferplus = splits if first_is_fer2013 else splits[::-1]
+        pair = (names[0], names[1]) if first_is_fer2013 else (names[1], names[0])
+        training = joint_fer(fer2013, ferplus, pair)
+        if not first_is_fer2013:
+            training.label_sets.reverse()
+    else:
+        raise ValueError("several --data are trained jointly only for FER2013 + FER+ (the same faces, two labellings)")
+    heads = [Head(ls, v, o) for ls, v, o in zip(training.label_sets, vals, out)]
+    return training, heads
 
 
 @app.command()
@@ -140,27 +196,35 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="Write per-class CSV, confusion CSV and PNG here.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Evaluate a model on a labelled split: accuracy, macro-F1, per-class scores, confusion matrix."""
+    """Evaluate a model on a labelled split: accuracy, macro-F1, per-class scores, confusion matrix, calibration.
+
+    The data may have only some of the model's classes (e.g. no contempt, no neutral): they are
+    scored on the classes the data has, the model still chooses among all of its own, and the
+    output names the model classes the data lacks.
+    """
     import json
+    from dataclasses import replace
 
     from rich.table import Table
 
     from fervid.devices import resolve_device
     from fervid.models.expression_weights import WeightsError, load_weights
     from fervid.train.data import DatasetLayoutError, load_dataset
-    from fervid.train.evaluate import Evaluation
+    from fervid.train.evaluate import Evaluation, check_classes
     from fervid.train.predict import predict_probs
 
     try:
         dev = resolve_device(device)
         net, cfg = load_weights(model)
         test = load_dataset(data, "test")
+        check_classes(test.classes, cfg.classes, str(data))
     except (WeightsError, DatasetLayoutError, ValueError, OSError) as exc:
-        raise fail(str(exc), 2) from None
-    if test.classes != cfg.classes:
-        raise fail(f"{data}: its classes {test.classes} differ from the model's {cfg.classes}", 2)
+        raise fail(escape(str(exc)), 2) from None
     probs = predict_probs(net, cfg, test.images, dev, tta=tta)
-    result = Evaluation.from_labels(test.labels, probs.argmax(1), cfg.classes)
+    result = Evaluation.from_probs(test.labels, probs, cfg.classes, test.classes)
+    raw = replace(cfg, temperature=1.0)
+    uncalibrated = Evaluation.from_probs(test.labels, predict_probs(net, raw, test.images, dev, tta=tta),
+                                         cfg.classes, test.classes)  # fmt: skip
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         stem = f"{Path(str(model)).stem}{'-tta' if tta else ''}"
@@ -169,16 +233,23 @@ def evaluate(
         result.save_confusion_png(
             out / f"{stem}.confusion.png", f"{stem} on {data.name}: accuracy {result.accuracy:.4f}, n={result.n}"
         )
+    calibration = {"temperature": cfg.temperature, "ece_uncalibrated": uncalibrated.ece}
     if json_output:
-        typer.echo(json.dumps({"model": str(model), "data": str(data), "tta": tta, **result.to_json()}))
+        typer.echo(json.dumps({"model": str(model), "data": str(data), "tta": tta, **result.to_json(), **calibration}))
         return
     table = Table(title=f"{model} on {data} ({'TTA' if tta else 'no TTA'})")
     for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for row in result.per_class().itertuples(index=False):
-        table.add_row(row[0], f"{row[1]:.3f}", f"{row[2]:.3f}", f"{row[3]:.3f}", str(row[4]))
-    Console().print(table)
-    Console().print(f"accuracy [bold]{result.accuracy:.4f}[/]  macro-F1 [bold]{result.macro_f1:.4f}[/]  n={result.n}")
+        if row[4] or row[0] not in result.missing_classes:
+            table.add_row(row[0], f"{row[1]:.3f}", f"{row[2]:.3f}", f"{row[3]:.3f}", str(row[4]))
+    shown = Console()
+    shown.print(table)
+    if result.missing_classes:
+        shown.print(f"the data has no {', '.join(result.missing_classes)}: scored on its {len(test.classes)} classes; "
+                    "the model still chooses among all of its own", highlight=False)  # fmt: skip
+    shown.print(f"accuracy [bold]{result.accuracy:.4f}[/]  macro-F1 [bold]{result.macro_f1:.4f}[/]  n={result.n}")
+    shown.print(f"ECE {result.ece:.4f} (temperature {cfg.temperature:.2f}; {uncalibrated.ece:.4f} without)")
 
 
 @app.command()

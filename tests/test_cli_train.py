@@ -51,14 +51,49 @@ def test_train_then_evaluate_json(small_ferplus, tmp_path):
     assert (tmp_path / "eval" / "tiny-tta.confusion.csv").exists()
 
 
-def test_evaluate_rejects_a_model_with_other_classes(small_ferplus, tmp_path):
-    fer2013 = shared_path("data/fer2013/validation.zip")
-    out = tmp_path / "tiny.pt"
-    runner.invoke(app, ["train", "--data", str(small_ferplus), "--val", str(small_ferplus), "--out", str(out),
-                        "--epochs", "1", "--widths", "8,8,16,16", "--device", "cpu"])  # fmt: skip
-    result = runner.invoke(app, ["evaluate", "--model", str(out), "--data", str(fer2013)])
+@pytest.fixture(scope="module")
+def small_fer2013(tmp_path_factory):
+    """20 images per class of the real FER2013 validation split, as Kaggle-style class folders."""
+    src = shared_path("data/fer2013/validation.zip")
+    dst = tmp_path_factory.mktemp("data") / "validation.zip"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        names = sorted(n for n in zin.namelist() if n.endswith(".jpg"))
+        for cls in {n.split("/")[-2] for n in names}:
+            for name in [n for n in names if n.split("/")[-2] == cls][:20]:
+                zout.writestr(name, zin.read(name))
+    return dst
+
+
+def _tiny_model(data, out):
+    result = runner.invoke(app, ["train", "--data", str(data), "--val", str(data), "--out", str(out),
+                                 "--epochs", "1", "--widths", "8,8,16,16", "--device", "cpu"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_evaluate_scores_data_with_fewer_classes_on_the_classes_it_has(small_ferplus, small_fer2013, tmp_path):
+    """A FER+ model (8 classes) on FER2013 (no contempt): scored, and the missing class is named."""
+    model = _tiny_model(small_ferplus, tmp_path / "tiny.pt")
+    result = runner.invoke(app, ["evaluate", "--model", str(model), "--data", str(small_fer2013), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["missing_classes"] == ["contempt"] and report["n"] == 140
+    assert report["classes"] == list(EMOTIONS) and report["data_classes"] == list(EMOTIONS[:7])
+    per_class = {row["class"]: row for row in report["per_class"]}
+    assert per_class["contempt"]["support"] == 0 and all(per_class[c]["support"] == 20 for c in EMOTIONS[:7])
+    # the model still chooses among all 8 classes: the confusion matrix has a contempt column
+    assert len(report["confusion"]) == 7 and all(len(row) == 8 for row in report["confusion"])
+    assert 0.0 <= report["ece"] <= 1.0 and 0.0 <= report["ece_uncalibrated"] <= 1.0
+    shown = runner.invoke(app, ["evaluate", "--model", str(model), "--data", str(small_fer2013)])
+    assert shown.exit_code == 0 and "the data has no contempt" in shown.output
+
+
+def test_evaluate_rejects_data_with_a_class_the_model_does_not_know(small_ferplus, small_fer2013, tmp_path):
+    """A FER2013 model (7 classes) on FER+ (contempt): a one-line usage error."""
+    model = _tiny_model(small_fer2013, tmp_path / "tiny2013.pt")
+    result = runner.invoke(app, ["evaluate", "--model", str(model), "--data", str(small_ferplus)])
     assert result.exit_code == 2
-    assert "differ from the model's" in result.output
+    assert "contempt that the model does not know" in result.output and "Traceback" not in result.output
 
 
 def test_train_with_a_wrong_layout_is_a_usage_error(tmp_path):

@@ -70,6 +70,9 @@ class ExpressionNet(nn.Module):
             if isinstance(m, BasicBlock):
                 nn.init.zeros_(m.bn2.weight)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled (B, widths[-1]) features: what every classification head reads."""
+        return torch.flatten(self.pool(self.stages(self.stem(x))), 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(x))
-        return self.fc(self.dropout(torch.flatten(self.pool(x), 1)))
+        return self.fc(self.dropout(self.features(x)))

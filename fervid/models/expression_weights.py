@@ -16,16 +16,15 @@ from typing import Any
 
 import torch
 
+from fervid.io.atomic import atomic_path
+from fervid.models.errors import WeightsError
 from fervid.models.expression import ExpressionNet
+from fervid.models.expression_input import PHOTOMETRIC
 
 FORMAT = "fervid-expression/1"
 #: Shipped weights live in the repository's weights/ folder (also installed beside the package).
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 MANIFEST = "SHA256SUMS"
-
-
-class WeightsError(ValueError):
-    """A weight file is missing, corrupt or not an expression model; the message names the file."""
 
 
 @dataclass
@@ -39,7 +38,15 @@ class ExpressionConfig:
     input_size: int = 48
     mean: float = 0.5
     std: float = 0.25
+    photometric: str = "none"  # per-crop normalisation before mean/std (fervid.models.expression_input)
+    temperature: float = 1.0  # softmax temperature fitted on validation (calibrated probabilities)
     info: dict[str, Any] = field(default_factory=dict)  # training provenance and metrics
+
+    def __post_init__(self) -> None:
+        if self.photometric not in PHOTOMETRIC:
+            raise ValueError(f"unknown photometric normalisation {self.photometric!r}; choose one of {PHOTOMETRIC}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
     def build(self) -> ExpressionNet:
         return ExpressionNet(len(self.classes), self.widths, self.blocks, self.dropout)
@@ -51,9 +58,8 @@ def save_weights(path: str | Path, model: torch.nn.Module, config: ExpressionCon
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "config": json.dumps(asdict(config)), "state_dict": state}
-    tmp = path.with_name(f".{path.name}.partial")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def sha256_file(path: Path) -> str:

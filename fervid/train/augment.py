@@ -1,8 +1,10 @@
 """Batched data augmentation that runs on whatever device the batch is on (GPU when there is one).
 
 One random affine warp per image (rotation, scale, shift, horizontal flip) through a
-single ``affine_grid`` + ``grid_sample`` call, then brightness/contrast jitter and random
-erasing, all as tensor ops over the whole batch: no per-image Python work.
+single ``affine_grid`` + ``grid_sample`` call, then brightness/contrast jitter, the video
+conditions of :mod:`fervid.train.degrade` (low light, blur, small faces, compression,
+misalignment), and random erasing, all as tensor ops over the whole batch: no per-image
+Python work.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from fervid.train.degrade import random_degradations
 
 
 @dataclass(frozen=True)
@@ -24,10 +28,29 @@ class AugmentConfig:
     contrast: float = 0.2
     erase_p: float = 0.5
     erase_area: tuple[float, float] = (0.02, 0.2)
+    degrade_p: float = 0.0  # chance of each video condition of fervid.train.degrade, per image
 
 
 def _uniform(n: int, low: float, high: float, device: torch.device, gen: torch.Generator | None) -> torch.Tensor:
     return torch.rand(n, device=device, generator=gen) * (high - low) + low
+
+
+def warp(
+    x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, flip: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Resample each image of a (B, C, H, W) batch by its own similarity transform.
+
+    ``angle`` (B,) in radians, ``scale`` (B,), ``shift`` (B, 2) in fractions of the image
+    size, ``flip`` (B,) of +-1 (horizontal mirror where -1). Edges are replicated.
+    """
+    flip = torch.ones_like(scale) if flip is None else flip
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    shift = shift * 2  # grid units span 2
+    theta = torch.stack(
+        [torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -36,13 +59,8 @@ def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | No
     angle = _uniform(b, -cfg.max_rotation_deg, cfg.max_rotation_deg, dev, gen) * (math.pi / 180)
     scale = _uniform(b, *cfg.scale_range, dev, gen)
     flip = torch.where(torch.rand(b, device=dev, generator=gen) < cfg.flip_p, -1.0, 1.0)
-    shift = _uniform(2 * b, -cfg.max_shift, cfg.max_shift, dev, gen).view(b, 2) * 2  # grid units span 2
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack(
-        [torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1
-    )
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    shift = _uniform(2 * b, -cfg.max_shift, cfg.max_shift, dev, gen).view(b, 2)
+    return warp(x, angle, scale, shift, flip)
 
 
 def color_jitter(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -79,5 +97,6 @@ def random_erase(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | Non
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
-    """Full training augmentation for a (B, 1, H, W) batch in [0, 1]."""
-    return random_erase(color_jitter(random_affine(x, cfg, gen), cfg, gen), cfg, gen)
+    """Full training augmentation for a (B, 1, H, W) batch in [0, 1]: geometry, colour, video conditions, occlusion."""
+    x = color_jitter(random_affine(x, cfg, gen), cfg, gen)
+    return random_erase(random_degradations(x, cfg.degrade_p, gen), cfg, gen)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fervid.models.expression_input import prepare, probabilities
 from fervid.models.expression_weights import ExpressionConfig
 
 #: TTA views: (flip, dx, dy) pixel shifts of the 48x48 image; the identity view comes first.
@@ -15,11 +16,8 @@ TTA_VIEWS: tuple[tuple[bool, int, int], ...] = (
 
 
 def normalize(images_u8: torch.Tensor, config: ExpressionConfig) -> torch.Tensor:
-    """(B, H, W) uint8 -> (B, 1, H, W) float, normalised as in training."""
-    x = images_u8.float().unsqueeze(1) / 255.0
-    if x.shape[-1] != config.input_size:
-        x = F.interpolate(x, size=(config.input_size, config.input_size), mode="bilinear", antialias=True)
-    return (x - config.mean) / config.std
+    """(B, H, W) uint8 -> (B, 1, H, W) float, normalised as in training (:func:`prepare`)."""
+    return prepare(images_u8.float().unsqueeze(1), config)
 
 
 def _shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
@@ -31,6 +29,24 @@ def _shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     top, left = max(-dy, 0), max(-dx, 0)
     return padded[..., top : top + h, left : left + w]
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: torch.nn.Module,
+    config: ExpressionConfig,
+    images: np.ndarray,
+    device: torch.device | str = "cpu",
+    batch_size: int = 512,
+) -> torch.Tensor:
+    """Raw logits (N, K) on the host for uint8 (N, H, W) images (what the temperature is fitted on)."""
+    device = torch.device(device)
+    model = model.to(device).eval()
+    out = [
+        model(normalize(torch.from_numpy(images[start : start + batch_size]).to(device), config)).float().cpu()
+        for start in range(0, len(images), batch_size)
+    ]
+    return torch.cat(out) if out else torch.zeros((0, len(config.classes)))
 
 
 @torch.inference_mode()
@@ -52,6 +68,6 @@ def predict_probs(
         probs = 0
         for flip, dx, dy in views:
             v = _shift(x.flip(-1) if flip else x, dx, dy)
-            probs = probs + F.softmax(model(v).float(), dim=1)
+            probs = probs + probabilities(model(v), config)
         out.append((probs / len(views)).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(config.classes)), dtype=np.float32)

@@ -1,16 +1,22 @@
 """Training loop for expression models (``fervid train``).
 
 Recipe (chosen for accuracy in a short schedule, and to run on a CPU too):
-- whole split held on the device as uint8; augmentation batched on the device;
+- whole split held on the device as uint8; augmentation batched on the device, including
+  the video conditions the robustness benchmark measures (:mod:`fervid.train.degrade`);
+- the model input is made by :func:`fervid.models.expression_input.prepare`, the function
+  annotate uses, with the photometric normalisation recorded in the weight file;
+- one backbone, one head per label set: a single dataset trains one head, FER2013 + FER+
+  train a FER2013 head and a FER+ head on the same faces (:mod:`fervid.train.joint`), and
+  each head is saved as a model of its own;
 - soft-target cross-entropy (FER+ vote distributions; label smoothing for hard labels);
-- class imbalance: loss weights proportional to inverse class frequency to a power
-  (0.5 by default, a compromise between accuracy and recall of rare classes);
+- class imbalance: loss weights proportional to inverse class frequency to a power;
 - AdamW with a one-cycle learning-rate schedule (SGD is available; see ``make_optimizer``);
 - an exponential moving average (EMA) of the weights, which is what gets evaluated
   and saved: it is smoother and more accurate than the raw weights late in training;
 - bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16/AMX);
-- model selection on the validation split only; best and last checkpoints each epoch,
-  so a run can resume;
+- model selection on the validation split only, per head; a softmax temperature fitted on
+  the same split is saved with each model (calibrated probabilities); best and last
+  checkpoints each epoch, so a run can resume;
 - an optional warm restart (``init``): start from a trained model's weights and run another
   one-cycle schedule, which lets a long schedule be split over several shorter runs.
 """
@@ -20,19 +26,25 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from fervid.devices import cpu_name
+from fervid.io.atomic import atomic_path
+from fervid.models.expression import ExpressionNet
+from fervid.models.expression_input import photometric, prepare
 from fervid.models.expression_weights import ExpressionConfig, load_weights, save_weights, sha256_file
 from fervid.train.augment import AugmentConfig, augment
+from fervid.train.calibrate import fit_temperature
 from fervid.train.data import ExpressionData
-from fervid.train.predict import predict_probs
+from fervid.train.joint import LabelSet, TrainingSet
+from fervid.train.predict import predict_logits
 
 
 @dataclass
@@ -50,17 +62,46 @@ class TrainConfig:
     widths: tuple[int, ...] = (32, 64, 128, 256)
     blocks: tuple[int, ...] = (1, 1, 1)
     dropout: float = 0.3
-    init: str | None = None  # weights to start from (architecture and normalisation taken from them)
+    photometric: str = "equalize"  # per-crop normalisation (fervid.models.expression_input)
+    init: str | None = None  # weights to start from (architecture and mean/std taken from them)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class Head:
+    """One output of the network: its label set, validation split and weight file."""
+
+    labels: LabelSet
+    val: ExpressionData
+    out: Path
 
 
 @dataclass
 class EpochLog:
     epoch: int
     train_loss: float
-    val_accuracy: float
+    val_accuracy: dict[str, float]
     lr: float
     seconds: float
+
+
+class MultiHead(nn.Module):
+    """An :class:`ExpressionNet` backbone with one linear head per label set (its own ``fc`` unused)."""
+
+    def __init__(self, body: ExpressionNet, heads: dict[str, int]) -> None:
+        super().__init__()
+        self.body = body
+        self.heads = nn.ModuleDict({name: nn.Linear(body.fc.in_features, k) for name, k in heads.items()})
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = self.body.dropout(self.body.features(x))
+        return [head(features) for head in self.heads.values()]
+
+    def single(self, name: str) -> ExpressionNet:
+        """A plain ExpressionNet computing head ``name``: what annotate loads."""
+        net = copy.deepcopy(self.body)
+        net.fc = copy.deepcopy(self.heads[name])
+        return net.eval()
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
@@ -76,9 +117,9 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     return None
 
 
-def class_weights(data: ExpressionData, power: float) -> torch.Tensor:
+def class_weights(targets: np.ndarray, power: float) -> torch.Tensor:
     """Inverse-frequency weights to ``power``, normalised so the average sample weight is 1."""
-    freq = data.targets.sum(axis=0) / len(data)
+    freq = targets.sum(axis=0) / max(len(targets), 1)
     w = np.where(freq > 0, np.maximum(freq, 1e-6) ** -power, 0.0)
     w = w / float((freq * w).sum())
     return torch.tensor(w, dtype=torch.float32)
@@ -95,7 +136,7 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: tor
     logp = F.log_softmax(logits.float(), dim=1)
     per_sample = -(targets * logp).sum(dim=1)
     sample_w = targets @ weights
-    return (per_sample * sample_w).sum() / sample_w.sum()
+    return (per_sample * sample_w).sum() / sample_w.sum().clamp_min(1e-6)
 
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -112,125 +153,224 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
-def _warm_start(cfg: TrainConfig, train_data: ExpressionData) -> tuple[torch.nn.Module, ExpressionConfig]:
-    """The model in ``cfg.init``, checked against the data; ``cfg`` is updated to the architecture used."""
-    model, init_cfg = load_weights(cfg.init, verify=False)
-    if init_cfg.classes != train_data.classes:
-        raise ValueError(f"{cfg.init}: model classes {init_cfg.classes} differ from the data's {train_data.classes}")
-    if init_cfg.input_size != train_data.images.shape[-1]:
-        raise ValueError(f"{cfg.init}: model input {init_cfg.input_size} px, data {train_data.images.shape[-1]} px")
-    cfg.widths, cfg.blocks, cfg.dropout = init_cfg.widths, init_cfg.blocks, init_cfg.dropout
-    # The hash is taken now, when the weights are read, not when the result is saved.
-    return model.train(), replace(init_cfg, info={"init_sha256": sha256_file(Path(cfg.init))})
+def _build(cfg: TrainConfig, data: TrainingSet, heads: Sequence[Head]) -> tuple[MultiHead, ExpressionConfig]:
+    """The network and the config its heads share: fresh, or from ``cfg.init`` (a warm restart).
+
+    A warm restart takes the init model's architecture and mean/std (its features were
+    learned on that scale) and copies its classifier into the head with the same classes.
+    ``cfg`` is updated to the architecture actually used, so the recorded recipe is true.
+    """
+    size = data.images.shape[-1]
+    if cfg.init:
+        body, init_cfg = load_weights(cfg.init, verify=False)
+        if init_cfg.input_size != size:
+            raise ValueError(f"{cfg.init}: model input {init_cfg.input_size} px, data {size} px")
+        if not any(h.labels.classes == init_cfg.classes for h in heads):
+            raise ValueError(f"{cfg.init}: model classes {init_cfg.classes} match no training label set")
+        cfg.widths, cfg.blocks, cfg.dropout = init_cfg.widths, init_cfg.blocks, init_cfg.dropout
+        # The hash is taken now, when the weights are read, not when the result is saved.
+        shared = replace(init_cfg, photometric=cfg.photometric, info={"init_sha256": sha256_file(Path(cfg.init))})
+    else:
+        sample = torch.from_numpy(data.images[:4096]).float().unsqueeze(1)
+        scaled = photometric(sample, cfg.photometric)
+        shared = ExpressionConfig(
+            classes=heads[0].labels.classes, widths=tuple(cfg.widths), blocks=tuple(cfg.blocks), dropout=cfg.dropout,
+            input_size=size, mean=float(scaled.mean()), std=float(scaled.std()), photometric=cfg.photometric,
+        )  # fmt: skip
+        body = shared.build()
+    model = MultiHead(body, {h.labels.name: len(h.labels.classes) for h in heads})
+    if cfg.init:
+        for h in heads:
+            if h.labels.classes == init_cfg.classes:
+                model.heads[h.labels.name].load_state_dict(body.fc.state_dict())
+                break
+    return model, shared
 
 
-def train(
-    train_data: ExpressionData,
-    val_data: ExpressionData,
-    out: Path,
-    cfg: TrainConfig,
-    device: torch.device,
-    command: str = "",
-    on_epoch: Callable[[EpochLog], None] | None = None,
-) -> ExpressionConfig:
-    """Train, selecting the EMA weights with the best validation accuracy; writes ``out`` and ``out``.last.pt."""
-    if train_data.classes != val_data.classes:
-        raise ValueError(f"train classes {train_data.classes} differ from validation classes {val_data.classes}")
+@dataclass
+class _Labels:
+    """Each label set's soft targets, valid rows and class weights, on the training device."""
+
+    targets: list[torch.Tensor]
+    valid: list[torch.Tensor]
+    weights: list[torch.Tensor]
+
+    @classmethod
+    def on(cls, data: TrainingSet, cfg: TrainConfig, device: torch.device) -> _Labels:
+        labels = cls([], [], [])
+        for ls in data.label_sets:
+            t = torch.from_numpy(ls.targets).to(device)
+            if ls.targets[ls.valid].max(axis=1).min() == 1.0 and cfg.label_smoothing:  # hard labels: smooth them
+                t = t * (1 - cfg.label_smoothing) + cfg.label_smoothing / t.shape[1]
+            labels.targets.append(t)
+            labels.valid.append(torch.from_numpy(ls.valid).to(device))
+            labels.weights.append(class_weights(ls.targets[ls.valid], cfg.class_weight_power).to(device))
+        return labels
+
+    def loss(self, outputs: list[torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
+        """Sum over heads of each head's loss on the batch rows it has labels for."""
+        total = outputs[0].new_zeros(())
+        for k, out in enumerate(outputs):
+            rows = self.valid[k][idx]
+            total = total + soft_cross_entropy(out[rows], self.targets[k][idx][rows], self.weights[k])
+        return total
+
+
+@dataclass
+class _Session:
+    """What a training run updates step by step, and what its checkpoint holds."""
+
+    model: MultiHead
+    ema: MultiHead
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    gen: torch.Generator
+    step: int = 0
+
+    def update_ema(self, cfg: TrainConfig) -> None:
+        decay = min(cfg.ema_decay, (1 + self.step) / (10 + self.step))  # short warm-up for the average
+        with torch.no_grad():
+            for e, m in zip(self.ema.state_dict().values(), self.model.state_dict().values()):
+                if e.dtype.is_floating_point:
+                    e.lerp_(m, 1 - decay)
+                else:
+                    e.copy_(m)
+
+    def save(self, path: Path, epoch: int, best: dict, history: list) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(
+                {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
+                 "sched": self.sched.state_dict(), "gen": self.gen.get_state(), "epoch": epoch,
+                 "best": json.dumps(best), "history": json.dumps(history)},
+                tmp,
+            )  # fmt: skip
+
+    def resume(self, path: Path, device: torch.device) -> tuple[int, dict, list]:
+        """Load a ``.last.pt`` checkpoint; returns the next epoch, the best scores so far and the history."""
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+        self.model.load_state_dict(ckpt["model"])
+        self.ema.load_state_dict(ckpt["ema"])
+        self.opt.load_state_dict(ckpt["opt"])
+        self.sched.load_state_dict(ckpt["sched"])
+        state = ckpt["gen"]
+        self.gen.set_state(state.to(self.gen.get_state().device) if device.type != "cuda" else state.cpu())
+        best = {k: tuple(v) for k, v in json.loads(ckpt["best"]).items()}
+        return ckpt["epoch"] + 1, best, json.loads(ckpt["history"])
+
+
+def _start(
+    cfg: TrainConfig, data: TrainingSet, heads: Sequence[Head], device: torch.device
+) -> tuple[_Session, ExpressionConfig]:
+    """Seeded model (fresh or warm-started), its EMA copy, optimiser and one-cycle schedule."""
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-
-    mean = float(train_data.images.mean() / 255.0)
-    std = float(train_data.images.std() / 255.0)
-    model_cfg = ExpressionConfig(
-        classes=train_data.classes, widths=tuple(cfg.widths), blocks=tuple(cfg.blocks),
-        dropout=cfg.dropout, input_size=train_data.images.shape[-1], mean=mean, std=std,
-    )  # fmt: skip
-    if cfg.init:
-        model, model_cfg = _warm_start(cfg, train_data)
-        mean, std = model_cfg.mean, model_cfg.std
-    else:
-        model = model_cfg.build()
+    model, shared = _build(cfg, data, heads)
     model = model.to(device).to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
-
-    images = torch.from_numpy(train_data.images).to(device)
-    targets = torch.from_numpy(train_data.targets).to(device)
-    smooth = cfg.label_smoothing if train_data.targets.max(axis=1).min() == 1.0 else 0.0
-    if smooth:
-        targets = targets * (1 - smooth) + smooth / targets.shape[1]
-    weights = class_weights(train_data, cfg.class_weight_power).to(device)
-
-    steps_per_epoch = len(train_data) // cfg.batch_size
     opt = make_optimizer(model, cfg)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=cfg.warmup_frac
-    )
-    amp = autocast_dtype(device)
-    last_path = out.with_suffix(".last.pt")
-    start_epoch, best_acc, best_epoch, history = 0, -1.0, -1, []
-    if last_path.exists():  # resume an interrupted run
-        ckpt = torch.load(last_path, map_location=device, weights_only=True)
-        model.load_state_dict(ckpt["model"])
-        ema.load_state_dict(ckpt["ema"])
-        opt.load_state_dict(ckpt["opt"])
-        sched.load_state_dict(ckpt["sched"])
-        gen.set_state(ckpt["gen"].to(gen.get_state().device) if device.type != "cuda" else ckpt["gen"].cpu())
-        start_epoch, best_acc, best_epoch = ckpt["epoch"] + 1, ckpt["best_acc"], ckpt["best_epoch"]
-        history = json.loads(ckpt["history"])
+    steps = cfg.epochs * (len(data) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=cfg.warmup_frac)
+    return _Session(model, ema, opt, sched, gen), shared
 
+
+def _train_epoch(
+    session: _Session, images: torch.Tensor, labels: _Labels, cfg: TrainConfig, shared: ExpressionConfig
+) -> float:
+    """One pass over the training set in a random order; returns the mean loss."""
+    model, device = session.model, images.device
+    model.train()
+    amp = autocast_dtype(device)
+    order = torch.randperm(len(images), device=device, generator=session.gen)
+    steps = len(images) // cfg.batch_size
+    total = 0.0
+    for i in range(steps):
+        idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+        x = augment(images[idx].float().unsqueeze(1) / 255.0, cfg.augment, session.gen)
+        x = prepare(x * 255.0, shared).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            outputs = model(x)
+        loss = labels.loss(outputs, idx)
+        session.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        session.opt.step()
+        session.sched.step()
+        session.step += 1
+        session.update_ema(cfg)
+        total += float(loss.detach())
+    return total / max(steps, 1)
+
+
+def _select(
+    session: _Session, heads: Sequence[Head], shared: ExpressionConfig, best: dict, epoch: int, info: dict
+) -> dict[str, float]:
+    """Score each head's EMA weights on its validation split; save the heads that improved (with a temperature)."""
+    accuracies = {}
+    for h in heads:
+        name = h.labels.name
+        config = replace(shared, classes=h.labels.classes, temperature=1.0)
+        logits = predict_logits(session.ema.single(name), config, h.val.images, session.gen.device)
+        accuracies[name] = accuracy = float((logits.argmax(1).numpy() == h.val.labels).mean())
+        if accuracy > best[name][0]:
+            best[name] = (accuracy, epoch)
+            config.temperature = fit_temperature(logits, torch.from_numpy(h.val.labels))
+            config.info = {**info, "best_epoch": epoch, "val_accuracy": accuracy,
+                           "train_labelled": int(h.labels.valid.sum()), "val_images": len(h.val)}  # fmt: skip
+            save_weights(h.out, session.ema.single(name), config)
+    return accuracies
+
+
+def train(
+    data: TrainingSet,
+    heads: Sequence[Head],
+    cfg: TrainConfig,
+    device: torch.device,
+    command: Callable[[TrainConfig], str] | str = "",
+    on_epoch: Callable[[EpochLog], None] | None = None,
+) -> dict[str, ExpressionConfig]:
+    """Train, saving each head's best EMA weights on its validation split to ``head.out``.
+
+    ``data.label_sets`` and ``heads`` are in the same order. The resumable checkpoint is
+    ``heads[0].out`` with suffix ``.last.pt``. ``command`` (or ``command(cfg)``, called once
+    the effective architecture is known) is recorded in each weight file.
+    """
+    names = [ls.name for ls in data.label_sets]
+    if [h.labels.name for h in heads] != names:
+        raise ValueError(f"heads {[h.labels.name for h in heads]} do not match the label sets {names}")
+    for h in heads:
+        if h.labels.classes != h.val.classes:
+            raise ValueError(
+                f"{h.labels.name}: classes {h.labels.classes} differ from the validation's {h.val.classes}"
+            )
+    session, shared = _start(cfg, data, heads, device)
+    info = {
+        **({"init_sha256": shared.info["init_sha256"]} if cfg.init else {}),
+        "command": command(cfg) if callable(command) else command, "epochs": cfg.epochs,
+        "hardware": hardware_description(device), "train_images": len(data), "heads": names,
+        "recipe": json.loads(json.dumps(asdict(cfg), default=list)),
+    }  # fmt: skip
+    images = torch.from_numpy(data.images).to(device)
+    labels = _Labels.on(data, cfg, device)
+    last_path = heads[0].out.with_suffix(".last.pt")
+    start_epoch, best, history = 0, {n: (-1.0, -1) for n in names}, []  # best: accuracy, epoch
+    if last_path.exists():  # resume an interrupted run
+        start_epoch, best, history = session.resume(last_path, device)
+    session.step = start_epoch * (len(data) // cfg.batch_size)
     started = time.perf_counter()
-    step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(train_data), device=device, generator=gen)
-        total = 0.0
-        for i in range(steps_per_epoch):
-            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            x = images[idx].float().unsqueeze(1) / 255.0
-            x = augment(x, cfg.augment, gen)
-            x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                logits = model(x)
-            loss = soft_cross_entropy(logits, targets[idx], weights)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))  # short warm-up for the average
-            with torch.no_grad():
-                for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
-                    if e.dtype.is_floating_point:
-                        e.lerp_(m, 1 - decay)
-                    else:
-                        e.copy_(m)
-            total += float(loss.detach())
-        probs = predict_probs(ema, model_cfg, val_data.images, device)
-        val_acc = float((probs.argmax(1) == val_data.labels).mean())
-        log = EpochLog(epoch + 1, total / steps_per_epoch, val_acc, sched.get_last_lr()[0], time.perf_counter() - t0)
+        loss = _train_epoch(session, images, labels, cfg, shared)
+        accuracies = _select(session, heads, shared, best, epoch + 1, info)
+        log = EpochLog(epoch + 1, loss, accuracies, session.sched.get_last_lr()[0], time.perf_counter() - t0)
         history.append(asdict(log))
-        if val_acc > best_acc:
-            best_acc, best_epoch = val_acc, epoch + 1
-            model_cfg.info = {
-                **({"init_sha256": model_cfg.info["init_sha256"]} if cfg.init else {}),
-                "command": command, "epochs": cfg.epochs, "best_epoch": best_epoch, "val_accuracy": best_acc,
-                "hardware": hardware_description(device), "train_images": len(train_data),
-                "val_images": len(val_data), "recipe": json.loads(json.dumps(asdict(cfg), default=list)),
-            }  # fmt: skip
-            save_weights(out, ema, model_cfg)
-        torch.save(
-            {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-             "sched": sched.state_dict(), "gen": gen.get_state(), "epoch": epoch, "best_acc": best_acc,
-             "best_epoch": best_epoch, "history": json.dumps(history)},
-            last_path,
-        )  # fmt: skip
+        session.save(last_path, epoch, best, history)
         if on_epoch:
             on_epoch(log)
     elapsed = time.perf_counter() - started
-    history_path = out.with_suffix(".history.json")
-    history_path.write_text(json.dumps({"history": history, "train_seconds": elapsed}, indent=1))
-    return model_cfg
+    for h in heads:
+        h.out.with_suffix(".history.json").write_text(
+            json.dumps({"history": history, "train_seconds": elapsed}, indent=1)
+        )
+    return {h.labels.name: load_weights(h.out, verify=False)[1] for h in heads}
