@@ -27,10 +27,10 @@ from rich.table import Table
 
 from fervid.annotate import FrameAnnotator
 from fervid.classify import ExpressionClassifier
-from fervid.detect import FaceDetector
+from fervid.engine import _frame_tensors
 from fervid.io.video import VideoReader
 from fervid.io.video_writer import VideoWriter
-from fervid.pipeline import LOW_SCORE, AnnotateOptions, _frame_tensors
+from fervid.options import DetectionOptions
 from fervid.shots import ShotCutDetector
 from fervid.track import BackfilledTracker, FaceTracker
 from fervid.types import Frame
@@ -63,13 +63,12 @@ def decode(video: Path, count: int) -> list[Frame]:
 def measure(video: Path, count: int, model: str, repeats: int) -> list[tuple[str, float, str]]:
     """(stage, CPU ms per frame, note) rows."""
     torch.set_num_threads(1)
-    options = AnnotateOptions(model=model, device="cpu")
+    options = DetectionOptions()
     frames = decode(video, count)
     n = len(frames)
     images = [f.image for f in frames]
-    score = min(options.det_threshold, LOW_SCORE)
-    detector = FaceDetector(options.detector_weights, "cpu", options.det_size, score, min_face=options.min_face)
-    classifier = ExpressionClassifier(options.model, "cpu")
+    detector = options.build("cpu")
+    classifier = ExpressionClassifier(model, "cpu")
     rows = [("decode + RGB (PyAV, 1 thread)", cpu_ms(lambda: decode(video, count), repeats) / n, "reader thread")]
 
     for batch in (1, 4, 16):
@@ -85,7 +84,7 @@ def measure(video: Path, count: int, model: str, repeats: int) -> list[tuple[str
     detections = [d for i in range(0, n, 4) for d in detector.detect(images[i : i + 4])]
 
     def track() -> list[object]:
-        tracker = FaceTracker(high_threshold=options.det_threshold, low_threshold=LOW_SCORE)
+        tracker = FaceTracker(high_threshold=options.det_threshold, low_threshold=options.low_threshold)
         backfill = BackfilledTracker[Frame](tracker)
         cuts = ShotCutDetector()
         out: list[object] = []

@@ -48,9 +48,12 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from fervid.devices import resolve_device
+from fervid.engine import plan_threads
 from fervid.io.probe import probe
 from fervid.io.video import VideoReader
-from fervid.pipeline import AnnotateOptions, Pipeline, resolve_device, worker_plan
+from fervid.options import AnnotateOptions, RuntimeOptions
+from fervid.pipeline import Pipeline
 
 #: Frames used to warm up the models (oneDNN/cuDNN pick their kernels on the first calls).
 WARMUP_FRAMES = 8
@@ -256,8 +259,7 @@ def long_in_child(video: Path, options: AnnotateOptions, outdir: Path, name: str
     Its peak RSS is that process's own while it processes the input (models loaded),
     unaffected by the memory this process's allocator kept from the earlier stages.
     """
-    fields = {"model": options.model, "device": options.device, "batch_size": options.batch_size,
-              "workers": options.workers, "write_video": write_video}  # fmt: skip
+    fields = {**options.flat(), "video": write_video}
     row = run_child(video, "--long-child", [fields, str(outdir)], dict(os.environ))
     return replace(row, name=name)
 
@@ -384,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("video", type=Path)
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (CUDA when available)")
     parser.add_argument("--frames", type=int, default=300, help="measure on the first N frames (default 300)")
-    parser.add_argument("--batch-size", type=int, default=AnnotateOptions.batch_size)
+    parser.add_argument("--batch-size", type=int, default=RuntimeOptions.batch_size)
     parser.add_argument("--workers", type=int, default=None, help="detector threads (default: automatic)")
     parser.add_argument("--model", default="ferplus", help="expression model name or .pt path")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of stages 1-4; the median is reported")
@@ -405,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.long_child:  # internal: the long run's own process, so its peak RSS is its own
         fields, outdir = json.loads(args.long_child)
-        options = AnnotateOptions(**fields, plots=False)
+        options = AnnotateOptions.from_flat(**{**fields, "plots": False, "end": None})
         pipeline = Pipeline(options)
         total = probe(args.video).frame_count or 0
         done, early = [0], [None]
@@ -415,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             if early[0] is None and total and done[0] >= total / 10:
                 early[0] = peak_rss_mib()
 
-        with measured(torch.device(options.device)) as m:
+        with measured(pipeline.engine.device) as m:
             result = pipeline.run(args.video, Path(outdir), "long", progress)
         # VmHWM (reset by ``measured`` once the models are loaded): this process's own peak while
         # it processed the input. Not ru_maxrss: Linux carries the parent's peak into a child
@@ -433,14 +435,14 @@ def main(argv: list[str] | None = None) -> int:
 
     times = frame_times(args.video, args.frames)
     end_s = times[-1]
-    options = AnnotateOptions(model=args.model, device=str(device), batch_size=args.batch_size, workers=args.workers,
-                              end_s=end_s, plots=False, write_video=False)  # fmt: skip
+    options = AnnotateOptions.from_flat(model=args.model, device=str(device), batch_size=args.batch_size,
+                                        workers=args.workers, end=end_s, plots=False, video=False)  # fmt: skip
     pipeline = Pipeline(options)
     rows: dict[str, Row] = {}
     with tempfile.TemporaryDirectory(prefix="fervid-bench-") as tmp:
         out = Path(tmp)
         warmup_end_s = times[min(WARMUP_FRAMES, len(times)) - 1]
-        pipeline.options = replace(options, end_s=warmup_end_s)
+        pipeline.options = options.replace(end=warmup_end_s)
         pipeline.run(args.video, None, "warmup")
         runs: dict[str, list[Row]] = {}
         for _ in range(args.repeats):  # rounds of every stage, so a slow spell of the machine hits all of them
@@ -449,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.setdefault("timeline", []).append(
                 fervid_run(pipeline, args.video, out / "timeline", "(2) fervid timeline only", device)
             )
-            pipeline.options = replace(options, write_video=True)
+            pipeline.options = options.replace(video=True)
             runs.setdefault("full", []).append(
                 fervid_run(pipeline, args.video, out / "full", "(3) fervid full annotate (+ H.264)", device)
             )
@@ -477,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
                 looped, options, out / "long-video", f"(6) full annotate (+ H.264), {looped_text}", True
             )
 
-    workers, threads = worker_plan(device, args.workers)
+    plan = plan_threads(device, args.workers)
+    workers, threads = plan.workers, plan.torch_threads
     threads_text = f"{threads} torch thread(s) each" if threads else "torch threads unchanged"
     title = (f"{args.video.name}: first {len(times)} frames, {device.type}, batch {args.batch_size}, "
              f"{workers} detector worker(s), {threads_text}")  # fmt: skip

@@ -4,13 +4,14 @@
 ``__init__``, ``annotate(image, detections, predictions)`` draws on a copy and
 returns it. Sizes (line width, font) are derived from the image's short side, so
 the same annotator is readable on 360p and on 1080p. Colours come from a fixed
-palette indexed by track ID, so a face keeps its colour for the whole video;
-untracked rows (``track_id < 1``) are grey.
+palette indexed by person ID (or track ID before identity, or without it), so a person
+keeps their colour for the whole video; untracked rows (``track_id < 1``) are grey.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -123,6 +124,7 @@ class FrameAnnotator:
         show_bars: bool = True,
         thickness: int | None = None,
         max_faces_for_bars: int = 3,
+        names: Callable[[int], str | None] | None = None,
     ):
         if thickness is not None and thickness < 1:
             raise ValueError(f"thickness must be >= 1 or None (automatic), got {thickness}")
@@ -130,6 +132,7 @@ class FrameAnnotator:
         self.show_bars = show_bars
         self.thickness = thickness
         self.max_faces_for_bars = max_faces_for_bars
+        self.names = names
 
     def annotate(self, image: np.ndarray, detections: Detections, predictions: Predictions | None = None) -> np.ndarray:
         """Return a copy of ``image`` (H, W, 3 uint8 RGB) with the detections drawn on it."""
@@ -141,8 +144,9 @@ class FrameAnnotator:
         style = self._style(canvas.shape)
         rows = np.flatnonzero(np.isfinite(detections.xyxy).all(axis=1))
         boxes = np.rint(np.clip(np.nan_to_num(detections.xyxy), -_COORD_LIMIT, _COORD_LIMIT)).astype(np.int64)
-        colours = [colour_for(int(t)) for t in detections.track_id]
-        texts = {int(i): _label_text(int(detections.track_id[i]), predictions, int(i)) for i in rows}
+        who = [self._who(int(t), int(p)) for t, p in zip(detections.track_id, detections.person_id)]
+        colours = [colour_for(int(p) if p >= 1 else int(t)) for t, p in zip(detections.track_id, detections.person_id)]
+        texts = {int(i): _label_text(who[i], predictions, int(i)) for i in rows}
         labels = {i: _label_rect(canvas.shape, boxes[i], text, style) for i, text in texts.items() if text}
         for i in rows:
             x0, y0, x1, y1 = boxes[i].tolist()
@@ -170,6 +174,13 @@ class FrameAnnotator:
             font_thickness=max(1, round(font_scale * 1.4)),
             pad=max(1, round(font_scale * 4)),
         )
+
+    def _who(self, track_id: int, person_id: int) -> str:
+        """``P2`` (with the name when known) for an identified person, else ``#3`` for the track, else nothing."""
+        if person_id >= 1:
+            name = self.names(person_id) if self.names is not None else None
+            return f"P{person_id} {_ascii(name)}" if name else f"P{person_id}"
+        return f"#{track_id}" if track_id >= 1 else ""
 
     @staticmethod
     def _draw_label(canvas: np.ndarray, rect: _Rect, text: str, colour: Colour, style: _Style) -> None:
@@ -259,13 +270,19 @@ def _place_panel(
     return clamped[0]
 
 
+def _ascii(text: str) -> str:
+    """OpenCV's Hershey fonts draw ASCII only: ``José`` -> ``Jose``, other letters -> ``?``."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return plain if plain.strip() else "?"
+
+
 def _overlap(a: _Rect, b: _Rect) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _label_text(track_id: int, predictions: Predictions | None, row: int) -> str:
-    """``#3 happy 0.87``; parts that are unknown (no ID, no predictions) are left out."""
-    parts = [f"#{track_id}"] if track_id >= 1 else []
+def _label_text(who: str, predictions: Predictions | None, row: int) -> str:
+    """``#3 happy 0.87`` or ``P2 Ada happy 0.87``; parts that are unknown (no ID, no predictions) are left out."""
+    parts = [who] if who else []
     if predictions is not None:
         probs = predictions.probs[row]
         top = int(np.argmax(probs))

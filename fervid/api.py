@@ -1,8 +1,9 @@
 """The Python API for notebooks and scripts: the same pipeline as ``fervid annotate``, as DataFrames.
 
-``fervid annotate`` and :func:`annotate` build the same :class:`~fervid.pipeline.AnnotateOptions`
-and call the same :meth:`Pipeline.run <fervid.pipeline.Pipeline.run>`, so a table made here is
-the table the CLI writes, column for column and dtype for dtype.
+``fervid annotate`` and :func:`annotate` build the same :class:`~fervid.options.AnnotateOptions`
+(the CLI's flags and these keywords are generated from its fields) and call the same
+:meth:`Pipeline.run <fervid.pipeline.Pipeline.run>`, so a table made here is the table the CLI
+writes, column for column and dtype for dtype.
 
 Example::
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,16 +34,18 @@ import pandas as pd
 from fervid import metadata
 
 if TYPE_CHECKING:
-    from fervid.pipeline import AnnotateOptions, InputResult, Pipeline
+    from fervid.options import AnnotateOptions
+    from fervid.pipeline import InputResult, Pipeline
     from fervid.smooth import SmoothedResult
 
 PathLike = str | os.PathLike[str]
 #: The per-input outputs a summary is built from, in the order they are looked for.
 _TABLE_SUFFIXES = (".parquet", ".csv")
 #: Columns of the per-face tables that are not float32 (timeline) / float64 (summary).
-_TIMELINE_DTYPES = {"frame": "int64", "time_s": "float64", "face_id": "int64"}
-_SUMMARY_DTYPES = {"face_id": "int64", "first_time_s": "float64", "last_time_s": "float64", "frames": "int64"}
-_TEXT_COLUMNS = ("file", "emotion", "dominant_emotion", "input", "source", "model")
+_TIMELINE_DTYPES = {"frame": "int64", "time_s": "float64", "face_id": "int64", "person_id": "int64"}
+_SUMMARY_DTYPES = {"face_id": "int64", "person_id": "int64", "first_time_s": "float64", "last_time_s": "float64",
+                   "frames": "int64"}  # fmt: skip
+_TEXT_COLUMNS = ("file", "emotion", "dominant_emotion", "input", "source", "model", "person", "face_ids")
 
 
 @dataclass
@@ -51,9 +54,10 @@ class AnnotateResult:
 
     Attributes:
         faces: one row per face per processed frame (the ``<stem>.faces.csv`` columns:
-            ``frame, [file], time_s, face_id, x1..y2, det_score, lm*_x/y, emotion, confidence,
-            p_<class>...`` and, when smoothed, ``ps_<class>...``).
+            ``frame, [file], time_s, face_id, person_id, [person], x1..y2, det_score, lm*_x/y,
+            emotion, confidence, p_<class>...`` and, when smoothed, ``ps_<class>...``).
         summary: one row per face track (the ``<stem>.summary.csv`` columns).
+        persons: one row per identified person (``<stem>.persons.csv``); None with ``identity=False``.
         classes: the model's class names, in column order.
         run: the run record (what ``<stem>.run.json`` holds; versions, models, options, input facts).
         outputs: files written so far (empty for an in-memory run until :meth:`save`).
@@ -69,6 +73,7 @@ class AnnotateResult:
     warning: str | None = None
     run: dict[str, Any] = field(default_factory=dict)
     outputs: list[Path] = field(default_factory=list)
+    persons: pd.DataFrame | None = None
     _input: InputResult | None = field(default=None, repr=False)
     _options: AnnotateOptions | None = field(default=None, repr=False)
 
@@ -90,7 +95,7 @@ class AnnotateResult:
         """
         if self._input is None or self._options is None:
             raise ValueError("only a result computed by fervid.annotate can be saved (a loaded one is on disk)")
-        from fervid.pipeline import write_outputs
+        from fervid.run import write_outputs
 
         self._input.outputs = [p for p in self._input.outputs if p.exists()]
         before = len(self._input.outputs)
@@ -100,64 +105,45 @@ class AnnotateResult:
 
 
 def options(**kwargs: Any) -> AnnotateOptions:
-    """Build :class:`~fervid.pipeline.AnnotateOptions` from the API's keyword names.
+    """:class:`~fervid.options.AnnotateOptions` from the API's keywords: each option by its name.
 
-    The API names follow the CLI flags (``smooth``, ``smooth_mode``, ``start``, ``end``,
-    ``track_buffer``, ``video``, ``bars``, ``plots``, ``format``); the dataclass field names
-    (``smooth_s``, ``write_video``...) are accepted too. Unknown names raise a TypeError
-    that lists the valid ones.
+    The names are the CLI's long flags with underscores (``det_threshold``, ``smooth``,
+    ``start``, ``end``, ``track_buffer``, ``video``, ``bars``, ``plots``, ``format``...);
+    :func:`option_names` lists them. Unknown names raise a TypeError that lists the valid ones.
     """
-    from fervid.pipeline import AnnotateOptions
+    from fervid.options import AnnotateOptions
 
-    renames = {"smooth": "smooth_s", "start": "start_s", "end": "end_s", "track_buffer": "track_buffer_s",
-               "video": "write_video", "bars": "show_bars", "format": "table_format"}  # fmt: skip
-    valid = {f.name for f in fields(AnnotateOptions)}
-    mapped = {renames.get(k, k): v for k, v in kwargs.items()}
-    unknown = sorted(set(mapped) - valid)
-    if unknown:
-        names = ", ".join(sorted(valid | set(renames)))
-        raise TypeError(f"unknown option(s) {', '.join(unknown)}; valid: {names}")
-    if mapped.get("det_size") == 0:
-        mapped["det_size"] = None  # as on the command line: 0 means native resolution
-    return AnnotateOptions(**mapped)
+    return AnnotateOptions.from_flat(**kwargs)
 
 
-_cached: tuple[tuple[Any, ...], Pipeline] | None = None
+def option_names() -> list[str]:
+    """Every keyword :func:`annotate` and :func:`stream` take, beyond ``source``/``output``/``progress``."""
+    from fervid.options import leaf_fields
+
+    return [f.name for _, f in leaf_fields()]
+
+
+_cached: Pipeline | None = None
 
 
 def pipeline(opts: AnnotateOptions) -> Pipeline:
-    """A Pipeline for these options; the last one is reused when only per-run options changed.
+    """A Pipeline for these options; the last one is reused, with its models when they are the same.
 
     Loading the detector and classifier takes about a second, so notebook loops over
-    many clips reuse them. Options read per run (smoothing, every, start/end, formats...)
-    are swapped in; a different model, device or detector setting loads new models.
+    many clips reuse them (see :attr:`AnnotateOptions.models_key`).
     """
     global _cached
     from fervid.pipeline import Pipeline
 
-    key = (opts.model, opts.device, opts.detector_weights, opts.det_size, opts.det_threshold, opts.min_face,
-           opts.show_bars, opts.batch_size)  # fmt: skip
-    if _cached is not None and _cached[0] == key:
-        _cached[1].options = opts
-        return _cached[1]
-    pipe = Pipeline(opts)
-    _cached = (key, pipe)
-    return pipe
+    if _cached is None:
+        _cached = Pipeline(opts)
+    else:
+        _cached.options = opts
+    return _cached
 
 
 def annotate(
-    source: PathLike,
-    output: PathLike | None = None,
-    *,
-    model: str = "ferplus",
-    device: str = "auto",
-    smooth: float = 0.0,
-    smooth_mode: str = "centred",
-    every: int = 1,
-    start: float | None = None,
-    end: float | None = None,
-    progress: Callable[[int], None] | None = None,
-    **kwargs: Any,
+    source: PathLike, output: PathLike | None = None, *, progress: Callable[[int], None] | None = None, **kwargs: Any
 ) -> AnnotateResult:
     """Detect, track and classify the faces of one video, image or image folder.
 
@@ -166,23 +152,17 @@ def annotate(
         output: with a folder, write everything ``fervid annotate -o OUTPUT`` writes into
             ``OUTPUT/<stem>/`` (annotated video, tables, timeline PNG, run.json). Without,
             nothing is written; call :meth:`AnnotateResult.save` later if wanted.
-        model: expression model name (see ``fervid models``) or a ``.pt`` path.
-        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
-        smooth: smoothing window in seconds (0: off); adds ``ps_<class>`` columns.
-        smooth_mode: ``"centred"`` (no lag) or ``"causal"`` (past frames only).
-        every: process every Nth frame; ``start``/``end``: time range in seconds.
         progress: called with the number of frames just processed.
-        **kwargs: any other ``fervid annotate`` option by its long name: ``batch_size``,
-            ``det_threshold``, ``min_face``, ``det_size``, ``detector_weights``,
-            ``track_buffer``, ``sequence``, ``video``, ``bars``, ``plots``, ``format``.
+        **kwargs: any ``fervid annotate`` option by its name (:func:`option_names`), e.g.
+            ``model="ferplus"``, ``device="cuda"``, ``smooth=0.5``, ``smooth_mode="causal"``,
+            ``every=2``, ``start=10``, ``end=20``, ``det_threshold=0.4``, ``video=False``.
 
     Example::
 
         result = fervid.annotate("interview.mp4", smooth=0.5, every=2)
         happy = result.faces.pivot_table(index="time_s", columns="face_id", values="ps_happy")
     """
-    opts = options(model=model, device=device, smooth=smooth, smooth_mode=smooth_mode, every=every,
-                   start=start, end=end, **kwargs)  # fmt: skip
+    opts = options(**kwargs)
     source = Path(source)
     stem = source.name if source.is_dir() else source.stem
     outdir = Path(output) / stem if output is not None else None
@@ -190,26 +170,16 @@ def annotate(
     return _wrap(result, stem, opts)
 
 
-def stream(
-    source: PathLike,
-    *,
-    model: str = "ferplus",
-    device: str = "auto",
-    smooth: float = 0.0,
-    smooth_mode: str = "centred",
-    every: int = 1,
-    start: float | None = None,
-    end: float | None = None,
-    **kwargs: Any,
-) -> Iterator[SmoothedResult]:
+def stream(source: PathLike, **kwargs: Any) -> Iterator[SmoothedResult]:
     """Yield one result per processed frame, in order, without writing anything.
 
-    Each item has ``.frame`` (index, ``time_s``, the RGB ``image``), ``.detections`` (boxes,
-    scores, landmarks, ``track_id``), ``.predictions`` (raw probabilities), ``.smoothed``
-    (None unless ``smooth`` > 0) and ``.shown`` (what the video would label). Tracking
-    confirms a face over a few frames and centred smoothing needs ``smooth`` seconds of
-    look-ahead, so items arrive a little behind decoding; the order is kept. Stop early
-    with ``break``; the decoder thread is closed with the generator.
+    Takes the same option keywords as :func:`annotate`. Each item has ``.frame`` (index,
+    ``time_s``, the RGB ``image``), ``.detections`` (boxes, scores, landmarks, ``track_id``),
+    ``.predictions`` (raw probabilities), ``.smoothed`` (None unless ``smooth`` > 0) and
+    ``.shown`` (what the video would label). Tracking confirms a face over a few frames and
+    centred smoothing needs ``smooth`` seconds of look-ahead, so items arrive a little behind
+    decoding; the order is kept. Stop early with ``break``; the decoder thread is closed with
+    the generator.
 
     Example::
 
@@ -217,9 +187,7 @@ def stream(
             for face, label in zip(r.detections.track_id, r.shown.label):
                 print(f"{r.frame.time_s:6.2f}s face {face}: {label}")
     """
-    opts = options(model=model, device=device, smooth=smooth, smooth_mode=smooth_mode, every=every,
-                   start=start, end=end, **kwargs)  # fmt: skip
-    yield from pipeline(opts).stream(Path(source))
+    yield from pipeline(options(**kwargs)).stream(Path(source))
 
 
 def load(directory: PathLike, stem: str | None = None) -> AnnotateResult:
@@ -241,11 +209,12 @@ def load(directory: PathLike, stem: str | None = None) -> AnnotateResult:
     run = metadata.read_run(directory, stem) or {}
     faces = read_table(_find_table(directory, stem, "faces"))
     summary = read_table(_find_table(directory, stem, "summary"))
+    persons = read_table(_find_table(directory, stem, "persons")) if "identity" in run else None
     classes = tuple(c[2:] for c in faces.columns if c.startswith("p_"))
     return AnnotateResult(
         source=Path(run.get("input", {}).get("path", directory)), stem=stem, faces=faces, summary=summary,
         classes=classes, frames=int(run.get("frames_processed", 0)), seconds=float(run.get("wall_time_s", 0.0)),
-        warning=run.get("warning"), run=run, outputs=[directory / n for n in run.get("outputs", [])],
+        warning=run.get("warning"), run=run, outputs=[directory / n for n in run.get("outputs", [])], persons=persons,
     )  # fmt: skip
 
 
@@ -258,7 +227,7 @@ def read_table(path: PathLike) -> pd.DataFrame:
     path = Path(path)
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
-    is_summary = path.name.endswith(".summary.csv")
+    is_summary = path.name.endswith((".summary.csv", ".persons.csv"))
     fixed = _SUMMARY_DTYPES if is_summary else _TIMELINE_DTYPES
     header = pd.read_csv(path, nrows=0).columns
     dtypes: dict[str, Any] = {c: fixed.get(c, "float64" if is_summary else "float32") for c in header}
@@ -291,8 +260,7 @@ def summarize(outdir: PathLike) -> pd.DataFrame:
         raise FileNotFoundError(f"{outdir}: no such folder")
     parts: list[pd.DataFrame] = []
     classes: list[str] = []
-    for record_path in sorted([*outdir.glob(f"*{metadata.SUFFIX}"), *outdir.glob(f"*/*{metadata.SUFFIX}")]):
-        folder, stem = record_path.parent, record_path.name[: -len(metadata.SUFFIX)]
+    for folder, stem in metadata.run_records(outdir):
         if not metadata.is_complete(folder, stem):
             warnings.warn(f"{folder}: skipped, its run is incomplete", stacklevel=2)
             continue
@@ -347,5 +315,5 @@ def _wrap(result: InputResult, stem: str, opts: AnnotateOptions) -> AnnotateResu
     return AnnotateResult(
         source=result.source, stem=stem, faces=result.timeline, summary=result.summary, classes=result.classes,
         frames=result.frames, seconds=result.seconds, warning=result.warning, run=result.run,
-        outputs=list(result.outputs), _input=result, _options=opts,
+        outputs=list(result.outputs), persons=result.persons, _input=result, _options=opts,
     )  # fmt: skip

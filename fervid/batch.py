@@ -32,6 +32,7 @@ written last) or nothing new. SIGINT and SIGTERM raise :class:`Interrupted` (a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import errno
 import os
@@ -44,10 +45,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from fervid.checks import plural
 from fervid.io.atomic import PARTIAL_TAG, clean_partials
 from fervid.io.errors import InputError
-from fervid.io.images import natural_key, open_image
-from fervid.io.video import VideoReader
+from fervid.io.images import natural_key
+from fervid.io.probe import MediaInfo, expected_frames, probe
 
 if TYPE_CHECKING:
     from fervid.pipeline import InputResult, Pipeline
@@ -70,25 +72,23 @@ class BatchInput:
     images: tuple[Path, ...] | None = None  # loose images next to videos; None: the whole folder
     stem: str = ""  # output folder name, filled by assign_stems
     problem: str | None = None  # known before processing: the input fails with this reason
+    media: MediaInfo | None = None  # the probe result, made once (at discovery or just before processing)
 
 
-def sniff(path: Path) -> Literal["image", "video", "other"]:
-    """What a file holds, by content: a still image (Pillow), a video (PyAV decodes a frame), or neither.
+def sniff(path: Path) -> MediaInfo | None:
+    """What a file holds, by content (:func:`fervid.io.probe.probe`); None when it is neither image nor video.
 
     Opening is not enough for video: FFmpeg's image demuxer "opens" any file named
     ``.jpg``, so a video is a file whose first frame actually decodes.
     """
     try:
-        with open_image(path) as image:
-            if getattr(image, "n_frames", 1) == 1:
-                return "image"
-    except InputError:
-        pass
-    try:
-        VideoReader(path).close()
-    except Exception:  # whatever PyAV raises, a file it cannot decode is not a video; the run says why
-        return "other"
-    return "video"
+        return probe(path)
+    except Exception:  # whatever PyAV raises, a file it cannot decode is not media; the run says why
+        return None
+
+
+def _kind(media: MediaInfo | None) -> Literal["image", "video", "other"]:
+    return "other" if media is None else ("image" if media.kind == "image" else "video")
 
 
 def discover_inputs(paths: Sequence[Path], recursive: bool = False, exclude: Sequence[Path] = ()) -> list[BatchInput]:
@@ -126,7 +126,8 @@ def _discover_folder(
     except OSError as exc:
         return [BatchInput(folder, "images", f"{label}/", problem=f"cannot list folder ({_os_reason(exc)})")]
     files = [p for p in entries if p.is_file()]
-    kinds = {p: sniff(p) for p in files}
+    media = {p: sniff(p) for p in files}
+    kinds = {p: _kind(m) for p, m in media.items()}
     has = {kind: any(k == kind for k in kinds.values()) for kind in ("image", "video")}
     inputs: list[BatchInput] = []
     if has["image"] and not has["video"]:
@@ -134,7 +135,7 @@ def _discover_folder(
     else:  # videos, or files that are neither: each is an input (a bad one fails with its reason)
         for path in files:
             if kinds[path] != "image":
-                inputs.append(BatchInput(path, "file", f"{label}/{path.name}"))
+                inputs.append(BatchInput(path, "file", f"{label}/{path.name}", media=media[path]))
         images = tuple(p for p in files if kinds[p] == "image")
         if images:
             inputs.append(BatchInput(folder, "images", f"{label}/ (images)", images))
@@ -145,7 +146,7 @@ def _discover_folder(
     if top and not inputs:
         hint = ""
         if subfolders and not recursive:
-            hint = f" ({len(subfolders)} subfolders; add --recursive to look inside)"
+            hint = f" ({plural(len(subfolders), 'subfolder')}; add --recursive to look inside)"
         inputs.append(BatchInput(folder, "images", f"{label}/", problem=f"no media files found in folder{hint}"))
     return inputs
 
@@ -190,7 +191,7 @@ def assign_stems(inputs: Sequence[BatchInput]) -> list[BatchInput]:
 
 
 def _with_stem(item: BatchInput, stem: str) -> BatchInput:
-    return BatchInput(item.source, item.kind, item.label, item.images, stem, item.problem)
+    return dataclasses.replace(item, stem=stem)
 
 
 # ------------------------------------------------------------------------- output folder
@@ -283,21 +284,26 @@ class BatchRunner:
         self.output = Path(output)
         self.overwrite = overwrite
 
+    def probed(self, item: BatchInput) -> BatchInput:
+        """``item`` with its probe result: each input is probed once, and the result travels with it.
+
+        A file that cannot be probed keeps ``media=None``; processing then fails with the reason.
+        """
+        if item.media is not None or item.problem is not None or not item.source.exists():
+            return item
+        try:
+            return dataclasses.replace(item, media=probe(item.source))
+        except (InputError, OSError, ValueError):
+            return item
+
     def expected_frames(self, item: BatchInput) -> int | None:
         """Frame count for a progress bar; None when unknown (the bar then just counts)."""
-        from fervid.io.images import resolve_images
-        from fervid.pipeline import is_image_input
-
-        o = self.pipeline.options
-        try:
-            if item.images is not None:
-                return len(item.images)
-            if is_image_input(item.source):
-                return len(resolve_images(item.source, on_skip=lambda *_: None))
-            with VideoReader(item.source, o.start_s, o.end_s, o.every) as reader:
-                return reader.expected_frames
-        except (InputError, OSError, ValueError):
+        if item.images is not None:
+            return len(item.images)
+        if item.media is None:
             return None
+        o = self.pipeline.options.input
+        return expected_frames(item.media, o.start, o.end, o.every)
 
     def completed(self, item: BatchInput) -> Outcome | None:
         """A skipped Outcome when ``item`` already has complete outputs (and no --overwrite)."""
@@ -331,7 +337,9 @@ class BatchRunner:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                result = self.pipeline.run(item.source, outdir, item.stem, progress=progress, images=item.images)
+                result = self.pipeline.run(
+                    item.source, outdir, item.stem, progress=progress, images=item.images, media=item.media
+                )
             except BaseException as exc:
                 _discard_new_files(outdir, before, created)
                 if not isinstance(exc, Exception):
@@ -361,6 +369,7 @@ def run_batch(
             current = pending[0]
             outcome = runner.completed(current)
             if outcome is None:
+                current = pending[0] = runner.probed(current)
                 if progress is None:
                     outcome = runner.process(current)
                 else:

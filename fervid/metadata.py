@@ -59,6 +59,13 @@ def is_complete(outdir: str | Path, stem: str) -> bool:
     return all((outdir / name).exists() for name in record.get("outputs", []))
 
 
+def run_records(outdir: str | Path) -> list[tuple[Path, str]]:
+    """(folder, stem) of every run record in ``outdir`` or one level below (a ``fervid annotate -o`` folder)."""
+    outdir = Path(outdir)
+    found = sorted([*outdir.glob(f"*{SUFFIX}"), *outdir.glob(f"*/*{SUFFIX}")])
+    return [(path.parent, path.name[: -len(SUFFIX)]) for path in found]
+
+
 def invalidate(outdir: str | Path, stem: str) -> None:
     """Remove a previous run's record before its outputs get overwritten (the input is no longer complete)."""
     with contextlib.suppress(FileNotFoundError):
@@ -103,8 +110,12 @@ def environment(device: Any) -> dict[str, Any]:
     }
 
 
-def input_facts(source: Path) -> dict[str, Any]:
-    """Path, size in bytes and what probing says (duration, fps, resolution, frames, codecs)."""
+def input_facts(source: Path, info: Any = None) -> dict[str, Any]:
+    """Path, size in bytes and what probing says (duration, fps, resolution, frames, codecs).
+
+    ``info`` is the input's :class:`~fervid.io.probe.MediaInfo` when the caller has it (the
+    run loop does), so the file is not probed again.
+    """
     from fervid.io.errors import InputError
     from fervid.io.probe import probe
 
@@ -112,11 +123,12 @@ def input_facts(source: Path) -> dict[str, Any]:
     files = [p for p in source.iterdir() if p.is_file()] if source.is_dir() else [source]
     size = sum(p.stat().st_size for p in files)
     facts: dict[str, Any] = {"path": str(source.resolve()), "size_bytes": size}
-    try:
-        info = probe(source)
-    except (InputError, OSError, ValueError) as exc:
-        facts["probe_error"] = str(exc)
-        return facts
+    if info is None:
+        try:
+            info = probe(source)
+        except (InputError, OSError, ValueError) as exc:
+            facts["probe_error"] = str(exc)
+            return facts
     facts.update(
         kind=info.kind, duration_s=info.duration_s, fps=info.fps, width=info.width, height=info.height,
         frame_count=info.frame_count, video_codec=info.video_codec, has_audio=info.has_audio,

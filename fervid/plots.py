@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -89,8 +90,6 @@ def plot_timeline(
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     path = Path(path)
     classes = list(classes)
@@ -101,7 +100,31 @@ def plot_timeline(
     counts = tracked.groupby("face_id").size().sort_values(ascending=False, kind="stable")
     shown_ids = sorted(counts.index[:max_panels].tolist())
     step = frame_step if frame_step and frame_step > 0 else _frame_step(timeline)
-    gap_s = 2.5 * step
+    xlim = _time_limits(timeline, time_range, step)
+    with plt.rc_context({"font.size": 9, "axes.titlesize": 10}):
+        fig, axes, fig_h = _make_figure(plt, max(1, len(shown_ids)), xlim)
+        if not shown_ids:
+            axes[0].text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes[0].transAxes)
+        for ax, face_id in zip(axes, shown_ids):
+            rows = tracked[tracked["face_id"] == face_id].sort_values("time_s", kind="stable")
+            _draw_face(ax, rows, prob_cols, classes, colours, 2.5 * step, step, xlim)
+            _label_face(ax, face_id, rows, prob_cols, classes)
+        axes[-1].set_xlabel("time (s)")
+        extra = ""
+        if len(counts) > len(shown_ids):
+            extra = f"  (the {len(shown_ids)} longest-visible of {len(counts)} faces)"
+        _add_title_and_legend(fig, fig_h, f"{title}{extra}", classes, colours, smoothed)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+        plt.close(fig)
+    return path
+
+
+def _time_limits(timeline: pd.DataFrame, time_range: tuple[float, float] | None, step: float) -> tuple[float, float]:
+    """The shared x axis: the processed range (default: the rows' span) with 1% margin either side.
+
+    An empty or single-instant range is widened to one frame step, so the axis never collapses.
+    """
     if time_range is None:
         t = timeline["time_s"]
         time_range = (float(t.min()), float(t.max())) if len(t) else (0.0, 1.0)
@@ -109,57 +132,64 @@ def plot_timeline(
     if t1 <= t0:
         t1 = t0 + step
     pad = 0.01 * (t1 - t0)
+    return t0 - pad, t1 + pad
 
-    n_panels = max(1, len(shown_ids))
+
+def _make_figure(plt: Any, n_panels: int, xlim: tuple[float, float]) -> tuple[Any, np.ndarray, float]:
+    """An empty figure of ``n_panels`` stacked panels sharing ``xlim``, its axes and its height in inches.
+
+    Margins are fixed in inches (room for the title, legend, face labels and the notes on the
+    right), so they look the same however many panels there are.
+    """
     panel_in = 1.6 if n_panels <= 4 else 1.25  # inches per face: many faces still fit one screen or page
     top_in, bottom_in, left_in, right_in, width_in = 0.95, 0.55, 1.15, 1.35, 12.0
     fig_h = top_in + bottom_in + panel_in * n_panels
-    with plt.rc_context({"font.size": 9, "axes.titlesize": 10}):
-        fig, axes = plt.subplots(n_panels, 1, figsize=(width_in, fig_h), sharex=True, squeeze=False, dpi=100)
-        fig.subplots_adjust(
-            left=left_in / width_in, right=1 - right_in / width_in, top=1 - top_in / fig_h,
-            bottom=bottom_in / fig_h, hspace=0.28,
-        )  # fmt: skip
-        axes = axes[:, 0]
-        for ax in axes:
-            ax.set_ylim(0, _BAND[0] + _BAND[1] + 0.02)
-            ax.set_yticks([0, 0.5, 1])
-            ax.set_xlim(t0 - pad, t1 + pad)
-            ax.grid(axis="y", color="#e6e6e6", linewidth=0.6)
-            ax.spines[["top", "right"]].set_visible(False)
-        if not shown_ids:
-            axes[0].text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes[0].transAxes)
-        for ax, face_id in zip(axes, shown_ids):
-            rows = tracked[tracked["face_id"] == face_id].sort_values("time_s", kind="stable")
-            _draw_face(ax, rows, prob_cols, classes, colours, gap_s, step, (t0 - pad, t1 + pad))
-            top = np.bincount(rows[prob_cols].to_numpy().argmax(axis=1), minlength=len(classes))
-            best = int(top.argmax())
-            rgb = tuple(v / 255 for v in colour_for(int(face_id)))
-            ax.set_ylabel(f"face {face_id}", fontweight="bold", rotation=0, ha="right", va="center", labelpad=8)
-            ax.yaxis.label.set_bbox({"facecolor": rgb, "edgecolor": "none", "alpha": 0.6, "pad": 2.5})
-            ax.text(
-                1.01, 0.5,
-                f"{len(rows)} frames\n{rows['time_s'].min():.1f}-{rows['time_s'].max():.1f} s\n"
-                f"top: {classes[best]}\n{top[best] / len(rows):.0%} of frames",
-                transform=ax.transAxes, ha="left", va="center", fontsize=8, color="#333333",
-            )  # fmt: skip
-        axes[-1].set_xlabel("time (s)")
-        extra = ""
-        if len(counts) > len(shown_ids):
-            extra = f"  (the {len(shown_ids)} longest-visible of {len(counts)} faces)"
-        what = "smoothed probability" if smoothed else "probability"
-        fig.text(0.5, 1 - 0.12 / fig_h, f"{title}{extra}", ha="center", va="top", fontsize=11, fontweight="bold")
-        handles = [Line2D([], [], color=colours[c], linewidth=2.2, label=c) for c in classes]
-        handles.append(Patch(facecolor=_HIDDEN, edgecolor="#cccccc", label="face not visible"))
-        fig.legend(
-            handles=handles, loc="upper center", ncol=len(handles), frameon=False, handlelength=1.6,
-            bbox_to_anchor=(0.5, 1 - 0.36 / fig_h), title=f"lines: {what} of each class; top band: the top class",
-            title_fontsize=8.5,
-        )  # fmt: skip
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-        plt.close(fig)
-    return path
+    fig, axes = plt.subplots(n_panels, 1, figsize=(width_in, fig_h), sharex=True, squeeze=False, dpi=100)
+    fig.subplots_adjust(
+        left=left_in / width_in, right=1 - right_in / width_in, top=1 - top_in / fig_h,
+        bottom=bottom_in / fig_h, hspace=0.28,
+    )  # fmt: skip
+    axes = axes[:, 0]
+    for ax in axes:
+        ax.set_ylim(0, _BAND[0] + _BAND[1] + 0.02)
+        ax.set_yticks([0, 0.5, 1])
+        ax.set_xlim(*xlim)
+        ax.grid(axis="y", color="#e6e6e6", linewidth=0.6)
+        ax.spines[["top", "right"]].set_visible(False)
+    return fig, axes, fig_h
+
+
+def _label_face(ax: Any, face_id: int, rows: pd.DataFrame, prob_cols: list[str], classes: list[str]) -> None:
+    """The face number on its box colour at the left; frames, time span and top label at the right."""
+    top = np.bincount(rows[prob_cols].to_numpy().argmax(axis=1), minlength=len(classes))
+    best = int(top.argmax())
+    rgb = tuple(v / 255 for v in colour_for(int(face_id)))
+    ax.set_ylabel(f"face {face_id}", fontweight="bold", rotation=0, ha="right", va="center", labelpad=8)
+    ax.yaxis.label.set_bbox({"facecolor": rgb, "edgecolor": "none", "alpha": 0.6, "pad": 2.5})
+    ax.text(
+        1.01, 0.5,
+        f"{len(rows)} frames\n{rows['time_s'].min():.1f}-{rows['time_s'].max():.1f} s\n"
+        f"top: {classes[best]}\n{top[best] / len(rows):.0%} of frames",
+        transform=ax.transAxes, ha="left", va="center", fontsize=8, color="#333333",
+    )  # fmt: skip
+
+
+def _add_title_and_legend(
+    fig: Any, fig_h: float, title: str, classes: list[str], colours: dict[str, str], smoothed: bool
+) -> None:
+    """The title, then one legend for all panels: a line per class and the not-visible shading."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    what = "smoothed probability" if smoothed else "probability"
+    fig.text(0.5, 1 - 0.12 / fig_h, title, ha="center", va="top", fontsize=11, fontweight="bold")
+    handles = [Line2D([], [], color=colours[c], linewidth=2.2, label=c) for c in classes]
+    handles.append(Patch(facecolor=_HIDDEN, edgecolor="#cccccc", label="face not visible"))
+    fig.legend(
+        handles=handles, loc="upper center", ncol=len(handles), frameon=False, handlelength=1.6,
+        bbox_to_anchor=(0.5, 1 - 0.36 / fig_h), title=f"lines: {what} of each class; top band: the top class",
+        title_fontsize=8.5,
+    )  # fmt: skip
 
 
 def _draw_face(

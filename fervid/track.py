@@ -43,34 +43,20 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from fervid.checks import check_range
+from fervid.geometry import box_iou_np
 from fervid.types import Detections
 
 # Noise scales relative to the box height, as in DeepSORT/ByteTrack's Kalman filter.
 _STD_POSITION = 1.0 / 20.0
 _STD_VELOCITY = 1.0 / 160.0
-
-
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (n, 4) and (m, 4) xyxy boxes -> (n, m); safe on empty input.
-
-    Private copy so the tracker has no ordering dependency on ``fervid.geometry``;
-    degenerate boxes give IoU 0 instead of NaN.
-    """
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def _xyxy_to_xyah(xyxy: np.ndarray) -> np.ndarray:
@@ -159,26 +145,46 @@ def _kalman_update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np
     return mean, cov
 
 
-def _match(iou: np.ndarray, threshold: float) -> np.ndarray:
-    """Hungarian matching on IoU, keeping only pairs with IoU >= threshold -> (k, 2) rows, cols.
+#: How alike a track's predicted box and a detection are: (t, 4) and (d, 4) xyxy -> (t, d) in [0, 1].
+Similarity = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def iou_similarity(tracks: np.ndarray, detections: np.ndarray) -> np.ndarray:
+    """Box overlap (IoU); degenerate boxes overlap nothing."""
+    return box_iou_np(tracks, detections).astype(np.float64)
+
+
+#: Association costs by name (``FaceTracker(similarity=...)``); a stage with more information
+#: (appearance, say) can pass its own function.
+SIMILARITIES: dict[str, Similarity] = {"iou": iou_similarity}
+
+
+def _match(similarity: np.ndarray, threshold: float) -> np.ndarray:
+    """Hungarian matching on a similarity, keeping only pairs at or above ``threshold`` -> (k, 2) rows, cols.
 
     The gate is applied after the assignment as well as in the cost, so a pair below
     it (e.g. IoU 0 after a shot cut) is never returned even when the solver pairs it.
     """
-    if iou.size == 0:
+    if similarity.size == 0:
         return np.zeros((0, 2), dtype=np.int64)
-    cost = np.where(iou >= threshold, 1.0 - iou, 1e6)
+    cost = np.where(similarity >= threshold, 1.0 - similarity, 1e6)
     rows, cols = linear_sum_assignment(cost)
-    keep = iou[rows, cols] >= threshold
+    keep = similarity[rows, cols] >= threshold
     return np.column_stack([rows[keep], cols[keep]]).astype(np.int64)
 
 
-def _check_range(name: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
-
-
 T = TypeVar("T")
+
+
+class TrackStep(NamedTuple):
+    """One frame through a tracker: every input row with ``track_id`` filled, and each row's track key.
+
+    ``keys`` name the track a row joined (tentative tracks too; -1: none). They let a caller
+    learn a row's public ID later, once its tentative track is confirmed (:meth:`FaceTracker.public_ids`).
+    """
+
+    detections: Detections
+    keys: np.ndarray
 
 
 @dataclass
@@ -214,6 +220,69 @@ class _Tracks:
     def extend(self, other: _Tracks) -> _Tracks:
         return _Tracks(*(np.concatenate([getattr(self, f), getattr(other, f)]) for f in self.__dataclass_fields__))
 
+    @classmethod
+    def start(cls, boxes: np.ndarray, time_s: float, public_id: np.ndarray, key: np.ndarray) -> _Tracks:
+        """New tracks at xyxy ``boxes``: one hit at ``time_s``, zero velocity, seen this frame."""
+        n = len(boxes)
+        mean, cov = _kalman_init(_xyxy_to_xyah(boxes))
+        return cls(mean, cov, np.ones(n, dtype=np.int64), np.full(n, time_s), public_id, np.ones(n, bool), key)
+
+    def apply_matches(self, boxes: np.ndarray, det_for_track: np.ndarray, time_s: float) -> None:
+        """Kalman-correct matched tracks with their detection's box, count the hit, note who was seen."""
+        matched = det_for_track >= 0
+        self.mean[~matched, 7] = 0.0  # ByteTrack: a lost box keeps its size
+        idx = np.flatnonzero(matched)
+        z = _xyxy_to_xyah(boxes[det_for_track[idx]])
+        self.mean[idx], self.cov[idx] = _kalman_update(self.mean[idx], self.cov[idx], z)
+        self.hits[idx] += 1
+        self.last_hit_s[idx] = time_s
+        self.seen_last = matched
+
+    def confirm(self, min_hits: int, first_id: int) -> int:
+        """Give public IDs from ``first_id`` to tentative tracks seen ``min_hits`` times in a row; how many.
+
+        Confirmed in track order (oldest first) so IDs follow first appearance.
+        """
+        newly = np.flatnonzero(self.seen_last & (self.public_id < 1) & (self.hits >= min_hits))
+        self.public_id[newly] = first_id + np.arange(len(newly))
+        return len(newly)
+
+    def drop_missed_tentative(self, matched: np.ndarray) -> _Tracks:
+        """Tentative tracks need consecutive hits: one miss removes them.
+
+        ``matched`` covers the tracks that existed before this frame's new ones (which are kept).
+        """
+        keep = np.ones(len(self), dtype=bool)
+        keep[: len(matched)] = matched | (self.public_id[: len(matched)] >= 1)
+        return self.select(keep)
+
+    def row_labels(self, n_rows: int, det_for_track: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per detection row, the public ID (-1: none) and the key (-1: none) of the track it joined.
+
+        ``det_for_track`` covers the tracks that existed before this frame; the tracks that
+        rows ``new`` started were appended after them, in that order. A new track has a
+        public ID only when ``min_hits == 1`` (else -1, like a tentative match).
+        """
+        track_id = np.full(n_rows, -1, dtype=np.int64)
+        keys = np.full(n_rows, -1, dtype=np.int64)
+        matched = det_for_track >= 0
+        track_id[det_for_track[matched]] = self.public_id[: len(det_for_track)][matched]
+        keys[det_for_track[matched]] = self.key[: len(det_for_track)][matched]
+        if len(new):
+            track_id[new] = self.public_id[-len(new) :]
+            keys[new] = self.key[-len(new) :]
+        return track_id, keys
+
+    def public_ids_of(self, keys: np.ndarray) -> np.ndarray:
+        """Public IDs by internal key (-1 where no live track has the key, or it is still tentative)."""
+        out = np.full(len(keys), -1, dtype=np.int64)
+        if len(keys) and len(self):
+            order = np.argsort(self.key)
+            pos = np.clip(np.searchsorted(self.key, keys, sorter=order), 0, len(order) - 1)
+            found = self.key[order[pos]] == keys
+            out[found] = self.public_id[order[pos]][found]
+        return out
+
 
 class FaceTracker:
     """Give each face a stable ID across frames; ``reset()`` between inputs.
@@ -230,6 +299,8 @@ class FaceTracker:
         min_hits: consecutive hits before a track is confirmed and gets an ID.
         nominal_fps: frame rate that defines one Kalman step; only scales velocities
             and process noise, so it need not match the video.
+        similarity: how a predicted track box and a detection are compared: a name from
+            ``SIMILARITIES`` or a function; gated by ``match_iou`` / ``second_match_iou``.
     """
 
     def __init__(
@@ -242,15 +313,16 @@ class FaceTracker:
         new_track_threshold: float = 0.7,
         min_hits: int = 2,
         nominal_fps: float = 30.0,
+        similarity: str | Similarity = "iou",
     ) -> None:
-        _check_range("track_buffer_s", track_buffer_s, 0.0, float("inf"))
-        _check_range("low_threshold", low_threshold, 0.0, 1.0)
-        _check_range("high_threshold", high_threshold, low_threshold, 1.0)
-        _check_range("new_track_threshold", new_track_threshold, 0.0, 1.0)
-        _check_range("match_iou", match_iou, 1e-6, 1.0)
-        _check_range("second_match_iou", second_match_iou, 1e-6, 1.0)
-        _check_range("min_hits", min_hits, 1, 1_000_000)
-        _check_range("nominal_fps", nominal_fps, 1e-6, float("inf"))
+        check_range("track_buffer_s", track_buffer_s, 0.0, float("inf"))
+        check_range("low_threshold", low_threshold, 0.0, 1.0)
+        check_range("high_threshold", high_threshold, low_threshold, 1.0)
+        check_range("new_track_threshold", new_track_threshold, 0.0, 1.0)
+        check_range("match_iou", match_iou, 1e-6, 1.0)
+        check_range("second_match_iou", second_match_iou, 1e-6, 1.0)
+        check_range("min_hits", min_hits, 1, 1_000_000)
+        check_range("nominal_fps", nominal_fps, 1e-6, float("inf"))
         self.track_buffer_s = float(track_buffer_s)
         self.high_threshold = float(high_threshold)
         self.low_threshold = float(low_threshold)
@@ -259,6 +331,11 @@ class FaceTracker:
         self.new_track_threshold = float(new_track_threshold)
         self.min_hits = int(min_hits)
         self.nominal_fps = float(nominal_fps)
+        if isinstance(similarity, str):
+            if similarity not in SIMILARITIES:
+                raise ValueError(f"unknown similarity {similarity!r}; choose one of: {', '.join(SIMILARITIES)}")
+            similarity = SIMILARITIES[similarity]
+        self.similarity = similarity
         self.reset()
 
     def reset(self) -> None:
@@ -267,8 +344,6 @@ class FaceTracker:
         self._time_s: float | None = None
         self._next_id = 1
         self._next_key = 0
-        #: Internal track key of each row returned by the last ``update`` (-1: no track).
-        self.row_keys = np.zeros(0, dtype=np.int64)
 
     def cut(self) -> None:
         """End every track now (a shot cut): faces after it get new IDs; IDs keep counting up."""
@@ -279,19 +354,17 @@ class FaceTracker:
 
         Lets a caller back-fill the frames a track spent tentative once it is confirmed.
         """
-        out = np.full(len(keys), -1, dtype=np.int64)
-        if len(keys) and len(self._tracks):
-            order = np.argsort(self._tracks.key)
-            pos = np.clip(np.searchsorted(self._tracks.key, keys, sorter=order), 0, len(order) - 1)
-            found = self._tracks.key[order[pos]] == keys
-            out[found] = self._tracks.public_id[order[pos]][found]
-        return out
+        return self._tracks.public_ids_of(keys)
 
     def update(self, detections: Detections, time_s: float) -> Detections:
         """Track one frame's faces; returns all input rows with ``track_id`` filled.
 
         Rows of confirmed tracks get their ID (>= 1); every other row gets -1.
         """
+        return self.step(detections, time_s).detections
+
+    def step(self, detections: Detections, time_s: float) -> TrackStep:
+        """:meth:`update`, also returning each row's track key (see :class:`TrackStep`)."""
         time_s = float(time_s)
         steps = 0.0 if self._time_s is None else max(0.0, time_s - self._time_s) * self.nominal_fps
         self._time_s = time_s if self._time_s is None else max(self._time_s, time_s)
@@ -315,25 +388,18 @@ class FaceTracker:
         tentative = np.flatnonzero(tracks.public_id < 1)
         high = self._assign(predicted, boxes, tentative, high, self.match_iou, det_for_track)
 
-        self._apply_matches(boxes, det_for_track, time_s)
+        tracks.apply_matches(boxes, det_for_track, time_s)
+        self._next_id += tracks.confirm(self.min_hits, self._next_id)
         new = high[detections.score[high] >= self.new_track_threshold]
         self._start_tracks(boxes[new], time_s)
 
         out = detections[np.arange(len(detections))]
-        out.track_id = np.full(len(detections), -1, dtype=np.int64)
-        matched = det_for_track >= 0
-        out.track_id[det_for_track[matched]] = self._tracks.public_id[: len(det_for_track)][matched]
-        self.row_keys = np.full(len(detections), -1, dtype=np.int64)
-        self.row_keys[det_for_track[matched]] = self._tracks.key[: len(det_for_track)][matched]
-        if len(new):
-            self.row_keys[new] = self._tracks.key[-len(new) :]
-        self._tracks = self._drop_missed_tentative(matched)
-        if self.min_hits == 1 and len(new):
-            out.track_id[new] = self._tracks.public_id[-len(new) :]
-        return out
+        out.track_id, keys = self._tracks.row_labels(len(detections), det_for_track, new)
+        self._tracks = self._tracks.drop_missed_tentative(det_for_track >= 0)
+        return TrackStep(out, keys)
 
-    @staticmethod
     def _assign(
+        self,
         predicted: np.ndarray,
         boxes: np.ndarray,
         track_rows: np.ndarray,
@@ -342,46 +408,22 @@ class FaceTracker:
         det_for_track: np.ndarray,
     ) -> np.ndarray:
         """Match a subset of tracks to a subset of detections; record pairs, return unmatched dets."""
-        pairs = _match(_box_iou(predicted[track_rows], boxes[det_rows]), threshold)
+        pairs = _match(self.similarity(predicted[track_rows], boxes[det_rows]), threshold)
         det_for_track[track_rows[pairs[:, 0]]] = det_rows[pairs[:, 1]]
         return np.delete(det_rows, pairs[:, 1])
-
-    def _apply_matches(self, boxes: np.ndarray, det_for_track: np.ndarray, time_s: float) -> None:
-        """Kalman-correct matched tracks, count hits and confirm those that reach ``min_hits``."""
-        tracks = self._tracks
-        matched = det_for_track >= 0
-        tracks.mean[~matched, 7] = 0.0  # ByteTrack: a lost box keeps its size
-        idx = np.flatnonzero(matched)
-        z = _xyxy_to_xyah(boxes[det_for_track[idx]])
-        tracks.mean[idx], tracks.cov[idx] = _kalman_update(tracks.mean[idx], tracks.cov[idx], z)
-        tracks.hits[idx] += 1
-        tracks.last_hit_s[idx] = time_s
-        tracks.seen_last = matched
-        # Confirm in track order (oldest first) so IDs follow first appearance.
-        newly = np.flatnonzero(matched & (tracks.public_id < 1) & (tracks.hits >= self.min_hits))
-        tracks.public_id[newly] = self._next_id + np.arange(len(newly))
-        self._next_id += len(newly)
 
     def _start_tracks(self, boxes: np.ndarray, time_s: float) -> None:
         """Open tentative tracks (confirmed at once when ``min_hits == 1``)."""
         n = len(boxes)
         if n == 0:
             return
-        mean, cov = _kalman_init(_xyxy_to_xyah(boxes))
         public_id = np.full(n, -1, dtype=np.int64)
         if self.min_hits == 1:
             public_id = self._next_id + np.arange(n, dtype=np.int64)
             self._next_id += n
         keys = self._next_key + np.arange(n, dtype=np.int64)
         self._next_key += n
-        new = _Tracks(mean, cov, np.ones(n, dtype=np.int64), np.full(n, time_s), public_id, np.ones(n, bool), keys)
-        self._tracks = self._tracks.extend(new)
-
-    def _drop_missed_tentative(self, matched: np.ndarray) -> _Tracks:
-        """Tentative tracks need consecutive hits: one miss removes them."""
-        keep = np.ones(len(self._tracks), dtype=bool)
-        keep[: len(matched)] = matched | (self._tracks.public_id[: len(matched)] >= 1)
-        return self._tracks.select(keep)
+        self._tracks = self._tracks.extend(_Tracks.start(boxes, time_s, public_id, keys))
 
 
 def _valid_rows(detections: Detections) -> np.ndarray:
@@ -408,8 +450,8 @@ class BackfilledTracker(Generic[T]):
         self._pending: deque[tuple[T, Detections, np.ndarray]] = deque()
 
     def push(self, item: T, detections: Detections, time_s: float) -> list[tuple[T, Detections]]:
-        tracked = self.tracker.update(detections, time_s)
-        self._pending.append((item, tracked, self.tracker.row_keys.copy()))
+        tracked, keys = self.tracker.step(detections, time_s)
+        self._pending.append((item, tracked, keys))
         for _, dets, keys in self._pending:
             waiting = (dets.track_id < 1) & (keys >= 0)
             if waiting.any():
@@ -426,3 +468,7 @@ class BackfilledTracker(Generic[T]):
     def _release(self) -> tuple[T, Detections]:
         item, dets, _ = self._pending.popleft()
         return item, dets[dets.track_id >= 1]
+
+
+#: Tracking strategies by name (``--tracker``).
+TRACKERS: dict[str, type[FaceTracker]] = {"bytetrack": FaceTracker}

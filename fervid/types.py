@@ -1,7 +1,7 @@
 """Array-backed containers that flow through the pipeline.
 
-Data moves one way: ``Frame`` -> ``Detections`` (tracker fills ``track_id``) ->
-``Predictions`` (row-aligned with the detections) -> writers. Each container is a
+Data moves one way: ``Frame`` -> ``Detections`` (tracker fills ``track_id``, identity
+fills ``person_id``) -> ``Predictions`` (row-aligned with the detections) -> sinks. Each container is a
 dataclass of parallel numpy arrays that validates itself and can be indexed with an
 int, a slice, an index array or a boolean mask, so stages never pass lists of dicts.
 """
@@ -63,13 +63,15 @@ class Detections:
     ``xyxy`` and ``landmarks`` are in pixels of the full-resolution frame;
     landmarks are the five RetinaFace points (left eye, right eye, nose, left and
     right mouth corner as seen in the image). ``track_id`` is -1 until a tracker
-    assigns a stable id (>= 1).
+    assigns a stable id (>= 1); ``person_id`` is -1 until the identity stage says who the
+    face is (>= 1), or 0 when the face cannot be identified (too small, too short a track).
     """
 
     xyxy: np.ndarray  # (n, 4) float32
     score: np.ndarray  # (n,) float32
     landmarks: np.ndarray  # (n, 5, 2) float32
     track_id: np.ndarray = field(default=None)  # type: ignore[assignment]  # (n,) int64
+    person_id: np.ndarray = field(default=None)  # type: ignore[assignment]  # (n,) int64
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -79,7 +81,10 @@ class Detections:
         if self.track_id is None:
             self.track_id = np.full(n, -1, dtype=np.int64)
         self.track_id = np.asarray(self.track_id, dtype=np.int64).reshape(-1)
-        for name in ("score", "landmarks", "track_id"):
+        if self.person_id is None:
+            self.person_id = np.full(n, -1, dtype=np.int64)
+        self.person_id = np.asarray(self.person_id, dtype=np.int64).reshape(-1)
+        for name in ("score", "landmarks", "track_id", "person_id"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"Detections.{name} has {len(getattr(self, name))} rows, xyxy has {n}")
 
@@ -92,7 +97,7 @@ class Detections:
 
     def __getitem__(self, item: Index) -> Detections:
         idx = _as_index(item)
-        return Detections(self.xyxy[idx], self.score[idx], self.landmarks[idx], self.track_id[idx])
+        return Detections(self.xyxy[idx], self.score[idx], self.landmarks[idx], self.track_id[idx], self.person_id[idx])
 
     @classmethod
     def concat(cls, parts: Sequence[Detections]) -> Detections:
@@ -103,6 +108,7 @@ class Detections:
             np.concatenate([p.score for p in parts]),
             np.concatenate([p.landmarks for p in parts]),
             np.concatenate([p.track_id for p in parts]),
+            np.concatenate([p.person_id for p in parts]),
         )
 
     @property

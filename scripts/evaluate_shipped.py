@@ -17,6 +17,7 @@ from fervid.train.data import load_dataset
 from fervid.train.evaluate import Evaluation
 from fervid.train.predict import predict_probs
 
+DATASETS = {"ferplus": "FER+", "fer2013": "FER2013"}
 SPLITS = {
     "ferplus": {"val": "data/ferplus/FER2013Valid.zip", "test": "data/ferplus/FER2013Test.zip"},
     "fer2013": {"val": "data/fer2013/validation.zip", "test": "data/fer2013/test.zip"},
@@ -38,7 +39,7 @@ def main() -> None:
         if name not in args.models:
             continue
         model, cfg = load_weights(name, verify=False)
-        entry: dict = {"classes": list(cfg.classes), "training": cfg.info}
+        entry: dict = {"classes": list(cfg.classes), "dataset": DATASETS[name], "training": cfg.info}
         for split, rel in splits.items():
             data = load_dataset(args.shared / rel)
             for tta in (False, True):

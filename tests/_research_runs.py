@@ -28,26 +28,25 @@ def wolfgang_smoothed() -> tuple[object, Path, list[tuple[float, list[str]]]]:
     """WolfgangLanger, first 5 s at every 2nd frame, smoothed 0.5 s, video on, tables in CSV and Parquet.
 
     Returns the AnnotateResult, its output folder, and per frame the labels the annotator
-    was asked to draw (recorded by wrapping ``Pipeline.annotator.annotate``).
+    was asked to draw (recorded by wrapping ``FrameAnnotator.annotate``).
     """
     import fervid.api as api
+    from fervid.annotate import FrameAnnotator
 
     source = shared_path(WOLFGANG)
-    opts = api.options(device="cpu", end=5.0, every=2, smooth=SMOOTH_S, format="both", batch_size=8)
-    pipe = api.pipeline(opts)
     drawn: list[tuple[float, list[str]]] = []
-    original = pipe.annotator.annotate
+    original = FrameAnnotator.annotate
 
-    def spy(image, detections, predictions=None):  # type: ignore[no-untyped-def]
+    def spy(self, image, detections, predictions=None):  # type: ignore[no-untyped-def]
         drawn.append((len(drawn), list(predictions.label) if predictions is not None else []))
-        return original(image, detections, predictions)
+        return original(self, image, detections, predictions)
 
-    pipe.annotator.annotate = spy  # type: ignore[method-assign]
+    FrameAnnotator.annotate = spy  # type: ignore[method-assign]
     try:
         result = api.annotate(source, _ROOT / "wolfgang", device="cpu", end=5.0, every=2, smooth=SMOOTH_S,
                               format="both", batch_size=8)  # fmt: skip
     finally:
-        del pipe.annotator.annotate
+        FrameAnnotator.annotate = original  # type: ignore[method-assign]
     return result, _ROOT / "wolfgang" / source.stem, drawn
 
 

@@ -21,3 +21,17 @@ def shared_path(relative: str) -> Path:
 def shared() -> type:
     """Give tests `shared("media/x.mp4")` -> Path, skipping when absent."""
     return shared_path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="also run the slow tests (a wheel installed in a new venv)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow tests run only with --slow (CI and README's test command pass it; plain `pytest` stays fast)."""
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

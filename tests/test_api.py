@@ -40,8 +40,8 @@ def test_unknown_option_names_the_valid_ones() -> None:
     with pytest.raises(TypeError, match="unknown option.*colour.*valid:.*smooth"):
         api.options(colour="red")
     opts = api.options(smooth=0.5, start=1, end=2, format="both", video=False, det_size=0)
-    assert (opts.smooth_s, opts.start_s, opts.end_s, opts.table_format) == (0.5, 1, 2, "both")
-    assert opts.write_video is False and opts.det_size is None
+    assert (opts.classification.smooth, opts.input.start, opts.input.end, opts.output.format) == (0.5, 1, 2, "both")
+    assert opts.output.video is False and opts.detection.det_size is None
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +57,18 @@ def in_memory(tmp_path_factory: pytest.TempPathFactory) -> tuple[api.AnnotateRes
 def test_in_memory_annotate_writes_nothing_and_returns_the_tables(in_memory: tuple[api.AnnotateResult, Path]) -> None:
     result, cwd = in_memory
     assert list(cwd.iterdir()) == [] and result.outputs == []
-    assert list(result.faces.columns) == [*timeline_columns(EMOTIONS, with_file=False), *PS_COLS]
+    assert list(result.faces.columns) == [*timeline_columns(EMOTIONS, with_file=False, with_person=True), *PS_COLS]
     assert result.summary["face_id"].tolist() == result.face_ids
     assert result.frames == 12 and result.classes == EMOTIONS
-    assert result.run["options"]["smooth_s"] == 0.4 and "input" not in result.run  # completed on save
+    assert result.run["options"]["smooth"] == 0.4 and "input" not in result.run  # completed on save
 
 
 def test_save_then_load_round_trip(in_memory: tuple[api.AnnotateResult, Path], tmp_path: Path) -> None:
     result, _ = in_memory
     written = result.save(tmp_path / "clip")
     stem = result.stem
-    assert {p.name for p in written} == {f"{stem}.faces.csv", f"{stem}.summary.csv", f"{stem}.timeline.png",
-                                         f"{stem}.run.json"}  # fmt: skip
+    assert {p.name for p in written} == {f"{stem}.faces.csv", f"{stem}.summary.csv", f"{stem}.persons.csv",
+                                         f"{stem}.timeline.png", f"{stem}.run.json"}  # fmt: skip
     assert written[-1].name.endswith(".run.json") and metadata.is_complete(tmp_path / "clip", stem)
     assert result.run["frames_processed"] == 12 and result.run["input"]["width"] == 640
     loaded = fervid.load(tmp_path / "clip")

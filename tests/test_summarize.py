@@ -84,3 +84,12 @@ def test_empty_and_missing_folders(tmp_path: Path) -> None:
     assert len(table) == 0 and "dominant_emotion" in table.columns
     result = CliRunner().invoke(app, ["summarize", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "no such folder" in result.output
+
+
+def test_a_folder_without_results_warns_writes_nothing_and_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "clip" / "notes.txt").write_text("not a fervid result")
+    result = CliRunner().invoke(app, ["summarize", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "no finished fervid results here; nothing written" in " ".join(result.output.split())
+    assert not (tmp_path / "corpus.summary.csv").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["clip"]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fervid.track import FaceTracker, _box_iou
+from fervid.track import FaceTracker, iou_similarity
 from fervid.types import Detections
 
 FPS = 30.0
@@ -254,12 +254,12 @@ def test_bad_arguments_raise_with_range(kwargs: dict[str, float]) -> None:
         ([0, 0, 0, 0], [0, 0, 0, 0], 0.0),
     ],
 )
-def test_box_iou(a: list[float], b: list[float], expected: float) -> None:
-    assert _box_iou(np.array([a]), np.array([b]))[0, 0] == pytest.approx(expected)
+def testiou_similarity(a: list[float], b: list[float], expected: float) -> None:
+    assert iou_similarity(np.array([a]), np.array([b]))[0, 0] == pytest.approx(expected)
 
 
 def test_box_iou_empty() -> None:
-    assert _box_iou(np.zeros((0, 4)), np.zeros((3, 4))).shape == (0, 3)
+    assert iou_similarity(np.zeros((0, 4)), np.zeros((3, 4))).shape == (0, 3)
 
 
 # --- properties --------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fervid.io._threads import Prefetcher
+from fervid.concurrency import background
 from fervid.io.errors import InputError, check_file, library_reason
 from fervid.types import Frame
 
@@ -185,27 +185,28 @@ def resolve_images(source: str | Path | Sequence[str | Path], on_skip: OnSkip | 
 class ImageFolderReader:
     """Iterate images as ``Frame``s, decoding ahead in a background thread.
 
-    ``Frame.index`` is the position in the (natural) order and ``time_s`` is
-    ``index / fps`` (fps=1 by default, so time_s == index), which keeps timelines
-    monotonic. A file that fails to decode is skipped (its index is left as a gap),
+    ``Frame.index`` is the position in the (natural) order. ``time_s`` is ``index / fps``
+    for a sequence of frames (``fps`` given), and NaN for independent photos (``fps=None``):
+    a photo has no place on a timeline, and an invented one would be read as a real time.
+    A file that fails to decode is skipped (its index is left as a gap),
     recorded in ``skipped`` and passed to ``on_skip``.
     """
 
     def __init__(
         self,
         source: str | Path | Sequence[str | Path],
-        fps: float = 1.0,
+        fps: float | None = 1.0,
         queue_size: int = 8,
         on_skip: OnSkip | None = None,
     ) -> None:
-        if not fps > 0:
+        if fps is not None and not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps}")
         self.paths = resolve_images(source, on_skip)
         self.fps = fps
         self.skipped: list[tuple[Path, str]] = []
         self._on_skip = on_skip
         self._queue_size = queue_size
-        self._prefetcher: Prefetcher[Frame] | None = None
+        self._frames: Iterator[Frame] | None = None
 
     @property
     def frame_count(self) -> int:
@@ -221,24 +222,24 @@ class ImageFolderReader:
         self.close()
 
     def __iter__(self) -> Iterator[Frame]:
-        if self._prefetcher is None:
-            self._prefetcher = Prefetcher(self._produce, self._queue_size, name="read-images")
-        return self._prefetcher
+        if self._frames is None:
+            self._frames = background(self._produce(), self._queue_size, name="read-images", chunk=1)
+        return self._frames
 
     def close(self) -> None:
         """Stop and join the prefetch thread; safe to call twice."""
-        if self._prefetcher is not None:
-            self._prefetcher.close()
+        if self._frames is not None:
+            self._frames.close()  # type: ignore[attr-defined]  # a generator: joins its thread
 
-    def _produce(self, emit: Callable[[Frame], bool]) -> None:
+    def _produce(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):
             try:
                 image = read_image(path)
             except InputError as exc:
                 self._skip(path, exc.reason)
                 continue
-            if not emit(Frame(index=index, time_s=index / self.fps, image=image, source=path.name)):
-                return
+            time_s = index / self.fps if self.fps else float("nan")
+            yield Frame(index=index, time_s=time_s, image=image, source=path.name)
 
     def _skip(self, path: Path, reason: str) -> None:
         """Record an image that failed to decode; runs in the prefetch thread."""

@@ -14,7 +14,7 @@ from typing import Literal
 
 from fervid.io.errors import InputError, check_file
 from fervid.io.images import image_size, is_animated, list_images, open_image
-from fervid.io.video import VideoReader
+from fervid.io.video import VideoReader, count_in_range
 
 MediaKind = Literal["video", "image", "image_folder"]
 _NOT_VIDEO = "not a readable video file"
@@ -96,3 +96,10 @@ def _probe_folder(path: Path) -> MediaInfo:
         raise InputError(path, "no images found in folder")
     width, height = image_size(images[0])
     return MediaInfo(path, "image_folder", width, height, None, None, len(images), False, None, None, 0)
+
+
+def expected_frames(info: MediaInfo, start_s: float | None, end_s: float | None, every: int) -> int | None:
+    """How many frames a run over this input will process (for a progress bar; None: unknown)."""
+    if info.kind != "video":
+        return info.frame_count
+    return count_in_range(info.frame_count, info.fps or 0.0, start_s, end_s, every)

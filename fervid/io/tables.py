@@ -20,10 +20,14 @@ from fervid.types import FrameResult
 LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"lm{i}_{axis}" for i in range(1, 6) for axis in ("x", "y"))
 
 
-def timeline_columns(classes: Sequence[str], with_file: bool) -> list[str]:
+def timeline_columns(
+    classes: Sequence[str], with_file: bool, with_person: bool = False, with_name: bool = False
+) -> list[str]:
+    """The faces table's columns: ``person_id`` follows ``face_id`` with identity on, ``person`` with known people."""
     head = ["frame", "file"] if with_file else ["frame"]
+    who = ["face_id", *(["person_id"] if with_person else []), *(["person"] if with_name else [])]
     return [
-        *head, "time_s", "face_id", "x1", "y1", "x2", "y2", "det_score", *LANDMARK_COLUMNS,
+        *head, "time_s", *who, "x1", "y1", "x2", "y2", "det_score", *LANDMARK_COLUMNS,
         "emotion", "confidence", *(f"p_{c}" for c in classes),
     ]  # fmt: skip
 
@@ -103,28 +107,32 @@ def empty_timeline(classes: Sequence[str], with_file: bool = False) -> pd.DataFr
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "float32")) for c in columns})
 
 
-def summarize_tracks(timeline: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
-    """One row per face track: time span, frame count, dominant emotion, mean probabilities, label shares.
+def summarize_tracks(timeline: pd.DataFrame, classes: Sequence[str], by: str = "face_id") -> pd.DataFrame:
+    """One row per face track (or per person, ``by="person_id"``): time span, frame count, dominant
+    emotion, mean probabilities, label shares.
 
     ``dominant_emotion`` is the label that is on top in most of the face's frames (ties go to
-    the higher mean probability), which is what a reader of the video would call it.
+    the higher mean probability), which is what a reader of the video would call it. When the
+    timeline has ``person_id``, the per-track table carries each track's person too.
     """
     prob_cols = [f"p_{c}" for c in classes]
-    columns = ["face_id", "first_time_s", "last_time_s", "frames", "dominant_emotion",
+    head = [by, "person_id"] if by == "face_id" and "person_id" in timeline else [by]
+    columns = [*head, "first_time_s", "last_time_s", "frames", "dominant_emotion",
                *(f"mean_p_{c}" for c in classes), *(f"share_{c}" for c in classes)]  # fmt: skip
-    tracked = timeline[timeline["face_id"] >= 1]
+    tracked = timeline[timeline[by] >= 1]
     if tracked.empty:
         return pd.DataFrame({c: pd.Series(dtype="object" if c == "dominant_emotion" else "float64") for c in columns})
-    grouped = tracked.groupby("face_id", sort=True)
+    grouped = tracked.groupby(by, sort=True)
     means = grouped[prob_cols].mean()
     label_index = tracked[prob_cols].to_numpy().argmax(axis=1)
     onehot = pd.DataFrame(np.eye(len(classes))[label_index], index=tracked.index, columns=list(classes))
-    shares = onehot.groupby(tracked["face_id"]).mean()
+    shares = onehot.groupby(tracked[by]).mean()
     # most frequent top label; ties broken by the mean probability (tiny tie-breaking weight)
     dominant = (shares.to_numpy() + 1e-9 * means.to_numpy()).argmax(axis=1)
     summary = pd.DataFrame(
         {
-            "face_id": means.index.astype(np.int64),
+            by: means.index.astype(np.int64),
+            **({"person_id": grouped["person_id"].first().to_numpy().astype(np.int64)} if len(head) > 1 else {}),
             "first_time_s": grouped["time_s"].min().to_numpy(),
             "last_time_s": grouped["time_s"].max().to_numpy(),
             "frames": grouped.size().to_numpy().astype(np.int64),
@@ -136,6 +144,29 @@ def summarize_tracks(timeline: pd.DataFrame, classes: Sequence[str]) -> pd.DataF
     for c in classes:
         summary[f"share_{c}"] = shares[c].to_numpy()
     return summary[columns]
+
+
+def add_persons(timeline: pd.DataFrame, person_of_track: dict[int, int], names: dict[int, str] | None) -> pd.DataFrame:
+    """The timeline with ``person_id`` (and ``person``, the name, with known people) after ``face_id``."""
+    out = timeline.copy()
+    at = out.columns.get_loc("face_id") + 1
+    person = out["face_id"].map(person_of_track).fillna(0).astype(np.int64)
+    out.insert(at, "person_id", person)
+    if names is not None:
+        out.insert(at + 1, "person", person.map(names).fillna("").astype(object))
+    return out
+
+
+def summarize_persons(timeline: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+    """One row per identified person: their name (with known people), their face IDs, then the track columns."""
+    summary = summarize_tracks(timeline, classes, by="person_id")
+    persons = timeline[timeline["person_id"] >= 1]
+    tracks = persons.groupby("person_id")["face_id"].unique()
+    summary.insert(1, "face_ids", [" ".join(map(str, sorted(tracks[p]))) for p in summary["person_id"]])
+    if "person" in timeline:
+        named = persons.groupby("person_id")["person"].first()
+        summary.insert(1, "person", [named.get(p, "") for p in summary["person_id"]])
+    return summary
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:

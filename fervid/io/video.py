@@ -8,35 +8,59 @@ Correctness rules this reader keeps, because the CSV timelines depend on them:
 * ``Frame.index`` counts decoded frames over the whole stream, also after seeking
   to ``start_s`` (the frames before the seek point are counted from packets).
 * Rotation metadata (the display matrix phones write) is applied, so faces are upright.
-* Damaged files yield what can be decoded and set ``decode_error`` instead of raising;
-  a file that cannot be opened at all raises ``InputError``.
+* Damaged files yield what can be decoded and set ``decode_error`` instead of raising
+  (``fervid.io.tolerant_decode``); a file that cannot be opened at all raises ``InputError``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
-from av.codec.context import CodecContext
 from av.container import InputContainer
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
-from fervid.io._threads import Prefetcher, bounded_queue_size
+from fervid.concurrency import background
 from fervid.io.errors import InputError, check_file, library_reason
+from fervid.io.tolerant_decode import MAX_FAILED_PACKETS, DamageLog, TolerantDecoder
 from fervid.types import Frame
+
+if TYPE_CHECKING:
+    from fervid.io.probe import MediaInfo
 
 #: Frame rate assumed for streams that declare none (FFmpeg's own default for raw streams).
 DEFAULT_FPS = 25.0
 _THREAD_TYPES = ("AUTO", "FRAME", "SLICE", "NONE")
-#: Give up on a file after this many packets in a row fail to decode.
-_MAX_FAILED_PACKETS = 100
 #: Slack for comparing float times with start_s/end_s (well below any frame interval).
 _EPS = 1e-6
+
+
+def bounded_queue_size(requested: int, item_bytes: int, budget_bytes: int = 128 * 2**20) -> int:
+    """Shrink a queue length so queued frames stay within a memory budget (64 4K frames are 1.6 GB).
+
+    128 MiB holds 64 frames up to 720p and 21 at 1080p: decoding runs far ahead of the
+    models, so a deeper queue only absorbs jitter, while at 1080p the earlier 512 MiB budget
+    made a short clip's run peak at 1.8 GB.
+    """
+    return max(1, min(requested, budget_bytes // max(1, item_bytes)))
+
+
+def count_in_range(
+    frame_count: int | None, fps: float, start_s: float | None, end_s: float | None, every: int
+) -> int | None:
+    """How many of ``frame_count`` frames at ``fps`` lie in [start, end] taking every Nth (None: unknown)."""
+    if frame_count is None:
+        return None
+    first = math.ceil((start_s or 0.0) * fps)
+    last = frame_count if end_s is None else min(frame_count, math.floor(end_s * fps) + 1)
+    return max(0, math.ceil((last - first) / every))
 
 
 def open_video(path: Path) -> tuple[InputContainer, VideoStream]:
@@ -78,7 +102,7 @@ def _peek_first_frame(path: Path, stream_index: int) -> av.VideoFrame:
     with av.open(str(path), metadata_errors="ignore") as container:
         stream = container.streams[stream_index]
         packets = container.demux(stream)
-        while failures < _MAX_FAILED_PACKETS:
+        while failures < MAX_FAILED_PACKETS:
             try:
                 packet = next(packets)
                 for frame in packet.decode():
@@ -113,6 +137,66 @@ def _frames_before(path: Path, stream_index: int, pts: int) -> int:
     return count
 
 
+def _orientation(path: Path, stream_index: int, info: MediaInfo | None) -> tuple[int, tuple[int, int]]:
+    """Rotation (CCW degrees) and coded (width, height) of the frames, from ``info`` or else the first frame."""
+    if info is not None and info.kind == "video" and info.width and info.height:
+        # probed already: no need to decode the first frame again
+        turned = info.rotation in (90, 270)
+        return info.rotation, ((info.height, info.width) if turned else (info.width, info.height))
+    first = _peek_first_frame(path, stream_index)
+    return 90 * _rotation_steps(first.rotation), (first.width, first.height)
+
+
+@dataclass(frozen=True)
+class _StreamFacts:
+    """What a video stream's headers say, as ``VideoReader`` reports it.
+
+    Read once, before decoding starts, so the reader's attributes never touch the
+    container its decode thread is using.
+    """
+
+    origin: int  # the stream's start time, in its time base; frame times count from it
+    fps: float
+    time_base: Fraction
+    duration_s: float | None
+    header_frames: int  # frame count the header declares (0: none)
+    frame_count: int | None  # header_frames, else estimated from the duration
+    has_audio: bool
+    audio_codec: str | None
+    video_codec: str
+
+    @classmethod
+    def read(cls, container: InputContainer, stream: VideoStream) -> _StreamFacts:
+        fps = next(
+            (float(r) for r in (stream.average_rate, stream.guessed_rate, stream.base_rate) if r and r > 0),
+            DEFAULT_FPS,
+        )
+        duration_s: float | None
+        if stream.duration and stream.time_base:
+            duration_s = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration_s = container.duration / av.time_base
+        else:
+            duration_s = None
+        header_frames = max(0, int(stream.frames or 0))
+        if header_frames:
+            frame_count: int | None = header_frames
+        else:
+            frame_count = round(duration_s * fps) if duration_s else None
+        audio = container.streams.audio
+        return cls(
+            origin=stream.start_time or 0,
+            fps=fps,
+            time_base=Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000),
+            duration_s=duration_s,
+            header_frames=header_frames,
+            frame_count=frame_count,
+            has_audio=bool(audio),
+            audio_codec=audio[0].codec_context.codec.canonical_name if audio else None,
+            video_codec=stream.codec_context.codec.canonical_name,
+        )
+
+
 class VideoReader:
     """Iterate the frames of one video file as ``Frame``s (uint8 RGB), decoded ahead in a thread.
 
@@ -126,6 +210,8 @@ class VideoReader:
             thread count (used with "AUTO").
         queue_size: decoded frames buffered ahead of the consumer; lowered for large
             frames so the queue stays under ~128 MiB.
+        info: the file's :func:`~fervid.io.probe.probe` result, when known: saves decoding
+            the first frame again to learn its size and rotation.
 
     Use as a context manager (or call ``close()``) so the decode thread is joined
     even when the loop stops early. One pass only. After iteration ``decode_error``
@@ -140,62 +226,30 @@ class VideoReader:
         every: int = 1,
         threads: str | int = "AUTO",
         queue_size: int = 64,
+        info: MediaInfo | None = None,
     ) -> None:
         _validate_args(start_s, end_s, every, threads, queue_size)
         self.path = Path(path)
         self.start_s = start_s
         self.end_s = end_s
         self.every = every
-        self._threads = threads
         self._queue_size = queue_size
-        self._container, self._stream = open_video(self.path)
+        self._source = _SeekingDecoder(self.path, threads)
         try:
-            first = _peek_first_frame(self.path, self._stream.index)
+            self.rotation, self._coded_size = _orientation(self.path, self._source.stream.index, info)
         except BaseException:
-            self._container.close()
+            self._source.close()
             raise
-        self.rotation = 90 * _rotation_steps(first.rotation)
-        self._coded_size = (first.width, first.height)
-        self._read_metadata()
-        self._configure_threads(self._stream)
-        self.decode_error: str | None = None
-        self._failed_packets = 0
-        self._corrupt_frames = 0
-        self._first_error = ""
-        self._packets_read = 0
-        self._seeked = False
-        self._last_time: float | None = None
-        self._prefetcher: Prefetcher[Frame] | None = None
+        facts = _StreamFacts.read(self._source.container, self._source.stream)  # copied to plain attributes
+        self.fps, self.time_base, self.duration_s = facts.fps, facts.time_base, facts.duration_s
+        self.frame_count, self._header_frames, self._origin = facts.frame_count, facts.header_frames, facts.origin
+        self.has_audio, self.audio_codec, self.video_codec = facts.has_audio, facts.audio_codec, facts.video_codec
+        self._frames: Iterator[Frame] | None = None
         self._closed = False
         # One converter for the whole stream: a fresh SwsContext per frame costs ~4 ms at 640x360.
         self._reformatter = VideoReformatter()
 
     # ----------------------------------------------------------------- metadata
-    def _read_metadata(self) -> None:
-        """Snapshot stream facts now, so properties never touch the container the thread decodes."""
-        stream, container = self._stream, self._container
-        self._origin = stream.start_time or 0
-        self.fps = next(
-            (float(r) for r in (stream.average_rate, stream.guessed_rate, stream.base_rate) if r and r > 0),
-            DEFAULT_FPS,
-        )
-        self.time_base = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
-        if stream.duration and stream.time_base:
-            self.duration_s: float | None = float(stream.duration * stream.time_base)
-        elif container.duration:
-            self.duration_s = container.duration / av.time_base
-        else:
-            self.duration_s = None
-        self._header_frames = max(0, int(stream.frames or 0))
-        if self._header_frames:
-            self.frame_count: int | None = self._header_frames
-        else:
-            self.frame_count = round(self.duration_s * self.fps) if self.duration_s else None
-        audio = container.streams.audio
-        self.has_audio = bool(audio)
-        self.audio_codec = audio[0].codec_context.codec.canonical_name if audio else None
-        self.video_codec = stream.codec_context.codec.canonical_name
-
     @property
     def width(self) -> int:
         """Width of the frames this reader yields (after rotation)."""
@@ -209,14 +263,14 @@ class VideoReader:
         return w if self.rotation in (90, 270) else h
 
     @property
+    def decode_error(self) -> str | None:
+        """Where a damaged file stopped decoding or was corrupt, in one line; None when the file was fine."""
+        return self._source.damage.message
+
+    @property
     def expected_frames(self) -> int | None:
         """Estimate of how many frames this reader will yield (start/end/every applied), for progress."""
-        total = self.frame_count
-        if total is None:
-            return None
-        first = math.ceil((self.start_s or 0.0) * self.fps)
-        last = total if self.end_s is None else min(total, math.floor(self.end_s * self.fps) + 1)
-        return max(0, math.ceil((last - first) / self.every))
+        return count_in_range(self.frame_count, self.fps, self.start_s, self.end_s, self.every)
 
     # ---------------------------------------------------------------- iteration
     def __enter__(self) -> VideoReader:
@@ -228,186 +282,48 @@ class VideoReader:
     def __iter__(self) -> Iterator[Frame]:
         if self._closed:
             raise RuntimeError(f"{self.path}: reader is closed")
-        if self._prefetcher is None:
+        if self._frames is None:
             size = bounded_queue_size(self._queue_size, self.width * self.height * 3)
-            self._prefetcher = Prefetcher(self._produce, size, name=f"decode:{self.path.name}")
-        return self._prefetcher
+            self._frames = background(self._produce(), size, name=f"decode:{self.path.name}")
+        return self._frames
 
     def close(self) -> None:
         """Stop and join the decode thread, then release the file; safe to call twice."""
         if self._closed:
             return
         self._closed = True
-        if self._prefetcher is not None:
-            self._prefetcher.close()
+        if self._frames is not None:
+            self._frames.close()  # type: ignore[attr-defined]  # a generator: joins the thread, closes the file
         else:
-            self._container.close()  # the thread owns the container once it started
+            self._source.close()  # the thread owns the container once it started
 
     # --------------------------------------------------------- decode thread
-    def _configure_threads(self, stream: VideoStream) -> None:
-        if isinstance(self._threads, int):
-            stream.thread_type = "AUTO"
-            stream.codec_context.thread_count = self._threads
-        else:
-            stream.thread_type = self._threads.upper()
-
-    def _produce(self, emit: Callable[[Frame], bool]) -> None:
-        """Decode thread body: filter by time and ``every``, convert, hand frames to the consumer."""
+    def _produce(self) -> Iterator[Frame]:
+        """What the decode thread runs: filter by time and ``every``, convert; the file is closed at the end."""
         try:
-            self._emit_frames(emit)
+            yield from self._kept_frames()
         finally:
-            self._container.close()
+            self._source.close()
 
-    def _emit_frames(self, emit: Callable[[Frame], bool]) -> None:
+    def _kept_frames(self) -> Iterator[Frame]:
         start = self.start_s or 0.0
         first_kept: int | None = None
-        for index, vframe in self._indexed_frames(start):
+        damage = self._source.damage
+        for index, vframe in self._source.indexed_frames(start, self._time_of):
             time_s = self._time_of(vframe, index)
-            self._last_time = time_s
+            damage.last_time = time_s
             if time_s < start - _EPS:
                 continue
             if self.end_s is not None and time_s > self.end_s + _EPS:
                 return
             if vframe.is_corrupt:
-                self._note_corrupt(time_s)
+                damage.note_corrupt(time_s)
             if first_kept is None:
                 first_kept = index
             if (index - first_kept) % self.every:
                 continue
-            if not emit(Frame(index=index, time_s=time_s, image=self._to_rgb(vframe))):
-                return
-        self._check_complete()
-
-    def _indexed_frames(self, start_s: float) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Frames with their stream-wide index; seeks near ``start_s`` when the file allows it."""
-        if start_s > 0 and self._seek(start_s):
-            frames = self._decoded_frames()
-            first = next(frames, None)
-            if first is None:
-                return
-            if first.pts is not None and self._time_of(first, 0) <= start_s + _EPS:
-                index = _frames_before(self.path, self._stream.index, first.pts)
-                yield index, first
-                for offset, frame in enumerate(frames, start=1):
-                    yield index + offset, frame
-                return
-            frames.close()  # the seek landed after the target: decode from the beginning instead
-            self._reopen()
-        for index, frame in enumerate(self._decoded_frames()):
-            yield index, frame
-
-    def _seek(self, start_s: float) -> bool:
-        """Seek to the keyframe at or before ``start_s``; False when the stream has no timestamps."""
-        stream = self._stream
-        if stream.start_time is None or not stream.time_base:
-            return False
-        target = stream.start_time + int(start_s / stream.time_base)
-        try:
-            self._container.seek(target, stream=stream, backward=True, any_frame=False)
-        except av.FFmpegError:
-            self._reopen()
-            return False
-        self._seeked = True
-        return True
-
-    def _reopen(self) -> None:
-        """Start over from a fresh open: the most reliable rewind for every format."""
-        self._container.close()
-        self._container, self._stream = open_video(self.path)
-        self._configure_threads(self._stream)
-        self._seeked = False
-        self._packets_read = 0
-
-    def _decoded_frames(self) -> Iterator[av.VideoFrame]:
-        """Demux and decode, skipping packets that fail; records where damage was found.
-
-        After a failure, the next keyframe starts a fresh decoder (the old one is
-        drained first): FFmpeg's decoder can stay in its error state and refuse every
-        later packet, keyframes included, which would lose the rest of a file damaged
-        in one place. Until that keyframe the old decoder goes on, since it usually
-        recovers and conceals the damage, which a fresh one without references cannot.
-        """
-        packets = self._container.demux(self._stream)
-        decoder = self._stream.codec_context
-        failed_in_a_row = 0
-        damaged = False
-        while failed_in_a_row < _MAX_FAILED_PACKETS:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break  # demux ends with an empty packet that already flushed the decoder
-            except (av.FFmpegError, OSError) as exc:
-                self._note_error("reading failed", exc, None)
-                yield from self._flush_decoder(decoder)
-                return
-            if packet.size:
-                self._packets_read += 1
-            if damaged and packet.is_keyframe:
-                yield from self._flush_decoder(decoder)
-                decoder, damaged = _fresh_decoder(decoder), False
-            try:
-                frames = decoder.decode(packet)
-            except av.FFmpegError as exc:
-                self._note_error("decoding failed", exc, packet)
-                failed_in_a_row += 1
-                damaged = True
-                continue
-            failed_in_a_row = 0
-            yield from frames
-        else:
-            yield from self._flush_decoder(decoder)
-
-    def _flush_decoder(self, decoder: CodecContext) -> Iterator[av.VideoFrame]:
-        """Frames still inside the decoder when reading stopped early."""
-        try:
-            yield from decoder.decode(None)
-        except av.FFmpegError:
-            return
-
-    def _note_error(self, what: str, exc: BaseException, packet: av.Packet | None) -> None:
-        """Keep the first failure's place and reason; count the rest."""
-        self._failed_packets += 1
-        where = self._last_time
-        if packet is not None and packet.pts is not None and packet.time_base:
-            where = float((packet.pts - self._origin) * packet.time_base)
-        at = f"at {where:.3f} s" if where is not None else "at the start"
-        if self.decode_error is None:
-            self._first_error = f"{what} {at} ({library_reason(exc)})"
-        self._describe_damage()
-
-    def _note_corrupt(self, time_s: float) -> None:
-        """A frame the decoder flagged corrupt (it concealed damaged data): kept, but the file is marked.
-
-        H.264/HEVC decoders paper over flipped or missing bytes without raising, so
-        this flag is the only sign of a corrupt stretch inside an otherwise readable file.
-        """
-        self._corrupt_frames += 1
-        if self.decode_error is None:
-            self._first_error = f"corrupt data at {time_s:.3f} s (the decoder concealed it)"
-        self._describe_damage()
-
-    def _describe_damage(self) -> None:
-        """``decode_error``: the first problem, then how much damage there was in all (one line)."""
-        failed, corrupt = self._failed_packets, self._corrupt_frames
-        counts = [
-            f"{n} {what}{'s' if n > 1 else ''}"
-            for n, what in ((failed, "failed packet"), (corrupt, "corrupt frame"))
-            if n
-        ]
-        self.decode_error = self._first_error + (f"; {', '.join(counts)}" if failed + corrupt > 1 else "")
-
-    def _check_complete(self) -> None:
-        """Flag a file that ended before its header said it would (truncated download/copy)."""
-        expected = self._header_frames
-        if self.decode_error is not None or expected <= 0:
-            return
-        if not self._seeked and self._packets_read < expected:
-            self.decode_error = f"file ended after {self._packets_read} of {expected} frames (truncated?)"
-            return
-        duration = self.duration_s
-        last = self._last_time
-        if self._seeked and duration and last is not None and last < duration - max(1.0, 3.0 / self.fps):
-            self.decode_error = f"file ended at {last:.3f} s of {duration:.3f} s (truncated?)"
+            yield Frame(index=index, time_s=time_s, image=self._to_rgb(vframe))
+        self._source.check_complete(self._header_frames, self.duration_s, self.fps)
 
     def _time_of(self, frame: av.VideoFrame, index: int) -> float:
         """Presentation time relative to the stream start; index / fps when there is no timestamp."""
@@ -426,18 +342,86 @@ class VideoReader:
         return np.ascontiguousarray(image)
 
 
-def _fresh_decoder(old: CodecContext) -> CodecContext:
-    """A new decoder like ``old`` (codec, extradata, threading); else ``old``, reset after its drain."""
-    try:
-        new = av.CodecContext.create(old.codec.name, "r")
-        if old.extradata:
-            new.extradata = old.extradata
-        new.thread_type = old.thread_type
-        new.thread_count = old.thread_count
-    except (av.FFmpegError, ValueError, TypeError, RuntimeError):
-        old.flush_buffers()  # a drained decoder takes no packets until reset
-        return old
-    return new
+class _SeekingDecoder:
+    """The reader's open file: decodes it from a start time, giving frames their stream-wide index.
+
+    Seeking is the fast way to a start time; when a file cannot seek, or the seek lands
+    after the target, the file is opened again and decoded from the beginning, the most
+    reliable rewind for every format. Damage found on the way goes to ``damage``. Once
+    the reader's iteration starts, only its decode thread uses this.
+
+    Args:
+        path: the video file.
+        threads: FFmpeg decoder thread type or count, as ``VideoReader`` takes it.
+    """
+
+    def __init__(self, path: Path, threads: str | int) -> None:
+        self.path = path
+        self._threads = threads
+        self.container, self.stream = open_video(path)
+        self._configure_threads()
+        self.damage = DamageLog(self.stream.start_time or 0)
+        self._decoder = TolerantDecoder(self.container, self.stream, self.damage)
+        self._seeked = False
+
+    def indexed_frames(
+        self, start_s: float, time_of: Callable[[av.VideoFrame, int], float]
+    ) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Frames with their stream-wide index; seeks near ``start_s`` when the file allows it.
+
+        ``time_of(frame, index)`` is the reader's presentation time of a frame.
+        """
+        if start_s > 0 and self._seek(start_s):
+            frames = self._decoder.frames()
+            first = next(frames, None)
+            if first is None:
+                return
+            if first.pts is not None and time_of(first, 0) <= start_s + _EPS:
+                index = _frames_before(self.path, self.stream.index, first.pts)
+                yield index, first
+                for offset, frame in enumerate(frames, start=1):
+                    yield index + offset, frame
+                return
+            frames.close()  # the seek landed after the target: decode from the beginning instead
+            self._reopen()
+        for index, frame in enumerate(self._decoder.frames()):
+            yield index, frame
+
+    def check_complete(self, header_frames: int, duration_s: float | None, fps: float) -> None:
+        """After the last frame: note in ``damage`` when the file ended early (see ``DamageLog.check_complete``)."""
+        self.damage.check_complete(header_frames, self._decoder.packets_read, self._seeked, duration_s, fps)
+
+    def close(self) -> None:
+        self.container.close()
+
+    def _seek(self, start_s: float) -> bool:
+        """Seek to the keyframe at or before ``start_s``; False when the stream has no timestamps."""
+        stream = self.stream
+        if stream.start_time is None or not stream.time_base:
+            return False
+        target = stream.start_time + int(start_s / stream.time_base)
+        try:
+            self.container.seek(target, stream=stream, backward=True, any_frame=False)
+        except av.FFmpegError:
+            self._reopen()
+            return False
+        self._seeked = True
+        return True
+
+    def _reopen(self) -> None:
+        """Start over from a fresh open: the most reliable rewind for every format."""
+        self.container.close()
+        self.container, self.stream = open_video(self.path)
+        self._configure_threads()
+        self._seeked = False
+        self._decoder = TolerantDecoder(self.container, self.stream, self.damage)  # packets_read from 0
+
+    def _configure_threads(self) -> None:
+        if isinstance(self._threads, int):
+            self.stream.thread_type = "AUTO"
+            self.stream.codec_context.thread_count = self._threads
+        else:
+            self.stream.thread_type = self._threads.upper()
 
 
 def _validate_args(start_s: float | None, end_s: float | None, every: int, threads: str | int, queue_size: int) -> None:

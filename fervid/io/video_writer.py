@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import queue
 import sys
 import threading
 import warnings
@@ -32,10 +31,10 @@ from av.audio.stream import AudioStream
 from av.container import InputContainer, OutputContainer
 from av.video.reformatter import VideoReformatter
 
-from fervid.io._threads import bounded_queue_size
+from fervid.concurrency import BoundedStage
 from fervid.io.atomic import atomic_path
 from fervid.io.errors import library_reason
-from fervid.io.video import open_video
+from fervid.io.video import bounded_queue_size, open_video
 from fervid.types import Frame
 
 #: Audio codecs MP4 holds as they are (checked again against the muxer before copying).
@@ -262,58 +261,29 @@ class VideoWriter:
         _validate(width, height, fps, crf, queue_size)
         self.path = Path(path)
         self.width, self.height = width, height
-        self.padded = bool(width % 2 or height % 2)
-        if self.padded:
-            warnings.warn(
-                f"{self.path.name}: {width}x{height} is odd; padding to {width + width % 2}x"
-                f"{height + height % 2} for yuv420p",
-                stacklevel=2,
-            )
+        self.padded = _needs_padding(self.path, width, height)
         self.time_base = _fine_time_base(time_base)
         self._origin_s: float | None = None  # the first frame's time_s becomes 0 in the output
         self.encoder = choose_encoder(codec)
         self.frames_written = 0
         self._last_pts = -1
-        self._error: BaseException | None = None
         self._abort = threading.Event()
         size = bounded_queue_size(queue_size, width * height * 3, budget_bytes=96 * 2**20)
-        self._queue: queue.Queue[tuple[int, np.ndarray] | None] = queue.Queue(maxsize=size)
         self._closed = False
-        # One RGB->YUV converter for all frames: a fresh SwsContext per frame is ~8x slower.
-        self._reformatter = VideoReformatter()
         self._stack = contextlib.ExitStack()
         self._tmp = self._stack.enter_context(atomic_path(self.path))
-        self.audio: _AudioTrack | None = None
         try:
-            self._open(fps, crf, preset, threads, audio_from, end_s)
+            self._output = _EncodedFile(
+                self._tmp, self.path.suffix, width, height, self.time_base, self.encoder, fps, crf, preset, threads,
+                audio_from, end_s,
+            )  # fmt: skip
         except BaseException:
             self._stack.__exit__(*_exc_info())
             raise
-        self._thread = threading.Thread(target=self._run, name=f"encode:{self.path.name}", daemon=True)
-        self._thread.start()
-
-    def _open(
-        self, fps: float, crf: int, preset: str, threads: int, audio_from: str | Path | None, end_s: float | None
-    ) -> None:
-        options = {"movflags": "+faststart"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
-        self._container: OutputContainer = av.open(str(self._tmp), "w", options=options)
-        try:
-            self._video = self._container.add_stream(self.encoder, rate=Fraction(fps).limit_denominator(100000))
-            self._video.width = self.width + self.width % 2
-            self._video.height = self.height + self.height % 2
-            self._video.pix_fmt = "yuv420p"
-            self._video.time_base = self.time_base
-            context = self._video.codec_context
-            context.time_base = self.time_base
-            context.thread_count = threads
-            context.colorspace = context.color_primaries = context.color_trc = _BT709
-            context.color_range = _LIMITED_RANGE
-            self._video.options = _encoder_options(self.encoder, crf, preset)
-            if audio_from is not None:
-                self.audio = _open_audio(Path(audio_from), self._container, end_s)
-        except BaseException:
-            self._container.close()
-            raise
+        self.audio = self._output.audio
+        self._stage: BoundedStage[tuple[int, np.ndarray], None] = BoundedStage(
+            self._encode_item, workers=1, capacity=size, name=f"encode:{self.path.name}"
+        )
 
     @property
     def audio_mode(self) -> str | None:
@@ -333,8 +303,10 @@ class VideoWriter:
             self.abort(exc_type, exc, tb)
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
-        """Queue ``image`` (H, W, 3 uint8 RGB, the writer's size) shown at ``frame.time_s``."""
-        self._raise_if_failed()
+        """Queue ``image`` (H, W, 3 uint8 RGB, the writer's size) shown at ``frame.time_s``.
+
+        An error of the encoding thread is raised here (or at ``close``).
+        """
         if image.shape != (self.height, self.width, 3) or image.dtype != np.uint8:
             raise ValueError(f"image must be ({self.height}, {self.width}, 3) uint8, got {image.shape} {image.dtype}")
         if self._origin_s is None:
@@ -342,26 +314,26 @@ class VideoWriter:
         pts = round((frame.time_s - self._origin_s) / self.time_base)
         pts = max(pts, self._last_pts + 1)  # encoders need strictly increasing pts
         self._last_pts = pts
-        self._queue.put((pts, image))
+        self._stage.put((pts, image))
 
     def close(self) -> None:
         """Finish: drain the queue, flush the encoder, finish audio, close, rename into place."""
         if self._closed:
             return
         self._closed = True
-        self._stop_thread()
         try:
-            self._raise_if_failed()
+            try:
+                self._stage.finish()
+            finally:
+                self._stage.close()
             if self.frames_written == 0:
                 raise ValueError(f"{self.path}: no frames were written")
-            self._container.mux(self._video.encode(None))
-            if self.audio is not None:
-                self.audio.finish()
+            self._output.finish()
         except BaseException:
-            self._close_files()
+            self._output.close()
             self._stack.__exit__(*_exc_info())
             raise
-        self._close_files()
+        self._output.close()
         self._stack.close()
 
     def abort(
@@ -375,50 +347,115 @@ class VideoWriter:
             return
         self._closed = True
         self._abort.set()
-        self._stop_thread()
-        self._close_files()
+        self._stage.close()
+        self._output.close()
         error = exc or RuntimeError("aborted")
         with contextlib.suppress(BaseException):
             self._stack.__exit__(exc_type or RuntimeError, error, tb)
 
-    def _stop_thread(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+    # ------------------------------------------------------------- writer thread
+    def _encode_item(self, item: tuple[int, np.ndarray]) -> None:
+        """Runs in the encoding stage's thread; frames queued after an abort or a failure are dropped."""
+        if self._abort.is_set():
+            return
+        pts, image = item
+        try:
+            self._output.encode(pts, image)
+            self.frames_written += 1
+            self._output.audio_until(pts, self._origin_s or 0.0)
+        except BaseException:
+            self._abort.set()  # the container is in an unknown state: encode nothing more
+            raise
 
-    def _close_files(self) -> None:
+
+class _EncodedFile:
+    """The output container: one H.264 stream (yuv420p, BT.709 tags) and, optionally, the input's audio.
+
+    Everything that talks to PyAV's muxer and encoders is here, so that ``VideoWriter`` is
+    left with the queue, the timestamps and the temporary file. Once frames flow, only the
+    writer thread calls ``encode`` and ``audio_until``; ``finish`` and ``close`` run after it stopped.
+
+    Args:
+        tmp: where to write (the writer's temporary name).
+        suffix: the final file's extension; MP4-like ones get ``+faststart``.
+        width, height: the frames' size; odd sizes are padded by one edge-replicated pixel.
+        time_base: unit of the frames' pts.
+        encoder, fps, crf, preset, threads, audio_from, end_s: as in ``VideoWriter``.
+    """
+
+    def __init__(
+        self,
+        tmp: Path,
+        suffix: str,
+        width: int,
+        height: int,
+        time_base: Fraction,
+        encoder: str,
+        fps: float,
+        crf: int,
+        preset: str,
+        threads: int,
+        audio_from: str | Path | None,
+        end_s: float | None,
+    ) -> None:
+        self._pad = ((0, height % 2), (0, width % 2), (0, 0))
+        self._padded = bool(width % 2 or height % 2)
+        self._time_base = time_base
+        # One RGB->YUV converter for all frames: a fresh SwsContext per frame is ~8x slower.
+        self._reformatter = VideoReformatter()
+        self.audio: _AudioTrack | None = None
+        options = {"movflags": "+faststart"} if suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+        self._container: OutputContainer = av.open(str(tmp), "w", options=options)
+        try:
+            self._video = self._container.add_stream(encoder, rate=Fraction(fps).limit_denominator(100000))
+            self._video.width = width + width % 2
+            self._video.height = height + height % 2
+            self._video.pix_fmt = "yuv420p"
+            self._video.time_base = time_base
+            context = self._video.codec_context
+            context.time_base = time_base
+            context.thread_count = threads
+            context.colorspace = context.color_primaries = context.color_trc = _BT709
+            context.color_range = _LIMITED_RANGE
+            self._video.options = _encoder_options(encoder, crf, preset)
+            if audio_from is not None:
+                self.audio = _open_audio(Path(audio_from), self._container, end_s)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def encode(self, pts: int, image: np.ndarray) -> None:
+        """Convert one RGB image to yuv420p and encode it at ``pts``."""
+        if self._padded:
+            image = np.pad(image, self._pad, mode="edge")
+        rgb = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame = self._reformatter.reformat(rgb, format="yuv420p", dst_colorspace="itu709", dst_color_range="MPEG")
+        frame.pts = pts
+        frame.time_base = self._time_base
+        self._container.mux(self._video.encode(frame))
+
+    def audio_until(self, pts: int, origin_s: float) -> None:
+        """Write the audio up to video ``pts``, so audio and video stay interleaved in the file.
+
+        The first call starts the audio at ``origin_s``, the input time of the first frame.
+        """
+        if self.audio is not None:
+            if not self.audio.started:
+                self.audio.start(origin_s)
+            self.audio.pump(float(pts * self._time_base))
+
+    def finish(self) -> None:
+        """Flush the video encoder and write the rest of the audio."""
+        self._container.mux(self._video.encode(None))
+        if self.audio is not None:
+            self.audio.finish()
+
+    def close(self) -> None:
+        """Release the audio input and the output file (errors closing a failed file are ignored)."""
         if self.audio is not None:
             self.audio.close()
         with contextlib.suppress(av.FFmpegError, OSError):
             self._container.close()
-
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    # ------------------------------------------------------------- writer thread
-    def _run(self) -> None:
-        """Encode queued frames; after a failure keep draining so ``write`` never blocks forever."""
-        while (item := self._queue.get()) is not None:
-            if self._error is not None or self._abort.is_set():
-                continue
-            try:
-                self._encode(*item)
-            except BaseException as exc:
-                self._error = exc
-
-    def _encode(self, pts: int, image: np.ndarray) -> None:
-        if self.padded:
-            image = np.pad(image, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
-        rgb = av.VideoFrame.from_ndarray(image, format="rgb24")
-        frame = self._reformatter.reformat(rgb, format="yuv420p", dst_colorspace="itu709", dst_color_range="MPEG")
-        frame.pts = pts
-        frame.time_base = self.time_base
-        self._container.mux(self._video.encode(frame))
-        self.frames_written += 1
-        if self.audio is not None:
-            if not self.audio.started:
-                self.audio.start(self._origin_s or 0.0)
-            self.audio.pump(float(pts * self.time_base))
 
 
 def _open_audio(source: Path, output: OutputContainer, end_s: float | None) -> _AudioTrack | None:
@@ -427,6 +464,17 @@ def _open_audio(source: Path, output: OutputContainer, end_s: float | None) -> _
     has_audio = bool(container.streams.audio)
     container.close()
     return _AudioTrack(source, output, end_s) if has_audio else None
+
+
+def _needs_padding(path: Path, width: int, height: int) -> bool:
+    """True for an odd width or height, which yuv420p cannot hold; warns (at the caller of ``VideoWriter``)."""
+    if not (width % 2 or height % 2):
+        return False
+    warnings.warn(
+        f"{path.name}: {width}x{height} is odd; padding to {width + width % 2}x{height + height % 2} for yuv420p",
+        stacklevel=3,
+    )
+    return True
 
 
 def _fine_time_base(time_base: Fraction | None) -> Fraction:

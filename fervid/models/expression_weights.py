@@ -22,8 +22,9 @@ from fervid.models.expression import ExpressionNet
 from fervid.models.expression_input import PHOTOMETRIC
 
 FORMAT = "fervid-expression/1"
-#: Shipped weights live in the repository's weights/ folder (also installed beside the package).
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+#: Shipped weights, model card, metrics and SHA256SUMS: inside the package (``fervid/weights``), so an
+#: installed wheel has them; the repository's ``weights/`` is a link to the same folder.
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 MANIFEST = "SHA256SUMS"
 
 

@@ -47,6 +47,7 @@ class ExpressionData:
     targets: np.ndarray  # (N, K) float32, rows sum to 1 (one-hot for hard-labelled data)
     classes: tuple[str, ...]
     names: list[str]  # file name (or csv row) per image, for error analysis
+    dataset: str = ""  # which labelling: "FER2013" (Kaggle's labels) or "FER+" (10 annotators' votes)
 
     def __post_init__(self) -> None:
         if len(self.images) != len(self.targets) or len(self.names) != len(self.images):
@@ -126,7 +127,7 @@ def load_fer2013_folders(path: str | Path) -> ExpressionData:
             f"found {sorted(found_dirs)[:10] or 'no image folders'}"
         )
     targets = np.eye(len(FER2013_CLASSES), dtype=np.float32)[labels]
-    return ExpressionData(np.stack(images), targets, FER2013_CLASSES, names)
+    return ExpressionData(np.stack(images), targets, FER2013_CLASSES, names, "FER2013")
 
 
 def load_fer2013_csv(path: str | Path, split: str = "train") -> ExpressionData:
@@ -154,7 +155,7 @@ def load_fer2013_csv(path: str | Path, split: str = "train") -> ExpressionData:
     if not images:
         raise DatasetLayoutError(f"{path}: no rows with Usage={usage}")
     targets = np.eye(len(FER2013_CLASSES), dtype=np.float32)[labels]
-    return ExpressionData(np.stack(images), targets, FER2013_CLASSES, names)
+    return ExpressionData(np.stack(images), targets, FER2013_CLASSES, names, "FER2013")
 
 
 def ferplus_distribution(votes: np.ndarray) -> np.ndarray | None:
@@ -208,7 +209,7 @@ def load_ferplus(path: str | Path) -> ExpressionData:
         source.close()
     if not images:
         raise DatasetLayoutError(f"{path}: label.csv lists no usable images")
-    return ExpressionData(np.stack(images), np.stack(targets), FERPLUS_CLASSES, names)
+    return ExpressionData(np.stack(images), np.stack(targets), FERPLUS_CLASSES, names, "FER+")
 
 
 def load_dataset(path: str | Path, split: str = "train") -> ExpressionData:

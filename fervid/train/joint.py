@@ -37,6 +37,7 @@ class LabelSet:
     classes: tuple[str, ...]
     targets: np.ndarray  # (N, K) float32 distributions (zero rows where not valid)
     valid: np.ndarray  # (N,) bool
+    dataset: str = ""  # the labelling's name, recorded in the weight file ("FER2013", "FER+")
 
     @property
     def labels(self) -> np.ndarray:
@@ -60,7 +61,8 @@ class TrainingSet:
 
     @classmethod
     def single(cls, name: str, data: ExpressionData) -> TrainingSet:
-        return cls(data.images, [LabelSet(name, data.classes, data.targets, np.ones(len(data), dtype=bool))])
+        labels = LabelSet(name, data.classes, data.targets, np.ones(len(data), dtype=bool), data.dataset)
+        return cls(data.images, [labels])
 
 
 def _thumbnails(images: np.ndarray, equalise: bool) -> torch.Tensor:
@@ -102,7 +104,7 @@ def joint_fer(
     return TrainingSet(
         images,
         [
-            LabelSet(names[0], fer2013.classes, fer2013.targets, np.ones(len(fer2013), dtype=bool)),
-            LabelSet(names[1], ferplus.classes, targets, matched),
+            LabelSet(names[0], fer2013.classes, fer2013.targets, np.ones(len(fer2013), dtype=bool), fer2013.dataset),
+            LabelSet(names[1], ferplus.classes, targets, matched, ferplus.dataset),
         ],
     )

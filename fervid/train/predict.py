@@ -32,42 +32,36 @@ def _shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict_logits(
-    model: torch.nn.Module,
-    config: ExpressionConfig,
-    images: np.ndarray,
-    device: torch.device | str = "cpu",
-    batch_size: int = 512,
-) -> torch.Tensor:
-    """Raw logits (N, K) on the host for uint8 (N, H, W) images (what the temperature is fitted on)."""
+def _view_logits(
+    model: torch.nn.Module, config: ExpressionConfig, images: np.ndarray, device: torch.device | str,
+    batch_size: int, views: tuple[tuple[bool, int, int], ...],
+) -> list[torch.Tensor]:  # fmt: skip
+    """Logits (N, K) on the host for each view of uint8 (N, H, W) images, computed ``batch_size`` at a time."""
     device = torch.device(device)
     model = model.to(device).eval()
-    out = [
-        model(normalize(torch.from_numpy(images[start : start + batch_size]).to(device), config)).float().cpu()
-        for start in range(0, len(images), batch_size)
-    ]
-    return torch.cat(out) if out else torch.zeros((0, len(config.classes)))
-
-
-@torch.inference_mode()
-def predict_probs(
-    model: torch.nn.Module,
-    config: ExpressionConfig,
-    images: np.ndarray,
-    device: torch.device | str = "cpu",
-    batch_size: int = 512,
-    tta: bool = False,
-) -> np.ndarray:
-    """Softmax probabilities (N, K) for uint8 (N, H, W) images; TTA averages flipped/shifted views."""
-    device = torch.device(device)
-    model = model.to(device).eval()
-    views = TTA_VIEWS if tta else TTA_VIEWS[:1]
-    out = []
+    parts: list[list[torch.Tensor]] = [[] for _ in views]
     for start in range(0, len(images), batch_size):
         x = normalize(torch.from_numpy(images[start : start + batch_size]).to(device), config)
-        probs = 0
-        for flip, dx, dy in views:
-            v = _shift(x.flip(-1) if flip else x, dx, dy)
-            probs = probs + probabilities(model(v), config)
-        out.append((probs / len(views)).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(config.classes)), dtype=np.float32)
+        for k, (flip, dx, dy) in enumerate(views):
+            parts[k].append(model(_shift(x.flip(-1) if flip else x, dx, dy)).float().cpu())
+    empty = torch.zeros((0, len(config.classes)))
+    return [torch.cat(p) if p else empty for p in parts]
+
+
+def predict_logits(
+    model: torch.nn.Module, config: ExpressionConfig, images: np.ndarray, device: torch.device | str = "cpu",
+    batch_size: int = 512,
+) -> torch.Tensor:  # fmt: skip
+    """Raw logits (N, K) on the host for uint8 (N, H, W) images (what the temperature is fitted on)."""
+    return _view_logits(model, config, images, device, batch_size, TTA_VIEWS[:1])[0]
+
+
+def predict_probs(
+    model: torch.nn.Module, config: ExpressionConfig, images: np.ndarray, device: torch.device | str = "cpu",
+    batch_size: int = 512, tta: bool = False,
+) -> np.ndarray:  # fmt: skip
+    """Calibrated probabilities (N, K) for uint8 (N, H, W) images; TTA averages flipped/shifted views."""
+    logits = _view_logits(model, config, images, device, batch_size, TTA_VIEWS if tta else TTA_VIEWS[:1])
+    with torch.inference_mode():
+        probs = sum(probabilities(view, config) for view in logits) / len(logits)
+    return probs.numpy().astype(np.float32)

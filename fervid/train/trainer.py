@@ -316,7 +316,7 @@ def _select(
         if accuracy > best[name][0]:
             best[name] = (accuracy, epoch)
             config.temperature = fit_temperature(logits, torch.from_numpy(h.val.labels))
-            config.info = {**info, "best_epoch": epoch, "val_accuracy": accuracy,
+            config.info = {**info, "best_epoch": epoch, "val_accuracy": accuracy, "dataset": h.labels.dataset,
                            "train_labelled": int(h.labels.valid.sum()), "val_images": len(h.val)}  # fmt: skip
             save_weights(h.out, session.ema.single(name), config)
     return accuracies

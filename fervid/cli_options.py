@@ -1,0 +1,102 @@
+"""Command-line flags generated from :mod:`fervid.options`, so each annotate option is written once.
+
+:func:`option_parameters` turns every option field into a Typer parameter (name, type,
+default, help, range, metavar; booleans become switches that take no value), and
+:func:`options_from_cli` turns the parsed values back into an
+:class:`~fervid.options.AnnotateOptions`. :func:`with_parameters` gives a command function
+the generated signature, which is what Typer reads.
+
+Typer's help shows Python types (``<bool>`` after a switch, ``<list[Path]>`` after an
+argument that has a metavar); :func:`plain_help_types` makes it show the metavar, or
+nothing for a switch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+import typer.core
+
+from fervid.options import GROUPS, AnnotateOptions, leaf_fields, spec_of
+
+
+def _field_type(group: str, f: dataclasses.Field) -> Any:
+    return typing.get_type_hints(GROUPS[group])[f.name]
+
+
+def _is_off_switch(f: dataclasses.Field) -> bool:
+    spec = spec_of(f)
+    return bool(spec.switch and spec.switch.startswith("--no-"))
+
+
+def parameter_name(f: dataclasses.Field) -> str:
+    """The Python name of an option's CLI parameter (``no_video`` for the ``--no-video`` switch of ``video``)."""
+    return spec_of(f).switch.lstrip("-").replace("-", "_") if spec_of(f).switch else f.name
+
+
+def flag(f: dataclasses.Field) -> str:
+    """The option's command-line flag (``--det-threshold``, ``--no-video``)."""
+    return spec_of(f).switch or "--" + f.name.replace("_", "-")
+
+
+def option_parameters() -> list[inspect.Parameter]:
+    """One keyword parameter per annotate option, annotated for Typer."""
+    params = []
+    for group, f in leaf_fields():
+        spec = spec_of(f)
+        if spec.switch:
+            annotation: Any = Annotated[bool, typer.Option(spec.switch, help=spec.help, show_default=False)]
+            default: Any = False
+        else:
+            kind = _field_type(group, f)
+            default = f.default
+            option = typer.Option(flag(f), help=spec.help, min=spec.min, max=spec.max, metavar=spec.metavar,
+                                  show_default=default is not None)  # fmt: skip
+            annotation = Annotated[kind, option]
+        params.append(inspect.Parameter(parameter_name(f), inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=annotation))  # fmt: skip
+    return params
+
+
+def options_from_cli(values: dict[str, Any]) -> AnnotateOptions:
+    """The options from parsed CLI values (keyed by :func:`parameter_name`)."""
+    flat = {}
+    for _, f in leaf_fields():
+        value = values[parameter_name(f)]
+        flat[f.name] = not value if _is_off_switch(f) else value
+    return AnnotateOptions.from_flat(**flat)
+
+
+def with_parameters(
+    fn: Callable[..., Any], before: list[inspect.Parameter], after: list[inspect.Parameter]
+) -> Callable[..., Any]:
+    """Give ``fn`` (which takes ``**kwargs``) the signature ``before + options + after``, for Typer."""
+    params = [*before, *option_parameters(), *after]
+    fn.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    fn.__annotations__ = {p.name: p.annotation for p in params}
+    return fn
+
+
+def plain_help_types() -> None:
+    """Typer help: a switch shows no type, an argument with a metavar shows just the metavar."""
+    option_type = typer.core.TyperOption.display_type_rich
+    argument_type = typer.core.TyperArgument.display_type_rich
+    argument_usage = typer.core.TyperArgument._usage_display_name
+
+    def option_display(self: typer.core.TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else option_type(self, ctx)
+
+    def argument_display(self: typer.core.TyperArgument, ctx: Any) -> str | None:
+        return None if self.metavar else argument_type(self, ctx)
+
+    def usage(self: typer.core.TyperArgument) -> str:
+        return self.metavar or argument_usage(self)
+
+    typer.core.TyperOption.display_type_rich = option_display  # type: ignore[method-assign]
+    typer.core.TyperArgument.display_type_rich = argument_display  # type: ignore[method-assign]
+    typer.core.TyperArgument._usage_display_name = usage  # type: ignore[method-assign]

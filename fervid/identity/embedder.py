@@ -1,0 +1,29 @@
+"""The identity models of a run: dlib's descriptor network on the run's device, and the known people."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fervid.identity import face_descriptors
+from fervid.models.face_embedding_weights import cached_face_embedding
+
+
+class FaceEmbedder:
+    """``embedder(images, landmarks)``: one 128-d descriptor per (image, five landmarks) pair, batched."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        _, self.config = cached_face_embedding(device)  # loads (and checks) the weights now, not mid-run
+
+    def __call__(self, images: list[np.ndarray], landmarks: np.ndarray) -> np.ndarray:
+        index = np.arange(len(images))
+        return face_descriptors([torch.as_tensor(i) for i in images], index, landmarks, device=self.device)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What run.json records about the model."""
+        return {"name": self.config.name, "sha256": self.config.sha256, "path": str(Path(self.config.source))}

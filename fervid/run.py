@@ -1,0 +1,294 @@
+"""One input through the engine into its outputs: the one run loop for every kind of input.
+
+:func:`run_input` opens the input's reader from its probe result (:class:`~fervid.io.probe.MediaInfo`,
+made once), picks how faces are numbered (tracked for video and ``--sequence`` folders,
+numbered per photo otherwise), streams the engine's results through the smoother into the
+timeline and the frame sinks, then hands the finished :class:`InputResult` to
+:func:`write_outputs`, which runs the input sinks and writes ``<stem>.run.json`` last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fervid.annotate import FrameAnnotator
+from fervid.checks import plural
+from fervid.engine import Engine
+from fervid.face_ids import FaceIds, PhotoFaces, TrackedFaces
+from fervid.identity.persons import PersonRegistry
+from fervid.identity.stage import IdentifiedFaces, IdentityResult, IdentityStage
+from fervid.io.errors import InputError
+from fervid.io.images import ImageFolderReader
+from fervid.io.probe import MediaInfo, probe
+from fervid.io.tables import TimelineBuilder, add_persons, summarize_persons, summarize_tracks
+from fervid.io.video import VideoReader
+from fervid.metadata import environment, input_facts, now_utc, write_run
+from fervid.metadata import invalidate as invalidate_run
+from fervid.options import AnnotateOptions
+from fervid.sinks import FrameSink, ImagesSink, VideoSink, input_sinks
+from fervid.smooth import SmoothedResult, StreamSmoother, add_smoothed
+
+ProgressCallback = Callable[[int], None]
+Reader = VideoReader | ImageFolderReader
+
+
+@dataclass
+class InputResult:
+    """What one input produced (the CLI's closing table and the API's return value)."""
+
+    source: Path
+    kind: str  # "video" | "images"
+    timeline: pd.DataFrame
+    summary: pd.DataFrame
+    frames: int
+    seconds: float
+    outputs: list[Path] = field(default_factory=list)
+    warning: str | None = None  # e.g. decoding stopped early on a damaged file
+    classes: tuple[str, ...] = ()
+    time_range: tuple[float, float] | None = None  # first and last processed frame time
+    run: dict[str, Any] = field(default_factory=dict)  # the run.json record (written or not)
+    media: MediaInfo | None = None  # the input's probe result
+    processing_s: float = 0.0  # the frame loop alone (``seconds`` adds opening the input and writing outputs)
+    persons: pd.DataFrame | None = None  # one row per identified person (None: identity off)
+    identity: IdentityResult | None = None  # the final grouping of tracks into persons
+
+    @property
+    def fps(self) -> float:
+        """Frames per second while frames were processed (what the progress bar shows)."""
+        return self.frames / self.processing_s if self.processing_s > 0 else 0.0
+
+    @property
+    def faces(self) -> int:
+        ids = self.timeline["face_id"]
+        return int(ids[ids >= 1].nunique())
+
+
+def open_reader(
+    media: MediaInfo, options: AnnotateOptions, images: Sequence[Path] | None = None,
+    on_skip: Callable[[Path, str], None] | None = None,
+) -> Reader:  # fmt: skip
+    """The reader for an input of this kind: a video, or images (a folder, one photo, or a list)."""
+    o = options.input
+    if media.kind == "video" and images is None:
+        return VideoReader(media.path, o.start, o.end, o.every, info=media)
+    fps = o.fps if o.sequence else None  # independent photos have no time
+    return ImageFolderReader(media.path if images is None else images, fps=fps, on_skip=on_skip)
+
+
+def is_tracked(media: MediaInfo, options: AnnotateOptions) -> bool:
+    """Faces are followed over time in video and ``--sequence`` folders; photos are independent."""
+    return media.kind == "video" or options.input.sequence
+
+
+def smoother_for(media: MediaInfo, options: AnnotateOptions) -> StreamSmoother:
+    """The ``--smooth`` smoother for tracked inputs; off for independent photos, which have no time."""
+    smooth = options.classification
+    return StreamSmoother(smooth.smooth if is_tracked(media, options) else 0.0, smooth.smooth_mode)
+
+
+def face_ids_for(media: MediaInfo, options: AnnotateOptions, fps: float | None) -> FaceIds:
+    """Tracked faces for video and ``--sequence`` folders, per-photo numbering for independent photos."""
+    if is_tracked(media, options) and fps:
+        tracker = options.tracking.build(options.detection, fps / options.input.every)
+        return TrackedFaces(tracker, shot_cuts=options.tracking.shot_cuts)
+    return PhotoFaces(options.detection.det_threshold)
+
+
+def stream_input(engine: Engine, source: Path, options: AnnotateOptions) -> Iterator[SmoothedResult]:
+    """Frame-by-frame results of one input, writing nothing (``fervid.stream``)."""
+    media = probe(source)
+    with open_reader(media, options) as reader:
+        face_ids = face_ids_for(media, options, reader.fps)
+        identity = _identity_stage(engine, options)
+        if identity is not None:
+            face_ids = IdentifiedFaces(face_ids, identity)
+        yield from smoother_for(media, options)(engine.results(iter(reader), face_ids, options.runtime))
+
+
+def run_input(
+    engine: Engine, options: AnnotateOptions, source: Path, outdir: Path | None, stem: str,
+    progress: ProgressCallback | None = None, images: Sequence[Path] | None = None, media: MediaInfo | None = None,
+) -> InputResult:  # fmt: skip
+    """Process one input; with ``outdir`` write its outputs there (created; removed again if left empty).
+
+    ``images`` restricts an image-folder input to those files (the loose images of a folder
+    that also holds videos). ``media`` is the input's probe result when the caller has it.
+    With ``outdir=None`` nothing is written; :func:`write_outputs` can save the result later.
+    """
+    media = media or probe(source)
+    if outdir is None:
+        return _process(engine, options, media, None, stem, progress, images)
+    invalidate_run(outdir, stem)  # outputs are about to change: no longer complete
+    created = not outdir.exists()
+    outdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _process(engine, options, media, outdir, stem, progress, images)
+    except BaseException:
+        if created and not any(outdir.iterdir()):
+            outdir.rmdir()
+        raise
+
+
+def _process(
+    engine: Engine, options: AnnotateOptions, media: MediaInfo, outdir: Path | None, stem: str,
+    progress: ProgressCallback | None, images: Sequence[Path] | None,
+) -> InputResult:  # fmt: skip
+    started = time.perf_counter()
+    skipped: list[str] = []
+    reader = open_reader(media, options, images, on_skip=lambda path, why: skipped.append(f"{path.name}: {why}"))
+    is_video = isinstance(reader, VideoReader)
+    if not is_video and reader.frame_count == 0:
+        raise InputError(media.path, "no readable images")
+    timeline = TimelineBuilder(engine.classes, with_file=not is_video)
+    with reader:
+        face_ids = face_ids_for(media, options, reader.fps)
+        identity = _identity_stage(engine, options)
+        if identity is not None:
+            face_ids = IdentifiedFaces(face_ids, identity)
+        names = identity.online_name if identity is not None else None
+        sinks = _frame_sinks(reader, options, outdir, stem, names) if outdir is not None else []
+        smoother = smoother_for(media, options)
+        results = smoother(engine.results(iter(reader), face_ids, options.runtime))
+        loop = _frame_loop(results, timeline, sinks, progress)
+        warning = reader.decode_error if is_video else None
+    if is_video and loop.frames == 0:
+        raise InputError(media.path, "no frames could be decoded in the requested range")
+    if skipped:
+        warning = f"skipped {plural(len(skipped), 'unreadable file')}: {skipped[0]}"
+    frame = timeline.frame()
+    run: dict[str, Any] = {"environment": environment(engine.device), "models": engine.models,
+                           "options": options.flat()}  # fmt: skip
+    persons = None
+    if identity is not None:
+        found = identity.finish()
+        frame = add_persons(frame, found.person_of_track, found.names if options.identity.people else None)
+        persons = summarize_persons(frame, engine.classes)
+        run["identity"] = _identity_record(found, options)
+    if smoother.window_s > 0:
+        frame = add_smoothed(frame, engine.classes, smoother.window_s, smoother.mode)
+    result = InputResult(
+        media.path, "video" if is_video else "images", frame, summarize_tracks(frame, engine.classes), loop.frames,
+        time.perf_counter() - started, loop.written, warning, engine.classes, loop.span, run, media, loop.seconds,
+        persons, found if identity is not None else None,
+    )  # fmt: skip
+    if outdir is not None:
+        write_outputs(result, outdir, stem, options)
+    return result
+
+
+@dataclass
+class _Loop:
+    """What the frame loop did: frames, first and last time, its own seconds, the files the frame sinks wrote."""
+
+    frames: int = 0
+    span: tuple[float, float] | None = None
+    seconds: float = 0.0
+    written: list[Path] = field(default_factory=list)
+
+
+def _frame_loop(
+    results: Iterator[SmoothedResult], timeline: TimelineBuilder, sinks: list[FrameSink],
+    progress: ProgressCallback | None,
+) -> _Loop:  # fmt: skip
+    """Every result into the timeline and the frame sinks; on any error the sinks leave nothing behind."""
+    loop = _Loop()
+    began = time.perf_counter()
+    try:
+        with contextlib.closing(results):  # stops the detector threads at once on an error
+            for result in results:
+                timeline.add(result)
+                for sink in sinks:
+                    sink.add(result)
+                t = result.frame.time_s
+                loop.span = (loop.span[0] if loop.span else t, t)
+                loop.frames += 1
+                if progress:
+                    progress(1)
+        loop.seconds = time.perf_counter() - began
+        loop.written = [path for sink in sinks for path in sink.close()]
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise
+    return loop
+
+
+def _identity_stage(engine: Engine, options: AnnotateOptions) -> IdentityStage | None:
+    if engine.identity is None:
+        return None
+    embedder, known = engine.identity
+    return IdentityStage(embedder, PersonRegistry(options.identity.identity_threshold, known))
+
+
+def _identity_record(found: IdentityResult, options: AnnotateOptions) -> dict[str, Any]:
+    """What run.json says about identity: the threshold, persons, names, and labels the tables changed."""
+    return {
+        "threshold": options.identity.identity_threshold,
+        "persons": len(found.persons),
+        "tracks_identified": sum(1 for p in found.person_of_track.values() if p >= 1),
+        "tracks_not_identified": sum(1 for p in found.person_of_track.values() if p == 0),
+        "names": {str(k): v for k, v in found.names.items()} if options.identity.people else {},
+        "tracks_relabelled_after_video": found.relabelled,
+    }
+
+
+def _frame_sinks(
+    reader: Reader, options: AnnotateOptions, outdir: Path, stem: str, names: Callable[[int], str | None] | None
+) -> list[FrameSink]:
+    if not options.output.video:
+        return []
+    annotator = FrameAnnotator(show_bars=options.output.bars, names=names)
+    if isinstance(reader, VideoReader):
+        path = outdir / f"{stem}.annotated.mp4"
+        return [VideoSink(path, reader, annotator, options.input.every, options.input.end)]
+    return [ImagesSink(outdir / "annotated", annotator)]
+
+
+def write_outputs(result: InputResult, outdir: Path, stem: str, options: AnnotateOptions) -> InputResult:
+    """Run the input sinks (tables, plot...) and write ``<stem>.run.json`` last.
+
+    The run record goes last and atomically, so its presence (``fervid.metadata.is_complete``)
+    means every other output is complete. Also used by ``AnnotateResult.save`` for results
+    computed in memory. Updates ``result.outputs``, ``result.seconds`` and ``result.run``.
+    """
+    began = time.perf_counter()
+    outdir.mkdir(parents=True, exist_ok=True)
+    invalidate_run(outdir, stem)
+    result.run = {**result.run, "input": input_facts(result.source, result.media)}
+    outputs = list(result.outputs)
+    for sink in input_sinks(options):
+        outputs += sink.write(result, outdir, stem)
+    result.seconds += time.perf_counter() - began
+    result.outputs = outputs
+    result.run = {
+        **result.run,
+        "kind": result.kind,
+        "frames_processed": result.frames,
+        "faces_found": result.faces,
+        "time_range_s": list(result.time_range) if result.time_range else None,
+        "warning": result.warning,
+        "wall_time_s": round(result.seconds, 3),
+        "processing_s": round(result.processing_s, 3),
+        "finished_at": now_utc(),
+        "outputs": _relative_outputs(outputs, outdir),
+    }
+    outputs.append(write_run(outdir, stem, result.run))
+    return result
+
+
+def _relative_outputs(paths: list[Path], outdir: Path) -> list[str]:
+    """Output names relative to ``outdir``; files in a subfolder (annotated images) are listed as the folder."""
+    names: list[str] = []
+    for path in paths:
+        rel = Path(path).relative_to(outdir) if Path(path).is_relative_to(outdir) else Path(path)
+        name = rel.parts[0] + "/" if len(rel.parts) > 1 else str(rel)
+        if name not in names:
+            names.append(name)
+    return names
