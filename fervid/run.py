@@ -247,7 +247,8 @@ def _frame_sinks(
     annotator = FrameAnnotator(show_bars=options.output.bars, names=names)
     if isinstance(reader, VideoReader):
         path = outdir / f"{stem}.annotated.mp4"
-        return [VideoSink(path, reader, annotator, options.input.every, options.input.end)]
+        o = options.input
+        return [VideoSink(path, reader, annotator, o.every, o.start, o.end)]
     return [ImagesSink(outdir / "annotated", annotator)]
 
 

@@ -51,18 +51,28 @@ class InputSink(Protocol):
 class VideoSink:
     """``<stem>.annotated.mp4``: frames drawn in a stage of their own, then encoded with the input's audio.
 
+    The output keeps the input's timeline (a frame at 0.85 s in the input is at 0.85 s in the
+    output, so its time matches ``time_s`` in the tables); with ``--start`` the output starts at
+    0 at the start time. Audio moves with the video either way.
+
     Drawing (OpenCV, which releases the GIL) overlaps with the model work in the calling
     thread; at most ``DRAW_QUEUE`` frames wait to be drawn, so memory stays bounded.
     """
 
     def __init__(
-        self, path: Path, reader: VideoReader, annotator: FrameAnnotator, every: int, end_s: float | None
+        self,
+        path: Path,
+        reader: VideoReader,
+        annotator: FrameAnnotator,
+        every: int,
+        start_s: float | None,
+        end_s: float | None,
     ) -> None:
         self.path = path
         self._annotator = annotator
         self._writer = VideoWriter(
             path, reader.width, reader.height, fps=reader.fps / every, time_base=reader.time_base,
-            audio_from=reader.path if reader.has_audio else None, end_s=end_s,
+            audio_from=reader.path if reader.has_audio else None, end_s=end_s, origin_s=start_s or 0.0,
         )  # fmt: skip
         self._drawing: BoundedStage[SmoothedResult, None] = BoundedStage(
             self._draw, workers=1, capacity=DRAW_QUEUE, name="fervid-draw"

@@ -108,13 +108,16 @@ def test_warm_restart_starts_from_the_init_weights(small_ferplus, tmp_path):
     first, second = tmp_path / "first.pt", tmp_path / "second.pt"
     common = ["--data", str(small_ferplus), "--val", str(small_ferplus), "--epochs", "1", "--batch-size", "32",
               "--device", "cpu"]  # fmt: skip
-    assert runner.invoke(app, ["train", *common, "--out", str(first), "--widths", "8,8,16,16"]).exit_code == 0
+    assert runner.invoke(app, ["train", *common, "--out", str(first), "--widths", "8,8,16,16",
+                               "--blocks", "1,2,1"]).exit_code == 0  # fmt: skip
     # lr 0: the weights cannot move, so the result must be the init model's (only BN statistics update).
     result = runner.invoke(app, ["train", *common, "--out", str(second), "--init", str(first), "--lr", "0"])
     assert result.exit_code == 0, result.output
     init_model, init_cfg = load_weights(first)
     model, cfg = load_weights(second)
-    assert cfg.widths == (8, 8, 16, 16) and cfg.info["recipe"]["init"] == str(first)
+    assert cfg.widths == (8, 8, 16, 16) and cfg.blocks == (1, 2, 1) and cfg.info["recipe"]["init"] == str(first)
+    # the recorded command is the architecture that was trained, not the unused --blocks default
+    assert "--widths 8,8,16,16" in cfg.info["command"] and "--blocks 1,2,1" in cfg.info["command"]
     assert (cfg.mean, cfg.std) == (init_cfg.mean, init_cfg.std) and len(cfg.info["init_sha256"]) == 64
     init_state = init_model.state_dict()
     for name, tensor in model.state_dict().items():

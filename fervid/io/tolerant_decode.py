@@ -28,14 +28,12 @@ class DamageLog:
     kept up to date by the reader (the time of the newest decoded frame): it places a
     failure whose packet has no timestamp, and tells how far a truncated file got.
 
-    Args:
-        origin: the video stream's start time in its time base; packet times count from it.
+    Times are on the file's timeline (``pts * time_base``), as the reader's frame times.
     """
 
-    def __init__(self, origin: int) -> None:
+    def __init__(self) -> None:
         self.message: str | None = None
         self.last_time: float | None = None
-        self._origin = origin
         self._failed_packets = 0
         self._corrupt_frames = 0
         self._first_error = ""
@@ -45,7 +43,7 @@ class DamageLog:
         self._failed_packets += 1
         where = self.last_time
         if packet is not None and packet.pts is not None and packet.time_base:
-            where = float((packet.pts - self._origin) * packet.time_base)
+            where = float(packet.pts * packet.time_base)
         at = f"at {where:.3f} s" if where is not None else "at the start"
         if self.message is None:
             self._first_error = f"{what} {at} ({library_reason(exc)})"
@@ -63,13 +61,14 @@ class DamageLog:
         self._describe()
 
     def check_complete(
-        self, header_frames: int, packets_read: int, seeked: bool, duration_s: float | None, fps: float
+        self, header_frames: int, packets_read: int, seeked: bool, end_s: float | None, fps: float
     ) -> None:
         """Flag a file that ended before its header said it would (truncated download/copy).
 
         Without a seek, every packet was read, so fewer than the header's frame count means
         the file is short. After a seek the packets before it were not read; then the last
-        frame's time is compared with the duration instead, with a few frames' slack.
+        frame's time is compared with the stream's end (start + duration) instead, with a few
+        frames' slack.
         """
         if self.message is not None or header_frames <= 0:
             return
@@ -77,8 +76,8 @@ class DamageLog:
             self.message = f"file ended after {packets_read} of {header_frames} frames (truncated?)"
             return
         last = self.last_time
-        if seeked and duration_s and last is not None and last < duration_s - max(1.0, 3.0 / fps):
-            self.message = f"file ended at {last:.3f} s of {duration_s:.3f} s (truncated?)"
+        if seeked and end_s and last is not None and last < end_s - max(1.0, 3.0 / fps):
+            self.message = f"file ended at {last:.3f} s of {end_s:.3f} s (truncated?)"
 
     def _describe(self) -> None:
         """``message``: the first problem, then how much damage there was in all (one line)."""

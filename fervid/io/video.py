@@ -2,9 +2,11 @@
 
 Correctness rules this reader keeps, because the CSV timelines depend on them:
 
-* ``Frame.time_s`` comes from each frame's presentation timestamp relative to the
-  video stream's start, so variable-frame-rate phone video is timed right.
-  Streams without timestamps (raw ``.h264``/``.h265``) fall back to index / fps.
+* ``Frame.time_s`` is each frame's presentation time on the file's own timeline
+  (``pts * time_base``, what ffprobe prints as ``pts_time``, and what players and ELAN
+  show), so variable-frame-rate phone video is timed right and a video stream that starts
+  after the audio (0.85 s in short_hamilton_clip.mp4) is not shifted to 0. Streams without
+  timestamps (raw ``.h264``/``.h265``) fall back to index / fps.
 * ``Frame.index`` counts decoded frames over the whole stream, also after seeking
   to ``start_s`` (the frames before the seek point are counted from packets).
 * Rotation metadata (the display matrix phones write) is applied, so faces are upright.
@@ -155,7 +157,7 @@ class _StreamFacts:
     container its decode thread is using.
     """
 
-    origin: int  # the stream's start time, in its time base; frame times count from it
+    start_s: float  # the stream's first presentation time on the file's timeline
     fps: float
     time_base: Fraction
     duration_s: float | None
@@ -185,7 +187,7 @@ class _StreamFacts:
             frame_count = round(duration_s * fps) if duration_s else None
         audio = container.streams.audio
         return cls(
-            origin=stream.start_time or 0,
+            start_s=float((stream.start_time or 0) * stream.time_base) if stream.time_base else 0.0,
             fps=fps,
             time_base=Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000),
             duration_s=duration_s,
@@ -242,7 +244,8 @@ class VideoReader:
             raise
         facts = _StreamFacts.read(self._source.container, self._source.stream)  # copied to plain attributes
         self.fps, self.time_base, self.duration_s = facts.fps, facts.time_base, facts.duration_s
-        self.frame_count, self._header_frames, self._origin = facts.frame_count, facts.header_frames, facts.origin
+        self.frame_count, self._header_frames = facts.frame_count, facts.header_frames
+        self.stream_start_s = facts.start_s  # the first frame's time on the file's timeline (header)
         self.has_audio, self.audio_codec, self.video_codec = facts.has_audio, facts.audio_codec, facts.video_codec
         self._frames: Iterator[Frame] | None = None
         self._closed = False
@@ -323,13 +326,14 @@ class VideoReader:
             if (index - first_kept) % self.every:
                 continue
             yield Frame(index=index, time_s=time_s, image=self._to_rgb(vframe))
-        self._source.check_complete(self._header_frames, self.duration_s, self.fps)
+        end_s = self.stream_start_s + self.duration_s if self.duration_s else None
+        self._source.check_complete(self._header_frames, end_s, self.fps)
 
     def _time_of(self, frame: av.VideoFrame, index: int) -> float:
-        """Presentation time relative to the stream start; index / fps when there is no timestamp."""
+        """Presentation time on the file's timeline; index / fps when there is no timestamp."""
         if frame.pts is None or not frame.time_base:
             return index / self.fps
-        return float((frame.pts - self._origin) * frame.time_base)
+        return float(frame.pts * frame.time_base)
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         """RGB24 array at the first frame's size (mid-stream size changes are rescaled), upright."""
@@ -360,7 +364,7 @@ class _SeekingDecoder:
         self._threads = threads
         self.container, self.stream = open_video(path)
         self._configure_threads()
-        self.damage = DamageLog(self.stream.start_time or 0)
+        self.damage = DamageLog()
         self._decoder = TolerantDecoder(self.container, self.stream, self.damage)
         self._seeked = False
 
@@ -387,9 +391,9 @@ class _SeekingDecoder:
         for index, frame in enumerate(self._decoder.frames()):
             yield index, frame
 
-    def check_complete(self, header_frames: int, duration_s: float | None, fps: float) -> None:
+    def check_complete(self, header_frames: int, end_s: float | None, fps: float) -> None:
         """After the last frame: note in ``damage`` when the file ended early (see ``DamageLog.check_complete``)."""
-        self.damage.check_complete(header_frames, self._decoder.packets_read, self._seeked, duration_s, fps)
+        self.damage.check_complete(header_frames, self._decoder.packets_read, self._seeked, end_s, fps)
 
     def close(self) -> None:
         self.container.close()
@@ -399,7 +403,7 @@ class _SeekingDecoder:
         stream = self.stream
         if stream.start_time is None or not stream.time_base:
             return False
-        target = stream.start_time + int(start_s / stream.time_base)
+        target = int(start_s / stream.time_base)
         try:
             self.container.seek(target, stream=stream, backward=True, any_frame=False)
         except av.FFmpegError:

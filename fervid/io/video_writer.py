@@ -79,8 +79,8 @@ def _encoder_options(encoder: str, crf: int, preset: str) -> dict[str, str]:
 class _AudioTrack:
     """Moves the input's audio into the output, copying packets or transcoding to AAC.
 
-    Times are shifted so that the origin (the first written frame's ``time_s``, on
-    the video stream's clock like every ``Frame.time_s``) becomes 0 in the output.
+    Times are shifted so that the origin (an input time on the file's timeline, as every
+    ``Frame.time_s``: 0, or ``--start``) becomes 0 in the output, as the video's are.
     Audio that ends before the origin is dropped except one packet of decoder
     pre-roll (MP4 keeps its negative timestamp in an edit list, as ``ffmpeg -c copy``
     does, so AAC priming survives); audio from ``end_s`` on is cut.
@@ -88,10 +88,9 @@ class _AudioTrack:
 
     def __init__(self, source: Path, output: OutputContainer, end_s: float | None) -> None:
         self._input: InputContainer
-        self._input, video = open_video(source)
+        self._input, _ = open_video(source)
         self.source = source
         self._in: AudioStream = self._input.streams.audio[0]
-        self._video_start = float((video.start_time or 0) * video.time_base) if video.time_base else 0.0
         self._end_s = end_s
         self.codec = self._in.codec_context.codec.canonical_name
         self.mode = "copy" if self.codec in MP4_COPYABLE_AUDIO else "aac"
@@ -124,9 +123,9 @@ class _AudioTrack:
     def start(self, origin_s: float) -> None:
         """Fix the input time that becomes 0 and position the audio reader just before it."""
         tb = self._in.time_base
-        self._origin = round((self._video_start + origin_s) / tb)
+        self._origin = round(origin_s / tb)
         if self._end_s is not None:
-            self._end = round((self._video_start + self._end_s) / tb)
+            self._end = round(self._end_s / tb)
         if origin_s > 0:
             # Land a little early so the pre-roll packet is read too. Unseekable input:
             # reading from the start still works, just slower.
@@ -236,6 +235,9 @@ class VideoWriter:
             exact round trip. Coarser than 1/1000 s (or None) means FINE_TIME_BASE.
         audio_from: input file whose first audio stream is copied (or transcoded to AAC).
         end_s: cut the audio here (input seconds, the reader's ``end_s``); None keeps it all.
+        origin_s: the input time (file timeline, as ``Frame.time_s``) that becomes 0 in the
+            output, for video and audio alike; None: the first written frame's time. Pass 0
+            to keep the input's own timeline (the first frame at 0.85 s stays at 0.85 s).
         codec: "auto" (NVENC if it opens, else libx264), "libx264", "h264_nvenc", ...
         crf, preset: quality (lower crf = better, larger) and x264 speed preset.
         threads: encoder threads, 0 = let the encoder decide.
@@ -257,13 +259,14 @@ class VideoWriter:
         preset: str = "veryfast",
         threads: int = 0,
         queue_size: int = 32,
+        origin_s: float | None = None,
     ) -> None:
         _validate(width, height, fps, crf, queue_size)
         self.path = Path(path)
         self.width, self.height = width, height
         self.padded = _needs_padding(self.path, width, height)
         self.time_base = _fine_time_base(time_base)
-        self._origin_s: float | None = None  # the first frame's time_s becomes 0 in the output
+        self._origin_s: float | None = origin_s  # this input time becomes 0 in the output
         self.encoder = choose_encoder(codec)
         self.frames_written = 0
         self._last_pts = -1
