@@ -6,6 +6,7 @@ import contextlib
 import inspect
 import shlex
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -282,7 +283,11 @@ def annotate(**kwargs: Any) -> None:
                 check_output_dir(output)
                 items = discover_inputs(inputs, recursive=recursive, exclude=[output])
                 started = time.perf_counter()
-                pipeline = Pipeline(options)
+                with warnings.catch_warnings(record=True) as caught:  # e.g. a --people photo without a face
+                    warnings.simplefilter("always")
+                    pipeline = Pipeline(options)
+                for note in caught:
+                    console.print(f"[yellow]warning:[/] {escape(str(note.message))}", highlight=False)
                 load_s = time.perf_counter() - started
             except (OutputDirError, ValueError, OSError, ImportError, WeightsError) as exc:
                 raise fail(str(exc), 2) from None
@@ -470,7 +475,6 @@ def summarize(
     rows: Annotated[int, typer.Option(min=0, help="Rows to print (the file always has all of them).")] = 40,
 ) -> None:
     """One table over every finished input: a row per input and face (times, dominant emotion, mean probabilities)."""
-    import warnings
 
     from rich.table import Table
 

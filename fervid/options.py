@@ -164,7 +164,7 @@ class IdentityOptions:
         None, "Folder of <name>.jpg or <name>/*.jpg photos: matching persons get a name.", metavar="FOLDER"
     )
     identity_threshold: float = option(
-        0.55, "Face-descriptor distance below which two tracks are one person.", min=0, max=2, metavar="DISTANCE"
+        0.5, "Face-descriptor distance below which two tracks are one person.", min=0, max=2, metavar="DISTANCE"
     )
     save_embeddings: bool = option(
         False, "Also write <stem>.embeddings.npz (face descriptors: biometric data).", switch="--save-embeddings"

@@ -232,8 +232,8 @@ def _identity_record(found: IdentityResult, options: AnnotateOptions) -> dict[st
     return {
         "threshold": options.identity.identity_threshold,
         "persons": len(found.persons),
-        "tracks_identified": sum(1 for p in found.person_of_track.values() if p >= 1),
-        "tracks_not_identified": sum(1 for p in found.person_of_track.values() if p == 0),
+        "tracks": len(found.person_of_track),
+        "tracks_compared": sum(1 for p in found.persons for t in p.tracks if t.descriptors),
         "names": {str(k): v for k, v in found.names.items()} if options.identity.people else {},
         "tracks_relabelled_after_video": found.relabelled,
     }

@@ -7,13 +7,17 @@ closer than ``threshold`` (Euclidean) are taken for the same person.
 * **Online** (:meth:`PersonRegistry.assign`): when a new track has its first descriptor it
   joins the nearest person below the threshold that is not on screen with it, or starts a
   new person. The annotated video is drawn with these IDs.
-* **At the end** (:func:`cluster_persons`): persons are merged agglomeratively (closest
-  pair first, average of their descriptors) while the pair is below the threshold and never
-  on screen together; later descriptors of a track (a frontal view after a profile) can join
-  persons the first one could not. The tables use this final grouping.
+* **At the end** (:func:`cluster_persons`): persons are merged agglomeratively, closest pair
+  first, while the pair is below the threshold and never on screen together; later
+  descriptors of a track (a frontal view after a profile) can join persons the first one
+  could not. The tables use this final grouping.
 
-Never merged: two tracks seen in the same frame are two people, whatever their faces look
-like. Known people (``--people``) give persons their names: each person takes the nearest
+Distances between persons are *complete linkage*: the largest distance between any of their
+tracks (each track: the mean of its descriptors). A chain of look-alikes (A near B near C)
+then never pulls A and C together, which keeps the rule that matters most for research: one
+``person_id`` never covers two real people. Never merged either: two tracks seen in the same
+frame, and a track without descriptors (a face too small or blurred to compare) is a person
+of its own. Known people (``--people``) give persons their names: each person takes the nearest
 known name below the threshold, and a name goes to at most one of the persons on screen
 at the same time.
 """
@@ -51,8 +55,20 @@ class Person:
     name: str | None = None
 
     @property
+    def comparable(self) -> list[TrackFaces]:
+        """The tracks with descriptors."""
+        return [t for t in self.tracks if t.descriptors]
+
+    @property
     def mean(self) -> np.ndarray:
         return np.mean([d for t in self.tracks for d in t.descriptors], axis=0)
+
+    def distance(self, track: TrackFaces) -> float:
+        """Complete linkage: the largest distance from ``track`` to any of this person's tracks (inf: none)."""
+        tracks = self.comparable
+        if not tracks or not track.descriptors:
+            return float("inf")
+        return max(float(np.linalg.norm(t.mean - track.mean)) for t in tracks)
 
     def overlaps(self, track: TrackFaces) -> bool:
         return any(t.overlaps(track) for t in self.tracks)
@@ -74,8 +90,8 @@ class PersonRegistry:
         """The person ``track`` belongs to (a new one when no one is close enough); the track is added to it."""
         candidates = [p for p in self.persons if not p.overlaps(track)]
         best: Person | None = None
-        if candidates:
-            distances = [float(np.linalg.norm(p.mean - track.mean)) for p in candidates]
+        if candidates and track.descriptors:
+            distances = [p.distance(track) for p in candidates]
             k = int(np.argmin(distances))
             if distances[k] < self.threshold:
                 best = candidates[k]
@@ -89,7 +105,7 @@ class PersonRegistry:
 
     def name_for(self, person: Person, everyone: list[Person]) -> str | None:
         """The nearest known name below the threshold that no one on screen with ``person`` carries."""
-        if not self.known:
+        if not self.known or not person.comparable:
             return None
         taken = {p.name for p in everyone if p is not person and any(p.overlaps(t) for t in person.tracks)}
         mean = person.mean
@@ -101,13 +117,12 @@ def cluster_persons(persons: list[Person], threshold: float) -> list[Person]:
     """Merge persons, closest pair first, while their descriptors are closer than ``threshold``.
 
     Two persons are never merged when any of their tracks overlap in time. The result is
-    renumbered 1, 2, ... in order of first appearance.
+    numbered 1, 2, ... in order of first appearance (the identity stage then keeps the IDs the
+    video showed instead; see :meth:`fervid.identity.stage.IdentityStage.finish`).
     """
     groups = [Person(0, list(p.tracks), p.name) for p in persons if p.tracks]
     while len(groups) > 1:
-        means = np.stack([g.mean for g in groups])
-        distances = np.linalg.norm(means[:, None] - means[None], axis=2)
-        np.fill_diagonal(distances, np.inf)
+        distances = np.array([[_linkage(a, b) if a is not b else np.inf for b in groups] for a in groups])
         for i, j in zip(*np.unravel_index(np.argsort(distances, axis=None), distances.shape)):
             if i >= j or distances[i, j] >= threshold:
                 continue
@@ -124,3 +139,8 @@ def cluster_persons(persons: list[Person], threshold: float) -> list[Person]:
     for number, group in enumerate(groups, start=1):
         group.person_id = number
     return groups
+
+
+def _linkage(a: Person, b: Person) -> float:
+    """Complete linkage between two persons (inf when either has no descriptors)."""
+    return max((b.distance(t) for t in a.comparable), default=float("inf"))

@@ -5,7 +5,7 @@ frame. Each track keeps its best face (large, confident, frontal: :func:`face_qu
 of a window of time and embeds it when the window closes: the first window is
 ``first_window_s`` long, so a new track is identified soon after it appears; then one face
 per ``later_window_s``, up to ``max_descriptors`` per track. A track whose faces are all too
-small to identify gets ``person_id`` 0.
+small, blurred or dark to identify is a person of its own: it is never merged with anyone.
 
 Frames are held back until every face in them has a person (at most ``first_window_s``
 plus the frames waiting for it, and never more than ``max_held_bytes`` of pixels), so the
@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 
 from fervid.identity.persons import Person, PersonRegistry, TrackFaces, cluster_persons
@@ -29,16 +30,37 @@ from fervid.types import Detections, Frame
 #: Faces smaller than this (box height, pixels) are not embedded: dlib's chips are 150 px and
 #: descriptors of faces much smaller than ~40 px no longer separate people.
 MIN_FACE_PX = 40.0
+#: Out-of-focus and dark faces are not embedded either: their descriptors crowd together near a
+#: "generic face" (0.25-0.45 apart for different people in short_hamilton_clip.mp4's blurred
+#: audience, closer than the same singer in two shots, 0.42), so they would merge strangers.
+#: Measured on the central 60% of the face box, in grey, resized to 64x64: the variance of its
+#: Laplacian (sharpness) and its standard deviation (contrast). On that clip every face a person
+#: could recognise scored at least ~10 and ~11, the blurred or black audience faces at most 4 and 6.
+MIN_SHARPNESS = 10.0
+MIN_CONTRAST = 8.0
 #: Embeds (image, landmarks (n, 5, 2)) pairs -> (n, 128) descriptors.
 Embedder = Callable[[list[np.ndarray], np.ndarray], np.ndarray]
 Ready = list[tuple[Frame, Detections]]
+
+
+def sharpness(image: np.ndarray, box: np.ndarray) -> tuple[float, float]:
+    """(Laplacian variance, grey standard deviation) of the middle of a face box, at 64x64 (see ``MIN_SHARPNESS``)."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    dx, dy = 0.2 * (x1 - x0), 0.2 * (y1 - y0)
+    left, top = int(np.clip(x0 + dx, 0, w - 1)), int(np.clip(y0 + dy, 0, h - 1))
+    right, bottom = int(np.clip(x1 - dx, left + 1, w)), int(np.clip(y1 - dy, top + 1, h))
+    grey = cv2.cvtColor(np.ascontiguousarray(image[top:bottom, left:right]), cv2.COLOR_RGB2GRAY)
+    grey = cv2.resize(grey, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return float(cv2.Laplacian(grey, cv2.CV_32F).var()), float(grey.std())
 
 
 def face_quality(detections: Detections) -> np.ndarray:
     """How good each face is for identification, in [0, 1]: size, detector score and frontalness.
 
     Frontalness: the nose tip's offset from the eyes' midpoint, relative to the eye distance
-    (0 for a frontal face, ~0.5 for a profile). Faces under ``MIN_FACE_PX`` score 0.
+    (0 for a frontal face, ~0.5 for a profile). Faces under ``MIN_FACE_PX`` score 0. Sharpness
+    is checked separately (:func:`sharpness`), only for faces that would become a track's best.
     """
     boxes, points = detections.xyxy, detections.landmarks
     width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
@@ -118,8 +140,10 @@ class IdentityStage:
                 track = self._tracks[track_id] = _Track(faces, t + self.first_window_s)
             track.faces.last_frame = frame.index
             if not track.ended and quality[row] > 0 and (track.best is None or quality[row] > track.best[0]):
-                patch, points = face_patch(frame.image, detections.xyxy[row], detections.landmarks[row])
-                track.best = (float(quality[row]), patch, points)
+                laplacian, contrast = sharpness(frame.image, detections.xyxy[row])
+                if laplacian >= MIN_SHARPNESS and contrast >= MIN_CONTRAST:
+                    patch, points = face_patch(frame.image, detections.xyxy[row], detections.landmarks[row])
+                    track.best = (float(quality[row]), patch, points)
         self._held.append((frame, detections))
         self._held_bytes += frame.image.nbytes
         self._close_windows(lambda track: not t < track.window_end_s)  # NaN (photos): at once
@@ -132,16 +156,21 @@ class IdentityStage:
         return self._release(final=True)
 
     def finish(self) -> IdentityResult:
-        """Cluster all tracks with all their descriptors; the final track -> person map (0: not identified)."""
+        """Cluster all tracks with all their descriptors; the final track -> person map.
+
+        A final person keeps the smallest ID its tracks had online, so the tables and the
+        annotated video agree on every person the end of the input did not merge; the ID a
+        merged person had on the video is then unused (``IdentityResult.relabelled`` lists
+        those tracks, and run.json records them).
+        """
+        online = {t: track.person for t, track in self._tracks.items()}
         persons = cluster_persons(self.registry.persons, self.registry.threshold)
         for person in persons:
+            person.person_id = min(online[t.track_id] for t in person.tracks)
             person.name = self.registry.name_for(person, persons)
-        mapping = {t: 0 for t in self._tracks}
-        for person in persons:
-            for track in person.tracks:
-                mapping[track.track_id] = person.person_id
+        persons.sort(key=lambda p: p.person_id)
+        mapping = {t.track_id: p.person_id for p in persons for t in p.tracks}
         names = {p.person_id: p.name for p in persons if p.name}
-        online = {t: max(track.person, 0) for t, track in self._tracks.items()}
         return IdentityResult(mapping, names, persons, online)
 
     def online_name(self, person_id: int) -> str | None:
@@ -160,7 +189,7 @@ class IdentityStage:
                 track.best = None
         for track in closing:
             if track.person < 0:
-                track.person = self.registry.assign(track.faces).person_id if track.faces.descriptors else 0
+                track.person = self.registry.assign(track.faces).person_id
             track.window_end_s += self.later_window_s
             track.ended = len(track.faces.descriptors) >= self.max_descriptors
 

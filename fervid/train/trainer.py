@@ -105,16 +105,25 @@ class MultiHead(nn.Module):
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 where the hardware runs it natively, else None (full fp32)."""
+    """bf16 where the hardware runs it natively, else None (full fp32).
+
+    On a CPU, oneDNN reports bf16 "supported" on any AVX-512 machine, but without the
+    AVX512-BF16 or AMX instructions it emulates it: measured on a Xeon with AVX-512 only,
+    a training step took 2.5-3.0 s in bf16 against 0.9 s in fp32. So the CPU flags decide.
+    """
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and torch.backends.mkldnn.is_available():
-        try:
-            if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-                return torch.bfloat16
-        except (AttributeError, RuntimeError):
-            return None
+    if device.type == "cpu" and _cpu_has_native_bf16():
+        return torch.bfloat16
     return None
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def class_weights(targets: np.ndarray, power: float) -> torch.Tensor:
