@@ -465,7 +465,10 @@ def _pct(value: float | None) -> str:
 @app.command()
 def summarize(
     folder: Annotated[
-        Path, typer.Argument(help="A `fervid annotate -o` folder (one subfolder per input).", show_default=False)
+        Path,
+        typer.Argument(
+            metavar="FOLDER", help="A `fervid annotate -o` folder (one subfolder per input).", show_default=False
+        ),
     ],
     output: Annotated[
         Path | None,

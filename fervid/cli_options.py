@@ -82,14 +82,25 @@ def with_parameters(
     return fn
 
 
+#: Words for Python types in help, as click writes them.
+_TYPE_WORDS = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH", "Path": "PATH", "bool": "BOOLEAN"}
+
+
 def plain_help_types() -> None:
-    """Typer help: a switch shows no type, an argument with a metavar shows just the metavar."""
+    """Typer help in words, not Python types: a switch shows nothing, an option its metavar (or click's word for
+    its type: TEXT, INTEGER, FLOAT, PATH), an argument with a metavar just that."""
     option_type = typer.core.TyperOption.display_type_rich
     argument_type = typer.core.TyperArgument.display_type_rich
     argument_usage = typer.core.TyperArgument._usage_display_name
 
     def option_display(self: typer.core.TyperOption, ctx: Any) -> str | None:
-        return None if self.is_flag else option_type(self, ctx)
+        if self.is_flag:
+            return None
+        shown = option_type(self, ctx)
+        if self.metavar is not None or shown is None:
+            return shown
+        kind = shown.strip("<>").replace(" range", "")  # a range is printed beside it
+        return _TYPE_WORDS.get(kind, kind.upper())
 
     def argument_display(self: typer.core.TyperArgument, ctx: Any) -> str | None:
         return None if self.metavar else argument_type(self, ctx)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from fervid.models.expression_weights import MANIFEST, WEIGHTS_DIR, load_weights, sha256_file
@@ -44,9 +45,12 @@ def main() -> None:
             data = load_dataset(args.shared / rel)
             for tta in (False, True):
                 probs = predict_probs(model, cfg, data.images, "cpu", tta=tta)
-                result = Evaluation.from_labels(data.labels, probs.argmax(1), cfg.classes)
+                result = Evaluation.from_probs(data.labels, probs, cfg.classes)
+                raw = predict_probs(model, replace(cfg, temperature=1.0), data.images, "cpu", tta=tta)
+                uncalibrated = Evaluation.from_probs(data.labels, raw, cfg.classes)
                 key = f"{split}{'_tta' if tta else ''}"
                 entry[key] = {"accuracy": result.accuracy, "macro_f1": result.macro_f1, "n": result.n,
+                              "ece": result.ece, "ece_uncalibrated": uncalibrated.ece, "temperature": cfg.temperature,
                               "per_class": result.per_class().to_dict(orient="records")}  # fmt: skip
                 stem = cards / f"{name}-{key}"
                 result.confusion_frame().to_csv(f"{stem}.confusion.csv")
@@ -67,15 +71,16 @@ def main() -> None:
 def markdown(metrics: dict[str, dict]) -> str:
     """The model card's tables: overall figures, then per-class test scores per model."""
     lines = [
-        "| model | split | accuracy | macro-F1 | accuracy (TTA) | macro-F1 (TTA) | n |",
-        "|---|---|---|---|---|---|---|",
+        "| model | split | accuracy | macro-F1 | accuracy (TTA) | macro-F1 (TTA) | ECE raw → calibrated | n |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in metrics.items():
         for split in ("val", "test"):
             plain, tta = entry[split], entry[f"{split}_tta"]
+            ece = f"{plain['ece_uncalibrated']:.3f} → {plain['ece']:.3f}" if "ece" in plain else "-"
             lines.append(
                 f"| {name} | {split} | {plain['accuracy']:.2%} | {plain['macro_f1']:.4f} | {tta['accuracy']:.2%} "
-                f"| {tta['macro_f1']:.4f} | {plain['n']} |"
+                f"| {tta['macro_f1']:.4f} | {ece} | {plain['n']} |"
             )
     for name, entry in metrics.items():
         lines += ["", f"Per-class test scores, {name} (no TTA):", "",

@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from conftest import SHARED
 
+from fervid.geometry import box_iou_np
+
 LABELS = Path(__file__).resolve().parent / "data" / "real_faces.csv"
 MEDIA = SHARED / "media"
 #: A labelled box counts as found when the best detection on its frame overlaps it this much.
@@ -43,16 +45,7 @@ def load_labels(path: str | Path = LABELS) -> pd.DataFrame:
 
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """IoU of one xyxy box with each row of an (n, 4) xyxy array."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    box = np.asarray(box, dtype=np.float64)
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
+    return box_iou_np(np.asarray(box, dtype=np.float64)[None], boxes)[0]
 
 
 def is_photo(path: Path) -> bool:
@@ -62,13 +55,15 @@ def is_photo(path: Path) -> bool:
 def windows(path: Path, frames: list[int], pad_s: float = PAD_S) -> list[tuple[float, float]]:
     """Merged ``(start_s, end_s)`` time windows covering each labelled frame index of a video, ``pad_s`` each side.
 
-    Frame times are estimated as index / average frame rate; the padding absorbs the error for
-    variable-frame-rate files, and rows are later picked by exact frame index, not by time.
+    Frame times are estimated as the stream's start time (fervid's times are on the file's own
+    timeline) plus index / average frame rate; the padding absorbs the error for variable-frame-rate
+    files, and rows are later picked by exact frame index, not by time.
     """
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 25.0)
-    spans = sorted((max(0.0, f / fps - pad_s), f / fps + pad_s) for f in frames)
+        offset = float((stream.start_time or 0) * stream.time_base) if stream.time_base else 0.0
+    spans = sorted((max(0.0, offset + f / fps - pad_s), offset + f / fps + pad_s) for f in frames)
     merged: list[list[float]] = []
     for start, end in spans:
         if merged and start <= merged[-1][1]:

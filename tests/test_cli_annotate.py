@@ -146,3 +146,24 @@ def test_closing_table_shows_model_loading_apart_and_the_processing_fps(tmp_path
     row = next(line for line in result.output.splitlines() if clip.name in line)
     cells = [c.strip() for c in row.split("│") if c.strip()]
     assert float(cells[5]) == pytest.approx(fps, abs=0.11)  # input, status, frames, faces, time, fps
+
+
+@pytest.mark.parametrize("command", ["annotate", "train", "evaluate", "summarize", "models"])
+def test_help_shows_metavars_not_python_types(command):
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for python_type in ("<bool>", "<str>", "<list[Path]>", "<path>", "{inputs}", "<int", "<float"):
+        assert python_type not in result.output, (command, python_type)
+    if command == "annotate":
+        assert "[OPTIONS] INPUT..." in " ".join(result.output.split())
+        assert "--no-video" in result.output and "SECONDS" in result.output
+
+
+def test_models_says_the_dataset_the_hardware_and_the_default():
+    _needs_model()
+    result = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "ferplus (default)" in result.output
+    for column in ("dataset", "training hardware"):
+        assert column in result.output
+    assert "trained on" not in result.output
