@@ -5,11 +5,13 @@ Prints one table, every row measured in this run on the same first ``--frames`` 
 1. decode only: PyAV with threaded decoding and RGB conversion (fervid's ``VideoReader``),
    the practical upper limit for anything that looks at every frame;
 2. fervid timeline only (``write_video=False``: tables, no annotated video);
-3. fervid full annotate (annotated H.264 video encoded as well);
+3. fervid full annotate (annotated H.264 video encoded as well, and the research report:
+   gallery, moments, ELAN file, HTML; the default);
+3'. the same with ``--no-report``, so 3'/3 is what the report costs;
 4. the classic approach of the naive tools, frame by frame: OpenCV's Haar cascade, then
    one forward of our expression model per face on a resized 48x48 gray crop;
 
-then the ratios 2/1, 3/1 and 2/4. Each row has the peak resident memory of its stage
+then the ratios 2/1, 3/1, 2/4 and 3'/3. Each row has the peak resident memory of its stage
 (``VmHWM`` from ``/proc/self/status``, reset between stages through
 ``/proc/self/clear_refs``) and, on CUDA, the peak GPU memory torch allocated.
 
@@ -336,7 +338,8 @@ def git_version() -> str:
 def ratio_rows(rows: dict[str, Row]) -> list[tuple[str, float]]:
     pairs = [("(2)/(1) timeline-only vs decode", "timeline", "decode"),
              ("(3)/(1) full annotate vs decode", "full", "decode"),
-             ("(2)/(4) timeline-only vs classic baseline", "timeline", "baseline")]  # fmt: skip
+             ("(2)/(4) timeline-only vs classic baseline", "timeline", "baseline"),
+             ("(3')/(3) report cost: full annotate without / with the report", "no-report", "full")]  # fmt: skip
     return [(label, rows[a].fps / rows[b].fps) for label, a, b in pairs if a in rows and b in rows]
 
 
@@ -455,6 +458,10 @@ def main(argv: list[str] | None = None) -> int:
             runs.setdefault("full", []).append(
                 fervid_run(pipeline, args.video, out / "full", "(3) fervid full annotate (+ H.264)", device)
             )
+            pipeline.options = options.replace(video=True, report=False)
+            runs.setdefault("no-report", []).append(
+                fervid_run(pipeline, args.video, out / "no-report", "(3') fervid full annotate, --no-report", device)
+            )
             if not args.no_baseline and "baseline-missing" not in rows:
                 try:
                     runs.setdefault("baseline", []).append(
@@ -465,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                     console.print(
                         "[yellow]no Haar baseline: pass --opencv-path DIR with OpenCV 4 (see --help)[/yellow]"
                     )
-        for key in ("decode", "timeline", "full", "baseline"):
+        for key in ("decode", "timeline", "full", "no-report", "baseline"):
             if runs.get(key):
                 rows[key] = median_row(runs[key])
         if "baseline-missing" in rows:
@@ -490,6 +497,12 @@ def main(argv: list[str] | None = None) -> int:
              "the slowest and fastest. Fervid rows write the tables (CSV), timeline PNG off (a fixed ~0.5 s, not "
              "per frame). Peak RSS: VmHWM reset before each stage; rows 4-6 run in processes of their own "
              "(rows 5-6: the peak while processing, models loaded; time includes the cold start)."]  # fmt: skip
+    if "full" in rows and "no-report" in rows:
+        on, off = rows["full"].seconds, rows["no-report"].seconds
+        cost = (f"Report cost (3 vs 3'): {on - off:+.2f} s, {100 * (on / off - 1):+.1f} % of the full-annotate time "
+                "without it (median runs; the report is on by default).")  # fmt: skip
+        console.print(cost)
+        notes.append(cost)
     for key in ("long", "long-video"):
         if key in rows:
             rss = rows[key].rss_mib

@@ -86,7 +86,8 @@ class AnnotateResult:
 
         Mirrors one input folder of ``fervid annotate`` (``OUT/<stem>/``), so ``fervid summarize``
         and :func:`load` read it back. The annotated video is made only while processing:
-        pass ``output=`` to :func:`annotate` for it. Returns the paths written.
+        pass ``output=`` to :func:`annotate` for it. The report (``report=True``, the default) is
+        written too: its faces were cut while the frames streamed. Returns the paths written.
 
         Example::
 

@@ -229,12 +229,26 @@ class OutputOptions:
     bars: bool = option(True, "Do not draw probability bars.", switch="--no-bars")
     plots: bool = option(True, "Do not draw <stem>.timeline.png (one panel per face).", switch="--no-plots")
     format: str = option("csv", "Table files: csv, parquet (needs pyarrow) or both.", metavar="FORMAT")
+    report: bool = option(
+        True, "Do not write the research report (<stem>.report.html, faces/, moments/, <stem>.eaf, index.html).",
+        switch="--no-report",
+    )  # fmt: skip
+    moment_threshold: float = option(
+        0.5, "Report: a person's smoothed probability of a class must reach this to be a moment.", min=0, max=1,
+        metavar="P",
+    )  # fmt: skip
+    elan_min_run: float = option(
+        0.5, "ELAN file: a label must stay on top this long to start an annotation (shorter runs join the one "
+        "before).", min=0, metavar="SECONDS",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.format not in TABLE_FORMATS:
             raise ValueError(f"unknown table format {self.format!r}; choose one of: {', '.join(TABLE_FORMATS)}")
         if self.format != "csv":
             require_pyarrow()
+        check_range("moment_threshold", self.moment_threshold, 0.0, 1.0)
+        check_range("elan_min_run", self.elan_min_run, 0.0, float("inf"))
 
     @property
     def table_suffixes(self) -> tuple[str, ...]:

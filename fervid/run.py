@@ -32,7 +32,7 @@ from fervid.io.video import VideoReader
 from fervid.metadata import environment, input_facts, now_utc, write_run
 from fervid.metadata import invalidate as invalidate_run
 from fervid.options import AnnotateOptions
-from fervid.sinks import FrameSink, ImagesSink, VideoSink, input_sinks
+from fervid.sinks import FrameSink, ImagesSink, VideoSink, collecting_sinks, input_sinks
 from fervid.smooth import SmoothedResult, StreamSmoother, add_smoothed
 
 ProgressCallback = Callable[[int], None]
@@ -58,6 +58,7 @@ class InputResult:
     processing_s: float = 0.0  # the frame loop alone (``seconds`` adds opening the input and writing outputs)
     persons: pd.DataFrame | None = None  # one row per identified person (None: identity off)
     identity: IdentityResult | None = None  # the final grouping of tracks into persons
+    collected: dict[str, Any] = field(default_factory=dict)  # what frame sinks kept for the input sinks (report)
 
     @property
     def fps(self) -> float:
@@ -154,6 +155,7 @@ def _process(
             face_ids = IdentifiedFaces(face_ids, identity)
         names = identity.online_name if identity is not None else None
         sinks = _frame_sinks(reader, options, outdir, stem, names) if outdir is not None else []
+        sinks += collecting_sinks(options)  # keep what the input sinks need of the frames (report faces)
         smoother = smoother_for(media, options)
         results = smoother(engine.results(iter(reader), face_ids, options.runtime))
         loop = _frame_loop(results, timeline, sinks, progress)
@@ -177,6 +179,7 @@ def _process(
         media.path, "video" if is_video else "images", frame, summarize_tracks(frame, engine.classes), loop.frames,
         time.perf_counter() - started, loop.written, warning, engine.classes, loop.span, run, media, loop.seconds,
         persons, found if identity is not None else None,
+        collected={k: v for sink in sinks for k, v in getattr(sink, "collected", {}).items()},
     )  # fmt: skip
     if outdir is not None:
         write_outputs(result, outdir, stem, options)

@@ -5,8 +5,11 @@ Two kinds, so a new output is one new class:
 * a :class:`FrameSink` sees every result as it is made (the annotated video, annotated
   images): ``add(result)`` per frame, ``close()`` when the input is done (returns the files,
   renamed into place), ``abort()`` on error (leaves nothing behind);
-* an :class:`InputSink` sees the finished input once (tables, the timeline plot):
+* an :class:`InputSink` sees the finished input once (tables, the timeline plot, the report):
   ``write(result, outdir, stem)`` returns the files it wrote, each written atomically.
+
+A frame sink may also collect for the input sinks, writing nothing itself (the report's face
+crops): its ``collected`` dict goes into ``InputResult.collected`` (:func:`collecting_sinks`).
 
 ``<stem>.run.json`` is not a sink: :func:`fervid.run.write_outputs` writes it after every
 sink has finished, so its presence means the outputs are complete.
@@ -191,7 +194,24 @@ def input_sinks(options: AnnotateOptions) -> list[InputSink]:
         sinks.append(TimelinePlotSink(options))
     if options.identity.save_embeddings:
         sinks.append(EmbeddingsSink())
+    if options.output.report:
+        from fervid.report.sink import ReportSink
+
+        sinks.append(ReportSink(options))
     return sinks
+
+
+def collecting_sinks(options: AnnotateOptions) -> list[FrameSink]:
+    """Frame sinks that write nothing but keep what input sinks need of the frames, for ``InputResult.collected``.
+
+    Frames are gone after the frame loop, so the report's faces are cut while they stream
+    (:class:`fervid.report.collect.ReportCollector`); such a sink has a ``collected`` dict.
+    """
+    if not options.output.report:
+        return []
+    from fervid.report.collect import ReportCollector
+
+    return [ReportCollector(options)]
 
 
 def save_image(image: np.ndarray, path: Path) -> Path:

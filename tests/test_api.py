@@ -67,8 +67,11 @@ def test_save_then_load_round_trip(in_memory: tuple[api.AnnotateResult, Path], t
     result, _ = in_memory
     written = result.save(tmp_path / "clip")
     stem = result.stem
-    assert {p.name for p in written} == {f"{stem}.faces.csv", f"{stem}.summary.csv", f"{stem}.persons.csv",
-                                         f"{stem}.timeline.png", f"{stem}.run.json"}  # fmt: skip
+    top = {p.relative_to(tmp_path / "clip").parts[0] for p in written}
+    report = {"faces", f"{stem}.faces.png", f"{stem}.moments.csv", f"{stem}.eaf", f"{stem}.report.html"}
+    assert top - {"moments"} == {f"{stem}.faces.csv", f"{stem}.summary.csv", f"{stem}.persons.csv",
+                                 f"{stem}.timeline.png", f"{stem}.run.json"} | report  # fmt: skip
+    assert (tmp_path / "clip" / "faces" / "P1.jpg").stat().st_size > 0  # faces cut while the in-memory run streamed
     assert written[-1].name.endswith(".run.json") and metadata.is_complete(tmp_path / "clip", stem)
     assert result.run["frames_processed"] == 12 and result.run["input"]["width"] == 640
     loaded = fervid.load(tmp_path / "clip")
@@ -81,9 +84,9 @@ def test_save_then_load_round_trip(in_memory: tuple[api.AnnotateResult, Path], t
 
 def test_annotate_with_output_writes_like_the_cli() -> None:
     result, outdir, _ = wolfgang_smoothed()
-    names = {p.name for p in result.outputs}
+    names = {p.relative_to(outdir).parts[0] for p in result.outputs}
     stem = result.stem
-    assert f"{stem}.annotated.mp4" in names and f"{stem}.faces.parquet" in names
+    assert f"{stem}.annotated.mp4" in names and f"{stem}.faces.parquet" in names and f"{stem}.report.html" in names
     assert names == {p.name for p in outdir.iterdir()}
     assert metadata.is_complete(outdir, stem)
 

@@ -22,7 +22,8 @@ CHANGED = {
     "det_size": 0, "detector_weights": "x.pth", "tracker": "bytetrack", "track_buffer": 2.0, "match_iou": 0.4,
     "min_hits": 3, "identity": False, "people": None, "identity_threshold": 0.4, "save_embeddings": False,
     "shot_cuts": False, "model": "fer2013", "smooth": 0.5, "smooth_mode": "causal", "video": False, "bars": False,
-    "plots": False, "format": "both", "device": "cpu", "batch_size": 4, "workers": 0,
+    "plots": False, "format": "both", "report": False, "moment_threshold": 0.7, "elan_min_run": 1.0, "device": "cpu",
+    "batch_size": 4, "workers": 0,
 }  # fmt: skip
 
 
@@ -105,6 +106,8 @@ def test_tracker_is_chosen_by_name_with_a_helpful_error(tmp_path: Path) -> None:
         ({"match_iou": 0.0}, "match_iou must be in"),
         ({"smooth_mode": "sideways"}, "unknown smoothing mode"),
         ({"format": "xlsx"}, "unknown table format"),
+        ({"moment_threshold": 1.5}, "moment_threshold must be in"),
+        ({"elan_min_run": -1.0}, "elan_min_run must be in"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +36,23 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / STEM
 
 
+#: What the report adds per input (issue 15): gallery folder and contact sheet, moments, ELAN file, HTML report.
+REPORT = {"faces", f"{STEM}.faces.png", "moments", f"{STEM}.moments.csv", f"{STEM}.eaf", f"{STEM}.report.html"}
+
+
+def report_files(folder: Path) -> set[str]:
+    """``REPORT``; the ``moments/`` thumbnails only when the moments table has a row (a peak over the threshold)."""
+    has_moments = len(pd.read_csv(folder / f"{STEM}.moments.csv")) > 0
+    return REPORT if has_moments else REPORT - {"moments"}
+
+
 def test_cli_writes_every_output_and_run_json_last(cli_run: Path) -> None:
     names = {p.name for p in cli_run.iterdir()}
     tables = ("faces", "summary", "persons")
     expected = {f"{STEM}.{what}.{suffix}" for what in tables for suffix in ("csv", "parquet")}
-    assert expected | {f"{STEM}.timeline.png", f"{STEM}.run.json"} == names
+    assert expected | {f"{STEM}.timeline.png", f"{STEM}.run.json"} | report_files(cli_run) == names
     run_mtime = (cli_run / f"{STEM}.run.json").stat().st_mtime_ns
-    assert all(p.stat().st_mtime_ns <= run_mtime for p in cli_run.iterdir())
+    assert all(p.stat().st_mtime_ns <= run_mtime for p in cli_run.rglob("*"))
     assert metadata.is_complete(cli_run, STEM)
 
 
@@ -93,7 +104,8 @@ def test_run_json_records_versions_models_options_input_and_counts(cli_run: Path
     assert record["frames_processed"] == 16  # frames 0, 3, ..., 45: frame 48 is at 2.002 s
     assert record["faces_found"] == faces.loc[faces["face_id"] >= 1, "face_id"].nunique() >= 1
     assert record["wall_time_s"] > 0 and record["warning"] is None
-    assert sorted(record["outputs"]) == sorted(p.name for p in cli_run.iterdir() if not p.name.endswith(".json"))
+    on_disk = [p.name + ("/" if p.is_dir() else "") for p in cli_run.iterdir() if not p.name.endswith(".json")]
+    assert sorted(record["outputs"]) == sorted(on_disk)  # a folder of files (faces/, moments/) is listed as one
 
 
 def test_timeline_png_is_a_real_image(cli_run: Path) -> None:
@@ -107,11 +119,13 @@ def test_timeline_png_is_a_real_image(cli_run: Path) -> None:
 
 def test_is_complete_needs_the_record_and_every_output(tmp_path: Path, cli_run: Path) -> None:
     copy = tmp_path / STEM
-    copy.mkdir()
-    for p in cli_run.iterdir():
-        (copy / p.name).write_bytes(p.read_bytes())
+    shutil.copytree(cli_run, copy)
     assert metadata.is_complete(copy, STEM)
     assert not metadata.is_complete(copy, "other-stem")
+    shutil.rmtree(copy / "faces")
+    assert not metadata.is_complete(copy, STEM)
+    shutil.copytree(cli_run / "faces", copy / "faces")
+    assert metadata.is_complete(copy, STEM)
     (copy / f"{STEM}.timeline.png").unlink()
     assert not metadata.is_complete(copy, STEM)
     (copy / f"{STEM}.run.json").write_text("{not json")
@@ -124,8 +138,9 @@ def test_no_plots_and_csv_only(tmp_path: Path) -> None:
             "--device", "cpu", "--no-plots", "--no-video"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    names = sorted(p.name for p in (tmp_path / STEM).iterdir())
-    assert names == [f"{STEM}.faces.csv", f"{STEM}.persons.csv", f"{STEM}.run.json", f"{STEM}.summary.csv"]
+    names = {p.name for p in (tmp_path / STEM).iterdir()}
+    expected = {f"{STEM}.faces.csv", f"{STEM}.persons.csv", f"{STEM}.run.json", f"{STEM}.summary.csv"}
+    assert names == expected | report_files(tmp_path / STEM)
     assert not any(c.startswith("ps_") for c in pd.read_csv(tmp_path / STEM / f"{STEM}.faces.csv").columns)
 
 

@@ -38,5 +38,6 @@ def test_wheel_ships_the_models_and_annotates(tmp_path: Path) -> None:
     assert str(venv) in located and str(REPO) not in located  # the installed copy, not the checkout
     _run([fervid, "annotate", str(clip), "-o", str(tmp_path / "out"), "--end", "1", "--device", "cpu"], cwd=tmp_path)
     stem = clip.stem
-    for name in (f"{stem}.faces.csv", f"{stem}.annotated.mp4", f"{stem}.run.json"):
+    for name in (f"{stem}.faces.csv", f"{stem}.annotated.mp4", f"{stem}.report.html", f"{stem}.eaf",
+                 f"{stem}.run.json"):  # fmt: skip
         assert (tmp_path / "out" / stem / name).stat().st_size > 0, name

@@ -1,0 +1,106 @@
+"""``OUT/index.html``: every input of an output folder, linking its report, and what failed and why.
+
+``fervid annotate`` writes it after a batch (:func:`write_batch_index`: the failures come from
+the batch report), ``fervid summarize`` from the folder alone (:func:`write_index`: inputs whose
+run is incomplete are listed as "incomplete"). One row per complete input: its persons (or
+face tracks without identity), duration, dominant emotions (the label most often on top per
+person, counted over persons) and a relative link to ``<stem>/<stem>.report.html`` when there
+is one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fervid import metadata
+from fervid.report.html import render, write_html
+
+INDEX = "index.html"
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    input: str  # the output folder's name (the stem)
+    source: str
+    kind: str
+    persons: str
+    duration: str
+    dominant: str
+    report: str | None  # relative link, when the input has a report
+
+
+def _table(folder: Path, stem: str, what: str) -> Path | None:
+    for suffix in (".csv", ".parquet"):
+        if (folder / f"{stem}.{what}{suffix}").exists():
+            return folder / f"{stem}.{what}{suffix}"
+    return None
+
+
+def _dominant(folder: Path, stem: str) -> str:
+    """Dominant emotions of an input: how many persons (or tracks) had each one most often on top."""
+    from fervid.api import read_table
+
+    path = _table(folder, stem, "persons") or _table(folder, stem, "summary")
+    if path is None:
+        return "–"
+    try:
+        counts = Counter(read_table(path)["dominant_emotion"].dropna().astype(str))
+    except (OSError, ValueError, KeyError):
+        return "–"
+    return ", ".join(f"{name} ({n})" for name, n in counts.most_common(3)) or "no faces"
+
+
+def _duration(record: dict[str, Any]) -> str:
+    facts = record.get("input", {})
+    if facts.get("duration_s"):
+        return f"{facts['duration_s']:.1f} s"
+    span = record.get("time_range_s")
+    if span and all(isinstance(t, (int, float)) and math.isfinite(t) for t in span):
+        return f"{span[1] - span[0]:.1f} s"
+    frames = facts.get("frame_count")
+    return f"{frames} images" if frames else "–"
+
+
+def row_for(outdir: Path, folder: Path, stem: str) -> IndexRow:
+    record = metadata.read_run(folder, stem) or {}
+    identity = record.get("identity")
+    persons = f"{identity['persons']}" if identity else f"{record.get('faces_found', 0)} tracks"
+    report = folder / f"{stem}.report.html"
+    link = report.relative_to(outdir).as_posix() if report.exists() and report.is_relative_to(outdir) else None
+    name = stem if folder == outdir else folder.relative_to(outdir).as_posix()
+    return IndexRow(name, str(record.get("input", {}).get("path", "")), str(record.get("kind", "")), persons,
+                    _duration(record), _dominant(folder, stem), link)  # fmt: skip
+
+
+def write_index(outdir: Path, failures: Iterable[tuple[str, str, str]] = ()) -> Path:
+    """Write ``outdir/index.html``; ``failures`` are (input, status, reason) from a batch, listed first.
+
+    Inputs with a run record that is not complete are listed as incomplete.
+    """
+    outdir = Path(outdir)
+    rows, problems = [], list(failures)
+    named = {name for name, _, _ in problems}
+    for folder, stem in metadata.run_records(outdir):
+        if metadata.is_complete(folder, stem):
+            rows.append(row_for(outdir, folder, stem))
+        elif folder.name not in named:
+            problems.append((folder.relative_to(outdir).as_posix() if folder != outdir else stem, "incomplete",
+                             "its run record is missing outputs or was not finished"))  # fmt: skip
+    page = render("index.html.j2", title=outdir.resolve().name or str(outdir), rows=rows, problems=problems,
+                  generated=metadata.now_utc())  # fmt: skip
+    return write_html(outdir / INDEX, page)
+
+
+def write_batch_index(outdir: Path, report: Any) -> Path | None:
+    """The index after ``fervid annotate``: failed, interrupted and never-started inputs with their reasons."""
+    failures = [(o.input.label, o.status.value, o.reason or "") for o in report.failed]
+    failures += [(item.label, "not started", report.stopped or "the run stopped first") for item in report.not_started]
+    try:
+        return write_index(outdir, failures)
+    except OSError:
+        return None

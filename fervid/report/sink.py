@@ -1,0 +1,117 @@
+"""The report's input sink: gallery, moments, ELAN file and ``<stem>.report.html`` for one finished input.
+
+Videos and ``--sequence`` folders get everything; independent photos (no time) get the
+lighter version: gallery, per-person numbers and links, no moments, timelines or ELAN file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fervid.report.chart import subject_chart
+from fervid.report.collect import KEY, ReportMaterial
+from fervid.report.context import (
+    Section,
+    frame_step,
+    gallery_tiles,
+    input_facts,
+    moment_pictures,
+    run_settings,
+    summary_table,
+)
+from fervid.report.elan import label_runs, write_eaf
+from fervid.report.gallery import pick_gallery, write_gallery
+from fervid.report.html import render, write_html
+from fervid.report.moments import Moment, pick_moments, report_smoothing, smoothed_probs, write_moments
+from fervid.report.subjects import Subject, rows_of, subjects_of
+
+
+class ReportSink:
+    """Writes ``faces/``, ``<stem>.faces.png``, ``moments/``, ``<stem>.moments.csv``, ``<stem>.eaf`` and
+    ``<stem>.report.html``, each atomically; ``write`` returns them for run.json.
+    """
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+
+    def write(self, result: Any, outdir: Path, stem: str) -> list[Path]:
+        o = self.options
+        material: ReportMaterial | None = result.collected.get(KEY)
+        subjects = subjects_of(result.timeline)
+        tracked = result.kind == "video" or o.input.sequence
+        entries = pick_gallery(material.tracks if material else {}, subjects)
+        written = write_gallery(entries, outdir, stem)
+        smoothing = report_smoothing(o) if tracked else None
+        sections, moments = [], []
+        if smoothing is not None:
+            moments = pick_moments(material.peaks if material else {}, subjects, result.classes)
+            written += write_moments(moments, result.timeline, smoothing, outdir, stem)
+            step = frame_step(result, o) or 1.0
+            smoothed = smoothed_probs(result.timeline, result.classes, smoothing)
+            sections = self._sections(result, subjects, smoothed, moments, step)
+            written.append(self._elan(result, subjects, smoothed, step, outdir / f"{stem}.eaf"))
+        table = result.persons if result.persons is not None else result.summary
+        head, rows = summary_table(table, subjects, frame_step(result, o), result.classes)
+        page = render(
+            "report.html.j2", title=result.source.name, facts=input_facts(result),
+            settings=run_settings(result, o, smoothing), tiles=gallery_tiles(entries), table_head=head,
+            table_rows=rows, sections=sections, files=self._files(result, outdir, stem, tracked, bool(entries)),
+            tracked=tracked, who="persons" if "person_id" in result.timeline.columns else "face tracks",
+            smoothing=smoothing.describe() if smoothing else "", threshold=o.output.moment_threshold,
+        )  # fmt: skip
+        written.append(write_html(outdir / f"{stem}.report.html", page))
+        return written
+
+    @staticmethod
+    def _sections(
+        result: Any, subjects: list[Subject], smoothed: np.ndarray, moments: list[Moment], step: float
+    ) -> list[Section]:
+        times = result.timeline["time_s"].to_numpy()
+        span = result.time_range or (float(np.nanmin(times)), float(np.nanmax(times)))
+        sections = []
+        for subject in subjects:
+            rows = rows_of(result.timeline, subject)
+            mine = [m for m in moments if m.subject == subject]
+            chart = subject_chart(f"Timeline of {subject.title}", times[rows], smoothed[rows], result.classes, mine,
+                                  span, step)  # fmt: skip
+            sections.append(Section(subject, chart, moment_pictures(mine)))
+        return sections
+
+    def _elan(self, result: Any, subjects: list[Subject], smoothed: np.ndarray, step: float, path: Path) -> Path:
+        labels = np.asarray(result.classes, dtype=object)[smoothed.argmax(axis=1)]
+        times = result.timeline["time_s"].to_numpy()
+        tiers, participants = {}, {}
+        for subject in subjects:
+            rows = rows_of(result.timeline, subject)
+            tiers[subject.label] = label_runs(times[rows], labels[rows], step, self.options.output.elan_min_run)
+            participants[subject.label] = subject.name or subject.label
+        media = result.source if result.kind == "video" else None
+        smoothing = report_smoothing(self.options)
+        notes = {"fervid:labels": f"top class, {smoothing.describe()}",
+                 "fervid:min_run_s": f"{self.options.output.elan_min_run:g}"}  # fmt: skip
+        return write_eaf(path, tiers, media, participants, notes)
+
+    def _files(self, result: Any, outdir: Path, stem: str, tracked: bool, gallery: bool) -> list[tuple[str, str]]:
+        """(relative link, what it is) of the input's outputs, as the options of this run make them."""
+        o = self.options
+        made = {Path(p) for p in result.outputs}
+        files = []
+        if outdir / f"{stem}.annotated.mp4" in made:
+            files.append((f"{stem}.annotated.mp4", "annotated video"))
+        elif any(p.parent == outdir / "annotated" for p in made):
+            files.append(("annotated/", "annotated images"))
+        tables = [("faces", "one row per face per frame"), ("summary", "one row per face track")]
+        if result.persons is not None:
+            tables.append(("persons", "one row per person"))
+        files += [(f"{stem}.{what}{suffix}", why) for what, why in tables for suffix in o.output.table_suffixes]
+        if tracked and o.output.plots:
+            files.append((f"{stem}.timeline.png", "timeline plot, one panel per face"))
+        if gallery:
+            files.append((f"{stem}.faces.png", "contact sheet of the gallery"))
+        if tracked:
+            files += [(f"{stem}.moments.csv", "emotion moments"), (f"{stem}.eaf", "ELAN annotation file")]
+        files.append((f"{stem}.run.json", "run record: versions, models, every option"))
+        return files
