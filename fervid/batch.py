@@ -27,6 +27,10 @@ Outputs of the input being processed are removed when it fails or is interrupted
 so an output folder holds either a complete result (with its ``<stem>.run.json``
 written last) or nothing new. SIGINT and SIGTERM raise :class:`Interrupted` (a
 ``KeyboardInterrupt``) through :func:`stop_on_signals`, which only the CLI installs.
+
+Where ``BatchRunner.process`` runs is an :class:`Executor`'s only job: here, one input at
+a time (:class:`LocalExecutor`), or in Ray actors across a cluster (``fervid.cluster``,
+imported only for ``--ray``). Discovery, stems, resume and the report are the same for both.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from fervid.checks import plural
 from fervid.io.atomic import PARTIAL_TAG, clean_partials
@@ -199,6 +203,10 @@ class OutputDirError(Exception):
     """The output folder cannot take results; raised before any work starts."""
 
 
+class ExecutorError(Exception):
+    """An executor cannot start (no cluster to join, models that do not load there): no input was processed."""
+
+
 def check_output_dir(output: Path, min_free: int = MIN_FREE_BYTES) -> None:
     """Create ``output`` and prove it is writable, with room to spare, or raise OutputDirError."""
     output = Path(output)
@@ -277,9 +285,13 @@ class BatchReport:
 
 # ---------------------------------------------------------------------------- processing
 class BatchRunner:
-    """Runs inputs one at a time through a loaded Pipeline into ``output/<stem>/``."""
+    """Runs inputs one at a time through a loaded Pipeline into ``output/<stem>/``.
 
-    def __init__(self, pipeline: Pipeline, output: Path, overwrite: bool = False) -> None:
+    ``pipeline`` is None on a cluster's driver, which only decides what to skip and reports:
+    its workers hold the models, each in a runner of its own (:mod:`fervid.cluster`).
+    """
+
+    def __init__(self, pipeline: Pipeline | None, output: Path, overwrite: bool = False) -> None:
         self.pipeline = pipeline
         self.output = Path(output)
         self.overwrite = overwrite
@@ -350,50 +362,101 @@ class BatchRunner:
         return Outcome(item, status, outdir, result.warning, notes + _notes(caught), result)
 
 
+ProgressFactory = Callable[[BatchInput, int | None], contextlib.AbstractContextManager[ProgressCallback]]
+
+
+@dataclass
+class BatchState:
+    """Where an executor reports: the run's outcomes, plus the caller's progress bar and outcome callback."""
+
+    report: BatchReport
+    progress: ProgressFactory | None = None  # ``progress(item, total)`` yields the frame callback
+    on_outcome: Callable[[Outcome], None] | None = None
+
+    def finish(self, outcome: Outcome) -> bool:
+        """Record one input's outcome; False once the batch must stop (the output disk is full or read-only)."""
+        self.report.outcomes.append(outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+        if outcome.fatal and self.report.stopped is None:
+            self.report.stopped = f"stopped: {outcome.reason}"
+        return self.report.stopped is None
+
+
+class Executor(Protocol):
+    """How ``BatchRunner.process(item) -> Outcome`` is called on the inputs left to do: the seam between runs.
+
+    :class:`LocalExecutor` calls it here, one input at a time; ``fervid.cluster.RayExecutor``
+    calls it in Ray actors, several at a time. ``run`` hands every outcome to ``state.finish``
+    as soon as it is known, starts no more inputs once that returns False, and on a
+    KeyboardInterrupt stops, reports the inputs it had started (interrupted, once their
+    partial outputs are removed) and re-raises. Inputs it never reported are "not started".
+    """
+
+    def run(self, runner: BatchRunner, items: Sequence[BatchInput], state: BatchState) -> None: ...
+
+
+class LocalExecutor:
+    """One input at a time, in order, in this process, with ``runner``'s loaded pipeline."""
+
+    def run(self, runner: BatchRunner, items: Sequence[BatchInput], state: BatchState) -> None:
+        for item in items:
+            try:
+                item = runner.probed(item)
+                if state.progress is None:
+                    outcome = runner.process(item)
+                else:
+                    with state.progress(item, runner.expected_frames(item)) as advance:
+                        outcome = runner.process(item, advance)
+            except KeyboardInterrupt as exc:
+                state.finish(interrupted(item, runner.output, getattr(exc, "signum", signal.SIGINT)))
+                raise
+            if not state.finish(outcome):
+                return
+
+
+def interrupted(item: BatchInput, output: Path, signum: int) -> Outcome:
+    """The outcome of an input stopped by a signal (its unfinished outputs already removed)."""
+    reason = f"stopped by {_signal_name(signum)}; its unfinished outputs were removed"
+    return Outcome(item, Status.INTERRUPTED, Path(output) / item.stem, reason)
+
+
 def run_batch(
     runner: BatchRunner,
     inputs: Sequence[BatchInput],
-    progress: Callable[[BatchInput, int | None], contextlib.AbstractContextManager[ProgressCallback]] | None = None,
+    progress: ProgressFactory | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    executor: Executor | None = None,
 ) -> BatchReport:
-    """Process every input in order and return the report; stops early only on a signal or a full disk.
+    """Process every input and return the report; stops early only on a signal or a full disk.
 
-    ``progress(item, total)`` returns a context manager yielding the frame callback
-    (the CLI's progress bar); ``on_outcome`` sees each outcome as soon as it is known.
+    Inputs with complete outputs are skipped before anything is started (resume); the rest
+    go to ``executor`` (default: :class:`LocalExecutor`). ``progress(item, total)`` returns a
+    context manager yielding the frame callback (the CLI's progress bar); ``on_outcome`` sees
+    each outcome as soon as it is known. The report lists the outcomes in input order.
     """
-    report = BatchReport()
-    pending = list(inputs)
-    current: BatchInput | None = None
+    state = BatchState(BatchReport(), progress, on_outcome)
+    todo: list[BatchInput] = []
     try:
-        while pending:
-            current = pending[0]
-            outcome = runner.completed(current)
-            if outcome is None:
-                current = pending[0] = runner.probed(current)
-                if progress is None:
-                    outcome = runner.process(current)
-                else:
-                    with progress(current, runner.expected_frames(current)) as advance:
-                        outcome = runner.process(current, advance)
-            pending.pop(0)
-            current = None
-            report.outcomes.append(outcome)
-            if on_outcome is not None:
-                on_outcome(outcome)
-            if outcome.fatal:
-                report.stopped = f"stopped: {outcome.reason}"
-                break
+        for item in inputs:
+            done = runner.completed(item)
+            if done is None:
+                todo.append(item)
+            else:
+                state.finish(done)
+        (executor or LocalExecutor()).run(runner, todo, state)
     except KeyboardInterrupt as exc:
-        report.signal = getattr(exc, "signum", signal.SIGINT)
-        if current is not None:
-            pending.pop(0)
-            reason = f"stopped by {_signal_name(report.signal)}; its unfinished outputs were removed"
-            outcome = Outcome(current, Status.INTERRUPTED, runner.output / current.stem, reason)
-            report.outcomes.append(outcome)
-            if on_outcome is not None:
-                on_outcome(outcome)
-    report.not_started = pending
-    return report
+        state.report.signal = getattr(exc, "signum", signal.SIGINT)
+    order = {_key(item): i for i, item in enumerate(inputs)}
+    state.report.outcomes.sort(key=lambda o: order.get(_key(o.input), len(order)))
+    reported = {_key(o.input) for o in state.report.outcomes}
+    state.report.not_started = [item for item in inputs if _key(item) not in reported]
+    return state.report
+
+
+def _key(item: BatchInput) -> tuple[Path, tuple[Path, ...] | None, str]:
+    """What identifies an input across copies of it (probed, or sent to a worker and back)."""
+    return item.source, item.images, item.stem
 
 
 def error_reason(exc: BaseException) -> str:

@@ -268,14 +268,25 @@ def annotate(**kwargs: Any) -> None:
 
     Inputs with complete outputs from an earlier run are skipped (--overwrite redoes them).
 
+    --ray spreads the same run over a Ray cluster: `fervid annotate corpus/ -o /shared/out --ray-address auto`.
+
     Exit codes: 0 all inputs done, 1 some input failed, 2 usage error, 130/143 interrupted.
     """
-    from fervid.batch import BatchRunner, OutputDirError, check_output_dir, discover_inputs, run_batch, stop_on_signals
+    from fervid.batch import (
+        BatchRunner,
+        ExecutorError,
+        OutputDirError,
+        check_output_dir,
+        discover_inputs,
+        run_batch,
+        stop_on_signals,
+    )
     from fervid.models.errors import WeightsError
     from fervid.pipeline import Pipeline
 
     inputs, output = kwargs.pop("inputs"), kwargs.pop("output")
     recursive, overwrite = kwargs.pop("recursive"), kwargs.pop("overwrite")
+    cluster = _cluster_options(kwargs)  # --ray: None for a local run
     with stop_on_signals(say=lambda message: console.print(f"[yellow]{escape(message)}", highlight=False)):
         try:
             try:
@@ -283,19 +294,29 @@ def annotate(**kwargs: Any) -> None:
                 check_output_dir(output)
                 items = discover_inputs(inputs, recursive=recursive, exclude=[output])
                 started = time.perf_counter()
+                executor = None if cluster is None else _ray_executor(options, cluster)
                 with warnings.catch_warnings(record=True) as caught:  # e.g. a --people photo without a face
                     warnings.simplefilter("always")
-                    pipeline = Pipeline(options)
+                    pipeline = Pipeline(options) if executor is None else None  # --ray: each worker loads its own
                 for note in caught:
                     console.print(f"[yellow]warning:[/] {escape(str(note.message))}", highlight=False)
                 load_s = time.perf_counter() - started
             except (OutputDirError, ValueError, OSError, ImportError, WeightsError) as exc:
                 raise fail(str(exc), 2) from None
             runner = BatchRunner(pipeline, output, overwrite=overwrite)
-            report = run_batch(runner, items, progress=_progress_bar, on_outcome=_print_outcome)
+            try:
+                report = run_batch(runner, items, progress=_progress_bar, on_outcome=_print_outcome, executor=executor)
+            except ExecutorError as exc:  # --ray: no cluster, or workers that cannot work; nothing was processed
+                raise fail(str(exc), 2) from None
+            if executor is not None:
+                load_s = executor.startup_s  # connecting and loading the models on every worker
         except KeyboardInterrupt as exc:  # while loading models or looking for inputs: nothing written yet
             console.print("[yellow]interrupted[/]: nothing was written", highlight=False)
             raise typer.Exit(128 + getattr(exc, "signum", 2)) from None
+    if options.output.report:  # OUTPUT/index.html: every input's report, and what failed and why
+        from fervid.report.index import write_batch_index
+
+        write_batch_index(output, report)
     out = Console()
     if not out.is_terminal:  # a log file or pipe: wide enough that reasons stay on one line
         out = Console(width=160)
@@ -325,8 +346,48 @@ _BATCH_AFTER = [
     inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
         bool, typer.Option("--overwrite", help="Redo inputs whose outputs are already complete (default: skip).")
     ]),
+    inspect.Parameter("ray", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+        bool, typer.Option("--ray", help="Spread the inputs over Ray workers (each holds the models and writes whole "
+                           "inputs to OUTPUT, which every node must reach): alone, a local Ray instance on this "
+                           "machine's GPUs/CPUs; see --ray-address. Needs: pip install 'fervid\\[ray]'.",
+                           rich_help_panel="Cluster (Ray)")
+    ]),
+    inspect.Parameter("ray_address", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        str | None, typer.Option("--ray-address", metavar="ADDRESS", help="Join a running Ray cluster (implies "
+                                 "--ray): auto (the cluster this machine is a node of) or ray://HEAD:10001.",
+                                 rich_help_panel="Cluster (Ray)")
+    ]),
+    inspect.Parameter("ray_gpus_per_worker", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=Annotated[
+        float, typer.Option("--ray-gpus-per-worker", metavar="SHARE", help="GPU share of a worker: 1 = one per GPU; "
+                            "0.5 or 0.25 put 2 or 4 on each GPU when it has room. A GPU node's CPUs are split "
+                            "between its workers.", rich_help_panel="Cluster (Ray)")
+    ]),
+    inspect.Parameter("ray_cpus_per_worker", inspect.Parameter.KEYWORD_ONLY, default=4, annotation=Annotated[
+        int, typer.Option("--ray-cpus-per-worker", metavar="N", min=1, help="Without GPUs (or with --device cpu): "
+                          "CPU cores per worker; its torch threads follow.", rich_help_panel="Cluster (Ray)")
+    ]),
 ]  # fmt: skip
 app.command(name="annotate")(with_parameters(annotate, _BATCH_BEFORE, _BATCH_AFTER))
+
+
+def _cluster_options(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """Pop the --ray options from the annotate arguments: the executor's settings, or None for a local run."""
+    ray, address = kwargs.pop("ray"), kwargs.pop("ray_address")
+    gpus, cpus = kwargs.pop("ray_gpus_per_worker"), kwargs.pop("ray_cpus_per_worker")
+    if not ray and address is None:
+        return None
+    return {"address": None if address == "local" else address, "gpus_per_worker": gpus, "cpus_per_worker": cpus}
+
+
+def _ray_executor(options: Any, cluster: dict[str, Any]) -> Any:
+    """The --ray executor (an ImportError naming the extra to install when Ray is missing)."""
+    from fervid.cluster.executor import RayExecutor
+
+    def say(message: str) -> None:
+        style = "[yellow]warning:[/] " if message.startswith("warning: ") else ""
+        console.print(f"{style}{escape(message.removeprefix('warning: '))}", highlight=False)
+
+    return RayExecutor(options, **cluster, console=console, say=say)
 
 
 @contextlib.contextmanager
@@ -477,7 +538,10 @@ def summarize(
     table_format: Annotated[str, typer.Option("--format", help="csv, parquet (needs pyarrow) or both.")] = "csv",
     rows: Annotated[int, typer.Option(min=0, help="Rows to print (the file always has all of them).")] = 40,
 ) -> None:
-    """One table over every finished input: a row per input and face (times, dominant emotion, mean probabilities)."""
+    """One table over every finished input: a row per input and face (times, dominant emotion, mean probabilities).
+
+    Also writes FOLDER/index.html, linking every input's report (incomplete inputs are listed as such).
+    """
 
     from rich.table import Table
 
@@ -510,6 +574,9 @@ def summarize(
         path = base.with_name(base.name + suffix)
         write_table(table, path)
         written.append(str(path))
+    from fervid.report.index import write_index
+
+    written.append(str(write_index(folder)))  # every input's report; incomplete runs listed as such
     shown = Table(title=f"{folder}: {table['input'].nunique()} inputs, {len(table)} faces")
     for column in ("input", "face", "seen (s)", "frames", "dominant", "mean p"):
         shown.add_column(column, justify="left" if column in ("input", "dominant") else "right")

@@ -83,8 +83,10 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 class Engine:
     """The models of a run, loaded once and reused for every input (see the module docstring)."""
 
-    def __init__(self, options: AnnotateOptions) -> None:
+    def __init__(self, options: AnnotateOptions, cores: int | None = None) -> None:
         self.options = options
+        #: CPU cores this engine may use (None: all this process may run on); a Ray worker passes its share.
+        self.cores = cores
         self.device = resolve_device(options.runtime.device)
         self.detector = options.detection.build(self.device)
         self.classifier = options.classification.build(self.device)
@@ -92,7 +94,7 @@ class Engine:
         self.identity = options.identity.build(self.device, self.detector)
         # Set once, here, for the whole run: never toggled inside a generator, where the change
         # would leak into the caller's code between two frames of ``fervid.stream``.
-        threads = plan_threads(self.device, options.runtime.workers).torch_threads
+        threads = plan_threads(self.device, options.runtime.workers, cores).torch_threads
         if threads is not None and threads != torch.get_num_threads():
             torch.set_num_threads(threads)
         # Hashed now, next to the load: training may rewrite weights/ later.
@@ -125,7 +127,7 @@ class Engine:
     def _numbered(
         self, frames: Iterable[Frame], face_ids: FaceIds, runtime: RuntimeOptions
     ) -> Iterator[tuple[Frame, Detections]]:
-        plan = plan_threads(self.device, runtime.workers)
+        plan = plan_threads(self.device, runtime.workers, self.cores)
         size = runtime.batch_size
         if self.device.type == "cpu" and plan.workers > 0:
             size = min(size, CPU_DETECT_BATCH)

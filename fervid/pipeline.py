@@ -51,12 +51,14 @@ class Pipeline:
     """Options plus the engine loaded for them, reused for every input of a run.
 
     Assigning new ``options`` keeps the loaded models when they need the same ones
-    (:attr:`AnnotateOptions.models_key`) and loads new ones otherwise.
+    (:attr:`AnnotateOptions.models_key`) and loads new ones otherwise. ``cores`` caps the CPU
+    cores the engine plans its threads for (a Ray worker's share of its node; None: all of them).
     """
 
-    def __init__(self, options: AnnotateOptions) -> None:
+    def __init__(self, options: AnnotateOptions, cores: int | None = None) -> None:
         self._options = options
-        self.engine = Engine(options)
+        self._cores = cores
+        self.engine = Engine(options, cores)
 
     @property
     def options(self) -> AnnotateOptions:
@@ -65,7 +67,7 @@ class Pipeline:
     @options.setter
     def options(self, options: AnnotateOptions) -> None:
         if options.models_key != self._options.models_key:
-            self.engine = Engine(options)
+            self.engine = Engine(options, self._cores)
         self._options = options
 
     @property

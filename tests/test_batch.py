@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _batch_corpus import PHOTO_NAMES, build_corpus, encode, flip_packet, real_frames
+from _interrupt import assert_stopped_by_ctrl_c, interrupt_when
 from _io_media import make_clip
 from PIL import Image
 from typer.testing import CliRunner
@@ -428,17 +429,11 @@ def test_sigint_mid_run_then_resume(tmp_path: Path, shared: type) -> None:
     args = ["annotate", str(folder), "-o", str(out), "--det-size", "320", "--every", "2"]
 
     proc = _fervid(args)
-    deadline = time.monotonic() + 120
-    while not (metadata.is_complete(out / "a", "a") and list((out / "b").glob(".*.partial-*"))):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "b never started"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
-
-    assert proc.returncode == 130, stdout + stderr
-    assert "Traceback" not in stdout + stderr
-    assert "interrupted" in stdout
+    stdout, stderr = interrupt_when(
+        proc, lambda: metadata.is_complete(out / "a", "a") and bool(list((out / "b").glob(".*.partial-*"))), 120,
+        "b never started",
+    )  # fmt: skip
+    assert_stopped_by_ctrl_c(proc, stdout, stderr)
     assert _leftovers(out) == []
     assert not (out / "b").exists() and not (out / "c").exists()
     record = metadata.read_run(out / "a", "a")
