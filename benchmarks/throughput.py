@@ -4,14 +4,15 @@ Prints one table, every row measured in this run on the same first ``--frames`` 
 
 1. decode only: PyAV with threaded decoding and RGB conversion (fervid's ``VideoReader``),
    the practical upper limit for anything that looks at every frame;
-2. fervid timeline only (``write_video=False``: tables, no annotated video);
+2. fervid timeline only (``--no-video --no-report``: the tables, person identity included);
+2'. the same with ``--no-identity``, so 2'/2 is what person identity costs;
 3. fervid full annotate (annotated H.264 video encoded as well, and the research report:
    gallery, moments, ELAN file, HTML; the default);
 3'. the same with ``--no-report``, so 3'/3 is what the report costs;
 4. the classic approach of the naive tools, frame by frame: OpenCV's Haar cascade, then
    one forward of our expression model per face on a resized 48x48 gray crop;
 
-then the ratios 2/1, 3/1, 2/4 and 3'/3. Each row has the peak resident memory of its stage
+then the ratios 2/1, 3/1, 2/4, 2'/2 and 3'/3. Each row has the peak resident memory of its stage
 (``VmHWM`` from ``/proc/self/status``, reset between stages through
 ``/proc/self/clear_refs``) and, on CUDA, the peak GPU memory torch allocated.
 
@@ -38,11 +39,14 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -75,6 +79,7 @@ class Row:
     gpu_mib: float | None = None
     fps_range: tuple[float, float] | None = None  # slowest and fastest of the repeats
     rss_early_mib: float | None = None  # long runs: peak RSS once the first 10% of the frames were done
+    cpu_s: float | None = None  # CPU time of this process (all its threads) in the stage; median of the repeats
 
     @property
     def fps(self) -> float:
@@ -87,8 +92,10 @@ def median_row(runs: list[Row]) -> Row:
     middle = ordered[(len(ordered) - 1) // 2]
     peaks = [r.rss_mib for r in runs if r.rss_mib is not None]
     gpu = [r.gpu_mib for r in runs if r.gpu_mib is not None]
+    cpu = sorted(r.cpu_s for r in runs if r.cpu_s is not None)
     return replace(middle, rss_mib=max(peaks) if peaks else None, gpu_mib=max(gpu) if gpu else None,
-                   fps_range=(ordered[-1].fps, ordered[0].fps))  # fmt: skip
+                   fps_range=(ordered[-1].fps, ordered[0].fps),
+                   cpu_s=cpu[(len(cpu) - 1) // 2] if cpu else None)  # fmt: skip
 
 
 # --- memory --------------------------------------------------------------------------------------
@@ -114,17 +121,22 @@ def peak_rss_mib() -> float:
 
 @contextlib.contextmanager
 def measured(device: torch.device) -> Iterator[dict[str, float | None]]:
-    """Wall time, peak RSS and peak GPU memory of the block."""
+    """Wall time, CPU time (this process, all threads), peak RSS and peak GPU memory of the block.
+
+    CPU time is the steadier measure of added work on a shared machine: wall time there swings by
+    +-20 % from one run to the next, as other tenants take the cores.
+    """
     out: dict[str, float | None] = {}
     reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     yield out
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     out["seconds"] = time.perf_counter() - start
+    out["cpu_s"] = time.process_time() - cpu
     out["rss_mib"] = peak_rss_mib()
     out["gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
 
@@ -188,7 +200,7 @@ def decode_only(video: Path, end_s: float, device: torch.device) -> Row:
 def fervid_run(pipeline: Pipeline, video: Path, outdir: Path, name: str, device: torch.device) -> Row:
     with measured(device) as m:
         result = pipeline.run(video, outdir, "bench")
-    return Row(name, result.frames, len(result.timeline), m["seconds"], m["rss_mib"], m["gpu_mib"])
+    return Row(name, result.frames, len(result.timeline), m["seconds"], m["rss_mib"], m["gpu_mib"], cpu_s=m["cpu_s"])
 
 
 def haar_cnn_baseline(video: Path, warmup_end_s: float, end_s: float, model_name: str, device: torch.device) -> Row:
@@ -339,13 +351,68 @@ def ratio_rows(rows: dict[str, Row]) -> list[tuple[str, float]]:
     pairs = [("(2)/(1) timeline-only vs decode", "timeline", "decode"),
              ("(3)/(1) full annotate vs decode", "full", "decode"),
              ("(2)/(4) timeline-only vs classic baseline", "timeline", "baseline"),
+             ("(2')/(2) identity cost: timeline-only without / with person identity", "no-identity", "timeline"),
              ("(3')/(3) report cost: full annotate without / with the report", "no-report", "full")]  # fmt: skip
     return [(label, rows[a].fps / rows[b].fps) for label, a, b in pairs if a in rows and b in rows]
 
 
+STAGE_METHODS = {
+    "identity": [("fervid.identity.stage", "IdentityStage", m) for m in ("push", "flush", "finish")],
+    "report": [("fervid.report.collect", "ReportCollector", m) for m in ("add", "close")]
+    + [("fervid.report.sink", "ReportSink", "write")],
+}
+
+
+@contextlib.contextmanager
+def stage_clocks() -> Iterator[dict[str, float]]:
+    """CPU seconds spent inside the identity and report stages during the block, by stage.
+
+    On a shared machine two whole runs differ by more than these stages cost, so the A/B rows alone
+    cannot show a few per cent. The stages' own methods are wrapped with ``time.thread_time`` (the
+    calling thread's CPU time; the stages run single-threaded torch, so that is all their work) and
+    summed; the wrappers are removed afterwards.
+    """
+    import importlib
+
+    spent: dict[str, float] = defaultdict(float)
+    lock = threading.Lock()
+    originals = []
+
+    def clocked(stage: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.thread_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                with lock:
+                    spent[stage] += time.thread_time() - start
+
+        return wrapper
+
+    for stage, targets in STAGE_METHODS.items():
+        for module, cls_name, name in targets:
+            cls = getattr(importlib.import_module(module), cls_name)
+            originals.append((cls, name, getattr(cls, name)))
+            setattr(cls, name, clocked(stage, getattr(cls, name)))
+    try:
+        yield spent
+    finally:
+        for cls, name, method in originals:
+            setattr(cls, name, method)
+
+
+def stage_cost(with_it: Row, without: Row) -> str:
+    """What a stage adds: wall seconds and CPU seconds, each also as a share of the run without it."""
+    wall = f"{with_it.seconds - without.seconds:+.2f} s wall ({100 * (with_it.seconds / without.seconds - 1):+.1f} %)"
+    if with_it.cpu_s is None or without.cpu_s is None:
+        return wall
+    cpu = with_it.cpu_s - without.cpu_s
+    return f"{wall}, {cpu:+.2f} s CPU ({100 * cpu / without.cpu_s:+.1f} % of the CPU time without it)"
+
+
 def render(rows: dict[str, Row], title: str, cuda: bool) -> tuple[Table, str]:
     """The Rich table for the console and the same numbers as a Markdown table."""
-    head = ["Measurement", "Frames", "Faces", "Seconds", "FPS", "FPS range", "Peak RSS MiB"]
+    head = ["Measurement", "Frames", "Faces", "Seconds", "CPU s", "FPS", "FPS range", "Peak RSS MiB"]
     head += ["Peak GPU MiB"] if cuda else []
     table = Table(title=title)
     for i, name in enumerate(head):
@@ -359,13 +426,14 @@ def render(rows: dict[str, Row], title: str, cuda: bool) -> tuple[Table, str]:
             continue
         spread = f"{row.fps_range[0]:.1f}-{row.fps_range[1]:.1f}" if row.fps_range else ""
         cells = [row.name, str(row.frames), "" if row.faces is None else str(row.faces), f"{row.seconds:.2f}",
-                 f"{row.fps:.1f}", spread, "" if row.rss_mib is None else f"{row.rss_mib:.0f}"]  # fmt: skip
+                 "" if row.cpu_s is None else f"{row.cpu_s:.2f}", f"{row.fps:.1f}", spread,
+                 "" if row.rss_mib is None else f"{row.rss_mib:.0f}"]  # fmt: skip
         if cuda:
             cells.append("" if row.gpu_mib is None else f"{row.gpu_mib:.0f}")
         table.add_row(*cells)
         lines.append("| " + " | ".join(cells) + " |")
     for label, value in ratio_rows(rows):
-        cells = [label, "", "", "", f"{value:.2f}x", "", ""] + ([""] if cuda else [])
+        cells = [label, "", "", "", "", f"{value:.2f}x", "", ""] + ([""] if cuda else [])
         table.add_row(*cells, style="bold")
         lines.append("| " + " | ".join(cells) + " |")
     return table, "\n".join(lines)
@@ -439,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     times = frame_times(args.video, args.frames)
     end_s = times[-1]
     options = AnnotateOptions.from_flat(model=args.model, device=str(device), batch_size=args.batch_size,
-                                        workers=args.workers, end=end_s, plots=False, video=False)  # fmt: skip
+                                        workers=args.workers, end=end_s, plots=False, video=False,
+                                        report=False)  # fmt: skip
     pipeline = Pipeline(options)
     rows: dict[str, Row] = {}
     with tempfile.TemporaryDirectory(prefix="fervid-bench-") as tmp:
@@ -447,17 +516,28 @@ def main(argv: list[str] | None = None) -> int:
         warmup_end_s = times[min(WARMUP_FRAMES, len(times)) - 1]
         pipeline.options = options.replace(end=warmup_end_s)
         pipeline.run(args.video, None, "warmup")
+        unidentified = Pipeline(options.replace(identity=False))  # its own models: no reload between rounds
+        unidentified.options = options.replace(identity=False, end=warmup_end_s)
+        unidentified.run(args.video, None, "warmup")
+        unidentified.options = options.replace(identity=False)
         runs: dict[str, list[Row]] = {}
+        shares: dict[str, list[tuple[float, float]]] = {}  # stage: (CPU s, share of the run's CPU) per round
         for _ in range(args.repeats):  # rounds of every stage, so a slow spell of the machine hits all of them
             runs.setdefault("decode", []).append(decode_only(args.video, end_s, device))
             pipeline.options = options
             runs.setdefault("timeline", []).append(
                 fervid_run(pipeline, args.video, out / "timeline", "(2) fervid timeline only", device)
             )
-            pipeline.options = options.replace(video=True)
-            runs.setdefault("full", []).append(
-                fervid_run(pipeline, args.video, out / "full", "(3) fervid full annotate (+ H.264)", device)
+            runs.setdefault("no-identity", []).append(
+                fervid_run(unidentified, args.video, out / "no-identity", "(2') timeline only, --no-identity", device)
             )
+            pipeline.options = options.replace(video=True, report=True)
+            with stage_clocks() as spent:
+                full = fervid_run(pipeline, args.video, out / "full", "(3) fervid full annotate (+ H.264)", device)
+            runs.setdefault("full", []).append(full)
+            if full.cpu_s:
+                for stage, seconds in spent.items():
+                    shares.setdefault(stage, []).append((seconds, seconds / full.cpu_s))
             pipeline.options = options.replace(video=True, report=False)
             runs.setdefault("no-report", []).append(
                 fervid_run(pipeline, args.video, out / "no-report", "(3') fervid full annotate, --no-report", device)
@@ -472,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
                     console.print(
                         "[yellow]no Haar baseline: pass --opencv-path DIR with OpenCV 4 (see --help)[/yellow]"
                     )
-        for key in ("decode", "timeline", "full", "no-report", "baseline"):
+        for key in ("decode", "timeline", "no-identity", "full", "no-report", "baseline"):
             if runs.get(key):
                 rows[key] = median_row(runs[key])
         if "baseline-missing" in rows:
@@ -497,12 +577,21 @@ def main(argv: list[str] | None = None) -> int:
              "the slowest and fastest. Fervid rows write the tables (CSV), timeline PNG off (a fixed ~0.5 s, not "
              "per frame). Peak RSS: VmHWM reset before each stage; rows 4-6 run in processes of their own "
              "(rows 5-6: the peak while processing, models loaded; time includes the cold start)."]  # fmt: skip
-    if "full" in rows and "no-report" in rows:
-        on, off = rows["full"].seconds, rows["no-report"].seconds
-        cost = (f"Report cost (3 vs 3'): {on - off:+.2f} s, {100 * (on / off - 1):+.1f} % of the full-annotate time "
-                "without it (median runs; the report is on by default).")  # fmt: skip
-        console.print(cost)
-        notes.append(cost)
+    for with_it, without, what, default in (
+        ("timeline", "no-identity", "Identity cost (2 vs 2')", "identity"),
+        ("full", "no-report", "Report cost (3 vs 3')", "the report"),
+    ):
+        if with_it in rows and without in rows:
+            cost = f"{what}: {stage_cost(rows[with_it], rows[without])} (median runs; {default} is on by default)."
+            console.print(cost)
+            notes.append(cost)
+    for stage, measured_shares in shares.items():
+        seconds, share = sorted(measured_shares, key=lambda x: x[1])[(len(measured_shares) - 1) // 2]
+        clock = (f"In-run clock, {stage} stage inside run (3): {seconds:.2f} s CPU, {100 * share:.1f} % of the "
+                 f"run's CPU time (median of {len(measured_shares)}; {1000 * seconds / rows['full'].frames:.2f} ms "
+                 "per frame).")  # fmt: skip
+        console.print(clock)
+        notes.append(clock)
     for key in ("long", "long-video"):
         if key in rows:
             rss = rows[key].rss_mib

@@ -105,6 +105,19 @@ class TrackPictures:
 
 def face_crop(image: np.ndarray, box: np.ndarray, size: int = CROP_PX, margin: float = MARGIN) -> np.ndarray:
     """A square RGB crop around a face box with ``margin`` on every side, padded dark beyond the image, resized."""
+    return resized(padded(*face_region(image, box, margin)), size)
+
+
+Pads = tuple[int, int, int, int]  # top, bottom, left, right
+
+
+def face_region(image: np.ndarray, box: np.ndarray, margin: float = MARGIN) -> tuple[np.ndarray, Pads]:
+    """The part of the image inside the square around a face box (``margin`` on every side), as a copy, and how
+    much of the square lies beyond the image on each side.
+
+    A copy, so the frame can go; :func:`padded` and :func:`resized` make the thumbnail later, only if it is
+    still wanted then.
+    """
     x0, y0, x1, y1 = (float(v) for v in box)
     side = max(x1 - x0, y1 - y0, 2.0) * (1 + 2 * margin)
     s = max(2, round(side))
@@ -112,15 +125,18 @@ def face_crop(image: np.ndarray, box: np.ndarray, size: int = CROP_PX, margin: f
     h, w = image.shape[:2]
     x_a, y_a, x_b, y_b = max(left, 0), max(top, 0), min(left + s, w), min(top + s, h)
     if x_b <= x_a or y_b <= y_a:
-        return np.full((size, size, 3), 24, dtype=np.uint8)
-    region = image[y_a:y_b, x_a:x_b]
-    if (x_a, y_a, x_b, y_b) != (left, top, left + s, top + s):
-        region = cv2.copyMakeBorder(region, y_a - top, top + s - y_b, x_a - left, left + s - x_b, cv2.BORDER_CONSTANT,
-                                    value=(24, 24, 24))  # fmt: skip
-    return _resized(region, size)
+        return np.full((2, 2, 3), 24, dtype=np.uint8), (0, 0, 0, 0)
+    return image[y_a:y_b, x_a:x_b].copy(), (y_a - top, top + s - y_b, x_a - left, left + s - x_b)
 
 
-def _resized(region: np.ndarray, size: int) -> np.ndarray:
+def padded(region: np.ndarray, pads: Pads) -> np.ndarray:
+    """The square again: the region with dark padding where it lay beyond the image."""
+    if not any(pads):
+        return region
+    return cv2.copyMakeBorder(region, *pads, cv2.BORDER_CONSTANT, value=(24, 24, 24))
+
+
+def resized(region: np.ndarray, size: int) -> np.ndarray:
     """A square region at ``size``: area-averaged by an integer factor (OpenCV's fast path), bilinear before."""
     side = region.shape[0]
     if side <= size:

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from fervid.io.atomic import atomic_path
-from fervid.report.gallery import encode_jpeg, face_crop, remove_stale
+from fervid.report.gallery import Pads, encode_jpeg, face_region, padded, remove_stale, resized
 from fervid.report.subjects import Subject, subject_column
 from fervid.smooth import kernel_weights, smooth_probs
 from fervid.types import Detections, Frame, Predictions
@@ -93,7 +93,7 @@ class Peak:
 
     def pack(self) -> None:
         if self.row is not None:
-            self.jpeg, self.row = encode_jpeg(self.row.thumbnail()), None
+            self.jpeg, self.row = encode_jpeg(resized(padded(*self.row.thumbnail()), THUMB_PX)), None
 
 
 @dataclass(eq=False)
@@ -111,13 +111,14 @@ class _Row:
     frame: int
     box: np.ndarray
     held: _Held
-    crop: np.ndarray | None = None  # the face, cut when its frame is let go while something still needs it
+    crop: tuple[np.ndarray, Pads] | None = None  # the face region, cut when its frame goes while still needed
     final: bool = False
     peaks: int = 0  # how many (track, class) peaks are at this row now
 
-    def thumbnail(self) -> np.ndarray:
+    def thumbnail(self) -> tuple[np.ndarray, Pads]:
+        """The face region around this row's box (a copy; padded and resized to ``THUMB_PX`` only when packed)."""
         if self.crop is None:
-            self.crop = face_crop(self.held.image, self.box, THUMB_PX, THUMB_MARGIN)
+            self.crop = face_region(self.held.image, self.box, THUMB_MARGIN)
         return self.crop
 
 
