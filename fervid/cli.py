@@ -118,7 +118,7 @@ def train(
     from fervid.devices import resolve_device
     from fervid.models.expression_weights import load_weights
     from fervid.train.augment import AugmentConfig
-    from fervid.train.trainer import EpochLog, TrainConfig
+    from fervid.train.trainer import EpochLog, TrainConfig, checkpoint_path
     from fervid.train.trainer import train as run_training
 
     if threads:
@@ -140,6 +140,8 @@ def train(
         raise fail(str(exc), 2) from None
     sets = ", ".join(f"{h.labels.name} ({int(h.labels.valid.sum())} labelled)" for h in heads)
     console.print(f"train {len(training)} images: {escape(sets)}; device {dev}", highlight=False)
+    if (checkpoint := checkpoint_path(heads)).exists():
+        console.print(f"resuming from {escape(str(checkpoint))} (delete it to start afresh)", highlight=False)
 
     def command(effective: TrainConfig) -> str:
         """The command with every option spelled out, and the architecture that was really trained."""

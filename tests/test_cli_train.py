@@ -132,3 +132,36 @@ def test_warm_restart_from_a_bad_file_is_a_usage_error(small_ferplus, tmp_path):
                                  "--out", str(tmp_path / "x.pt"), "--init", str(bad)])  # fmt: skip
     assert result.exit_code == 2
     assert "bad.pt" in result.output and "Traceback" not in result.output
+
+
+def test_an_interrupted_run_resumes_after_its_last_finished_epoch(small_ferplus, tmp_path):
+    """A run stopped after epoch 1 (as by Ctrl-C) picks up at epoch 2 from its checkpoint, history intact."""
+    from fervid.cli import _training_heads
+    from fervid.train.trainer import TrainConfig, checkpoint_path
+    from fervid.train.trainer import train as run_training
+
+    out = tmp_path / "tiny.pt"
+    training, heads = _training_heads([small_ferplus], [small_ferplus], [out])
+    cfg = TrainConfig(epochs=2, batch_size=32, widths=(8, 8, 16, 16))
+
+    def stop_after_first(log):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(training, heads, cfg, torch.device("cpu"), command="test", on_epoch=stop_after_first)
+    assert checkpoint_path(heads).exists()
+    seen = []
+    run_training(training, heads, cfg, torch.device("cpu"), command="test", on_epoch=lambda log: seen.append(log))
+    assert [log.epoch for log in seen] == [2]
+    history = json.loads(out.with_suffix(".history.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+
+
+def test_rerunning_a_finished_command_says_it_resumes(small_ferplus, tmp_path):
+    out = tmp_path / "tiny.pt"
+    args = ["train", "--data", str(small_ferplus), "--val", str(small_ferplus), "--out", str(out),
+            "--epochs", "1", "--batch-size", "32", "--widths", "8,8,16,16", "--device", "cpu"]  # fmt: skip
+    assert "resuming" not in runner.invoke(app, args).output
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert f"resumingfrom{out.with_suffix('.last.pt')}" in "".join(again.output.split())  # Rich may wrap it

@@ -267,6 +267,11 @@ class _Session:
         return ckpt["epoch"] + 1, best, json.loads(ckpt["history"])
 
 
+def checkpoint_path(heads: Sequence[Head]) -> Path:
+    """The resumable checkpoint of a run: beside the first ``--out``; the same command resumes from it."""
+    return heads[0].out.with_suffix(".last.pt")
+
+
 def _start(
     cfg: TrainConfig, data: TrainingSet, heads: Sequence[Head], device: torch.device
 ) -> tuple[_Session, ExpressionConfig]:
@@ -362,7 +367,7 @@ def train(
     }  # fmt: skip
     images = torch.from_numpy(data.images).to(device)
     labels = _Labels.on(data, cfg, device)
-    last_path = heads[0].out.with_suffix(".last.pt")
+    last_path = checkpoint_path(heads)
     start_epoch, best, history = 0, {n: (-1.0, -1) for n in names}, []  # best: accuracy, epoch
     if last_path.exists():  # resume an interrupted run
         start_epoch, best, history = session.resume(last_path, device)
