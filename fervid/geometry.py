@@ -117,8 +117,9 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def box_iou_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """NumPy front end of :func:`box_iou` for callers (the tracker, tests) that hold arrays."""
-    a_t = torch.as_tensor(np.asarray(a, dtype=np.float32).reshape(-1, 4))
-    b_t = torch.as_tensor(np.asarray(b, dtype=np.float32).reshape(-1, 4))
+    # np.array copies, so read-only inputs (pandas' .to_numpy() views) are safe to hand to torch.
+    a_t = torch.from_numpy(np.array(a, dtype=np.float32).reshape(-1, 4))
+    b_t = torch.from_numpy(np.array(b, dtype=np.float32).reshape(-1, 4))
     return box_iou(a_t, b_t).numpy()
 
 
