@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n### {model}\n")
         print("| class | faces | correct | accuracy |\n|---|---:|---:|---:|")
         for label, row in scores.iterrows():
-            print(f"| {label} | {row.n} | {row.correct} | {100 * row.accuracy:.1f} % |")
+            print(f"| {label} | {int(row.n)} | {int(row.correct)} | {100 * row.accuracy:.1f} % |")
         hamilton = rows[(rows["clip"] == "face_recognition/short_hamilton_clip.mp4") & (rows["frame"] == 240)]
         print(f"\nHamilton frame 240: {', '.join(str(p) for p in hamilton['predicted'])}")
         tables.append(rows.assign(model=model))

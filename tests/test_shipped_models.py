@@ -40,11 +40,16 @@ def test_test_split_accuracy_matches_the_model_card(name):
     data = load_dataset(shared_path(TEST_SPLITS[name]))
     model, cfg = load_weights(name)
     probs = predict_probs(model, cfg, data.images, "cpu")
-    result = Evaluation.from_labels(data.labels, probs.argmax(1), cfg.classes)
+    result = Evaluation.from_probs(data.labels, probs, cfg.classes)
     expected = card[name]["test"]["accuracy"]
-    print(f"{name}: accuracy {result.accuracy:.4f} (card {expected:.4f}), macro-F1 {result.macro_f1:.4f}")
+    print(f"{name}: accuracy {result.accuracy:.4f} (card {expected:.4f}), macro-F1 {result.macro_f1:.4f}, "
+          f"ECE {result.ece:.4f}")  # fmt: skip
     assert result.n == card[name]["test"]["n"]
     assert result.accuracy >= expected - 0.005
+    # Calibrated probabilities: the stored temperature is the card's, and it is what makes them calibrated.
+    assert cfg.temperature == pytest.approx(card[name]["test"]["temperature"])
+    assert result.ece <= card[name]["test"]["ece"] + 0.005
+    assert card[name]["test"]["ece"] < card[name]["test"]["ece_uncalibrated"]
 
 
 def test_corrupted_weight_file_gives_a_clear_error(tmp_path, monkeypatch):

@@ -1,0 +1,82 @@
+"""The shipped default model on real footage: the labelled set ``tests/data/real_faces.csv``.
+
+Every labelled face goes through the real ``fervid.annotate`` path (decode, detection, tracking,
+alignment, the model's own photometric normalisation, classification), so a regression anywhere
+on the way to the label a researcher reads shows up here, not only one in the network.
+"""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+from _real_faces import accuracy, load_labels, measure, windows
+from conftest import shared_path
+
+import fervid
+from fervid.geometry import box_iou_np
+
+#: Accuracy of the shipped ``ferplus`` on the 104 labelled faces when it was shipped (see the model
+#: card, "Real footage"), less three faces: three more mistakes than that fail the test. Three
+#: faces is ~3 %, above run-to-run jitter (the path is deterministic on one machine; other CPUs
+#: and library versions can move a borderline face or two), and tight enough that the model
+#: shipped before this one (85 correct, below the bar of 88) would fail.
+SHIPPED_CORRECT = 91  # of 104: 87.5 %; the model shipped before this one scored 85 (81.7 %)
+BAR = (SHIPPED_CORRECT - 3) / 104
+
+HAMILTON = "face_recognition/short_hamilton_clip.mp4"
+HAMILTON_FRAME = 240
+
+
+@pytest.fixture(scope="module")
+def measured():
+    shared_path("media/" + HAMILTON)
+    return measure("ferplus", identity=False)
+
+
+def test_every_labelled_face_is_found_by_the_default_annotate_path(measured):
+    assert len(measured) == len(load_labels()) >= 80
+    assert measured["matched"].all(), measured[~measured["matched"]][["clip", "frame", "iou"]]
+
+
+def test_shipped_default_reaches_its_recorded_accuracy_on_real_footage(measured):
+    scores = accuracy(measured)
+    print(scores.to_string())
+    assert scores.loc["all", "accuracy"] >= BAR
+
+
+@pytest.fixture(scope="module")
+def hamilton_frame(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The shipped default's labels for the five people laughing or smiling in dim light on Hamilton
+    frame 240, from a full annotate run that writes the video (no smoothing by default, so the
+    faces table's top class is what the video draws on that frame)."""
+    clip = shared_path("media/" + HAMILTON)
+    labels = load_labels()
+    wanted = labels[(labels["clip"] == HAMILTON) & (labels["frame"] == HAMILTON_FRAME)]
+    assert len(wanted) == 5 and set(wanted["label"]) == {"happy"}
+    out = tmp_path_factory.mktemp("hamilton")
+    [(start, end)] = windows(clip, [HAMILTON_FRAME])
+    result = fervid.annotate(clip, out, start=start, end=end, identity=False, report=False)
+    with av.open(str(out / "short_hamilton_clip" / "short_hamilton_clip.annotated.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == result.frames
+    faces = result.faces[result.faces["frame"] == HAMILTON_FRAME]
+    classes = list(result.classes)
+    probs = faces[[f"p_{c}" for c in classes]].to_numpy()
+    boxes = faces[["x1", "y1", "x2", "y2"]].to_numpy()
+    shown = []
+    for label in wanted.itertuples():
+        overlap = box_iou_np(np.array([[label.x1, label.y1, label.x2, label.y2]]), boxes)[0]
+        assert overlap.max() > 0.5
+        shown.append(classes[int(probs[overlap.argmax()].argmax())])
+    return shown
+
+
+def test_hamilton_frame_240_keeps_what_the_shipped_model_reads_as_happy(hamilton_frame: list[str]):
+    """Regression bar: the shipped model reads 2 of the 5 as happy (the one before it: none)."""
+    assert hamilton_frame.count("happy") >= 2, hamilton_frame
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11's target (4 of 5 happy) is not met yet: the shipped model reads "
+                   "2 of 5; see the model card, 'Real footage'")  # fmt: skip
+def test_hamilton_frame_240_reads_as_happy_in_the_annotated_video(hamilton_frame: list[str]):
+    assert hamilton_frame.count("happy") >= 4, hamilton_frame
