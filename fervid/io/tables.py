@@ -169,10 +169,27 @@ def summarize_persons(timeline: pd.DataFrame, classes: Sequence[str]) -> pd.Data
     return summary
 
 
+def seconds_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns in seconds (``*_s``) as text to the microsecond, for CSV.
+
+    Other floats are written with 6 significant digits, which is plenty for a probability but
+    not for a time: 3725.4167 s would become 3725.42, and past 10,000 s (2.8 h) neighbouring
+    frames would share a time. Empty where the time is unknown (photos).
+    """
+    columns = [c for c in frame.columns if c.endswith("_s") and pd.api.types.is_float_dtype(frame[c])]
+    if not columns:
+        return frame
+
+    def text(value: float) -> str:
+        return "" if value != value else f"{value:.6f}".rstrip("0").rstrip(".")
+
+    return frame.assign(**{c: frame[c].map(text) for c in columns})
+
+
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """CSV (or Parquet by suffix), written under a temporary name and renamed when complete."""
     with atomic_path(path) as tmp:
         if path.suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         else:
-            frame.to_csv(tmp, index=False, float_format="%.6g")
+            seconds_as_text(frame).to_csv(tmp, index=False, float_format="%.6g")
