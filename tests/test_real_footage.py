@@ -8,13 +8,11 @@ on the way to the label a researcher reads shows up here, not only one in the ne
 from __future__ import annotations
 
 import av
-import numpy as np
 import pytest
-from _real_faces import accuracy, load_labels, measure, windows
+from _real_faces import accuracy, iou, load_labels, measure, windows
 from conftest import shared_path
 
 import fervid
-from fervid.geometry import box_iou_np
 
 #: Accuracy of the shipped ``ferplus`` on the 104 labelled faces when it was shipped (see the model
 #: card, "Real footage"), less three faces: three more mistakes than that fail the test. Three
@@ -65,7 +63,7 @@ def hamilton_frame(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     boxes = faces[["x1", "y1", "x2", "y2"]].to_numpy()
     shown = []
     for label in wanted.itertuples():
-        overlap = box_iou_np(np.array([[label.x1, label.y1, label.x2, label.y2]]), boxes)[0]
+        overlap = iou([label.x1, label.y1, label.x2, label.y2], boxes)
         assert overlap.max() > 0.5
         shown.append(classes[int(probs[overlap.argmax()].argmax())])
     return shown

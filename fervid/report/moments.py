@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from fervid.io.atomic import atomic_path
-from fervid.io.tables import seconds_as_text
+from fervid.io.tables import write_table
 from fervid.report.gallery import Pads, encode_jpeg, face_region, padded, remove_stale, resized
 from fervid.report.subjects import Subject, subject_column
 from fervid.smooth import kernel_weights, smooth_probs
@@ -273,7 +273,6 @@ def write_moments(
         }
     )
     path = outdir / f"{stem}.moments.csv"
-    with atomic_path(path) as tmp:
-        seconds_as_text(table).to_csv(tmp, index=False, float_format="%.6g")
+    write_table(table, path)
     written.append(path)
     return written
