@@ -107,8 +107,11 @@ def train(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: torch's default).")] = 0,
     init: Annotated[
-        Path | None,
-        typer.Option(help="Warm restart: start from these weights (their architecture replaces --widths/--blocks)."),
+        list[Path] | None,
+        typer.Option(
+            help="Warm restart: start from these weights (their architecture replaces --widths/--blocks). "
+            "Repeat it with each model of one joint run to seed every head."
+        ),
     ] = None,
 ) -> None:
     """Train an expression model (from scratch, or from --init); the best epoch on --val is kept."""
@@ -127,13 +130,13 @@ def train(
         if not len(data) == len(val) == len(out):
             raise ValueError(f"give one --val and one --out per --data (got {len(data)}, {len(val)}, {len(out)})")
         dev = resolve_device(device)
-        if init:
-            load_weights(init, verify=False)  # a bad --init file fails before the slow data loading
+        for path in init or []:
+            load_weights(path, verify=False)  # a bad --init file fails before the slow data loading
         cfg = TrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, optimizer=optimizer, weight_decay=weight_decay,
             class_weight_power=class_weight_power, photometric=photometric,
             widths=tuple(int(w) for w in widths.split(",")), blocks=tuple(int(b) for b in blocks.split(",")),
-            init=str(init) if init else None, augment=AugmentConfig(degrade_p=degrade),
+            init=tuple(str(p) for p in init or []), augment=AugmentConfig(degrade_p=degrade),
         )  # fmt: skip
         training, heads = _training_heads(data, val, out)
     except (ValueError, OSError) as exc:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import shared_path
 from typer.testing import CliRunner
 
+import fervid
 from fervid.cli import app
 from fervid.models.expression_weights import load_weights
+from fervid.train.data import ExpressionData
+from fervid.train.joint import LabelSet, TrainingSet
+from fervid.train.trainer import Head, TrainConfig, _build
 from fervid.types import EMOTIONS
 
 runner = CliRunner()
@@ -115,14 +121,55 @@ def test_warm_restart_starts_from_the_init_weights(small_ferplus, tmp_path):
     assert result.exit_code == 0, result.output
     init_model, init_cfg = load_weights(first)
     model, cfg = load_weights(second)
-    assert cfg.widths == (8, 8, 16, 16) and cfg.blocks == (1, 2, 1) and cfg.info["recipe"]["init"] == str(first)
+    assert cfg.widths == (8, 8, 16, 16) and cfg.blocks == (1, 2, 1) and cfg.info["recipe"]["init"] == [str(first)]
     # the recorded command is the architecture that was trained, not the unused --blocks default
     assert "--widths 8,8,16,16" in cfg.info["command"] and "--blocks 1,2,1" in cfg.info["command"]
-    assert (cfg.mean, cfg.std) == (init_cfg.mean, init_cfg.std) and len(cfg.info["init_sha256"]) == 64
+    assert (cfg.mean, cfg.std) == (init_cfg.mean, init_cfg.std) and [len(h) for h in cfg.info["init_sha256"]] == [64]
     init_state = init_model.state_dict()
     for name, tensor in model.state_dict().items():
         if name.endswith("weight") and tensor.dim() == 4:
             assert torch.equal(tensor, init_state[name]), name
+
+
+def _joint_heads(images: int = 4) -> tuple[TrainingSet, list[Head]]:
+    """A joint training set's shape (no pixels are trained on): a FER2013 head and a FER+ head."""
+    data, heads = TrainingSet(np.zeros((images, 48, 48), np.uint8), []), []
+    for name, classes in (("fer2013", EMOTIONS[:7]), ("ferplus", EMOTIONS)):
+        targets = np.eye(len(classes), dtype=np.float32)[np.arange(images) % len(classes)]
+        labels = LabelSet(name, classes, targets, np.ones(images, dtype=bool))
+        data.label_sets.append(labels)
+        heads.append(Head(labels, ExpressionData(data.images, targets, classes, [""] * images), Path(f"{name}.pt")))
+    return data, heads
+
+
+def test_warm_restart_of_a_joint_network_seeds_every_head_from_its_model():
+    """The shipped FER+ and FER2013 models (one joint run) given together: each head starts as its model."""
+    weights = Path(fervid.__file__).parent / "weights"
+    data, heads = _joint_heads()
+    cfg = TrainConfig(init=(str(weights / "ferplus.pt"), str(weights / "fer2013.pt")))
+    model, shared = _build(cfg, data, heads)
+    ferplus, ferplus_cfg = load_weights(weights / "ferplus.pt")
+    fer2013, _ = load_weights(weights / "fer2013.pt")
+    x = torch.randn(3, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(model.single("ferplus")(x), ferplus.eval()(x))  # backbone and head of the first
+        for name, net in (("ferplus", ferplus), ("fer2013", fer2013)):
+            for key, tensor in net.fc.state_dict().items():
+                assert torch.equal(model.heads[name].state_dict()[key], tensor), (name, key)
+    assert (shared.mean, shared.std, shared.widths) == (ferplus_cfg.mean, ferplus_cfg.std, ferplus_cfg.widths)
+    assert len(shared.info["init_sha256"]) == 2
+
+
+def test_warm_restart_rejects_two_models_for_one_head_and_unlike_architectures(small_ferplus, tmp_path):
+    weights = Path(fervid.__file__).parent / "weights"
+    data, heads = _joint_heads()
+    twice = TrainConfig(init=(str(weights / "ferplus.pt"), str(weights / "ferplus.pt")))
+    with pytest.raises(ValueError, match="same classes"):
+        _build(twice, data, heads)
+    other = _tiny_model(small_ferplus, tmp_path / "tiny.pt")  # 8 classes, other widths
+    unlike = TrainConfig(init=(str(weights / "fer2013.pt"), str(other)))
+    with pytest.raises(ValueError, match="architecture differs"):
+        _build(unlike, data, heads)
 
 
 def test_warm_restart_from_a_bad_file_is_a_usage_error(small_ferplus, tmp_path):

@@ -17,8 +17,10 @@ Recipe (chosen for accuracy in a short schedule, and to run on a CPU too):
 - model selection on the validation split only, per head; a softmax temperature fitted on
   the same split is saved with each model (calibrated probabilities); best and last
   checkpoints each epoch, so a run can resume;
-- an optional warm restart (``init``): start from a trained model's weights and run another
-  one-cycle schedule, which lets a long schedule be split over several shorter runs.
+- an optional warm restart (``init``): start from trained models' weights and run another
+  one-cycle schedule, which lets a long schedule be split over several shorter runs. The first
+  file gives the backbone; each file's classifier seeds the head with its classes, so a joint
+  network restarts with both of its heads (the shipped models of one joint run share a backbone).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class TrainConfig:
     blocks: tuple[int, ...] = (1, 1, 1)
     dropout: float = 0.3
     photometric: str = "equalize"  # per-crop normalisation (fervid.models.expression_input)
-    init: str | None = None  # weights to start from (architecture and mean/std taken from them)
+    init: tuple[str, ...] = ()  # weights to start from (architecture and mean/std from the first)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -165,20 +167,30 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 def _build(cfg: TrainConfig, data: TrainingSet, heads: Sequence[Head]) -> tuple[MultiHead, ExpressionConfig]:
     """The network and the config its heads share: fresh, or from ``cfg.init`` (a warm restart).
 
-    A warm restart takes the init model's architecture and mean/std (its features were
-    learned on that scale) and copies its classifier into the head with the same classes.
+    A warm restart takes the first init model's architecture, backbone and mean/std (its
+    features were learned on that scale) and copies each init model's classifier into the
+    head with the same classes. Further init models lend only their classifier, so they must
+    have the same architecture and should come from the same run (the shipped heads of one
+    joint run do: each is its head's best epoch, so their backbones differ by a few late steps).
     ``cfg`` is updated to the architecture actually used, so the recorded recipe is true.
     """
     size = data.images.shape[-1]
-    if cfg.init:
-        body, init_cfg = load_weights(cfg.init, verify=False)
-        if init_cfg.input_size != size:
-            raise ValueError(f"{cfg.init}: model input {init_cfg.input_size} px, data {size} px")
-        if not any(h.labels.classes == init_cfg.classes for h in heads):
-            raise ValueError(f"{cfg.init}: model classes {init_cfg.classes} match no training label set")
+    inits = [(path, *load_weights(path, verify=False)) for path in cfg.init]
+    if inits:
+        _, body, init_cfg = inits[0]
+        for path, net, c in inits:
+            if c.input_size != size:
+                raise ValueError(f"{path}: model input {c.input_size} px, data {size} px")
+            if not any(h.labels.classes == c.classes for h in heads):
+                raise ValueError(f"{path}: model classes {c.classes} match no training label set")
+            if not _same_architecture(body, net):
+                raise ValueError(f"{path}: its architecture differs from {cfg.init[0]}'s")
+        if len({tuple(c.classes) for _, _, c in inits}) < len(inits):
+            raise ValueError("two --init models have the same classes; give one per head")
         cfg.widths, cfg.blocks, cfg.dropout = init_cfg.widths, init_cfg.blocks, init_cfg.dropout
-        # The hash is taken now, when the weights are read, not when the result is saved.
-        shared = replace(init_cfg, photometric=cfg.photometric, info={"init_sha256": sha256_file(Path(cfg.init))})
+        # The hashes are taken now, when the weights are read, not when the result is saved.
+        hashes = [sha256_file(Path(path)) for path in cfg.init]
+        shared = replace(init_cfg, photometric=cfg.photometric, info={"init_sha256": hashes})
     else:
         sample = torch.from_numpy(data.images[:4096]).float().unsqueeze(1)
         scaled = photometric(sample, cfg.photometric)
@@ -188,12 +200,17 @@ def _build(cfg: TrainConfig, data: TrainingSet, heads: Sequence[Head]) -> tuple[
         )  # fmt: skip
         body = shared.build()
     model = MultiHead(body, {h.labels.name: len(h.labels.classes) for h in heads})
-    if cfg.init:
+    for _, net, c in inits:
         for h in heads:
-            if h.labels.classes == init_cfg.classes:
-                model.heads[h.labels.name].load_state_dict(body.fc.state_dict())
-                break
+            if h.labels.classes == c.classes:
+                model.heads[h.labels.name].load_state_dict(net.fc.state_dict())
     return model, shared
+
+
+def _same_architecture(a: ExpressionNet, b: ExpressionNet) -> bool:
+    """Whether two networks have the same tensors (names and shapes) everywhere but their classifier."""
+    body = [(k, v.shape) for k, v in a.state_dict().items() if not k.startswith("fc.")]
+    return body == [(k, v.shape) for k, v in b.state_dict().items() if not k.startswith("fc.")]
 
 
 @dataclass
