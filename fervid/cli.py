@@ -109,8 +109,9 @@ def train(
     init: Annotated[
         list[Path] | None,
         typer.Option(
+            metavar="PATH",
             help="Warm restart: start from these weights (their architecture replaces --widths/--blocks). "
-            "Repeat it with each model of one joint run to seed every head."
+            "Repeat it with each model of one joint run to seed every head.",
         ),
     ] = None,
 ) -> None:
