@@ -166,7 +166,10 @@ def train(
             if not console.is_terminal:
                 console.print(f"epoch {log.epoch}/{epochs} {status} lr {log.lr:.5f}", highlight=False)
 
-        configs = run_training(training, heads, cfg, dev, command=command, on_epoch=on_epoch)
+        try:
+            configs = run_training(training, heads, cfg, dev, command=command, on_epoch=on_epoch)
+        except ValueError as exc:  # the --init models do not fit the data (classes, size, architecture)
+            raise fail(str(exc), 2) from None
     for head in heads:
         info = configs[head.labels.name].info
         console.print(

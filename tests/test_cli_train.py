@@ -172,6 +172,19 @@ def test_warm_restart_rejects_two_models_for_one_head_and_unlike_architectures(s
         _build(unlike, data, heads)
 
 
+def test_warm_restart_from_models_that_do_not_fit_is_a_usage_error(small_ferplus, small_fer2013, tmp_path):
+    """Two models for one head, or a model whose classes no head has: one line, exit 2, nothing written."""
+    ferplus = Path(fervid.__file__).parent / "weights" / "ferplus.pt"
+    fer2013 = _tiny_model(small_fer2013, tmp_path / "tiny2013.pt")
+    common = ["train", "--data", str(small_ferplus), "--val", str(small_ferplus), "--out", str(tmp_path / "x.pt"),
+              "--epochs", "1", "--device", "cpu"]  # fmt: skip
+    for inits, reason in (([ferplus, ferplus], "same classes"), ([fer2013], "match no training label set")):
+        result = runner.invoke(app, [*common, *(a for p in inits for a in ("--init", str(p)))])
+        assert result.exit_code == 2, result.output
+        assert reason in result.output and "Traceback" not in result.output
+        assert not list(tmp_path.glob("x*")), list(tmp_path.iterdir())
+
+
 def test_warm_restart_from_a_bad_file_is_a_usage_error(small_ferplus, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a model")
