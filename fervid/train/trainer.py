@@ -20,7 +20,7 @@ Recipe (chosen for accuracy in a short schedule, and to run on a CPU too):
 - an optional warm restart (``init``): start from trained models' weights and run another
   one-cycle schedule, which lets a long schedule be split over several shorter runs. The first
   file gives the backbone; each file's classifier seeds the head with its classes, so a joint
-  network restarts with both of its heads (the shipped models of one joint run share a backbone).
+  network restarts with both of its heads (give the models of one joint run, as shipped).
 """
 
 from __future__ import annotations
