@@ -287,6 +287,7 @@ def annotate(**kwargs: Any) -> None:
         OutputDirError,
         check_output_dir,
         discover_inputs,
+        removed_if_left_empty,
         run_batch,
         stop_on_signals,
     )
@@ -296,7 +297,10 @@ def annotate(**kwargs: Any) -> None:
     inputs, output = kwargs.pop("inputs"), kwargs.pop("output")
     recursive, overwrite = kwargs.pop("recursive"), kwargs.pop("overwrite")
     cluster = _cluster_options(kwargs)  # --ray: None for a local run
-    with stop_on_signals(say=lambda message: console.print(f"[yellow]{escape(message)}", highlight=False)):
+    with (
+        stop_on_signals(say=lambda message: console.print(f"[yellow]{escape(message)}", highlight=False)),
+        removed_if_left_empty(output),
+    ):
         try:
             try:
                 options = options_from_cli(kwargs)

@@ -119,6 +119,25 @@ def test_missing_input_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "out" / "nope").exists()
 
 
+def test_a_run_that_makes_nothing_leaves_no_output_folder(tmp_path):
+    """An unreadable file, or a usage error found after the folder was checked: no folder, no index page;
+    a folder that was there before stays."""
+    _needs_model()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    result = runner.invoke(app, ["annotate", str(broken), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert "broken.mp4: not a readable video or image file" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+    clip = shared_path("media/pyfeat/no_face.mp4")
+    result = runner.invoke(app, ["annotate", str(clip), "-o", str(tmp_path / "out2"), "--model", "no-such-model"])
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "out2").exists()
+    (tmp_path / "kept").mkdir()
+    result = runner.invoke(app, ["annotate", str(broken), "-o", str(tmp_path / "kept")])
+    assert result.exit_code == 1 and (tmp_path / "kept").is_dir() and not any((tmp_path / "kept").iterdir())
+
+
 @pytest.mark.parametrize(
     "args",
     [["--model", "no-such-model"], ["--every", "0"], ["--det-threshold", "2"], ["--start", "5", "--end", "2"]],

@@ -97,7 +97,14 @@ def write_index(outdir: Path, failures: Iterable[tuple[str, str, str]] = ()) -> 
 
 
 def write_batch_index(outdir: Path, report: Any) -> Path | None:
-    """The index after ``fervid annotate``: failed, interrupted and never-started inputs with their reasons."""
+    """The index after ``fervid annotate``: failed, interrupted and never-started inputs with their reasons.
+
+    None is written when the folder holds no run at all (every input failed, now and before):
+    a page listing only failures would be partial output of a run that made nothing; the
+    console already named each file and its reason.
+    """
+    if not metadata.run_records(outdir):
+        return None
     failures = [(o.input.label, o.status.value, o.reason or "") for o in report.failed]
     failures += [(item.label, "not started", report.stopped or "the run stopped first") for item in report.not_started]
     try:
