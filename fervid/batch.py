@@ -207,23 +207,6 @@ class ExecutorError(Exception):
     """An executor cannot start (no cluster to join, models that do not load there): no input was processed."""
 
 
-@contextlib.contextmanager
-def removed_if_left_empty(folder: Path) -> Iterator[None]:
-    """Remove ``folder`` on the way out if this block created it and nothing was written into it.
-
-    A command whose every input failed, or that stopped on a usage error after
-    :func:`check_output_dir` made the folder, then leaves nothing behind.
-    """
-    folder = Path(folder)
-    created = not folder.exists()
-    try:
-        yield
-    finally:
-        if created and folder.is_dir() and not any(folder.iterdir()):
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-
-
 def check_output_dir(output: Path, min_free: int = MIN_FREE_BYTES) -> None:
     """Create ``output`` and prove it is writable, with room to spare, or raise OutputDirError."""
     output = Path(output)

@@ -287,10 +287,10 @@ def annotate(**kwargs: Any) -> None:
         OutputDirError,
         check_output_dir,
         discover_inputs,
-        removed_if_left_empty,
         run_batch,
         stop_on_signals,
     )
+    from fervid.io.atomic import removed_if_left_empty
     from fervid.models.errors import WeightsError
     from fervid.pipeline import Pipeline
 

@@ -24,6 +24,7 @@ from fervid.engine import Engine
 from fervid.face_ids import FaceIds, PhotoFaces, TrackedFaces
 from fervid.identity.persons import PersonRegistry
 from fervid.identity.stage import IdentifiedFaces, IdentityResult, IdentityStage
+from fervid.io.atomic import removed_if_left_empty
 from fervid.io.errors import InputError
 from fervid.io.images import ImageFolderReader
 from fervid.io.probe import MediaInfo, probe
@@ -127,14 +128,9 @@ def run_input(
     if outdir is None:
         return _process(engine, options, media, None, stem, progress, images)
     invalidate_run(outdir, stem)  # outputs are about to change: no longer complete
-    created = not outdir.exists()
-    outdir.mkdir(parents=True, exist_ok=True)
-    try:
+    with removed_if_left_empty(outdir):
+        outdir.mkdir(parents=True, exist_ok=True)
         return _process(engine, options, media, outdir, stem, progress, images)
-    except BaseException:
-        if created and not any(outdir.iterdir()):
-            outdir.rmdir()
-        raise
 
 
 def _process(

@@ -81,3 +81,20 @@ def _pid_alive(pid: int) -> bool:
 def _remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+@contextlib.contextmanager
+def removed_if_left_empty(folder: Path) -> Iterator[None]:
+    """Remove ``folder`` on the way out if this block created it and nothing was written into it.
+
+    So an input that failed, a command whose every input failed, or one that stopped on a
+    usage error after making its output folder leaves no empty folder behind.
+    """
+    folder = Path(folder)
+    created = not folder.exists()
+    try:
+        yield
+    finally:
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
