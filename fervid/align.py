@@ -1,4 +1,20 @@
-"""Face alignment: map each face's five landmarks onto a canonical template and cut the crop on the device.
+"""Face alignment: frame each face the way the model's training crops were framed, and cut the crop on the device.
+
+Two ways to place a face in its crop, chosen per model by its weight config (``alignment``):
+
+* ``box``: the detector's box, scaled and shifted onto the box template (:data:`FER_BOX_48_CENTRE`,
+  :data:`FER_BOX_48_SIZE`), with no rotation (:func:`box_transforms`). FER's images are crops
+  around a face detector's box, not aligned to the eyes: on 3,496 FER+ validation faces, framing
+  each again from our detector's box reproduces the dataset's own crop with a mean error of
+  3.95 px (48 px crop), the five-landmark alignment with 6.04 px; on three-quarter and profile
+  faces 5.6 px against 12.1 px (a landmark fit zooms in on the visible half of a turned face).
+  ``benchmarks/alignment.py`` measures this.
+* ``landmarks``: a least-squares similarity of the five landmarks onto :data:`FER_TEMPLATE_48`
+  (:func:`similarity_transforms`), which also undoes head roll. Models saved before the
+  ``alignment`` field existed use it.
+
+Either gives a frame-to-crop matrix per face; :func:`crop_faces` and :func:`crop_faces_rgb` cut
+any such crops.
 
 Coordinates are continuous pixel coordinates (pixel ``i`` spans ``[i, i+1)``), the
 convention the detector's boxes and landmarks use, so resizing is a plain scale.
@@ -28,6 +44,30 @@ import torch.nn.functional as F
 FER_TEMPLATE_48 = np.array(
     [[15.33, 18.70], [32.78, 18.58], [23.95, 28.78], [17.29, 36.81], [31.35, 36.72]], dtype=np.float32
 )
+
+
+#: Where our detector's box sits in a FER+ 48x48 image: its centre (x, y) and the square root of
+#: its area (the box is about 37 px wide and 49 px tall: it reaches past the crop's top and bottom),
+#: medians over the 3,496 of 3,555 FER+ validation faces found at score >= 0.9, measured by
+#: ``fervid.train.template.fit_box_template`` (``benchmarks/alignment.py`` prints them).
+FER_BOX_48_CENTRE = np.array([24.27, 24.74], dtype=np.float32)
+FER_BOX_48_SIZE = 43.05
+
+
+def box_transforms(xyxy: torch.Tensor, centre: torch.Tensor, size: float) -> torch.Tensor:
+    """Frame-to-crop matrices (n, 2, 3) that put each box's centre on ``centre`` and scale its
+    ``sqrt(width * height)`` to ``size`` crop pixels, without rotating (see the module docstring)."""
+    xyxy = xyxy.double()
+    side = ((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])).clamp_min(1e-12).sqrt()
+    scale = size / side
+    zero = torch.zeros_like(scale)
+    cx, cy = (xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2
+    centre = centre.double()
+    rows = [
+        torch.stack([scale, zero, centre[0] - scale * cx], dim=1),
+        torch.stack([zero, scale, centre[1] - scale * cy], dim=1),
+    ]
+    return torch.stack(rows, dim=1).float()
 
 
 def similarity_transforms(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
@@ -78,22 +118,22 @@ def _sample_points(crop_to_frame: torch.Tensor, size: int, supersample: int) -> 
 def crop_faces(
     gray: torch.Tensor,
     frame_index: torch.Tensor,
-    landmarks: torch.Tensor,
-    template: torch.Tensor,
+    frame_to_crop: torch.Tensor,
     size: int = 48,
     supersample: int = 4,
 ) -> torch.Tensor:
     """Aligned (n, 1, size, size) crops for n faces.
 
-    gray: (B, 1, H, W) float frames; frame_index: (n,) frame of each face; landmarks:
-    (n, 5, 2) in frame pixels; template: (5, 2) in crop pixels. Each frame is sampled once
-    with the grids of all its faces stacked, so no frame is copied per face.
+    gray: (B, 1, H, W) float frames; frame_index: (n,) frame of each face; frame_to_crop:
+    (n, 2, 3) similarity matrices from frame pixels to crop pixels (:func:`box_transforms` or
+    :func:`similarity_transforms`). Each frame is sampled once with the grids of all its faces
+    stacked, so no frame is copied per face.
     """
-    n = len(landmarks)
+    n = len(frame_to_crop)
     if n == 0:
         return gray.new_zeros((0, 1, size, size))
     height, width = gray.shape[-2:]
-    crop_to_frame = invert_similarity(similarity_transforms(landmarks.float(), template.float()))
+    crop_to_frame = invert_similarity(frame_to_crop.float())
     fine = size * supersample
     scale = torch.tensor([2.0 / width, 2.0 / height], device=gray.device)
     grid = _sample_points(crop_to_frame, size, supersample) * scale - 1.0
@@ -109,25 +149,24 @@ def crop_faces(
 def crop_faces_rgb(
     frames: torch.Tensor | Sequence[torch.Tensor],
     frame_index: torch.Tensor,
-    landmarks: torch.Tensor,
-    template: torch.Tensor,
+    frame_to_crop: torch.Tensor,
     size: int = 48,
     supersample: int = 4,
 ) -> torch.Tensor:
     """Aligned (n, 1, size, size) gray crops straight from uint8 RGB frames, like ``crop_faces(to_gray(...))``.
 
     frames: a (B, H, W, 3) uint8 tensor, or a sequence of (H, W, 3) / (1, H, W, 3) tensors
-    (sizes may differ), on any device; crops are made on ``landmarks.device``.
+    (sizes may differ), on any device; crops are made on ``frame_to_crop.device``.
     Per frame, only the rectangle the frame's crops sample from (with a one-pixel margin
     for bilinear neighbours) is moved there and converted to gray. Border clamping is
     unchanged: the rectangle is clipped to the frame, so a sample beyond the frame edge
     still reads the frame's edge pixel.
     """
-    n = len(landmarks)
-    device = landmarks.device
+    n = len(frame_to_crop)
+    device = frame_to_crop.device
     if n == 0:
         return torch.zeros((0, 1, size, size), device=device)
-    crop_to_frame = invert_similarity(similarity_transforms(landmarks.float(), template.float()))
+    crop_to_frame = invert_similarity(frame_to_crop.float())
     fine = size * supersample
     centres = (torch.arange(fine, device=device, dtype=torch.float32) + 0.5) / supersample
     # The sampled region of a face: the crop square's corners mapped into the frame (an affine

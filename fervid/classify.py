@@ -16,7 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from fervid.align import FER_TEMPLATE_48, crop_faces_rgb
+from fervid.align import (
+    FER_BOX_48_CENTRE,
+    FER_BOX_48_SIZE,
+    FER_TEMPLATE_48,
+    box_transforms,
+    crop_faces_rgb,
+    similarity_transforms,
+)
 from fervid.models.expression_input import prepare, probabilities
 from fervid.models.expression_weights import load_weights
 from fervid.types import Detections, Predictions
@@ -40,6 +47,8 @@ class ExpressionClassifier:
         self._net = fold_batchnorms(self.model).to(memory_format=torch.channels_last)
         size = self.config.input_size
         self.template = torch.from_numpy(FER_TEMPLATE_48 * (size / 48.0)).to(self.device)
+        self.box_centre = torch.from_numpy(FER_BOX_48_CENTRE * (size / 48.0)).to(self.device)
+        self.box_size = FER_BOX_48_SIZE * size / 48.0
         self.max_batch = max_batch
 
     @property
@@ -57,8 +66,15 @@ class ExpressionClassifier:
         if sum(counts) == 0:
             return torch.zeros((0, 1, self.config.input_size, self.config.input_size), device=self.device)
         frame_index = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts)).to(self.device)
+        return crop_faces_rgb(frames, frame_index, self.frame_to_crop(detections), self.config.input_size)
+
+    def frame_to_crop(self, detections: Sequence[Detections]) -> torch.Tensor:
+        """(n, 2, 3) frame-to-crop matrices for all faces, by the model's ``alignment`` (fervid.align)."""
+        if self.config.alignment == "box":
+            boxes = torch.from_numpy(np.concatenate([d.xyxy for d in detections])).to(self.device)
+            return box_transforms(boxes, self.box_centre, self.box_size)
         landmarks = torch.from_numpy(np.concatenate([d.landmarks for d in detections])).to(self.device)
-        return crop_faces_rgb(frames, frame_index, landmarks, self.template, self.config.input_size)
+        return similarity_transforms(landmarks.float(), self.template.float())
 
     @torch.inference_mode()
     def classify(self, frames: Frames, detections: Sequence[Detections]) -> list[Predictions]:

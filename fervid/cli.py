@@ -99,6 +99,13 @@ def train(
     photometric: Annotated[
         str, typer.Option(help="Per-crop normalisation stored with the model: equalize, standardize or none.")
     ] = "equalize",
+    alignment: Annotated[
+        str,
+        typer.Option(
+            help="How annotate frames faces for the model, stored with it: box (the detector's box, as FER's "
+            "crops are) or landmarks (five-point alignment, for data aligned that way)."
+        ),
+    ] = "box",
     degrade: Annotated[
         float,
         typer.Option(min=0.0, max=1.0, help="Chance of each video condition (low light, blur, ...) per image."),
@@ -135,7 +142,7 @@ def train(
             load_weights(path, verify=False)  # a bad --init file fails before the slow data loading
         cfg = TrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, optimizer=optimizer, weight_decay=weight_decay,
-            class_weight_power=class_weight_power, photometric=photometric,
+            class_weight_power=class_weight_power, photometric=photometric, alignment=alignment,
             widths=tuple(int(w) for w in widths.split(",")), blocks=tuple(int(b) for b in blocks.split(",")),
             init=tuple(str(p) for p in init or []), augment=AugmentConfig(degrade_p=degrade),
         )  # fmt: skip

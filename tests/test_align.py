@@ -1,4 +1,4 @@
-"""Alignment maths and crops: known transforms are recovered and crops land where the template says."""
+"""Alignment maths and crops: known transforms are recovered and crops land where the templates say."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from fervid.align import FER_TEMPLATE_48, crop_faces, invert_similarity, similarity_transforms, to_gray
+from fervid.align import (
+    FER_BOX_48_CENTRE,
+    FER_BOX_48_SIZE,
+    FER_TEMPLATE_48,
+    box_transforms,
+    crop_faces,
+    invert_similarity,
+    similarity_transforms,
+    to_gray,
+)
 
 
 def _apply(m: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
@@ -43,11 +52,38 @@ def test_crop_puts_a_marked_point_where_the_template_says():
     for frame, lm in ((1, lms[0]), (0, lms[1])):
         x, y = lm[0].round().long().tolist()
         frames[frame, y - 3 : y + 4, x - 3 : x + 4] = 255
-    crops = crop_faces(to_gray(frames), torch.tensor([1, 0]), lms, template)
+    crops = crop_faces(to_gray(frames), torch.tensor([1, 0]), similarity_transforms(lms, template))
     assert crops.shape == (2, 1, 48, 48)
     for crop in crops:
         peak = np.unravel_index(int(crop[0].argmax()), (48, 48))
         assert abs(peak[1] + 0.5 - FER_TEMPLATE_48[0, 0]) <= 1.5 and abs(peak[0] + 0.5 - FER_TEMPLATE_48[0, 1]) <= 1.5
+
+
+def test_box_transform_puts_the_box_centre_on_the_template_and_scales_its_size():
+    boxes = torch.tensor([[100.0, 50.0, 180.0, 170.0], [-20.0, 10.0, 20.0, 40.0]])
+    centre = torch.from_numpy(FER_BOX_48_CENTRE)
+    m = box_transforms(boxes, centre, FER_BOX_48_SIZE)
+    assert m.shape == (2, 2, 3)
+    mid = torch.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], dim=1)
+    torch.testing.assert_close(_apply(m, mid[:, None])[:, 0], centre.expand(2, 2), atol=1e-4, rtol=0)
+    side = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sqrt()
+    torch.testing.assert_close(m[:, 0, 0] * side, torch.full((2,), FER_BOX_48_SIZE), atol=1e-4, rtol=0)
+    torch.testing.assert_close(m[:, 1, 1], m[:, 0, 0])  # uniform scale
+    assert torch.all(m[:, 0, 1] == 0) and torch.all(m[:, 1, 0] == 0)  # no rotation: FER's crops are not rolled
+    assert box_transforms(torch.zeros((0, 4)), centre, FER_BOX_48_SIZE).shape == (0, 2, 3)
+
+
+def test_box_crop_centres_a_marked_box():
+    """A bright square filling a box must come out centred on the box template, at its size."""
+    frames = torch.zeros((1, 200, 300, 3), dtype=torch.uint8)
+    frames[0, 40:140, 150:250] = 255  # a 100x100 box
+    box = torch.tensor([[150.0, 40.0, 250.0, 140.0]])
+    to_crop = box_transforms(box, torch.from_numpy(FER_BOX_48_CENTRE), 24.0)
+    crop = crop_faces(to_gray(frames), torch.tensor([0]), to_crop)
+    ys, xs = np.nonzero(crop[0, 0].numpy() > 127)
+    assert abs((xs.min() + xs.max() + 1) / 2 - FER_BOX_48_CENTRE[0]) <= 1.0
+    assert abs((ys.min() + ys.max() + 1) / 2 - FER_BOX_48_CENTRE[1]) <= 1.0
+    assert abs((xs.max() + 1 - xs.min()) - 24) <= 1 and abs((ys.max() + 1 - ys.min()) - 24) <= 1
 
 
 def test_gray_matches_pil_luma():

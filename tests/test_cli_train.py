@@ -35,6 +35,14 @@ def small_ferplus(tmp_path_factory):
     return dst
 
 
+@pytest.mark.parametrize(("option", "value"), [("--alignment", "eyes"), ("--photometric", "clahe")])
+def test_train_with_an_unknown_choice_is_a_usage_error_before_reading_data(tmp_path, option, value):
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "nothing"), "--val", str(tmp_path / "nothing"),
+                                 "--out", str(tmp_path / "x.pt"), option, value])  # fmt: skip
+    assert result.exit_code == 2
+    assert f"'{value}'" in result.output and "Traceback" not in result.output and not (tmp_path / "x.pt").exists()
+
+
 def test_train_then_evaluate_json(small_ferplus, tmp_path):
     out = tmp_path / "tiny.pt"
     args = ["train", "--data", str(small_ferplus), "--val", str(small_ferplus), "--out", str(out),

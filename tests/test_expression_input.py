@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from conftest import shared_path
 from PIL import Image, ImageOps
 
 from fervid.classify import ExpressionClassifier
+from fervid.models.errors import WeightsError
 from fervid.models.expression_input import equalize, prepare, standardize
-from fervid.models.expression_weights import ExpressionConfig, load_weights, save_weights
+from fervid.models.expression_weights import FORMAT, ExpressionConfig, load_weights, save_weights
 from fervid.train.augment import AugmentConfig
 from fervid.train.data import load_dataset
 from fervid.train.joint import TrainingSet
@@ -82,9 +84,32 @@ def test_training_feeds_the_network_what_the_weight_file_says(monkeypatch, tmp_p
     cfg = TrainConfig(epochs=1, batch_size=32, widths=(8, 8, 16, 16), photometric="equalize", augment=NO_AUGMENT)
     train(training, [Head(training.label_sets[0], small, tmp_path / "m.pt")], cfg, torch.device("cpu"))
     _, saved = load_weights(tmp_path / "m.pt")
-    assert len(seen) == 2 and saved.photometric == "equalize"
+    assert len(seen) == 2 and saved.photometric == "equalize" and saved.alignment == "box"
     for used in seen:
         assert (used.photometric, used.mean, used.std, used.input_size) == (
             saved.photometric, saved.mean, saved.std, saved.input_size)  # fmt: skip
     assert saved.mean == pytest.approx(0.5, abs=0.02) and saved.std == pytest.approx(0.29, abs=0.02)
     assert saved.temperature > 0
+
+
+def test_alignment_is_stored_with_the_model_and_old_files_keep_theirs(tmp_path: Path) -> None:
+    """Training records how annotate must frame faces; a file from before the field keeps the landmark alignment."""
+    data = load_dataset(shared_path("data/ferplus/FER2013Valid.zip"))
+    small = type(data)(data.images[:32], data.targets[:32], data.classes, data.names[:32])
+    training = TrainingSet.single("m", small)
+    cfg = TrainConfig(epochs=1, batch_size=32, widths=(8, 8, 16, 16), alignment="landmarks", augment=NO_AUGMENT)
+    train(training, [Head(training.label_sets[0], small, tmp_path / "m.pt")], cfg, torch.device("cpu"))
+    assert load_weights(tmp_path / "m.pt")[1].alignment == "landmarks"
+
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    raw = json.loads(payload["config"])
+    del raw["alignment"]
+    torch.save({**payload, "config": json.dumps(raw)}, tmp_path / "old.pt")
+    assert ExpressionClassifier(tmp_path / "old.pt").config.alignment == "landmarks"
+
+    raw["alignment"] = "eyes"
+    torch.save({"format": FORMAT, "config": json.dumps(raw), "state_dict": payload["state_dict"]}, tmp_path / "bad.pt")
+    with pytest.raises(WeightsError, match="bad.pt: unreadable model config .*unknown alignment 'eyes'"):
+        load_weights(tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="unknown alignment 'eyes'"):
+        TrainConfig(alignment="eyes")

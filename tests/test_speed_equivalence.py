@@ -18,7 +18,7 @@ import pytest
 import torch
 from conftest import shared_path
 
-from fervid.align import FER_TEMPLATE_48, crop_faces, crop_faces_rgb, to_gray
+from fervid.align import FER_TEMPLATE_48, crop_faces, crop_faces_rgb, similarity_transforms, to_gray
 from fervid.concurrency import ordered_map
 from fervid.detect import FaceDetector, decode_detections
 from fervid.engine import ThreadPlan, plan_threads
@@ -121,19 +121,18 @@ def test_region_crops_equal_whole_frame_crops(frames: list[np.ndarray], shift: t
     counts = [len(d) for d in detections]
     frame_index = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
     landmarks = torch.from_numpy(np.concatenate([d.landmarks for d in detections])) + torch.tensor(shift)
-    template = torch.from_numpy(FER_TEMPLATE_48)
+    to_crop = similarity_transforms(landmarks, torch.from_numpy(FER_TEMPLATE_48))
     stack = torch.from_numpy(np.stack(frames))
-    whole = crop_faces(to_gray(stack), frame_index, landmarks, template)
-    region = crop_faces_rgb(stack, frame_index, landmarks, template)
-    listed = crop_faces_rgb([torch.from_numpy(f) for f in frames], frame_index, landmarks, template)
+    whole = crop_faces(to_gray(stack), frame_index, to_crop)
+    region = crop_faces_rgb(stack, frame_index, to_crop)
+    listed = crop_faces_rgb([torch.from_numpy(f) for f in frames], frame_index, to_crop)
     assert len(whole) == sum(counts) > 0
     torch.testing.assert_close(region, whole, atol=0.02, rtol=0)
     torch.testing.assert_close(listed, region)
 
 
 def test_region_crops_empty() -> None:
-    template = torch.from_numpy(FER_TEMPLATE_48)
-    out = crop_faces_rgb([], torch.zeros(0, dtype=torch.long), torch.zeros((0, 5, 2)), template)
+    out = crop_faces_rgb([], torch.zeros(0, dtype=torch.long), torch.zeros((0, 2, 3)))
     assert out.shape == (0, 1, 48, 48)
 
 
@@ -229,5 +228,6 @@ def test_region_crops_faces_out_of_frame_order() -> None:
     placements = ((1.5, (10.0, 20.0)), (2.0, (90.0, 40.0)), (1.0, (-20.0, 100.0)), (3.0, (50.0, 5.0)))
     landmarks = torch.stack([template * s + torch.tensor(shift) for s, shift in placements])
     frame_index = torch.tensor([2, 0, 2, 1])
-    whole = crop_faces(to_gray(frames), frame_index, landmarks, template)
-    torch.testing.assert_close(crop_faces_rgb(frames, frame_index, landmarks, template), whole, atol=0.02, rtol=0)
+    to_crop = similarity_transforms(landmarks, template)
+    whole = crop_faces(to_gray(frames), frame_index, to_crop)
+    torch.testing.assert_close(crop_faces_rgb(frames, frame_index, to_crop), whole, atol=0.02, rtol=0)

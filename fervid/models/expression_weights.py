@@ -21,6 +21,9 @@ from fervid.models.errors import WeightsError
 from fervid.models.expression import ExpressionNet
 from fervid.models.expression_input import PHOTOMETRIC
 
+#: How annotate places a face in the model's crop (:mod:`fervid.align`).
+ALIGNMENTS = ("box", "landmarks")
+
 FORMAT = "fervid-expression/1"
 #: Shipped weights, model card, metrics and SHA256SUMS: inside the package (``fervid/weights``), so an
 #: installed wheel has them; the repository's ``weights/`` is a link to the same folder.
@@ -41,11 +44,16 @@ class ExpressionConfig:
     std: float = 0.25
     photometric: str = "none"  # per-crop normalisation before mean/std (fervid.models.expression_input)
     temperature: float = 1.0  # softmax temperature fitted on validation (calibrated probabilities)
+    # How annotate frames a face (fervid.align): files saved before this field existed were used
+    # with the five-landmark alignment, so that is what a file without it keeps.
+    alignment: str = "landmarks"
     info: dict[str, Any] = field(default_factory=dict)  # training provenance and metrics
 
     def __post_init__(self) -> None:
         if self.photometric not in PHOTOMETRIC:
             raise ValueError(f"unknown photometric normalisation {self.photometric!r}; choose one of {PHOTOMETRIC}")
+        if self.alignment not in ALIGNMENTS:
+            raise ValueError(f"unknown alignment {self.alignment!r}; choose one of {ALIGNMENTS}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
@@ -115,12 +123,15 @@ def load_weights(name_or_path: str | Path, verify: bool = True) -> tuple[Express
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise WeightsError(f"{path}: not a fervid expression model (expected format {FORMAT})")
     raw = json.loads(payload["config"])
-    config = ExpressionConfig(
-        classes=tuple(raw.pop("classes")),
-        widths=tuple(raw.pop("widths")),
-        blocks=tuple(raw.pop("blocks")),
-        **raw,
-    )
+    try:
+        config = ExpressionConfig(
+            classes=tuple(raw.pop("classes")),
+            widths=tuple(raw.pop("widths")),
+            blocks=tuple(raw.pop("blocks")),
+            **raw,
+        )
+    except (KeyError, TypeError, ValueError) as exc:  # a config this version cannot read
+        raise WeightsError(f"{path}: unreadable model config ({exc})") from None
     model = config.build()
     try:
         model.load_state_dict(payload["state_dict"], strict=True)

@@ -40,8 +40,8 @@ from torch import nn
 from fervid.devices import cpu_name
 from fervid.io.atomic import atomic_path
 from fervid.models.expression import ExpressionNet
-from fervid.models.expression_input import photometric, prepare
-from fervid.models.expression_weights import ExpressionConfig, load_weights, save_weights, sha256_file
+from fervid.models.expression_input import PHOTOMETRIC, photometric, prepare
+from fervid.models.expression_weights import ALIGNMENTS, ExpressionConfig, load_weights, save_weights, sha256_file
 from fervid.train.augment import AugmentConfig, augment
 from fervid.train.calibrate import fit_temperature
 from fervid.train.data import ExpressionData
@@ -65,8 +65,16 @@ class TrainConfig:
     blocks: tuple[int, ...] = (1, 1, 1)
     dropout: float = 0.3
     photometric: str = "equalize"  # per-crop normalisation (fervid.models.expression_input)
+    alignment: str = "box"  # how annotate frames faces for the model (fervid.align): as FER's crops are
     init: tuple[str, ...] = ()  # weights to start from (architecture and mean/std from the first)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        """Choices stored in the weight file are checked here, before any data is read."""
+        if self.photometric not in PHOTOMETRIC:
+            raise ValueError(f"unknown photometric normalisation {self.photometric!r}; choose one of {PHOTOMETRIC}")
+        if self.alignment not in ALIGNMENTS:
+            raise ValueError(f"unknown alignment {self.alignment!r}; choose one of {ALIGNMENTS}")
 
 
 @dataclass
@@ -190,13 +198,14 @@ def _build(cfg: TrainConfig, data: TrainingSet, heads: Sequence[Head]) -> tuple[
         cfg.widths, cfg.blocks, cfg.dropout = init_cfg.widths, init_cfg.blocks, init_cfg.dropout
         # The hashes are taken now, when the weights are read, not when the result is saved.
         hashes = [sha256_file(Path(path)) for path in cfg.init]
-        shared = replace(init_cfg, photometric=cfg.photometric, info={"init_sha256": hashes})
+        shared = replace(init_cfg, photometric=cfg.photometric, alignment=cfg.alignment, info={"init_sha256": hashes})
     else:
         sample = torch.from_numpy(data.images[:4096]).float().unsqueeze(1)
         scaled = photometric(sample, cfg.photometric)
         shared = ExpressionConfig(
             classes=heads[0].labels.classes, widths=tuple(cfg.widths), blocks=tuple(cfg.blocks), dropout=cfg.dropout,
             input_size=size, mean=float(scaled.mean()), std=float(scaled.std()), photometric=cfg.photometric,
+            alignment=cfg.alignment,
         )  # fmt: skip
         body = shared.build()
     model = MultiHead(body, {h.labels.name: len(h.labels.classes) for h in heads})
