@@ -110,6 +110,10 @@ def train(
         float,
         typer.Option(min=0.0, max=1.0, help="Chance of each video condition (low light, blur, ...) per image."),
     ] = 0.15,
+    yaw: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Chance of a synthetic head turn (up to 35 degrees) per image."),
+    ] = 0.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: torch's default).")] = 0,
@@ -144,7 +148,7 @@ def train(
             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, optimizer=optimizer, weight_decay=weight_decay,
             class_weight_power=class_weight_power, photometric=photometric, alignment=alignment,
             widths=tuple(int(w) for w in widths.split(",")), blocks=tuple(int(b) for b in blocks.split(",")),
-            init=tuple(str(p) for p in init or []), augment=AugmentConfig(degrade_p=degrade),
+            init=tuple(str(p) for p in init or []), augment=AugmentConfig(degrade_p=degrade, yaw_p=yaw),
         )  # fmt: skip
         training, heads = _training_heads(data, val, out)
     except (ValueError, OSError) as exc:

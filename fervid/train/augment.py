@@ -1,7 +1,8 @@
 """Batched data augmentation that runs on whatever device the batch is on (GPU when there is one).
 
 One random affine warp per image (rotation, scale, shift, horizontal flip) through a
-single ``affine_grid`` + ``grid_sample`` call, then brightness/contrast jitter, the video
+single ``affine_grid`` + ``grid_sample`` call, a synthetic head turn for some faces
+(:func:`random_yaw`), then brightness/contrast jitter, the video
 conditions of :mod:`fervid.train.degrade` (low light, blur, small faces, compression,
 misalignment), and random erasing, all as tensor ops over the whole batch: no per-image
 Python work.
@@ -29,6 +30,10 @@ class AugmentConfig:
     erase_p: float = 0.5
     erase_area: tuple[float, float] = (0.02, 0.2)
     degrade_p: float = 0.0  # chance of each video condition of fervid.train.degrade, per image
+    yaw_p: float = 0.0  # chance of a synthetic head turn (random_yaw), per image
+    max_yaw_deg: float = 35.0
+    #: Distance of the (flat) face from the camera's centre of projection, in half crop widths.
+    yaw_distance: float = 2.5
 
 
 def _uniform(n: int, low: float, high: float, device: torch.device, gen: torch.Generator | None) -> torch.Tensor:
@@ -61,6 +66,38 @@ def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | No
     flip = torch.where(torch.rand(b, device=dev, generator=gen) < cfg.flip_p, -1.0, 1.0)
     shift = _uniform(2 * b, -cfg.max_shift, cfg.max_shift, dev, gen).view(b, 2)
     return warp(x, angle, scale, shift, flip)
+
+
+def yaw(x: torch.Tensor, angle: torch.Tensor, distance: float) -> torch.Tensor:
+    """Turn each face of a (B, C, H, W) batch about the vertical axis through the crop's centre by
+    ``angle`` (B,) radians, as a flat face seen in perspective from ``distance`` half-widths.
+
+    A point ``u`` across the face (-1 left edge, 1 right edge) lands at ``u cos a / (1 + u sin a / d)``,
+    and its height is scaled by ``1 / (1 + u sin a / d)``: the near half widens, the far half narrows
+    and shrinks, as on a three-quarter view. Sampled by the inverse map; what the turn uncovers at
+    the edges is mirrored from inside the crop (replicated edges would smear into streaks).
+    """
+    b, _, h, w = x.shape
+    dev = x.device
+    xs = (torch.arange(w, device=dev, dtype=x.dtype) + 0.5) / w * 2 - 1
+    ys = (torch.arange(h, device=dev, dtype=x.dtype) + 0.5) / h * 2 - 1
+    cos, sin = torch.cos(angle).view(b, 1, 1), torch.sin(angle).view(b, 1, 1) / distance
+    out_x, out_y = xs.view(1, 1, w), ys.view(1, h, 1)
+    src_x = out_x / (cos - out_x * sin)
+    src_y = out_y * (1 + src_x * sin)
+    grid = torch.stack([src_x.expand(b, h, w), src_y.expand(b, h, w)], dim=-1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def random_yaw(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
+    """A synthetic head turn of up to ``max_yaw_deg`` either way for a ``yaw_p`` share of the faces.
+
+    Why: FER's faces are mostly frontal, and on video smiles are often seen in three-quarter view.
+    """
+    b, dev = x.shape[0], x.device
+    angle = _uniform(b, -cfg.max_yaw_deg, cfg.max_yaw_deg, dev, gen) * (math.pi / 180)
+    chosen = (torch.rand(b, device=dev, generator=gen) < cfg.yaw_p).view(b, 1, 1, 1)
+    return torch.where(chosen, yaw(x, angle, cfg.yaw_distance), x)
 
 
 def color_jitter(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -98,5 +135,8 @@ def random_erase(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | Non
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
     """Full training augmentation for a (B, 1, H, W) batch in [0, 1]: geometry, colour, video conditions, occlusion."""
-    x = color_jitter(random_affine(x, cfg, gen), cfg, gen)
+    x = random_affine(x, cfg, gen)
+    if cfg.yaw_p > 0:  # no extra random draws otherwise: runs without it stay reproducible
+        x = random_yaw(x, cfg, gen)
+    x = color_jitter(x, cfg, gen)
     return random_erase(random_degradations(x, cfg.degrade_p, gen), cfg, gen)
