@@ -100,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {path}: no such dataset", file=sys.stderr)
         return 1
     data = load_dataset(path)
+    _, config = load_weights(args.model)
+    if config.classes != data.classes:
+        print(f"error: {args.model} has classes {config.classes}, {path.name} {data.classes}", file=sys.stderr)
+        return 1
     images, labels = data.images, data.labels
     if args.limit:
         images, labels = images[: args.limit], labels[: args.limit]

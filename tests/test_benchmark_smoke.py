@@ -15,6 +15,7 @@ import torch
 from conftest import shared_path
 
 from fervid.models.expression_weights import ExpressionConfig, save_weights
+from fervid.train.data import FER2013_CLASSES, FERPLUS_CLASSES
 from fervid.types import EMOTIONS
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
@@ -61,3 +62,26 @@ def test_long_input_is_a_longer_file(tmp_path: Path) -> None:
     assert len(times) == 3 * 472
     assert all(b > a for a, b in zip(times, times[1:]))
     assert times[-1] > 45.0
+
+
+def test_alignment_benchmark_prints_both_framings(tmp_path: Path) -> None:
+    """``benchmarks/alignment.py`` on 40 FER+ validation faces: both framings and the dataset's own crops."""
+    shared = shared_path("data/ferplus/FER2013Valid.zip").parents[2]
+    config = ExpressionConfig(classes=FERPLUS_CLASSES, widths=(8, 8, 16, 16))
+    save_weights(tmp_path / "model.pt", config.build().eval(), config)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "alignment.py"), "--shared", str(shared), "--limit", "40",
+         "--model", str(tmp_path / "model.pt"), "--threads", "1"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    for row in ("as is", "landmarks", "box", "of 40 faces found", "box template centre"):
+        assert row in done.stdout, done.stdout
+    fer2013_model = tmp_path / "fer2013.pt"
+    config = ExpressionConfig(classes=FER2013_CLASSES, widths=(8, 8, 16, 16))
+    save_weights(fer2013_model, config.build().eval(), config)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "alignment.py"), "--shared", str(shared), "--limit", "5",
+         "--model", str(fer2013_model)], capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 1 and "classes" in done.stderr and "Traceback" not in done.stderr
