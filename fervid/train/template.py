@@ -19,11 +19,6 @@ UPSCALE = 4  # 48 px -> 192 px: well inside RetinaFace's anchor range
 PAD = 96  # grey border so faces that fill the crop are not cut by the image edge
 
 
-def detect_dataset_landmarks(images: np.ndarray, detector: FaceDetector, batch_size: int = 64) -> np.ndarray:
-    """Landmarks (N, 5, 2) in the images' own pixel coordinates; NaN where no confident face was found."""
-    return detect_dataset_faces(images, detector, batch_size)[0]
-
-
 def detect_dataset_faces(
     images: np.ndarray, detector: FaceDetector, batch_size: int = 64
 ) -> tuple[np.ndarray, np.ndarray]:
