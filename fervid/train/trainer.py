@@ -178,8 +178,9 @@ def _build(cfg: TrainConfig, data: TrainingSet, heads: Sequence[Head]) -> tuple[
     A warm restart takes the first init model's architecture, backbone and mean/std (its
     features were learned on that scale) and copies each init model's classifier into the
     head with the same classes. Further init models lend only their classifier, so they must
-    have the same architecture and should come from the same run (the shipped heads of one
-    joint run do: each is its head's best epoch, so their backbones differ by a few late steps).
+    have the same architecture and should come from the same network (the shipped heads do: they
+    are best epochs of successive warm restarts of one joint network, so their backbones differ by
+    the epochs in between).
     ``cfg`` is updated to the architecture actually used, so the recorded recipe is true.
     """
     size = data.images.shape[-1]
