@@ -28,12 +28,13 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
+from torch import nn
 
 from fervid.align import box_transforms, crop_faces, invert_similarity, similarity_transforms
 from fervid.detect import FaceDetector
 from fervid.devices import cpu_name
 from fervid.models.expression_input import prepare, probabilities
-from fervid.models.expression_weights import load_weights
+from fervid.models.expression_weights import ExpressionConfig, load_weights
 from fervid.train.data import load_dataset
 from fervid.train.template import PAD, UPSCALE, detect_dataset_faces, fit_box_template, fit_template
 
@@ -58,10 +59,16 @@ def head_turn(landmarks: np.ndarray) -> np.ndarray:
 
 @torch.inference_mode()
 def reframed_accuracy(
-    images: np.ndarray, labels: np.ndarray, transforms: dict[str, torch.Tensor], model: str
+    images: np.ndarray,
+    labels: np.ndarray,
+    transforms: dict[str, torch.Tensor],
+    net: nn.Module,
+    config: ExpressionConfig,
 ) -> dict[str, np.ndarray]:
-    """Per-face correctness (bool) of ``model`` on the images as they are and re-framed by each method."""
-    net, config = load_weights(model)
+    """Per-face correctness (bool) of the model on the images as they are and re-framed by each method.
+
+    The transforms map 48 px image coordinates to 48 px crop coordinates; ``prepare`` resizes the
+    crops to the model's input size, as it does for the images as they are."""
     correct: dict[str, list[np.ndarray]] = {"as is": [], **{name: [] for name in transforms}}
     for start in range(0, len(images), 256):
         chunk = slice(start, start + 256)
@@ -76,12 +83,12 @@ def reframed_accuracy(
             # frame_to_crop of 48 px image coordinates -> of the upscaled, padded image's coordinates
             to_padded[:, :, :2] /= UPSCALE
             to_padded[:, :, 2] -= (to_padded[:, :, :2] * PAD).sum(-1)
-            crops = crop_faces(big, index, to_padded, config.input_size)
+            crops = crop_faces(big, index, to_padded, images.shape[-1])
             correct[name].append(_predict(net, config, crops) == y)
     return {name: np.concatenate(parts) for name, parts in correct.items()}
 
 
-def _predict(net: torch.nn.Module, config, crops: torch.Tensor) -> np.ndarray:
+def _predict(net: nn.Module, config: ExpressionConfig, crops: torch.Tensor) -> np.ndarray:
     return probabilities(net(prepare(crops, config)), config).argmax(1).numpy()
 
 
@@ -100,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {path}: no such dataset", file=sys.stderr)
         return 1
     data = load_dataset(path)
-    _, config = load_weights(args.model)
+    net, config = load_weights(args.model)
     if config.classes != data.classes:
         print(f"error: {args.model} has classes {config.classes}, {path.name} {data.classes}", file=sys.stderr)
         return 1
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     turn = head_turn(landmarks)
     bins = [(name, (turn >= lo) & (turn < hi)) for lo, hi, name in TURN_BINS]
-    correct = reframed_accuracy(images, labels, transforms, args.model)
+    correct = reframed_accuracy(images, labels, transforms, net, config)
     console = Console()
     console.print(
         f"{path.name}: {found.sum()} of {len(found)} faces found; box template centre "
