@@ -31,6 +31,14 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 MANIFEST = "SHA256SUMS"
 
 
+def check_input_choices(photometric: str, alignment: str) -> None:
+    """A ValueError naming the choices unless both are ones annotate knows how to apply."""
+    if photometric not in PHOTOMETRIC:
+        raise ValueError(f"unknown photometric normalisation {photometric!r}; choose one of {PHOTOMETRIC}")
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"unknown alignment {alignment!r}; choose one of {ALIGNMENTS}")
+
+
 @dataclass
 class ExpressionConfig:
     """Everything needed to rebuild the model and feed it faces the way it was trained."""
@@ -50,10 +58,7 @@ class ExpressionConfig:
     info: dict[str, Any] = field(default_factory=dict)  # training provenance and metrics
 
     def __post_init__(self) -> None:
-        if self.photometric not in PHOTOMETRIC:
-            raise ValueError(f"unknown photometric normalisation {self.photometric!r}; choose one of {PHOTOMETRIC}")
-        if self.alignment not in ALIGNMENTS:
-            raise ValueError(f"unknown alignment {self.alignment!r}; choose one of {ALIGNMENTS}")
+        check_input_choices(self.photometric, self.alignment)
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 

@@ -40,8 +40,14 @@ from torch import nn
 from fervid.devices import cpu_name
 from fervid.io.atomic import atomic_path
 from fervid.models.expression import ExpressionNet
-from fervid.models.expression_input import PHOTOMETRIC, photometric, prepare
-from fervid.models.expression_weights import ALIGNMENTS, ExpressionConfig, load_weights, save_weights, sha256_file
+from fervid.models.expression_input import photometric, prepare
+from fervid.models.expression_weights import (
+    ExpressionConfig,
+    check_input_choices,
+    load_weights,
+    save_weights,
+    sha256_file,
+)
 from fervid.train.augment import AugmentConfig, augment
 from fervid.train.calibrate import fit_temperature
 from fervid.train.data import ExpressionData
@@ -71,10 +77,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Choices stored in the weight file are checked here, before any data is read."""
-        if self.photometric not in PHOTOMETRIC:
-            raise ValueError(f"unknown photometric normalisation {self.photometric!r}; choose one of {PHOTOMETRIC}")
-        if self.alignment not in ALIGNMENTS:
-            raise ValueError(f"unknown alignment {self.alignment!r}; choose one of {ALIGNMENTS}")
+        check_input_choices(self.photometric, self.alignment)
 
 
 @dataclass
