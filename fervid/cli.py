@@ -240,7 +240,7 @@ def evaluate(
     from fervid.models.expression_weights import WeightsError, load_weights
     from fervid.train.data import DatasetLayoutError, load_dataset
     from fervid.train.evaluate import Evaluation, check_classes
-    from fervid.train.predict import predict_probs
+    from fervid.train.predict import average_probabilities, predict_view_logits
 
     try:
         dev = resolve_device(device)
@@ -249,11 +249,10 @@ def evaluate(
         check_classes(test.classes, cfg.classes, str(data))
     except (WeightsError, DatasetLayoutError, ValueError, OSError) as exc:
         raise fail(str(exc), 2) from None
-    probs = predict_probs(net, cfg, test.images, dev, tta=tta)
-    result = Evaluation.from_probs(test.labels, probs, cfg.classes, test.classes)
-    raw = replace(cfg, temperature=1.0)
-    uncalibrated = Evaluation.from_probs(test.labels, predict_probs(net, raw, test.images, dev, tta=tta),
-                                         cfg.classes, test.classes)  # fmt: skip
+    logits = predict_view_logits(net, cfg, test.images, dev, tta=tta)
+    result = Evaluation.from_probs(test.labels, average_probabilities(logits, cfg), cfg.classes, test.classes)
+    raw = average_probabilities(logits, replace(cfg, temperature=1.0))
+    uncalibrated = Evaluation.from_probs(test.labels, raw, cfg.classes, test.classes)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         stem = f"{Path(str(model)).stem}{'-tta' if tta else ''}"

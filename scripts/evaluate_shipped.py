@@ -16,7 +16,7 @@ from pathlib import Path
 from fervid.models.expression_weights import MANIFEST, WEIGHTS_DIR, load_weights, sha256_file
 from fervid.train.data import load_dataset
 from fervid.train.evaluate import Evaluation
-from fervid.train.predict import predict_probs
+from fervid.train.predict import average_probabilities, predict_view_logits
 
 DATASETS = {"ferplus": "FER+", "fer2013": "FER2013"}
 SPLITS = {
@@ -44,9 +44,9 @@ def main() -> None:
         for split, rel in splits.items():
             data = load_dataset(args.shared / rel)
             for tta in (False, True):
-                probs = predict_probs(model, cfg, data.images, "cpu", tta=tta)
-                result = Evaluation.from_probs(data.labels, probs, cfg.classes)
-                raw = predict_probs(model, replace(cfg, temperature=1.0), data.images, "cpu", tta=tta)
+                logits = predict_view_logits(model, cfg, data.images, "cpu", tta=tta)
+                result = Evaluation.from_probs(data.labels, average_probabilities(logits, cfg), cfg.classes)
+                raw = average_probabilities(logits, replace(cfg, temperature=1.0))
                 uncalibrated = Evaluation.from_probs(data.labels, raw, cfg.classes)
                 key = f"{split}{'_tta' if tta else ''}"
                 entry[key] = {"accuracy": result.accuracy, "macro_f1": result.macro_f1, "n": result.n,

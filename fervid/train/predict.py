@@ -56,12 +56,28 @@ def predict_logits(
     return _view_logits(model, config, images, device, batch_size, TTA_VIEWS[:1])[0]
 
 
+def predict_view_logits(
+    model: torch.nn.Module, config: ExpressionConfig, images: np.ndarray, device: torch.device | str = "cpu",
+    batch_size: int = 512, tta: bool = False,
+) -> list[torch.Tensor]:  # fmt: skip
+    """Raw logits (N, K) per view (the identity view alone, or all TTA views), on the host.
+
+    The network runs once; :func:`average_probabilities` then turns the same logits into
+    probabilities at any temperature (calibrated and uncalibrated, as ``evaluate`` reports both).
+    """
+    return _view_logits(model, config, images, device, batch_size, TTA_VIEWS if tta else TTA_VIEWS[:1])
+
+
+def average_probabilities(view_logits: list[torch.Tensor], config: ExpressionConfig) -> np.ndarray:
+    """Probabilities (N, K) at ``config``'s temperature, averaged over the views."""
+    with torch.inference_mode():
+        probs = sum(probabilities(view, config) for view in view_logits) / len(view_logits)
+    return probs.numpy().astype(np.float32)
+
+
 def predict_probs(
     model: torch.nn.Module, config: ExpressionConfig, images: np.ndarray, device: torch.device | str = "cpu",
     batch_size: int = 512, tta: bool = False,
 ) -> np.ndarray:  # fmt: skip
     """Calibrated probabilities (N, K) for uint8 (N, H, W) images; TTA averages flipped/shifted views."""
-    logits = _view_logits(model, config, images, device, batch_size, TTA_VIEWS if tta else TTA_VIEWS[:1])
-    with torch.inference_mode():
-        probs = sum(probabilities(view, config) for view in logits) / len(logits)
-    return probs.numpy().astype(np.float32)
+    return average_probabilities(predict_view_logits(model, config, images, device, batch_size, tta), config)
