@@ -53,7 +53,7 @@ def predict_logits(
     batch_size: int = 512,
 ) -> torch.Tensor:  # fmt: skip
     """Raw logits (N, K) on the host for uint8 (N, H, W) images (what the temperature is fitted on)."""
-    return _view_logits(model, config, images, device, batch_size, TTA_VIEWS[:1])[0]
+    return predict_view_logits(model, config, images, device, batch_size)[0]
 
 
 def predict_view_logits(
