@@ -36,6 +36,7 @@ from fervid.devices import cpu_name
 from fervid.models.expression_input import prepare, probabilities
 from fervid.models.expression_weights import ExpressionConfig, load_weights
 from fervid.train.data import load_dataset
+from fervid.train.pose import head_turn
 from fervid.train.template import PAD, UPSCALE, detect_dataset_faces, fit_box_template, fit_template
 
 #: Head-turn bins: |nose x - eyes' mid x| / eye distance (0 frontal; ~0.3 is a clear three-quarter view).
@@ -49,12 +50,6 @@ def framing_error(frame_to_crop: torch.Tensor) -> np.ndarray:
     m = invert_similarity(frame_to_crop.double()).numpy()
     mapped = _GRID @ m[:, :, :2].transpose(0, 2, 1) + m[:, None, :, 2]
     return np.sqrt(((mapped - _GRID) ** 2).sum(-1).mean(1))
-
-
-def head_turn(landmarks: np.ndarray) -> np.ndarray:
-    eyes_mid = (landmarks[:, 0] + landmarks[:, 1]) / 2
-    eye_distance = np.linalg.norm(landmarks[:, 1] - landmarks[:, 0], axis=1)
-    return np.abs(landmarks[:, 2, 0] - eyes_mid[:, 0]) / np.maximum(eye_distance, 1e-3)
 
 
 @torch.inference_mode()

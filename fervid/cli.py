@@ -114,6 +114,14 @@ def train(
         float,
         typer.Option(min=0.0, max=1.0, help="Chance of a synthetic head turn (up to 35 degrees) per image."),
     ] = 0.0,
+    pose_balance: Annotated[
+        bool,
+        typer.Option(
+            "--pose-balance",
+            help="Weight each head-pose bin's faces to the overall class mix, so profile is no cue for angry "
+            "(head turns measured once with the detector, cached beside the first --out).",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: torch's default).")] = 0,
@@ -149,8 +157,11 @@ def train(
             class_weight_power=class_weight_power, photometric=photometric, alignment=alignment,
             widths=tuple(int(w) for w in widths.split(",")), blocks=tuple(int(b) for b in blocks.split(",")),
             init=tuple(str(p) for p in init or []), augment=AugmentConfig(degrade_p=degrade, yaw_p=yaw),
+            pose_balance=pose_balance,
         )  # fmt: skip
         training, heads = _training_heads(data, val, out)
+        if pose_balance:
+            training.head_turns = _head_turns(training.images, heads[0].out.with_suffix(".turns.npz"), str(dev))
     except (ValueError, OSError) as exc:
         raise fail(str(exc), 2) from None
     sets = ", ".join(f"{h.labels.name} ({int(h.labels.valid.sum())} labelled)" for h in heads)
@@ -188,6 +199,22 @@ def train(
             f"temperature {configs[head.labels.name].temperature:.2f} -> {head.out}",
             highlight=False,
         )
+
+
+def _head_turns(images: Any, cache: Path, device: str) -> Any:
+    """The training faces' head turns (fervid.train.pose), from ``cache`` or measured with a progress bar."""
+    from functools import partial
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from fervid.train.pose import cached_head_turns, measure_head_turns
+
+    with Progress(
+        TextColumn("[bold]head turns"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(), console=console
+    ) as progress:
+        task = progress.add_task("turns", total=len(images))
+        measure = partial(measure_head_turns, device=device, on_batch=lambda n: progress.advance(task, n))
+        return cached_head_turns(images, cache, measure)
 
 
 def _training_heads(data: list[Path], val: list[Path], out: list[Path]) -> tuple[TrainingSet, list[Head]]:

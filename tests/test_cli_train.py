@@ -233,3 +233,20 @@ def test_rerunning_a_finished_command_says_it_resumes(small_ferplus, tmp_path):
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.output
     assert f"resumingfrom{out.with_suffix('.last.pt')}" in "".join(again.output.split())  # Rich may wrap it
+
+
+def test_train_with_pose_balance_measures_head_turns_once_and_records_it(small_ferplus, tmp_path):
+    out = tmp_path / "posed.pt"
+    args = ["train", "--data", str(small_ferplus), "--val", str(small_ferplus), "--out", str(out), "--pose-balance",
+            "--epochs", "1", "--batch-size", "32", "--widths", "8,8,16,16", "--device", "cpu"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cache = out.with_suffix(".turns.npz")
+    with np.load(cache) as stored:
+        turns = stored["turns"]
+    assert len(turns) == 160 and np.isfinite(turns).mean() > 0.9
+    assert load_weights(out)[1].info["recipe"]["pose_balance"] is True
+    stamp = cache.stat().st_mtime_ns
+    out.with_suffix(".last.pt").unlink()  # a fresh run on the same data reads the cache instead of measuring
+    assert runner.invoke(app, args).exit_code == 0
+    assert cache.stat().st_mtime_ns == stamp

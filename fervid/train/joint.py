@@ -50,11 +50,14 @@ class TrainingSet:
 
     images: np.ndarray  # (N, H, W) uint8
     label_sets: list[LabelSet]
+    head_turns: np.ndarray | None = None  # (N,) per face, NaN where none was found (fervid.train.pose)
 
     def __post_init__(self) -> None:
         for ls in self.label_sets:
             if len(ls.targets) != len(self.images) or len(ls.valid) != len(self.images):
                 raise ValueError(f"label set {ls.name!r} has {len(ls.targets)} rows for {len(self.images)} images")
+        if self.head_turns is not None and len(self.head_turns) != len(self.images):
+            raise ValueError(f"{len(self.head_turns)} head turns for {len(self.images)} images")
 
     def __len__(self) -> int:
         return len(self.images)

@@ -52,6 +52,7 @@ from fervid.train.augment import AugmentConfig, augment
 from fervid.train.calibrate import fit_temperature
 from fervid.train.data import ExpressionData
 from fervid.train.joint import LabelSet, TrainingSet
+from fervid.train.pose import BIN_NAMES, pose_bins, pose_class_weights
 from fervid.train.predict import predict_logits
 
 
@@ -73,6 +74,7 @@ class TrainConfig:
     photometric: str = "equalize"  # per-crop normalisation (fervid.models.expression_input)
     alignment: str = "box"  # how annotate frames faces for the model (fervid.align): as FER's crops are
     init: tuple[str, ...] = ()  # weights to start from (architecture and mean/std from the first)
+    pose_balance: bool = False  # reweight each head-turn bin to the overall class mix (fervid.train.pose)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -154,10 +156,13 @@ def hardware_description(device: torch.device) -> str:
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against a target distribution, each sample weighted by its target's class weights."""
+    """Cross-entropy against a target distribution, each sample weighted by its target's class weights.
+
+    ``weights`` is (K,) for all rows alike, or (B, K) per row (pose-balanced weights differ by row).
+    """
     logp = F.log_softmax(logits.float(), dim=1)
     per_sample = -(targets * logp).sum(dim=1)
-    sample_w = targets @ weights
+    sample_w = (targets * weights).sum(dim=1)
     return (per_sample * sample_w).sum() / sample_w.sum().clamp_min(1e-6)
 
 
@@ -228,7 +233,7 @@ def _same_architecture(a: ExpressionNet, b: ExpressionNet) -> bool:
 
 @dataclass
 class _Labels:
-    """Each label set's soft targets, valid rows and class weights, on the training device."""
+    """Each label set's soft targets, valid rows and per-row class weights (N, K), on the training device."""
 
     targets: list[torch.Tensor]
     valid: list[torch.Tensor]
@@ -236,14 +241,23 @@ class _Labels:
 
     @classmethod
     def on(cls, data: TrainingSet, cfg: TrainConfig, device: torch.device) -> _Labels:
+        """Class weights per row: the same for every row, or times the row's pose-bin weights (``pose_balance``)."""
         labels = cls([], [], [])
+        bins = None
+        if cfg.pose_balance:
+            if data.head_turns is None:
+                raise ValueError("pose balance needs the training faces' head turns (fervid.train.pose)")
+            bins = pose_bins(data.head_turns)
         for ls in data.label_sets:
             t = torch.from_numpy(ls.targets).to(device)
             if ls.targets[ls.valid].max(axis=1).min() == 1.0 and cfg.label_smoothing:  # hard labels: smooth them
                 t = t * (1 - cfg.label_smoothing) + cfg.label_smoothing / t.shape[1]
             labels.targets.append(t)
             labels.valid.append(torch.from_numpy(ls.valid).to(device))
-            labels.weights.append(class_weights(ls.targets[ls.valid], cfg.class_weight_power).to(device))
+            rows = class_weights(ls.targets[ls.valid], cfg.class_weight_power).numpy()[None].repeat(len(data), 0)
+            if bins is not None:
+                rows = rows * pose_class_weights(ls.targets[ls.valid], bins[ls.valid], len(BIN_NAMES))[bins]
+            labels.weights.append(torch.from_numpy(rows).to(device))
         return labels
 
     def loss(self, outputs: list[torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
@@ -251,7 +265,7 @@ class _Labels:
         total = outputs[0].new_zeros(())
         for k, out in enumerate(outputs):
             rows = self.valid[k][idx]
-            total = total + soft_cross_entropy(out[rows], self.targets[k][idx][rows], self.weights[k])
+            total = total + soft_cross_entropy(out[rows], self.targets[k][idx][rows], self.weights[k][idx][rows])
         return total
 
 
