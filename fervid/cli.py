@@ -202,19 +202,21 @@ def train(
 
 
 def _head_turns(images: Any, cache: Path, device: str) -> Any:
-    """The training faces' head turns (fervid.train.pose), from ``cache`` or measured with a progress bar."""
-    from functools import partial
-
+    """The training faces' head turns (fervid.train.pose): read from ``cache``, or measured with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from fervid.train.pose import cached_head_turns, measure_head_turns
 
-    with Progress(
-        TextColumn("[bold]head turns"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(), console=console
-    ) as progress:
-        task = progress.add_task("turns", total=len(images))
-        measure = partial(measure_head_turns, device=device, on_batch=lambda n: progress.advance(task, n))
-        return cached_head_turns(images, cache, measure)
+    def measure(faces: Any) -> Any:
+        with Progress(
+            TextColumn("[bold]head turns"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(), console=console
+        ) as progress:
+            task = progress.add_task("turns", total=len(faces))
+            return measure_head_turns(faces, device, on_batch=lambda n: progress.advance(task, n))
+
+    turns = cached_head_turns(images, cache, measure)
+    console.print(f"head turns of {len(images)} faces: {escape(str(cache))}", highlight=False)
+    return turns
 
 
 def _training_heads(data: list[Path], val: list[Path], out: list[Path]) -> tuple[TrainingSet, list[Head]]:
