@@ -112,8 +112,18 @@ def train(
     ] = 0.15,
     yaw: Annotated[
         float,
-        typer.Option(min=0.0, max=1.0, help="Chance of a synthetic head turn (up to 35 degrees) per image."),
+        typer.Option(min=0.0, max=1.0, help="Chance of a synthetic head turn (up to --max-yaw) per image."),
     ] = 0.0,
+    max_yaw: Annotated[
+        float, typer.Option(min=0.0, max=90.0, help="Largest synthetic head turn, in degrees either way.")
+    ] = 35.0,
+    yaw_model: Annotated[
+        str,
+        typer.Option(
+            help="How a face is turned: plane (a flat face in perspective) or cylinder (the face round a cylinder: "
+            "its far side goes out of view, as on a real three-quarter or profile view)."
+        ),
+    ] = "plane",
     pose_balance: Annotated[
         bool,
         typer.Option(
@@ -156,7 +166,8 @@ def train(
             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, optimizer=optimizer, weight_decay=weight_decay,
             class_weight_power=class_weight_power, photometric=photometric, alignment=alignment,
             widths=tuple(int(w) for w in widths.split(",")), blocks=tuple(int(b) for b in blocks.split(",")),
-            init=tuple(str(p) for p in init or []), augment=AugmentConfig(degrade_p=degrade, yaw_p=yaw),
+            init=tuple(str(p) for p in init or []),
+            augment=AugmentConfig(degrade_p=degrade, yaw_p=yaw, max_yaw_deg=max_yaw, yaw_model=yaw_model),
             pose_balance=pose_balance,
         )  # fmt: skip
         training, heads = _training_heads(data, val, out)

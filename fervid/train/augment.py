@@ -32,8 +32,20 @@ class AugmentConfig:
     degrade_p: float = 0.0  # chance of each video condition of fervid.train.degrade, per image
     yaw_p: float = 0.0  # chance of a synthetic head turn (random_yaw), per image
     max_yaw_deg: float = 35.0
+    #: How a turned face is drawn: ``plane`` (a flat face in perspective, :func:`yaw`) or ``cylinder``
+    #: (the face wrapped round a vertical cylinder, :func:`cylinder_yaw`: its far side goes out of view).
+    yaw_model: str = "plane"
     #: Distance of the (flat) face from the camera's centre of projection, in half crop widths.
     yaw_distance: float = 2.5
+    #: Half-width of the face on its cylinder, in half crop widths (FER's faces span about 0.8 of the crop).
+    yaw_radius: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.yaw_model not in YAW_MODELS:
+            raise ValueError(f"unknown head-turn model {self.yaw_model!r}; choose one of: {', '.join(YAW_MODELS)}")
+
+
+YAW_MODELS: tuple[str, ...] = ("plane", "cylinder")
 
 
 def _uniform(n: int, low: float, high: float, device: torch.device, gen: torch.Generator | None) -> torch.Tensor:
@@ -89,6 +101,40 @@ def yaw(x: torch.Tensor, angle: torch.Tensor, distance: float) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
+def cylinder_yaw(x: torch.Tensor, angle: torch.Tensor, radius: float) -> torch.Tensor:
+    """Turn each face of a (B, C, H, W) batch by ``angle`` (B,) radians as if painted on a vertical cylinder.
+
+    Why: a flat face turned in perspective keeps both eyes and both mouth corners in view at any
+    angle, which a real three-quarter or profile face does not. On a cylinder of half-width
+    ``radius`` (crop half-widths), seen orthographically, the point at ``u = radius sin t`` lands at
+    ``radius sin(t + a)`` and is hidden once ``t + a`` passes 90 degrees: the far side narrows and goes
+    out of view, the near side faces the camera. The visible face, ``[-radius cos a, radius]``, is then
+    re-centred and zoomed as a detector's box would frame it (centre on the visible part, its
+    ``sqrt(width * height)`` scaled to the unturned face's). Outside the face, the background beside the
+    near side (whose edge moved inwards) moves in with it, reflected at the crop's edge; beside the
+    far side it stays where it was.
+    """
+    b, _, h, w = x.shape
+    dev = x.device
+    xs = (torch.arange(w, device=dev, dtype=x.dtype) + 0.5) / w * 2 - 1
+    ys = (torch.arange(h, device=dev, dtype=x.dtype) + 0.5) / h * 2 - 1
+    a = angle.to(x.dtype).view(b, 1, 1)
+    flip = torch.where(a < 0, -1.0, 1.0)  # a turn the other way is the mirror image of this one
+    a = a.abs()
+    cos = torch.cos(a)
+    zoom = ((1 + cos) / 2).sqrt()
+    centre = radius * (1 - cos) / 2
+    cx = xs.view(1, 1, w) * flip * zoom + centre  # where the output pixel is, on the turned cylinder's image
+    cy = ys.view(1, h, 1) * zoom
+    phi = torch.asin((cx / radius).clamp(-1, 1))
+    t = phi - a
+    on_face = (cx.abs() <= radius) & (t >= -math.pi / 2)
+    near_side = cx < 0
+    src_x = torch.where(on_face, radius * torch.sin(t), torch.where(near_side, cx - radius * (1 - cos), cx))
+    grid = torch.stack([(src_x * flip).expand(b, h, w), cy.expand(b, h, w)], dim=-1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
 def random_yaw(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
     """A synthetic head turn of up to ``max_yaw_deg`` either way for a ``yaw_p`` share of the faces.
 
@@ -97,6 +143,8 @@ def random_yaw(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None 
     b, dev = x.shape[0], x.device
     angle = _uniform(b, -cfg.max_yaw_deg, cfg.max_yaw_deg, dev, gen) * (math.pi / 180)
     chosen = (torch.rand(b, device=dev, generator=gen) < cfg.yaw_p).view(b, 1, 1, 1)
+    if cfg.yaw_model == "cylinder":
+        return torch.where(chosen, cylinder_yaw(x, angle, cfg.yaw_radius), x)
     return torch.where(chosen, yaw(x, angle, cfg.yaw_distance), x)
 
 
