@@ -86,6 +86,9 @@ def test_cached_head_turns_measure_once_per_set_of_images(tmp_path):
     other[0, 0, 0] = 1  # other pixels: the cache does not belong to them
     cached_head_turns(other, cache, measure)
     assert calls == [5, 5]
+    cache.write_bytes(b"not an npz")  # a damaged cache is measured again, not an error
+    assert cached_head_turns(images, cache, measure).tolist() == [0, 1, 2, 3, 4]
+    assert calls == [5, 5, 5]
 
 
 def _labels_for(turns: np.ndarray, pose_balance: bool) -> _Labels:

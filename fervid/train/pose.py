@@ -20,6 +20,7 @@ beside the weights, keyed by a hash of the images.
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,12 +76,16 @@ def images_digest(images: np.ndarray) -> str:
 def cached_head_turns(
     images: np.ndarray, cache: Path, measure: Callable[[np.ndarray], np.ndarray] = measure_head_turns
 ) -> np.ndarray:
-    """``measure(images)``, read from ``cache`` (.npz) when it holds these very images, else measured and saved."""
+    """``measure(images)``, read from ``cache`` (.npz) when it holds these very images, else measured and saved
+    (also when the cache cannot be read: it is only a cache)."""
     digest = images_digest(images)
     if cache.exists():
-        with np.load(cache) as stored:
-            if str(stored["digest"]) == digest:
-                return stored["turns"]
+        try:
+            with np.load(cache) as stored:
+                if str(stored["digest"]) == digest:
+                    return stored["turns"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass  # an unreadable cache is measured again and overwritten
     turns = measure(images)
     with atomic_path(cache) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, digest=np.array(digest), turns=turns)
