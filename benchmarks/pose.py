@@ -21,16 +21,13 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
+from robustness import SPLITS  # the splits of each dataset under --shared, as the robustness benchmark reads them
 
 from fervid.models.expression_weights import load_weights
 from fervid.train.data import load_dataset
 from fervid.train.pose import BIN_NAMES, cached_head_turns, pose_bins
 from fervid.train.predict import predict_probs
 
-SPLITS = {
-    "ferplus": {"val": "data/ferplus/FER2013Valid.zip", "test": "data/ferplus/FER2013Test.zip"},
-    "fer2013": {"val": "data/fer2013/validation.zip", "test": "data/fer2013/test.zip"},
-}
 RECALLED = ("happy", "angry", "neutral")
 
 

@@ -56,14 +56,8 @@ def measure_head_turns(
     from fervid.train.template import detect_dataset_faces
 
     detector = FaceDetector(det_size=None, score_threshold=0.9, device=device)
-    turns = np.full(len(images), np.nan, dtype=np.float32)
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        landmarks, _ = detect_dataset_faces(chunk, detector, batch_size)
-        turns[start : start + len(chunk)] = head_turn(landmarks)
-        if on_batch:
-            on_batch(len(chunk))
-    return turns
+    landmarks, _ = detect_dataset_faces(images, detector, batch_size, on_batch)
+    return head_turn(landmarks).astype(np.float32)
 
 
 def images_digest(images: np.ndarray) -> str:

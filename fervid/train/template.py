@@ -9,6 +9,8 @@ landmarks (:func:`fit_template`) and of the detector's box (:func:`fit_box_templ
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -20,10 +22,14 @@ PAD = 96  # grey border so faces that fill the crop are not cut by the image edg
 
 
 def detect_dataset_faces(
-    images: np.ndarray, detector: FaceDetector, batch_size: int = 64
+    images: np.ndarray,
+    detector: FaceDetector,
+    batch_size: int = 64,
+    on_batch: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Landmarks (N, 5, 2) and boxes (N, 4, xyxy) of each image's main face, in the images' own
-    pixel coordinates; NaN where no face was found (the detector's own score threshold)."""
+    pixel coordinates; NaN where no face was found (the detector's own score threshold).
+    ``on_batch(n)`` is called after each batch of ``n`` images (for a progress bar)."""
     out = np.full((len(images), 5, 2), np.nan, dtype=np.float32)
     boxes = np.full((len(images), 4), np.nan, dtype=np.float32)
     size = images.shape[-1] * UPSCALE
@@ -37,6 +43,8 @@ def detect_dataset_faces(
                 best = int(np.argmax(dets.area * dets.score))
                 out[start + i] = (dets.landmarks[best] - PAD) / UPSCALE  # continuous pixel coordinates
                 boxes[start + i] = (dets.xyxy[best] - PAD) / UPSCALE
+        if on_batch:
+            on_batch(len(x))
     return out, boxes
 
 
