@@ -132,6 +132,15 @@ def train(
             "(head turns measured once with the detector, cached beside the first --out).",
         ),
     ] = False,
+    mixup: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            metavar="ALPHA",
+            help="Mixup: train on blends of two faces (blend weight ~ Beta(ALPHA, ALPHA) per batch) against the "
+            "same blend of their losses. 0: off; 0.1-0.4 is usual.",
+        ),
+    ] = 0.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: torch's default).")] = 0,
@@ -168,7 +177,7 @@ def train(
             widths=tuple(int(w) for w in widths.split(",")), blocks=tuple(int(b) for b in blocks.split(",")),
             init=tuple(str(p) for p in init or []),
             augment=AugmentConfig(degrade_p=degrade, yaw_p=yaw, max_yaw_deg=max_yaw, yaw_model=yaw_model),
-            pose_balance=pose_balance,
+            pose_balance=pose_balance, mixup=mixup,
         )  # fmt: skip
         training, heads = _training_heads(data, val, out)
         if pose_balance:

@@ -252,3 +252,21 @@ def test_train_with_pose_balance_measures_head_turns_once_and_records_it(small_f
     out.with_suffix(".last.pt").unlink()  # a fresh run on the same data reads the cache instead of measuring
     assert runner.invoke(app, args).exit_code == 0
     assert cache.stat().st_mtime_ns == stamp
+
+
+def test_train_with_mixup_records_it_and_trains_other_weights(small_ferplus, tmp_path):
+    base = ["train", "--data", str(small_ferplus), "--val", str(small_ferplus), "--epochs", "1",
+            "--batch-size", "32", "--widths", "8,8,16,16", "--device", "cpu", "--seed", "4"]  # fmt: skip
+    plain, mixed = tmp_path / "plain.pt", tmp_path / "mixed.pt"
+    assert runner.invoke(app, [*base, "--out", str(plain)]).exit_code == 0
+    result = runner.invoke(app, [*base, "--out", str(mixed), "--mixup", "0.3"])
+    assert result.exit_code == 0, result.output
+    (a, _), (b, cfg) = load_weights(plain), load_weights(mixed)
+    assert cfg.info["recipe"]["mixup"] == 0.3 and "--mixup 0.3" in cfg.info["command"]
+    assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_train_with_a_negative_mixup_is_a_usage_error(tmp_path):
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "d"), "--val", str(tmp_path / "d"),
+                                 "--out", str(tmp_path / "x.pt"), "--mixup", "-0.1"])  # fmt: skip
+    assert result.exit_code == 2 and "Traceback" not in result.output and not (tmp_path / "x.pt").exists()

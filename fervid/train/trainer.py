@@ -10,6 +10,7 @@ Recipe (chosen for accuracy in a short schedule, and to run on a CPU too):
   each head is saved as a model of its own;
 - soft-target cross-entropy (FER+ vote distributions; label smoothing for hard labels);
 - class imbalance: loss weights proportional to inverse class frequency to a power;
+- optional mixup (``mixup``: blends of two faces against the blend of their losses, :mod:`fervid.train.mixup`);
 - AdamW with a one-cycle learning-rate schedule (SGD is available; see ``make_optimizer``);
 - an exponential moving average (EMA) of the weights, which is what gets evaluated
   and saved: it is smoother and more accurate than the raw weights late in training;
@@ -52,6 +53,7 @@ from fervid.train.augment import AugmentConfig, augment
 from fervid.train.calibrate import fit_temperature
 from fervid.train.data import ExpressionData
 from fervid.train.joint import LabelSet, TrainingSet
+from fervid.train.mixup import mix_batch
 from fervid.train.pose import BIN_NAMES, pose_bins, pose_class_weights
 from fervid.train.predict import predict_logits
 
@@ -75,11 +77,14 @@ class TrainConfig:
     alignment: str = "box"  # how annotate frames faces for the model (fervid.align): as FER's crops are
     init: tuple[str, ...] = ()  # weights to start from (architecture and mean/std from the first)
     pose_balance: bool = False  # reweight each head-turn bin to the overall class mix (fervid.train.pose)
+    mixup: float = 0.0  # Beta(alpha, alpha) of the blend weight of two faces per batch (fervid.train.mixup); 0: off
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         """Choices stored in the weight file are checked here, before any data is read."""
         check_input_choices(self.photometric, self.alignment)
+        if not self.mixup >= 0:
+            raise ValueError(f"mixup alpha must be >= 0 (0: off), got {self.mixup}")
 
 
 @dataclass
@@ -268,6 +273,12 @@ class _Labels:
             total = total + soft_cross_entropy(out[rows], self.targets[k][idx][rows], self.weights[k][idx][rows])
         return total
 
+    def mixed_loss(
+        self, outputs: list[torch.Tensor], idx: torch.Tensor, lam: float, partner: torch.Tensor
+    ) -> torch.Tensor:
+        """The loss on a mixup batch: each row's own labels weigh ``lam``, its partner's ``1 - lam``."""
+        return lam * self.loss(outputs, idx) + (1 - lam) * self.loss(outputs, idx[partner])
+
 
 @dataclass
 class _Session:
@@ -347,10 +358,13 @@ def _train_epoch(
     for i in range(steps):
         idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
         x = augment(images[idx].float().unsqueeze(1) / 255.0, cfg.augment, session.gen)
-        x = prepare(x * 255.0, shared).contiguous(memory_format=torch.channels_last)
+        x = prepare(x * 255.0, shared)
+        if cfg.mixup > 0:
+            x, lam, partner = mix_batch(x, session.gen, cfg.mixup)
+        x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             outputs = model(x)
-        loss = labels.loss(outputs, idx)
+        loss = labels.mixed_loss(outputs, idx, lam, partner) if cfg.mixup > 0 else labels.loss(outputs, idx)
         session.opt.zero_grad(set_to_none=True)
         loss.backward()
         session.opt.step()
