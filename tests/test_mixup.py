@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -47,3 +49,42 @@ def test_mixed_loss_is_the_blend_of_both_faces_losses():
     expected = 0.25 * plain + 0.75 * labels.loss(outputs, idx[partner])
     torch.testing.assert_close(labels.mixed_loss(outputs, idx, 0.25, partner), expected)
     assert not torch.allclose(expected, plain)
+
+
+def test_a_training_epoch_with_mixup_feeds_the_network_the_blended_batch_and_blends_the_loss(monkeypatch):
+    """The trainer's wiring: each step's network input is mix_batch's blend, and its loss the blended loss."""
+    import fervid.train.trainer as trainer
+    from fervid.train.data import ExpressionData
+    from fervid.train.trainer import Head, _start, _train_epoch
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 48, 48), dtype=np.uint8)
+    targets = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 64)]
+    data = TrainingSet(images, [LabelSet("toy", ("a", "b", "c"), targets, np.ones(64, bool))])
+    val = ExpressionData(images[:8], targets[:8], ("a", "b", "c"), [str(i) for i in range(8)])
+    cfg = TrainConfig(epochs=1, batch_size=32, widths=(8, 8, 16, 16), mixup=0.4)
+    session, shared = _start(cfg, data, [Head(data.label_sets[0], val, Path("unused.pt"))], torch.device("cpu"))
+    labels = _Labels.on(data, cfg, torch.device("cpu"))
+
+    blends, fed, losses = [], [], []
+    real_mix, real_mixed_loss = trainer.mix_batch, _Labels.mixed_loss
+
+    def spy_mix(x, gen, alpha):
+        out = real_mix(x, gen, alpha)
+        blends.append((alpha, out[0].detach().clone()))
+        return out
+
+    def spy_loss(self, outputs, idx, lam, partner):
+        loss = real_mixed_loss(self, outputs, idx, lam, partner)
+        losses.append(float(loss.detach()))
+        return loss
+
+    monkeypatch.setattr(trainer, "mix_batch", spy_mix)
+    monkeypatch.setattr(_Labels, "mixed_loss", spy_loss)
+    hook = session.model.register_forward_pre_hook(lambda module, args: fed.append(args[0].detach().clone()))
+    mean_loss = _train_epoch(session, torch.from_numpy(images), labels, cfg, shared)
+    hook.remove()
+    assert [alpha for alpha, _ in blends] == [0.4, 0.4] and len(fed) == 2
+    for (_, blended), x in zip(blends, fed):
+        torch.testing.assert_close(x, blended)
+    assert mean_loss == pytest.approx(sum(losses) / 2)
