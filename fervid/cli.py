@@ -141,6 +141,23 @@ def train(
             "same blend of their losses. 0: off; 0.1-0.4 is usual.",
         ),
     ] = 0.0,
+    teacher: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="PATH",
+            help="Distillation: a trained model whose calibrated probabilities on each augmented face the head "
+            "with its classes learns from too. Repeat it to distil the average of several (an ensemble).",
+        ),
+    ] = None,
+    distill: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            metavar="WEIGHT",
+            help="Share of the --teacher probabilities in each training target (the rest is the label).",
+        ),
+    ] = 0.5,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: torch's default).")] = 0,
@@ -169,15 +186,15 @@ def train(
         if not len(data) == len(val) == len(out):
             raise ValueError(f"give one --val and one --out per --data (got {len(data)}, {len(val)}, {len(out)})")
         dev = resolve_device(device)
-        for path in init or []:
-            load_weights(path, verify=False)  # a bad --init file fails before the slow data loading
+        for path in [*(init or []), *(teacher or [])]:
+            load_weights(path, verify=False)  # a bad --init or --teacher file fails before the slow data loading
         cfg = TrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, optimizer=optimizer, weight_decay=weight_decay,
             class_weight_power=class_weight_power, photometric=photometric, alignment=alignment,
             widths=tuple(int(w) for w in widths.split(",")), blocks=tuple(int(b) for b in blocks.split(",")),
             init=tuple(str(p) for p in init or []),
             augment=AugmentConfig(degrade_p=degrade, yaw_p=yaw, max_yaw_deg=max_yaw, yaw_model=yaw_model),
-            pose_balance=pose_balance, mixup=mixup,
+            pose_balance=pose_balance, mixup=mixup, teachers=tuple(str(p) for p in teacher or []), distill=distill,
         )  # fmt: skip
         training, heads = _training_heads(data, val, out)
         if pose_balance:
@@ -210,7 +227,7 @@ def train(
 
         try:
             configs = run_training(training, heads, cfg, dev, command=command, on_epoch=on_epoch)
-        except ValueError as exc:  # the --init models do not fit the data (classes, size, architecture)
+        except ValueError as exc:  # the --init or --teacher models do not fit the data (classes, size, architecture)
             raise fail(str(exc), 2) from None
     for head in heads:
         info = configs[head.labels.name].info

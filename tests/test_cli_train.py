@@ -270,3 +270,33 @@ def test_train_with_a_negative_mixup_is_a_usage_error(tmp_path):
     result = runner.invoke(app, ["train", "--data", str(tmp_path / "d"), "--val", str(tmp_path / "d"),
                                  "--out", str(tmp_path / "x.pt"), "--mixup", "-0.1"])  # fmt: skip
     assert result.exit_code == 2 and "Traceback" not in result.output and not (tmp_path / "x.pt").exists()
+
+
+def test_train_with_a_teacher_records_it_and_trains_other_weights(small_ferplus, tmp_path):
+    base = ["train", "--data", str(small_ferplus), "--val", str(small_ferplus), "--epochs", "1",
+            "--batch-size", "32", "--widths", "8,8,16,16", "--device", "cpu", "--seed", "4"]  # fmt: skip
+    plain, taught = tmp_path / "plain.pt", tmp_path / "taught.pt"
+    assert runner.invoke(app, [*base, "--out", str(plain)]).exit_code == 0
+    result = runner.invoke(app, [*base, "--out", str(taught), "--teacher", "ferplus", "--distill", "0.8"])
+    assert result.exit_code == 0, result.output
+    (a, _), (b, cfg) = load_weights(plain), load_weights(taught)
+    shipped = Path(fervid.__file__).parent / "weights" / "ferplus.pt"
+    assert cfg.info["recipe"]["teachers"] == ["ferplus"] and cfg.info["recipe"]["distill"] == 0.8
+    assert "--teacher ferplus" in cfg.info["command"] and "--distill 0.8" in cfg.info["command"]
+    assert cfg.info["teacher_sha256"] == [fervid.models.expression_weights.sha256_file(shipped)]
+    assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_train_with_a_teacher_that_does_not_fit_is_a_usage_error(small_ferplus, tmp_path):
+    """A teacher file that is no model, or whose classes no head has: one line naming it, exit 2, nothing written."""
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    common = ["train", "--data", str(small_ferplus), "--val", str(small_ferplus), "--out", str(tmp_path / "x.pt"),
+              "--epochs", "1", "--device", "cpu"]  # fmt: skip
+    for teacher, reason in ((str(bad), "bad.pt"), ("fer2013", "match no training label set")):
+        result = runner.invoke(app, [*common, "--teacher", teacher])
+        assert result.exit_code == 2, result.output
+        assert reason in result.output and "Traceback" not in result.output
+        assert not list(tmp_path.glob("x*")), list(tmp_path.iterdir())
+    result = runner.invoke(app, [*common, "--teacher", "ferplus", "--distill", "1.5"])
+    assert result.exit_code == 2 and "Traceback" not in result.output and not list(tmp_path.glob("x*"))

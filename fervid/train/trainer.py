@@ -11,6 +11,8 @@ Recipe (chosen for accuracy in a short schedule, and to run on a CPU too):
 - soft-target cross-entropy (FER+ vote distributions; label smoothing for hard labels);
 - class imbalance: loss weights proportional to inverse class frequency to a power;
 - optional mixup (``mixup``: blends of two faces against the blend of their losses, :mod:`fervid.train.mixup`);
+- optional distillation (``teachers``): targets moved towards teacher models' calibrated
+  probabilities on the same augmented faces (:mod:`fervid.train.distill`);
 - AdamW with a one-cycle learning-rate schedule (SGD is available; see ``make_optimizer``);
 - an exponential moving average (EMA) of the weights, which is what gets evaluated
   and saved: it is smoother and more accurate than the raw weights late in training;
@@ -52,6 +54,7 @@ from fervid.models.expression_weights import (
 from fervid.train.augment import AugmentConfig, augment
 from fervid.train.calibrate import fit_temperature
 from fervid.train.data import ExpressionData
+from fervid.train.distill import Teachers, distilled_targets
 from fervid.train.joint import LabelSet, TrainingSet
 from fervid.train.mixup import mix_batch
 from fervid.train.pose import BIN_NAMES, pose_bins, pose_class_weights
@@ -78,6 +81,8 @@ class TrainConfig:
     init: tuple[str, ...] = ()  # weights to start from (architecture and mean/std from the first)
     pose_balance: bool = False  # reweight each head-turn bin to the overall class mix (fervid.train.pose)
     mixup: float = 0.0  # Beta(alpha, alpha) of the blend weight of two faces per batch (fervid.train.mixup); 0: off
+    teachers: tuple[str, ...] = ()  # models whose probabilities the heads learn from too (fervid.train.distill)
+    distill: float = 0.5  # share of the teachers' probabilities in each target (with teachers)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -85,6 +90,8 @@ class TrainConfig:
         check_input_choices(self.photometric, self.alignment)
         if not self.mixup >= 0:
             raise ValueError(f"mixup alpha must be >= 0 (0: off), got {self.mixup}")
+        if not 0 <= self.distill <= 1:
+            raise ValueError(f"distillation weight must be within 0-1, got {self.distill}")
 
 
 @dataclass
@@ -238,16 +245,20 @@ def _same_architecture(a: ExpressionNet, b: ExpressionNet) -> bool:
 
 @dataclass
 class _Labels:
-    """Each label set's soft targets, valid rows and per-row class weights (N, K), on the training device."""
+    """Each label set's soft targets, valid rows and per-row class weights (N, K), on the training device.
+
+    ``distill`` is the teachers' share in a target where a batch comes with teacher probabilities.
+    """
 
     targets: list[torch.Tensor]
     valid: list[torch.Tensor]
     weights: list[torch.Tensor]
+    distill: float = 0.0
 
     @classmethod
     def on(cls, data: TrainingSet, cfg: TrainConfig, device: torch.device) -> _Labels:
         """Class weights per row: the same for every row, or times the row's pose-bin weights (``pose_balance``)."""
-        labels = cls([], [], [])
+        labels = cls([], [], [], cfg.distill)
         bins = None
         if cfg.pose_balance:
             if data.head_turns is None:
@@ -265,19 +276,29 @@ class _Labels:
             labels.weights.append(torch.from_numpy(rows).to(device))
         return labels
 
-    def loss(self, outputs: list[torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
-        """Sum over heads of each head's loss on the batch rows it has labels for."""
+    def loss(
+        self, outputs: list[torch.Tensor], idx: torch.Tensor, taught: dict[int, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Sum over heads of each head's loss on the batch rows it has labels for.
+
+        ``taught``: teacher probabilities (B, K) of the batch by head, mixed into those heads' targets.
+        """
         total = outputs[0].new_zeros(())
         for k, out in enumerate(outputs):
             rows = self.valid[k][idx]
-            total = total + soft_cross_entropy(out[rows], self.targets[k][idx][rows], self.weights[k][idx][rows])
+            targets = distilled_targets(self.targets[k][idx], (taught or {}).get(k), self.distill)
+            total = total + soft_cross_entropy(out[rows], targets[rows], self.weights[k][idx][rows])
         return total
 
     def mixed_loss(
-        self, outputs: list[torch.Tensor], idx: torch.Tensor, lam: float, partner: torch.Tensor
-    ) -> torch.Tensor:
-        """The loss on a mixup batch: each row's own labels weigh ``lam``, its partner's ``1 - lam``."""
-        return lam * self.loss(outputs, idx) + (1 - lam) * self.loss(outputs, idx[partner])
+        self, outputs: list[torch.Tensor], idx: torch.Tensor, lam: float, partner: torch.Tensor,
+        taught: dict[int, torch.Tensor] | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """The loss on a mixup batch: each row's own labels weigh ``lam``, its partner's ``1 - lam``.
+
+        The teachers saw the blend itself, so their probabilities enter both terms alike.
+        """
+        return lam * self.loss(outputs, idx, taught) + (1 - lam) * self.loss(outputs, idx[partner], taught)
 
 
 @dataclass
@@ -346,8 +367,9 @@ def _start(
 
 
 def _train_epoch(
-    session: _Session, images: torch.Tensor, labels: _Labels, cfg: TrainConfig, shared: ExpressionConfig
-) -> float:
+    session: _Session, images: torch.Tensor, labels: _Labels, cfg: TrainConfig, shared: ExpressionConfig,
+    teachers: Teachers | None = None,
+) -> float:  # fmt: skip
     """One pass over the training set in a random order; returns the mean loss."""
     model, device = session.model, images.device
     model.train()
@@ -357,14 +379,17 @@ def _train_epoch(
     total = 0.0
     for i in range(steps):
         idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-        x = augment(images[idx].float().unsqueeze(1) / 255.0, cfg.augment, session.gen)
-        x = prepare(x * 255.0, shared)
+        crops = augment(images[idx].float().unsqueeze(1) / 255.0, cfg.augment, session.gen) * 255.0
+        x = prepare(crops, shared)
+        blend = None
         if cfg.mixup > 0:
             x, lam, partner = mix_batch(x, session.gen, cfg.mixup)
+            blend = (lam, partner)
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            taught = teachers.probabilities(crops, blend) if teachers else None
             outputs = model(x)
-        loss = labels.mixed_loss(outputs, idx, lam, partner) if cfg.mixup > 0 else labels.loss(outputs, idx)
+        loss = labels.mixed_loss(outputs, idx, *blend, taught) if blend else labels.loss(outputs, idx, taught)
         session.opt.zero_grad(set_to_none=True)
         loss.backward()
         session.opt.step()
@@ -417,8 +442,12 @@ def train(
                 f"{h.labels.name}: classes {h.labels.classes} differ from the validation's {h.val.classes}"
             )
     session, shared = _start(cfg, data, heads, device)
+    teachers = None
+    if cfg.teachers:
+        teachers = Teachers.load(cfg.teachers, [h.labels.classes for h in heads], cfg.distill, device)
     info = {
         **({"init_sha256": shared.info["init_sha256"]} if cfg.init else {}),
+        **({"teacher_sha256": teachers.sha256} if teachers else {}),
         "command": command(cfg) if callable(command) else command, "epochs": cfg.epochs,
         "hardware": hardware_description(device), "train_images": len(data), "heads": names,
         "recipe": json.loads(json.dumps(asdict(cfg), default=list)),
@@ -433,7 +462,7 @@ def train(
     started = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        loss = _train_epoch(session, images, labels, cfg, shared)
+        loss = _train_epoch(session, images, labels, cfg, shared, teachers)
         accuracies = _select(session, heads, shared, best, epoch + 1, info)
         log = EpochLog(epoch + 1, loss, accuracies, session.sched.get_last_lr()[0], time.perf_counter() - t0)
         history.append(asdict(log))
