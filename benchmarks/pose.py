@@ -21,10 +21,9 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
-from robustness import SPLITS  # the splits of each dataset under --shared, as the robustness benchmark reads them
 
 from fervid.models.expression_weights import load_weights
-from fervid.train.data import load_dataset
+from fervid.train.data import EVALUATION_SPLITS, load_dataset
 from fervid.train.pose import BIN_NAMES, cached_head_turns, pose_bins
 from fervid.train.predict import predict_probs
 
@@ -34,7 +33,7 @@ RECALLED = ("happy", "angry", "neutral")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=Path("../shared"))
-    parser.add_argument("--data", choices=sorted(SPLITS), default="ferplus", help="which dataset's split")
+    parser.add_argument("--data", choices=sorted(EVALUATION_SPLITS), default="ferplus", help="which dataset's split")
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--models", nargs="+", default=["ferplus"])
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()), help="folder for head turns")
@@ -42,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    path = args.shared / SPLITS[args.data][args.split]
+    path = args.shared / EVALUATION_SPLITS[args.data][args.split]
     if not path.exists():
         print(f"error: {path}: no such dataset", file=sys.stderr)
         return 1

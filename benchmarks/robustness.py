@@ -28,15 +28,11 @@ from rich.console import Console
 from rich.table import Table
 
 from fervid.models.expression_weights import load_weights
-from fervid.train.data import ExpressionData, load_dataset
+from fervid.train.data import EVALUATION_SPLITS, ExpressionData, load_dataset
 from fervid.train.degrade import DEGRADATIONS, quantize
 from fervid.train.evaluate import Evaluation
 from fervid.train.predict import predict_probs
 
-SPLITS = {
-    "ferplus": {"val": "data/ferplus/FER2013Valid.zip", "test": "data/ferplus/FER2013Test.zip"},
-    "fer2013": {"val": "data/fer2013/validation.zip", "test": "data/fer2013/test.zip"},
-}
 JPEG_QUALITY = 20
 
 
@@ -79,7 +75,7 @@ def evaluate_versions(model_name: str, data: ExpressionData, versions: dict[str,
 def run(models: list[str], shared: Path, split: str, limit: int | None, seed: int) -> dict[str, dict[str, dict]]:
     """{model: {dataset: {condition: scores}}}, every model on every split whose classes it knows."""
     table: dict[str, dict[str, dict]] = {m: {} for m in models}
-    for dataset, paths in SPLITS.items():
+    for dataset, paths in EVALUATION_SPLITS.items():
         data = load_dataset(shared / paths[split], split)
         if limit:
             keep = np.random.default_rng(seed).permutation(len(data))[:limit]

@@ -14,29 +14,26 @@ from dataclasses import replace
 from pathlib import Path
 
 from fervid.models.expression_weights import MANIFEST, WEIGHTS_DIR, load_weights, sha256_file
-from fervid.train.data import load_dataset
+from fervid.train.data import EVALUATION_SPLITS, load_dataset
 from fervid.train.evaluate import Evaluation
 from fervid.train.predict import average_probabilities, predict_view_logits
 
 DATASETS = {"ferplus": "FER+", "fer2013": "FER2013"}
-SPLITS = {
-    "ferplus": {"val": "data/ferplus/FER2013Valid.zip", "test": "data/ferplus/FER2013Test.zip"},
-    "fer2013": {"val": "data/fer2013/validation.zip", "test": "data/fer2013/test.zip"},
-}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=Path("../shared"))
-    parser.add_argument("--models", nargs="+", choices=list(SPLITS), default=list(SPLITS),
+    parser.add_argument("--models", nargs="+", choices=list(EVALUATION_SPLITS), default=list(EVALUATION_SPLITS),
                         help="re-evaluate only these (a new model); the others keep their entries")  # fmt: skip
     args = parser.parse_args()
     cards = WEIGHTS_DIR / "cards"
     cards.mkdir(exist_ok=True)
     metrics_path = WEIGHTS_DIR / "metrics.json"
     kept = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    metrics: dict[str, dict] = {name: kept[name] for name in SPLITS if name not in args.models and name in kept}
-    for name, splits in SPLITS.items():
+    kept_names = [name for name in EVALUATION_SPLITS if name not in args.models and name in kept]
+    metrics: dict[str, dict] = {name: kept[name] for name in kept_names}
+    for name, splits in EVALUATION_SPLITS.items():
         if name not in args.models:
             continue
         model, cfg = load_weights(name, verify=False)
@@ -60,7 +57,7 @@ def main() -> None:
                 )
                 print(f"{name:8s} {key:9s} accuracy {result.accuracy:.4f} macro-F1 {result.macro_f1:.4f} n={result.n}")
         metrics[name] = entry
-    metrics = {name: metrics[name] for name in SPLITS if name in metrics}  # the card's order
+    metrics = {name: metrics[name] for name in EVALUATION_SPLITS if name in metrics}  # the card's order
     metrics_path.write_text(json.dumps(metrics, indent=1) + "\n")
     (cards / "metrics.md").write_text(markdown(metrics))
     lines = [f"{sha256_file(p)}  {p.name}" for p in sorted(WEIGHTS_DIR.glob("*.pt")) if "." not in p.stem]

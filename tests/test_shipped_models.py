@@ -9,12 +9,12 @@ import pytest
 from conftest import shared_path
 
 from fervid.models.expression_weights import MANIFEST, WEIGHTS_DIR, WeightsError, load_weights, shipped_models
-from fervid.train.data import load_dataset
+from fervid.train.data import EVALUATION_SPLITS, load_dataset
 from fervid.train.evaluate import Evaluation
 from fervid.train.predict import predict_probs
 
 METRICS = WEIGHTS_DIR / "metrics.json"
-TEST_SPLITS = {"ferplus": "data/ferplus/FER2013Test.zip", "fer2013": "data/fer2013/test.zip"}
+TEST_SPLITS = {name: splits["test"] for name, splits in EVALUATION_SPLITS.items()}
 
 
 def _card() -> dict:

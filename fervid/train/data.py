@@ -26,6 +26,12 @@ from fervid.types import EMOTIONS
 
 FER2013_CLASSES: tuple[str, ...] = EMOTIONS[:7]
 FERPLUS_CLASSES: tuple[str, ...] = EMOTIONS
+#: The shipped models' validation and test splits in the public layouts, relative to a shared folder
+#: (``../shared`` beside the checkout): one table for the card's script, the robustness benchmark and the tests.
+EVALUATION_SPLITS: dict[str, dict[str, str]] = {
+    "ferplus": {"val": "data/ferplus/FER2013Valid.zip", "test": "data/ferplus/FER2013Test.zip"},
+    "fer2013": {"val": "data/fer2013/validation.zip", "test": "data/fer2013/test.zip"},
+}
 #: FER+ label.csv vote columns, in file order, mapped to our class names (None: dropped).
 FERPLUS_COLUMNS: tuple[str | None, ...] = (
     "neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt", None, None,
