@@ -136,8 +136,14 @@ def test_killed_worker_mid_input_is_retried(tmp_path: Path, shared: type, ray_cl
 
 
 def test_ctrl_c_stops_the_cluster_run_cleanly(tmp_path: Path, shared: type, ray_cluster: Path) -> None:
-    """SIGINT to a driver that started its own local Ray: running inputs clean up, exit 130, resume redoes them."""
-    corpus = _corpus(tmp_path / "corpus", shared, frames=72, names=("single",))
+    """SIGINT to a driver that started its own local Ray: running inputs clean up, exit 130, resume redoes them.
+
+    The clip is the real one played five times (360 frames): the stop reaches the worker through the driver's
+    Ray calls, and a 72-frame input could finish in that time and be reported done (seen once in a full run).
+    """
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    encode(corpus / "single.mp4", real_frames(shared(CLIPS["single"]), 72) * 5)
     out = tmp_path / "out"
     args = ["annotate", str(corpus), "-o", str(out), "--no-plots", "--det-size", "320", "--ray"]
     env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, "RAY_ADDRESS")}
