@@ -38,7 +38,7 @@ def _faces(n: int = 12, seed: int = 0) -> np.ndarray:
 def test_each_head_learns_from_the_mean_calibrated_probabilities_of_its_teachers(other_teacher):
     """Each teacher reads the faces through its own weight config, as `evaluate` and `annotate` do."""
     faces = _faces()
-    teachers = Teachers.load([SHIPPED / "ferplus.pt", other_teacher], [EMOTIONS[:7], EMOTIONS], 0.5, CPU)
+    teachers = Teachers.load([SHIPPED / "ferplus.pt", other_teacher], [EMOTIONS[:7], EMOTIONS], CPU)
     assert list(teachers.models) == [1]  # both have FER+'s classes: the second head's teachers
     taught = teachers.probabilities(torch.from_numpy(faces).float().unsqueeze(1))
     expected = [predict_probs(*load_weights(p), faces) for p in (SHIPPED / "ferplus.pt", other_teacher)]
@@ -49,7 +49,7 @@ def test_each_head_learns_from_the_mean_calibrated_probabilities_of_its_teachers
 
 def test_on_a_mixup_batch_each_teacher_sees_the_blend_of_its_own_inputs():
     faces = torch.from_numpy(_faces(6)).float().unsqueeze(1)
-    teachers = Teachers.load(["ferplus"], [EMOTIONS], 1.0, CPU)
+    teachers = Teachers.load(["ferplus"], [EMOTIONS], CPU)
     net, config = teachers.models[0][0]
     partner = torch.tensor([1, 2, 3, 4, 5, 0])
     taught = teachers.probabilities(faces, (0.3, partner))[0]
@@ -64,14 +64,12 @@ def test_on_a_mixup_batch_each_teacher_sees_the_blend_of_its_own_inputs():
 @pytest.mark.parametrize("weight", [-0.1, 1.5])
 def test_a_distillation_weight_outside_0_1_is_refused(weight):
     with pytest.raises(ValueError, match="0-1"):
-        Teachers.load([], [EMOTIONS], weight, CPU)
-    with pytest.raises(ValueError, match="0-1"):
         TrainConfig(distill=weight)
 
 
 def test_a_teacher_whose_classes_no_head_has_is_refused():
     with pytest.raises(ValueError, match="match no training label set"):
-        Teachers.load([SHIPPED / "fer2013.pt"], [EMOTIONS], 0.5, CPU)
+        Teachers.load([SHIPPED / "fer2013.pt"], [EMOTIONS], CPU)
 
 
 def test_targets_move_towards_the_teacher_by_the_weight():
@@ -108,7 +106,7 @@ def test_a_training_epoch_with_a_teacher_teaches_from_the_faces_the_student_sees
     cfg = TrainConfig(epochs=1, batch_size=32, widths=(8, 8, 16, 16), mixup=0.4, teachers=("ferplus",), distill=0.7)
     session, shared = _start(cfg, data, [Head(data.label_sets[0], val, Path("unused.pt"))], CPU)
     labels = _Labels.on(data, cfg, CPU)
-    teachers = Teachers.load(cfg.teachers, [EMOTIONS], cfg.distill, CPU)
+    teachers = Teachers.load(cfg.teachers, [EMOTIONS], CPU)
 
     seen, fed, taught_in_loss = [], [], []
     real_probabilities, real_mixed_loss = Teachers.probabilities, _Labels.mixed_loss

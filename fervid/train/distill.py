@@ -35,17 +35,13 @@ class Teachers:
     """The teacher models of each head (by head position), in eval mode on the training device."""
 
     models: dict[int, list[tuple[ExpressionNet, ExpressionConfig]]]
-    weight: float  # share of the teachers' probabilities in each target, 0-1
     sha256: list[str]  # of each teacher file, in the order given (recorded with the trained weights)
 
     @classmethod
     def load(
-        cls, paths: Sequence[str | Path], head_classes: Sequence[tuple[str, ...]], weight: float,
-        device: torch.device,
-    ) -> Teachers:  # fmt: skip
+        cls, paths: Sequence[str | Path], head_classes: Sequence[tuple[str, ...]], device: torch.device
+    ) -> Teachers:
         """Read each teacher file and give it to the head with its classes (a ValueError if none has them)."""
-        if not 0 <= weight <= 1:
-            raise ValueError(f"distillation weight must be within 0-1, got {weight}")
         models: dict[int, list[tuple[ExpressionNet, ExpressionConfig]]] = {}
         for path in paths:
             net, config = load_weights(path, verify=False)
@@ -55,7 +51,7 @@ class Teachers:
             for p in net.parameters():
                 p.requires_grad_(False)
             models.setdefault(list(head_classes).index(config.classes), []).append((net, config))
-        return cls(models, weight, [sha256_file(resolve_model(p)) for p in paths])
+        return cls(models, [sha256_file(resolve_model(p)) for p in paths])
 
     @torch.no_grad()
     def probabilities(

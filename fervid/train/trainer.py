@@ -444,7 +444,7 @@ def train(
     session, shared = _start(cfg, data, heads, device)
     teachers = None
     if cfg.teachers:
-        teachers = Teachers.load(cfg.teachers, [h.labels.classes for h in heads], cfg.distill, device)
+        teachers = Teachers.load(cfg.teachers, [h.labels.classes for h in heads], device)
     info = {
         **({"init_sha256": shared.info["init_sha256"]} if cfg.init else {}),
         **({"teacher_sha256": teachers.sha256} if teachers else {}),
