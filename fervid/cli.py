@@ -93,7 +93,16 @@ def train(
     optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = "adamw",
     lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate of the one-cycle schedule.")] = 3e-3,
     weight_decay: Annotated[float, typer.Option(min=0.0, help="Weight decay.")] = 0.05,
-    widths: Annotated[str, typer.Option(help="Channel widths: stem, then one per stage.")] = "32,64,128,256",
+    arch: Annotated[
+        str,
+        typer.Option(
+            help="Network: resnet (small and fast, the shipped default) or face-resnet (dlib's face-recognition "
+            "ResNet, started from its weights; about 10x slower per face).",
+        ),
+    ] = "resnet",
+    widths: Annotated[
+        str, typer.Option(help="Channel widths of a resnet: stem, then one per stage (face-resnet: dlib's).")
+    ] = "32,64,128,256",
     blocks: Annotated[str, typer.Option(help="Residual blocks per stage.")] = "1,1,1",
     class_weight_power: Annotated[float, typer.Option(help="Loss weight = class frequency ** -power.")] = 0.5,
     photometric: Annotated[
@@ -190,7 +199,7 @@ def train(
             load_weights(path, verify=False)  # a bad --init or --teacher file fails before the slow data loading
         cfg = TrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, optimizer=optimizer, weight_decay=weight_decay,
-            class_weight_power=class_weight_power, photometric=photometric, alignment=alignment,
+            arch=arch, class_weight_power=class_weight_power, photometric=photometric, alignment=alignment,
             widths=tuple(int(w) for w in widths.split(",")), blocks=tuple(int(b) for b in blocks.split(",")),
             init=tuple(str(p) for p in init or []),
             augment=AugmentConfig(degrade_p=degrade, yaw_p=yaw, max_yaw_deg=max_yaw, yaw_model=yaw_model),
@@ -208,7 +217,7 @@ def train(
 
     def command(effective: TrainConfig) -> str:
         """The command with every option spelled out, and the architecture that was really trained."""
-        params = {**ctx.params, "widths": ",".join(map(str, effective.widths)),
+        params = {**ctx.params, "arch": effective.arch, "widths": ",".join(map(str, effective.widths)),
                   "blocks": ",".join(map(str, effective.blocks))}  # fmt: skip
         return _command_line(params, "train")
 

@@ -36,7 +36,8 @@ def small_ferplus(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    ("option", "value"), [("--alignment", "eyes"), ("--photometric", "clahe"), ("--yaw-model", "sphere")]
+    ("option", "value"),
+    [("--alignment", "eyes"), ("--photometric", "clahe"), ("--yaw-model", "sphere"), ("--arch", "vgg")],
 )
 def test_train_with_an_unknown_choice_is_a_usage_error_before_reading_data(tmp_path, option, value):
     result = runner.invoke(app, ["train", "--data", str(tmp_path / "nothing"), "--val", str(tmp_path / "nothing"),

@@ -19,10 +19,16 @@ import torch
 from fervid.io.atomic import atomic_path
 from fervid.models.errors import WeightsError
 from fervid.models.expression import ExpressionNet
+from fervid.models.expression_face_resnet import DLIB_TRUNK_SIZE, FaceResNetExpressionNet
 from fervid.models.expression_input import PHOTOMETRIC
 
 #: How annotate places a face in the model's crop (:mod:`fervid.align`).
 ALIGNMENTS = ("box", "landmarks")
+#: Networks a weight file can hold: ``resnet`` (:class:`ExpressionNet`, the small default models) and
+#: ``face-resnet`` (:class:`FaceResNetExpressionNet`, dlib's face-recognition trunk; larger and slower).
+ARCHITECTURES = ("resnet", "face-resnet")
+#: Any network a weight file can hold.
+ExpressionModel = ExpressionNet | FaceResNetExpressionNet
 
 FORMAT = "fervid-expression/1"
 #: Shipped weights, model card, metrics and SHA256SUMS: inside the package (``fervid/weights``), so an
@@ -41,9 +47,15 @@ def check_input_choices(photometric: str, alignment: str) -> None:
 
 @dataclass
 class ExpressionConfig:
-    """Everything needed to rebuild the model and feed it faces the way it was trained."""
+    """Everything needed to rebuild the model and feed it faces the way it was trained.
+
+    ``widths`` and ``blocks`` are the network's channel widths and residual blocks (for
+    ``face-resnet``: dlib's widths and units per level); ``trunk_size`` is the size a
+    ``face-resnet`` resizes its ``input_size`` crop to inside the network.
+    """
 
     classes: tuple[str, ...]
+    arch: str = "resnet"  # files saved before this field existed hold the small resnet
     widths: tuple[int, ...] = (32, 64, 128, 256)
     blocks: tuple[int, ...] = (1, 1, 1)
     dropout: float = 0.3
@@ -55,14 +67,20 @@ class ExpressionConfig:
     # How annotate frames a face (fervid.align): files saved before this field existed were used
     # with the five-landmark alignment, so that is what a file without it keeps.
     alignment: str = "landmarks"
+    trunk_size: int = DLIB_TRUNK_SIZE
     info: dict[str, Any] = field(default_factory=dict)  # training provenance and metrics
 
     def __post_init__(self) -> None:
         check_input_choices(self.photometric, self.alignment)
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch!r}; choose one of {ARCHITECTURES}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
-    def build(self) -> ExpressionNet:
+    def build(self) -> ExpressionModel:
+        """A fresh network of this config's architecture (weights untrained)."""
+        if self.arch == "face-resnet":
+            return FaceResNetExpressionNet(len(self.classes), self.widths, self.blocks, self.dropout, self.trunk_size)
         return ExpressionNet(len(self.classes), self.widths, self.blocks, self.dropout)
 
 
@@ -114,7 +132,7 @@ def resolve_model(name_or_path: str | Path) -> Path:
     return shipped
 
 
-def load_weights(name_or_path: str | Path, verify: bool = True) -> tuple[ExpressionNet, ExpressionConfig]:
+def load_weights(name_or_path: str | Path, verify: bool = True) -> tuple[ExpressionModel, ExpressionConfig]:
     """Load a model in eval mode; the sha256 manifest beside shipped weights is checked first."""
     path = resolve_model(name_or_path)
     if verify:

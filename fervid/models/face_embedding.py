@@ -105,25 +105,38 @@ class FaceEmbeddingNet(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        if len(widths) != len(units) or not widths:
-            raise ValueError(f"need one unit count per width: {len(widths)} widths, {len(units)} unit counts")
-        if any(n < 1 for n in units):
-            raise ValueError(f"every level needs at least one unit, got {tuple(units)}")
-        self.stem = nn.Conv2d(in_channels, widths[0], 7, 2, 0)
-        layers: list[ResidualUnit] = []
-        previous = widths[0]
-        for level, (width, count) in enumerate(zip(widths, units)):
-            for k in range(count):
-                down = level > 0 and k == 0
-                layers.append(ResidualUnit(previous if down else width, width, downsample=down))
-            previous = width
-        self.units = nn.Sequential(*layers)
+        self.stem, self.units = dlib_trunk(widths, units, in_channels)
         self.fc = nn.Linear(widths[-1], embedding_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
-        x = self.units(x)
-        return self.fc(x.mean(dim=(2, 3)))
+        return self.fc(trunk_features(self.stem, self.units, x))
+
+
+def dlib_trunk(widths: Sequence[int], units: Sequence[int], in_channels: int = 3) -> tuple[nn.Conv2d, nn.Sequential]:
+    """The stem conv and the residual units of dlib's ResNet, everything before its pooling and ``fc``.
+
+    Shared by the identity network and the expression network that starts from its weights
+    (:mod:`fervid.models.expression_face_resnet`), so both are the same trunk by construction.
+    """
+    if len(widths) != len(units) or not widths:
+        raise ValueError(f"need one unit count per width: {len(widths)} widths, {len(units)} unit counts")
+    if any(n < 1 for n in units):
+        raise ValueError(f"every level needs at least one unit, got {tuple(units)}")
+    stem = nn.Conv2d(in_channels, widths[0], 7, 2, 0)
+    layers: list[ResidualUnit] = []
+    previous = widths[0]
+    for level, (width, count) in enumerate(zip(widths, units)):
+        for k in range(count):
+            down = level > 0 and k == 0
+            layers.append(ResidualUnit(previous if down else width, width, downsample=down))
+        previous = width
+    return stem, nn.Sequential(*layers)
+
+
+def trunk_features(stem: nn.Conv2d, units: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) input -> (B, widths[-1]) pooled features: dlib's stem, max pool, units, global average."""
+    x = F.max_pool2d(F.relu(stem(x)), 3, 2)
+    return units(x).mean(dim=(2, 3))
 
 
 # --- factory ------------------------------------------------------------------------------------
@@ -134,4 +147,13 @@ def dlib_resnet_v1() -> FaceEmbeddingNet:
     return FaceEmbeddingNet(DLIB_WIDTHS, DLIB_UNITS, embedding_dim=128)
 
 
-__all__ = ["DLIB_UNITS", "DLIB_WIDTHS", "FaceEmbeddingNet", "ResidualUnit", "add_zero_padded", "dlib_resnet_v1"]
+__all__ = [
+    "DLIB_UNITS",
+    "DLIB_WIDTHS",
+    "FaceEmbeddingNet",
+    "ResidualUnit",
+    "add_zero_padded",
+    "dlib_resnet_v1",
+    "dlib_trunk",
+    "trunk_features",
+]

@@ -25,16 +25,21 @@ from pathlib import Path
 
 import torch
 
-from fervid.models.expression import ExpressionNet
 from fervid.models.expression_input import prepare, probabilities
-from fervid.models.expression_weights import ExpressionConfig, load_weights, resolve_model, sha256_file
+from fervid.models.expression_weights import (
+    ExpressionConfig,
+    ExpressionModel,
+    load_weights,
+    resolve_model,
+    sha256_file,
+)
 
 
 @dataclass
 class Teachers:
     """The teacher models of each head (by head position), in eval mode on the training device."""
 
-    models: dict[int, list[tuple[ExpressionNet, ExpressionConfig]]]
+    models: dict[int, list[tuple[ExpressionModel, ExpressionConfig]]]
     sha256: list[str]  # of each teacher file, in the order given (recorded with the trained weights)
 
     @classmethod
@@ -42,7 +47,7 @@ class Teachers:
         cls, paths: Sequence[str | Path], head_classes: Sequence[tuple[str, ...]], device: torch.device
     ) -> Teachers:
         """Read each teacher file and give it to the head with its classes (a ValueError if none has them)."""
-        models: dict[int, list[tuple[ExpressionNet, ExpressionConfig]]] = {}
+        models: dict[int, list[tuple[ExpressionModel, ExpressionConfig]]] = {}
         for path in paths:
             net, config = load_weights(path, verify=False)
             if config.classes not in head_classes:

@@ -42,15 +42,18 @@ from torch import nn
 
 from fervid.devices import cpu_name
 from fervid.io.atomic import atomic_path
-from fervid.models.expression import ExpressionNet
 from fervid.models.expression_input import photometric, prepare
+from fervid.models.expression_pretrained import PIXEL_SCALE_PHOTOMETRIC, pretrained_face_resnet
 from fervid.models.expression_weights import (
+    ARCHITECTURES,
     ExpressionConfig,
+    ExpressionModel,
     check_input_choices,
     load_weights,
     save_weights,
     sha256_file,
 )
+from fervid.models.face_embedding import DLIB_UNITS, DLIB_WIDTHS
 from fervid.train.augment import AugmentConfig, augment
 from fervid.train.calibrate import fit_temperature
 from fervid.train.data import ExpressionData
@@ -73,6 +76,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     warmup_frac: float = 0.15
     seed: int = 0
+    arch: str = "resnet"  # the network (fervid.models.expression_weights.ARCHITECTURES); face-resnet starts pretrained
     widths: tuple[int, ...] = (32, 64, 128, 256)
     blocks: tuple[int, ...] = (1, 1, 1)
     dropout: float = 0.3
@@ -88,6 +92,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """Choices stored in the weight file are checked here, before any data is read."""
         check_input_choices(self.photometric, self.alignment)
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        if self.arch == "face-resnet" and self.photometric not in PIXEL_SCALE_PHOTOMETRIC:
+            raise ValueError(
+                f"face-resnet reads dlib's pixel scale, so its photometric normalisation must be one of "
+                f"{', '.join(PIXEL_SCALE_PHOTOMETRIC)}, not {self.photometric!r}"
+            )
         if not self.mixup >= 0:
             raise ValueError(f"mixup alpha must be >= 0 (0: off), got {self.mixup}")
         if not 0 <= self.distill <= 1:
@@ -113,9 +124,9 @@ class EpochLog:
 
 
 class MultiHead(nn.Module):
-    """An :class:`ExpressionNet` backbone with one linear head per label set (its own ``fc`` unused)."""
+    """A network (any :data:`ExpressionModel`) as backbone, one linear head per label set (its ``fc`` unused)."""
 
-    def __init__(self, body: ExpressionNet, heads: dict[str, int]) -> None:
+    def __init__(self, body: ExpressionModel, heads: dict[str, int]) -> None:
         super().__init__()
         self.body = body
         self.heads = nn.ModuleDict({name: nn.Linear(body.fc.in_features, k) for name, k in heads.items()})
@@ -124,8 +135,8 @@ class MultiHead(nn.Module):
         features = self.body.dropout(self.body.features(x))
         return [head(features) for head in self.heads.values()]
 
-    def single(self, name: str) -> ExpressionNet:
-        """A plain ExpressionNet computing head ``name``: what annotate loads."""
+    def single(self, name: str) -> ExpressionModel:
+        """A plain network of the body's kind computing head ``name``: what annotate loads."""
         net = copy.deepcopy(self.body)
         net.fc = copy.deepcopy(self.heads[name])
         return net.eval()
@@ -216,10 +227,20 @@ def _build(cfg: TrainConfig, data: TrainingSet, heads: Sequence[Head]) -> tuple[
                 raise ValueError(f"{path}: its architecture differs from {cfg.init[0]}'s")
         if len({tuple(c.classes) for _, _, c in inits}) < len(inits):
             raise ValueError("two --init models have the same classes; give one per head")
-        cfg.widths, cfg.blocks, cfg.dropout = init_cfg.widths, init_cfg.blocks, init_cfg.dropout
+        cfg.arch, cfg.widths, cfg.blocks = init_cfg.arch, init_cfg.widths, init_cfg.blocks
+        cfg.dropout = init_cfg.dropout
         # The hashes are taken now, when the weights are read, not when the result is saved.
         hashes = [sha256_file(Path(path)) for path in cfg.init]
         shared = replace(init_cfg, photometric=cfg.photometric, alignment=cfg.alignment, info={"init_sha256": hashes})
+    elif cfg.arch == "face-resnet":
+        trunk = pretrained_face_resnet(len(heads[0].labels.classes), cfg.dropout)
+        body = trunk.net
+        cfg.widths, cfg.blocks = DLIB_WIDTHS, DLIB_UNITS
+        shared = ExpressionConfig(
+            classes=heads[0].labels.classes, arch=cfg.arch, widths=tuple(cfg.widths), blocks=tuple(cfg.blocks),
+            dropout=cfg.dropout, input_size=size, mean=trunk.mean, std=trunk.std, photometric=cfg.photometric,
+            alignment=cfg.alignment, info={"pretrained_sha256": trunk.sha256},
+        )  # fmt: skip
     else:
         sample = torch.from_numpy(data.images[:4096]).float().unsqueeze(1)
         scaled = photometric(sample, cfg.photometric)
@@ -237,7 +258,7 @@ def _build(cfg: TrainConfig, data: TrainingSet, heads: Sequence[Head]) -> tuple[
     return model, shared
 
 
-def _same_architecture(a: ExpressionNet, b: ExpressionNet) -> bool:
+def _same_architecture(a: ExpressionModel, b: ExpressionModel) -> bool:
     """Whether two networks have the same tensors (names and shapes) everywhere but their classifier."""
     body = [(k, v.shape) for k, v in a.state_dict().items() if not k.startswith("fc.")]
     return body == [(k, v.shape) for k, v in b.state_dict().items() if not k.startswith("fc.")]
@@ -447,6 +468,7 @@ def train(
         teachers = Teachers.load(cfg.teachers, [h.labels.classes for h in heads], device)
     info = {
         **({"init_sha256": shared.info["init_sha256"]} if cfg.init else {}),
+        **({"pretrained_sha256": shared.info["pretrained_sha256"]} if "pretrained_sha256" in shared.info else {}),
         **({"teacher_sha256": teachers.sha256} if teachers else {}),
         "command": command(cfg) if callable(command) else command, "epochs": cfg.epochs,
         "hardware": hardware_description(device), "train_images": len(data), "heads": names,
