@@ -4,9 +4,10 @@ Why: FER's 28k training faces are almost all frontal (1 % of FER+ validation is 
 0.8 eye distances), so a network trained on them alone reads a smile seen from the side as
 neutral. dlib's identity network learned its features from about three million faces of
 thousands of people in every pose, lighting and age; started from those weights, an
-expression network begins with features that already describe a turned face. A frozen probe
-of these features (a linear classifier on 6,000 FER+ training faces) read Barack Obama's
-near-profile smile on Hamilton frame 240 as happy, which no network trained on FER alone had.
+expression network begins with features that already describe a turned face. They carry
+expression although they were trained to ignore it: a linear classifier on the frozen trunk's
+features (6,000 FER+ training faces, histogram-equalised and resized to 150 px) scored 70.8 % on
+FER+ validation and 82 of the 104 labelled real-footage faces.
 
 The network is dlib's trunk (:func:`fervid.models.face_embedding.dlib_trunk`: stem, 14
 residual units, global average pool) with a one-channel stem, because the crops are grey,
