@@ -48,7 +48,7 @@ def test_the_grey_trunk_computes_what_dlibs_trunk_computes_on_the_grey_image_in_
     config = ExpressionConfig(EMOTIONS, arch="face-resnet", input_size=150, mean=trunk.mean, std=trunk.std)
     faces = torch.from_numpy(_faces(4, size=150)).float().unsqueeze(1)
     with torch.no_grad():
-        ours = trunk.net.eval().features(prepare(faces, config))
+        ours = trunk_features(trunk.net.stem, trunk.net.units, prepare(faces, config))
         theirs = trunk_features(dlib.stem, dlib.units, dlib_config.normalize(faces.repeat(1, 3, 1, 1)))
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
     assert theirs.abs().mean() > 0.01  # real activations, not a trivially equal pair of zeros
@@ -90,7 +90,7 @@ def test_a_trunk_too_small_for_its_levels_is_refused():
     """The bound is tight: one pixel less and dlib's last strided conv would read fewer than 3 pixels."""
     with pytest.raises(ValueError, match="at least 103 px"):
         FaceResNetExpressionNet(len(EMOTIONS), trunk_size=102)
-    net = FaceResNetExpressionNet(len(EMOTIONS), trunk_size=103)
+    net = FaceResNetExpressionNet(len(EMOTIONS), trunk_size=103).eval()
     assert net.features(torch.zeros(1, 1, 48, 48)).shape == (1, 256)
     net.trunk_size = 102  # past the check, as an edited config would be
     with pytest.raises(RuntimeError):

@@ -18,6 +18,13 @@ detail the training images never had. Normalisation lives in the weight config, 
 :class:`fervid.models.expression.ExpressionNet`; the pretrained loader
 (:mod:`fervid.models.expression_pretrained`) sets it to dlib's input scale.
 
+dlib's pooled features are far from centred (on FER+ faces each averages about 1.2 with a spread
+of 0.3 across faces), which makes a linear classifier on them slow to train: a first 8-epoch
+fine-tune without a correction was at 75.5 % on FER+ validation after five epochs, where a
+linear classifier on standardised frozen features had reached 70.8 % from 6,000 faces. So a
+batch norm (the ``neck``) standardises the pooled features before the classifier; at inference
+it is a fixed per-feature scale and shift.
+
 It has the interface the trainer and annotate use: ``features`` (pooled, what every head
 reads), ``dropout``, ``fc``, and ``forward`` giving logits.
 """
@@ -66,14 +73,15 @@ class FaceResNetExpressionNet(nn.Module):
             raise ValueError(f"trunk_size must be at least {smallest} px for {len(widths)} levels, got {trunk_size}")
         self.trunk_size = trunk_size
         self.stem, self.units = dlib_trunk(widths, units, in_channels=1)
+        self.neck = nn.BatchNorm1d(widths[-1])
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(widths[-1], num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled (B, widths[-1]) features of crops resized to ``trunk_size``."""
+        """Pooled, standardised (B, widths[-1]) features of crops resized to ``trunk_size``."""
         if x.shape[-2:] != (self.trunk_size, self.trunk_size):
             x = F.interpolate(x, size=(self.trunk_size, self.trunk_size), mode="bilinear", align_corners=False)
-        return trunk_features(self.stem, self.units, x)
+        return self.neck(trunk_features(self.stem, self.units, x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(self.features(x)))
