@@ -97,7 +97,7 @@ def train(
         str,
         typer.Option(
             help="Network: resnet (small and fast, the shipped default) or face-resnet (dlib's face-recognition "
-            "ResNet, started from its weights; about 10x slower per face).",
+            "ResNet, started from its weights; about twice the time per face on a CPU).",
         ),
     ] = "resnet",
     widths: Annotated[
