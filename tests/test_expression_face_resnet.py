@@ -103,8 +103,11 @@ def test_an_unknown_architecture_in_a_weight_file_is_refused():
 
 
 def test_face_resnet_refuses_a_photometric_normalisation_off_the_pixel_scale():
+    """In a training recipe and in a weight file alike (a warm restart's config is a weight file's)."""
     with pytest.raises(ValueError, match="pixel scale"):
         TrainConfig(arch="face-resnet", photometric="standardize")
+    with pytest.raises(ValueError, match="pixel scale"):
+        ExpressionConfig(EMOTIONS, arch="face-resnet", photometric="standardize")
 
 
 def test_training_starts_from_dlibs_trunk_and_records_where_it_came_from(dlib_weights, tmp_path):

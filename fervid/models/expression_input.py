@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from fervid.models.expression_weights import ExpressionConfig
 
 PHOTOMETRIC = ("none", "standardize", "equalize")
+#: The normalisations whose output is the pixel scale [0, 1] (``pixel / 255``); a network started from
+#: weights trained at a fixed pixel scale (``face-resnet``) can only have its input scale written as a
+#: mean and std for these.
+PIXEL_SCALE_PHOTOMETRIC = ("equalize", "none")
 #: Grey levels used to build each crop's histogram.
 LEVELS = 256
 

@@ -20,10 +20,6 @@ from fervid.models.expression_face_resnet import DLIB_TRUNK_SIZE, FaceResNetExpr
 from fervid.models.face_embedding import DLIB_UNITS, DLIB_WIDTHS
 from fervid.models.face_embedding_weights import load_face_embedding
 
-#: Photometric normalisations whose output is the pixel scale [0, 1] (``pixel / 255``), the only
-#: ones for which dlib's input scale can be written as a config mean and std.
-PIXEL_SCALE_PHOTOMETRIC = ("equalize", "none")
-
 
 @dataclass(frozen=True)
 class PretrainedTrunk:
@@ -55,4 +51,4 @@ def pretrained_face_resnet(
     return PretrainedTrunk(net, mean=grey_mean / 255.0, std=1.0 / (255.0 * config.scale), sha256=config.sha256)
 
 
-__all__ = ["PIXEL_SCALE_PHOTOMETRIC", "PretrainedTrunk", "pretrained_face_resnet"]
+__all__ = ["PretrainedTrunk", "pretrained_face_resnet"]

@@ -20,7 +20,7 @@ from fervid.io.atomic import atomic_path
 from fervid.models.errors import WeightsError
 from fervid.models.expression import ExpressionNet
 from fervid.models.expression_face_resnet import DLIB_TRUNK_SIZE, FaceResNetExpressionNet
-from fervid.models.expression_input import PHOTOMETRIC
+from fervid.models.expression_input import PHOTOMETRIC, PIXEL_SCALE_PHOTOMETRIC
 
 #: How annotate places a face in the model's crop (:mod:`fervid.align`).
 ALIGNMENTS = ("box", "landmarks")
@@ -37,12 +37,23 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 MANIFEST = "SHA256SUMS"
 
 
-def check_input_choices(photometric: str, alignment: str) -> None:
-    """A ValueError naming the choices unless both are ones annotate knows how to apply."""
+def check_input_choices(photometric: str, alignment: str, arch: str = "resnet") -> None:
+    """A ValueError naming the choices unless annotate knows how to apply them, and they fit together.
+
+    A ``face-resnet`` reads its pretrained weights' pixel scale, which its config can only express
+    for a photometric normalisation whose output is ``pixel / 255``.
+    """
     if photometric not in PHOTOMETRIC:
         raise ValueError(f"unknown photometric normalisation {photometric!r}; choose one of {PHOTOMETRIC}")
     if alignment not in ALIGNMENTS:
         raise ValueError(f"unknown alignment {alignment!r}; choose one of {ALIGNMENTS}")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {ARCHITECTURES}")
+    if arch == "face-resnet" and photometric not in PIXEL_SCALE_PHOTOMETRIC:
+        raise ValueError(
+            f"face-resnet reads dlib's pixel scale, so its photometric normalisation must be one of "
+            f"{', '.join(PIXEL_SCALE_PHOTOMETRIC)}, not {photometric!r}"
+        )
 
 
 @dataclass
@@ -71,9 +82,7 @@ class ExpressionConfig:
     info: dict[str, Any] = field(default_factory=dict)  # training provenance and metrics
 
     def __post_init__(self) -> None:
-        check_input_choices(self.photometric, self.alignment)
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.arch!r}; choose one of {ARCHITECTURES}")
+        check_input_choices(self.photometric, self.alignment, self.arch)
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 

@@ -43,9 +43,8 @@ from torch import nn
 from fervid.devices import cpu_name
 from fervid.io.atomic import atomic_path
 from fervid.models.expression_input import photometric, prepare
-from fervid.models.expression_pretrained import PIXEL_SCALE_PHOTOMETRIC, pretrained_face_resnet
+from fervid.models.expression_pretrained import pretrained_face_resnet
 from fervid.models.expression_weights import (
-    ARCHITECTURES,
     ExpressionConfig,
     ExpressionModel,
     check_input_choices,
@@ -91,14 +90,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Choices stored in the weight file are checked here, before any data is read."""
-        check_input_choices(self.photometric, self.alignment)
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-        if self.arch == "face-resnet" and self.photometric not in PIXEL_SCALE_PHOTOMETRIC:
-            raise ValueError(
-                f"face-resnet reads dlib's pixel scale, so its photometric normalisation must be one of "
-                f"{', '.join(PIXEL_SCALE_PHOTOMETRIC)}, not {self.photometric!r}"
-            )
+        check_input_choices(self.photometric, self.alignment, self.arch)
         if not self.mixup >= 0:
             raise ValueError(f"mixup alpha must be >= 0 (0: off), got {self.mixup}")
         if not 0 <= self.distill <= 1:
