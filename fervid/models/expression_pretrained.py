@@ -46,8 +46,6 @@ def pretrained_face_resnet(
         net.stem.weight.copy_(weight.sum(dim=1, keepdim=True))
         net.stem.bias.copy_(dlib.stem.bias + (weight * offsets.view(1, 3, 1, 1)).sum(dim=(1, 2, 3)))
         net.units.load_state_dict(dlib.units.state_dict())
-    for p in net.parameters():
-        p.requires_grad_(True)
     return PretrainedTrunk(net, mean=grey_mean / 255.0, std=1.0 / (255.0 * config.scale), sha256=config.sha256)
 
 

@@ -224,30 +224,34 @@ def _build(cfg: TrainConfig, data: TrainingSet, heads: Sequence[Head]) -> tuple[
         # The hashes are taken now, when the weights are read, not when the result is saved.
         hashes = [sha256_file(Path(path)) for path in cfg.init]
         shared = replace(init_cfg, photometric=cfg.photometric, alignment=cfg.alignment, info={"init_sha256": hashes})
-    elif cfg.arch == "face-resnet":
-        trunk = pretrained_face_resnet(len(heads[0].labels.classes), cfg.dropout)
-        body = trunk.net
-        cfg.widths, cfg.blocks = DLIB_WIDTHS, DLIB_UNITS
-        shared = ExpressionConfig(
-            classes=heads[0].labels.classes, arch=cfg.arch, widths=tuple(cfg.widths), blocks=tuple(cfg.blocks),
-            dropout=cfg.dropout, input_size=size, mean=trunk.mean, std=trunk.std, photometric=cfg.photometric,
-            alignment=cfg.alignment, info={"pretrained_sha256": trunk.sha256},
-        )  # fmt: skip
     else:
-        sample = torch.from_numpy(data.images[:4096]).float().unsqueeze(1)
-        scaled = photometric(sample, cfg.photometric)
-        shared = ExpressionConfig(
-            classes=heads[0].labels.classes, widths=tuple(cfg.widths), blocks=tuple(cfg.blocks), dropout=cfg.dropout,
-            input_size=size, mean=float(scaled.mean()), std=float(scaled.std()), photometric=cfg.photometric,
-            alignment=cfg.alignment,
-        )  # fmt: skip
-        body = shared.build()
+        body, shared = _fresh(cfg, data, heads[0].labels.classes)
     model = MultiHead(body, {h.labels.name: len(h.labels.classes) for h in heads})
     for _, net, c in inits:
         for h in heads:
             if h.labels.classes == c.classes:
                 model.heads[h.labels.name].load_state_dict(net.fc.state_dict())
     return model, shared
+
+
+def _fresh(cfg: TrainConfig, data: TrainingSet, classes: tuple[str, ...]) -> tuple[ExpressionModel, ExpressionConfig]:
+    """A new network of ``cfg.arch`` and its config: a ``face-resnet`` starts from dlib's trunk at dlib's input
+    scale (``pretrained_sha256`` recorded), a ``resnet`` from random weights at the data's own scale."""
+    body: ExpressionModel | None = None
+    info: dict = {}
+    if cfg.arch == "face-resnet":
+        trunk = pretrained_face_resnet(len(classes), cfg.dropout)
+        cfg.widths, cfg.blocks = DLIB_WIDTHS, DLIB_UNITS
+        body, mean, std, info = trunk.net, trunk.mean, trunk.std, {"pretrained_sha256": trunk.sha256}
+    else:
+        scaled = photometric(torch.from_numpy(data.images[:4096]).float().unsqueeze(1), cfg.photometric)
+        mean, std = float(scaled.mean()), float(scaled.std())
+    shared = ExpressionConfig(
+        classes=classes, arch=cfg.arch, widths=tuple(cfg.widths), blocks=tuple(cfg.blocks), dropout=cfg.dropout,
+        input_size=data.images.shape[-1], mean=mean, std=std, photometric=cfg.photometric, alignment=cfg.alignment,
+        info=info,
+    )  # fmt: skip
+    return (shared.build() if body is None else body), shared
 
 
 def _same_architecture(a: ExpressionModel, b: ExpressionModel) -> bool:
@@ -459,8 +463,7 @@ def train(
     if cfg.teachers:
         teachers = Teachers.load(cfg.teachers, [h.labels.classes for h in heads], device)
     info = {
-        **({"init_sha256": shared.info["init_sha256"]} if cfg.init else {}),
-        **({"pretrained_sha256": shared.info["pretrained_sha256"]} if "pretrained_sha256" in shared.info else {}),
+        **shared.info,  # where the weights started: init_sha256 (a warm restart) or pretrained_sha256
         **({"teacher_sha256": teachers.sha256} if teachers else {}),
         "command": command(cfg) if callable(command) else command, "epochs": cfg.epochs,
         "hardware": hardware_description(device), "train_images": len(data), "heads": names,
