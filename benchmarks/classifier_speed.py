@@ -5,7 +5,7 @@ next to a baseline measured in the same run: the plain 10M-parameter VGG-style n
 that the project's seeds used (conv 64-128-256-512 at 48x48), so the ratio shows what
 the design buys.
 
-    python benchmarks/classifier_speed.py [--threads N] [--repeats R]
+    python benchmarks/classifier_speed.py [--threads N] [--repeats R] [--models NAME_OR_PATH ...]
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--models", nargs="+", help="model names or .pt files (default: the shipped models)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -66,7 +67,7 @@ def main() -> None:
     table.add_column("vs baseline @16", justify="right")
     table.add_row("plain VGG (baseline)", f"{sum(p.numel() for p in baseline.parameters()) / 1e6:.1f}M",
                   *(f"{base[b]:.2f}" for b in batches), "1.0x")  # fmt: skip
-    for name in shipped_models():
+    for name in args.models or shipped_models():
         model, cfg = load_weights(name)
         cost = {b: ms_per_face(model, b, cfg.input_size, args.repeats) for b in batches}
         table.add_row(name, f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M",
