@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, row in scores.iterrows():
             print(f"| {label} | {int(row.n)} | {int(row.correct)} | {100 * row.accuracy:.1f} % |")
         hamilton = rows[(rows["clip"] == "face_recognition/short_hamilton_clip.mp4") & (rows["frame"] == 240)]
-        print(f"\nHamilton frame 240: {', '.join(str(p) for p in hamilton['predicted'])}")
+        faces = [f"{r.predicted} {r.confidence:.2f} (happy {r.p_happy:.2f})" for r in hamilton.itertuples()]
+        print(f"\nHamilton frame 240, left to right: {', '.join(faces)}")
         tables.append(rows.assign(model=model))
     if args.csv is not None:
         pd.concat(tables).to_csv(args.csv, index=False)

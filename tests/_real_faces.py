@@ -120,8 +120,10 @@ def measure(
 
     Returns:
         One row per labelled face: ``clip, frame, x1, y1, x2, y2, label, predicted, matched, iou,
-        confidence``. ``predicted`` is the model's top class on the matched detection (unsmoothed), or
-        None when no detection overlaps the label by ``min_iou``.
+        confidence`` and ``p_<class>`` for each model class. ``predicted`` is the model's top class on the
+        matched detection (unsmoothed), or None (and NaN probabilities) when no detection overlaps the
+        label by ``min_iou``. The probabilities let the card quote how near a miss was (p(happy) of a
+        smile read as neutral).
     """
     table = labels if isinstance(labels, pd.DataFrame) else load_labels(labels)
     media = Path(media)
@@ -137,7 +139,7 @@ def measure(
             on_frame = faces[faces["frame"] == label.frame] if len(faces) else faces
             row = {"clip": clip, "frame": int(label.frame), "x1": label.x1, "y1": label.y1, "x2": label.x2,
                    "y2": label.y2, "label": label.label, "predicted": None, "matched": False, "iou": 0.0,
-                   "confidence": np.nan}  # fmt: skip
+                   "confidence": np.nan, **dict.fromkeys(prob_cols, np.nan)}  # fmt: skip
             if len(on_frame):
                 overlaps = iou(box, on_frame[["x1", "y1", "x2", "y2"]].to_numpy())
                 best = int(overlaps.argmax())
@@ -146,6 +148,7 @@ def measure(
                     probs = on_frame[prob_cols].to_numpy(dtype=np.float64)[best]
                     row["predicted"] = classes[int(probs.argmax())]
                     row["confidence"] = float(probs.max())
+                    row.update(zip(prob_cols, probs.tolist(), strict=True))
                     row["matched"] = True
             rows.append(row)
     return pd.DataFrame(rows)
