@@ -85,3 +85,25 @@ def test_alignment_benchmark_prints_both_framings(tmp_path: Path) -> None:
          "--model", str(fer2013_model)], capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 1 and "classes" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_ensemble_benchmark_scores_each_model_and_their_mean(tmp_path: Path) -> None:
+    """``benchmarks/ensemble.py`` on 40 FER+ validation faces; a model of other classes is a one-line error."""
+    shared = shared_path("data/ferplus/FER2013Valid.zip").parents[2]
+    paths = []
+    for seed, classes in ((0, FERPLUS_CLASSES), (1, FERPLUS_CLASSES), (2, FER2013_CLASSES)):
+        torch.manual_seed(seed)
+        config = ExpressionConfig(classes=classes, widths=(8, 8, 16, 16))
+        paths.append(tmp_path / f"model{seed}.pt")
+        save_weights(paths[-1], config.build().eval(), config)
+    script = [sys.executable, str(SCRIPT.parent / "ensemble.py"), "--shared", str(shared), "--limit", "40"]
+    done = subprocess.run([*script, "--models", str(paths[0]), str(paths[1])], capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ferplus validation, 40 faces" in done.stdout
+    for row in (f"| {paths[0]} |", f"| {paths[1]} |", "| mean of all |", "top-1 agreement"):
+        assert row in done.stdout, done.stdout
+    done = subprocess.run([*script, "--models", str(paths[0]), str(paths[2])], capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 1 and "are not ferplus's" in done.stderr and "Traceback" not in done.stderr
+    assert "mean of all" not in done.stdout
