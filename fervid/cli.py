@@ -314,7 +314,7 @@ def evaluate(
     from fervid.devices import resolve_device
     from fervid.models.expression_weights import WeightsError, load_weights
     from fervid.train.data import DatasetLayoutError, load_dataset
-    from fervid.train.evaluate import Evaluation, check_classes
+    from fervid.train.evaluate import Evaluation, check_classes, majority_protocol
     from fervid.train.predict import average_probabilities, predict_view_logits
 
     try:
@@ -325,7 +325,9 @@ def evaluate(
     except (WeightsError, DatasetLayoutError, ValueError, OSError) as exc:
         raise fail(str(exc), 2) from None
     logits = predict_view_logits(net, cfg, test.images, dev, tta=tta)
-    result = Evaluation.from_probs(test.labels, average_probabilities(logits, cfg), cfg.classes, test.classes)
+    probs = average_probabilities(logits, cfg)
+    result = Evaluation.from_probs(test.labels, probs, cfg.classes, test.classes)
+    majority = majority_protocol(test, probs, cfg.classes)  # FER+ votes: the subset published figures use
     raw = average_probabilities(logits, replace(cfg, temperature=1.0))
     uncalibrated = Evaluation.from_probs(test.labels, raw, cfg.classes, test.classes)
     if out is not None:
@@ -338,7 +340,9 @@ def evaluate(
         )
     calibration = {"temperature": cfg.temperature, "ece_uncalibrated": uncalibrated.ece}
     if json_output:
-        typer.echo(json.dumps({"model": str(model), "data": str(data), "tta": tta, **result.to_json(), **calibration}))
+        extra = {} if majority is None else {"majority_protocol": majority.to_json()}
+        typer.echo(json.dumps({"model": str(model), "data": str(data), "tta": tta, **result.to_json(), **calibration,
+                               **extra}))  # fmt: skip
         return
     table = Table(title=f"{model} on {data} ({'TTA' if tta else 'no TTA'})")
     for column in ("class", "precision", "recall", "f1", "support"):
@@ -353,6 +357,10 @@ def evaluate(
                     "the model still chooses among all of its own", highlight=False)  # fmt: skip
     shown.print(f"accuracy [bold]{result.accuracy:.4f}[/]  macro-F1 [bold]{result.macro_f1:.4f}[/]  n={result.n}")
     shown.print(f"ECE {result.ece:.4f} (temperature {cfg.temperature:.2f}; {uncalibrated.ece:.4f} without)")
+    if majority is not None:
+        shown.print(f"FER+'s own test protocol (only the {majority.n} faces with a clear majority of votes, as "
+                    f"published FER+ figures): accuracy [bold]{majority.accuracy:.4f}[/]  "
+                    f"macro-F1 {majority.macro_f1:.4f}", highlight=False)  # fmt: skip
 
 
 def annotate(**kwargs: Any) -> None:

@@ -64,6 +64,8 @@ def test_train_then_evaluate_json(small_ferplus, tmp_path):
     assert report["classes"] == list(EMOTIONS) and 0 < report["n"] <= 160
     assert 0.0 <= report["accuracy"] <= 1.0
     assert sum(map(sum, report["confusion"])) == report["n"]
+    majority = report["majority_protocol"]  # FER+ votes: also scored as published FER+ figures are
+    assert 0 < majority["n"] <= report["n"] and sum(map(sum, majority["confusion"])) == majority["n"]
     assert (tmp_path / "eval" / "tiny-tta.confusion.png").stat().st_size > 0
     assert (tmp_path / "eval" / "tiny-tta.confusion.csv").exists()
 
@@ -95,6 +97,7 @@ def test_evaluate_scores_data_with_fewer_classes_on_the_classes_it_has(small_fer
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["missing_classes"] == ["contempt"] and report["n"] == 140
+    assert "majority_protocol" not in report  # hard labels: no vote protocol to apply
     assert report["classes"] == list(EMOTIONS) and report["data_classes"] == list(EMOTIONS[:7])
     per_class = {row["class"]: row for row in report["per_class"]}
     assert per_class["contempt"]["support"] == 0 and all(per_class[c]["support"] == 20 for c in EMOTIONS[:7])

@@ -10,7 +10,7 @@ from conftest import shared_path
 
 from fervid.models.expression_weights import MANIFEST, WEIGHTS_DIR, WeightsError, load_weights, shipped_models
 from fervid.train.data import EVALUATION_SPLITS, load_dataset
-from fervid.train.evaluate import Evaluation
+from fervid.train.evaluate import Evaluation, majority_protocol
 from fervid.train.predict import predict_probs
 
 METRICS = WEIGHTS_DIR / "metrics.json"
@@ -50,6 +50,10 @@ def test_test_split_accuracy_matches_the_model_card(name):
     assert cfg.temperature == pytest.approx(card[name]["test"]["temperature"])
     assert result.ece <= card[name]["test"]["ece"] + 0.005
     assert card[name]["test"]["ece"] < card[name]["test"]["ece_uncalibrated"]
+    majority = majority_protocol(data, probs, cfg.classes)  # FER+: the protocol of published figures
+    if majority is not None:
+        assert majority.n == card[name]["test_majority"]["n"]
+        assert majority.accuracy >= card[name]["test_majority"]["accuracy"] - 0.005
 
 
 def test_corrupted_weight_file_gives_a_clear_error(tmp_path, monkeypatch):

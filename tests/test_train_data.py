@@ -17,6 +17,7 @@ from fervid.train.data import (
     FERPLUS_CLASSES,
     DatasetLayoutError,
     ferplus_distribution,
+    ferplus_majority,
     load_dataset,
     load_fer2013_csv,
     load_fer2013_folders,
@@ -59,6 +60,24 @@ def test_ferplus_distribution(votes, expected):
     np.testing.assert_allclose(dist, want, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("votes", "kept"),
+    [
+        # neutral happy surprise sad anger disgust fear contempt unknown NF
+        ([10, 0, 0, 0, 0, 0, 0, 0, 0, 0], True),
+        ([6, 4, 0, 0, 0, 0, 0, 0, 0, 0], True),
+        ([5, 5, 0, 0, 0, 0, 0, 0, 0, 0], False),  # a tie is no majority: exactly half is not more than half
+        ([4, 3, 3, 0, 0, 0, 0, 0, 0, 0], False),  # split votes: the top class has 40 %
+        ([5, 1, 1, 1, 1, 1, 0, 0, 0, 0], True),  # single votes are noise, so 5 of 5 remain
+        ([4, 0, 0, 0, 0, 0, 0, 0, 4, 2], False),  # unknown and NF votes count against the majority
+        ([2, 0, 0, 0, 0, 0, 0, 0, 8, 0], False),  # the majority is unknown: not an emotion
+        ([1, 1, 1, 1, 1, 1, 1, 1, 1, 1], False),  # nothing left after noise removal
+    ],
+)
+def test_ferplus_majority_is_the_ferplus_test_protocol(votes, kept):
+    assert ferplus_majority(np.array(votes, dtype=np.float32)) is kept
+
+
 def test_fer2013_folders_from_real_zip(tmp_path):
     src = shared_path("data/fer2013/test.zip")
     small = tmp_path / "test.zip"
@@ -84,6 +103,14 @@ def test_ferplus_from_real_zip(tmp_path):
     assert data.classes == FERPLUS_CLASSES
     np.testing.assert_allclose(data.targets.sum(1), 1.0, atol=1e-6)
     assert load_dataset(small).names == data.names  # auto-detected as FER+
+    assert data.majority is not None and data.majority.dtype == bool and len(data.majority) == len(data)
+
+
+def test_ferplus_test_split_has_the_published_protocol_size():
+    """FER+'s majority protocol keeps 3,137 test faces: the count papers report beside their accuracy."""
+    data = load_ferplus(shared_path("data/ferplus/FER2013Test.zip"))
+    assert len(data) == 3545 and int(data.majority.sum()) == 3137
+    assert load_dataset(shared_path("data/fer2013/test.zip")).majority is None  # hard labels: every image counts
 
 
 def test_fer2013_csv(tmp_path):
