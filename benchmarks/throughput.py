@@ -464,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long", action="store_true", help="also run timeline-only on the clip looped")
     parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the looped input")
     parser.add_argument("--no-baseline", action="store_true", help="skip the Haar + CNN baseline")
+    parser.add_argument("--no-identity", action="store_true",
+                        help="every fervid row without person identity (and no 2' row): for a machine without "
+                             "dlib's face-recognition weights, such as a borrowed GPU")  # fmt: skip
     parser.add_argument("--opencv-path", type=Path, default=os.environ.get("FERVID_OPENCV4"),
                         help="folder with an OpenCV 4 cv2 package for the Haar baseline (OpenCV 5 has no Haar "
                              "cascades); default $FERVID_OPENCV4")  # fmt: skip
@@ -508,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     end_s = times[-1]
     options = AnnotateOptions.from_flat(model=args.model, device=str(device), batch_size=args.batch_size,
                                         workers=args.workers, end=end_s, plots=False, video=False,
-                                        report=False)  # fmt: skip
+                                        report=False, identity=not args.no_identity)  # fmt: skip
     pipeline = Pipeline(options)
     rows: dict[str, Row] = {}
     with tempfile.TemporaryDirectory(prefix="fervid-bench-") as tmp:
@@ -516,10 +519,11 @@ def main(argv: list[str] | None = None) -> int:
         warmup_end_s = times[min(WARMUP_FRAMES, len(times)) - 1]
         pipeline.options = options.replace(end=warmup_end_s)
         pipeline.run(args.video, None, "warmup")
-        unidentified = Pipeline(options.replace(identity=False))  # its own models: no reload between rounds
-        unidentified.options = options.replace(identity=False, end=warmup_end_s)
-        unidentified.run(args.video, None, "warmup")
-        unidentified.options = options.replace(identity=False)
+        unidentified = None if args.no_identity else Pipeline(options.replace(identity=False))  # own models
+        if unidentified is not None:
+            unidentified.options = options.replace(identity=False, end=warmup_end_s)
+            unidentified.run(args.video, None, "warmup")
+            unidentified.options = options.replace(identity=False)
         runs: dict[str, list[Row]] = {}
         shares: dict[str, list[tuple[float, float]]] = {}  # stage: (CPU s, share of the run's CPU) per round
         for _ in range(args.repeats):  # rounds of every stage, so a slow spell of the machine hits all of them
@@ -528,9 +532,12 @@ def main(argv: list[str] | None = None) -> int:
             runs.setdefault("timeline", []).append(
                 fervid_run(pipeline, args.video, out / "timeline", "(2) fervid timeline only", device)
             )
-            runs.setdefault("no-identity", []).append(
-                fervid_run(unidentified, args.video, out / "no-identity", "(2') timeline only, --no-identity", device)
-            )
+            if unidentified is not None:
+                runs.setdefault("no-identity", []).append(
+                    fervid_run(
+                        unidentified, args.video, out / "no-identity", "(2') timeline only, --no-identity", device
+                    )  # fmt: skip
+                )
             pipeline.options = options.replace(video=True, report=True)
             with stage_clocks() as spent:
                 full = fervid_run(pipeline, args.video, out / "full", "(3) fervid full annotate (+ H.264)", device)
@@ -569,8 +576,9 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_threads(device, args.workers)
     workers, threads = plan.workers, plan.torch_threads
     threads_text = f"{threads} torch thread(s) each" if threads else "torch threads unchanged"
+    identity_text = ", no person identity" if args.no_identity else ""
     title = (f"{args.video.name}: first {len(times)} frames, {device.type}, batch {args.batch_size}, "
-             f"{workers} detector worker(s), {threads_text}")  # fmt: skip
+             f"{workers} detector worker(s), {threads_text}{identity_text}")  # fmt: skip
     table, markdown = render(rows, title, device.type == "cuda")
     console.print(table)
     notes = [load, f"Stages 1-4 ran {args.repeats} interleaved round(s); Seconds/FPS are the median run, FPS range "

@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from fervid.batch import BatchInput, BatchReport, Outcome
-    from fervid.train.joint import TrainingSet
-    from fervid.train.trainer import Head
 
 app = typer.Typer(
     name="fervid",
@@ -74,20 +72,30 @@ def main(
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Annotated[
+    out: Annotated[
         list[Path],
+        typer.Option(metavar="PATH", help="Weights to write per --data (or per head of --pack), e.g. ferplus.pt."),
+    ],
+    data: Annotated[
+        list[Path] | None,
         typer.Option(
             metavar="PATH",
             help="Training split: FER2013 class folders (dir/.zip), fer2013.csv, or FER+. Give FER2013 and FER+ "
             "(twice --data) to train one network with a head for each on the same faces.",
         ),
-    ],
+    ] = None,
     val: Annotated[
-        list[Path], typer.Option(metavar="PATH", help="Validation split per --data, same layout; selection only.")
-    ],
-    out: Annotated[
-        list[Path], typer.Option(metavar="PATH", help="Weights to write per --data, e.g. weights/ferplus.pt.")
-    ],
+        list[Path] | None,
+        typer.Option(metavar="PATH", help="Validation split per --data, same layout; selection only."),
+    ] = None,
+    pack: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            help="Instead of --data and --val: a training pack (scripts/gpu/pack_fer.py) holding the training faces, "
+            "every head's labels and validation split in one compact file, for a machine without the archives.",
+        ),
+    ] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs (one-cycle schedule).")] = 40,
     batch_size: Annotated[int, typer.Option(min=8, help="Batch size.")] = 128,
     optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = "adamw",
@@ -186,14 +194,20 @@ def train(
     from fervid.devices import resolve_device
     from fervid.models.expression_weights import load_weights
     from fervid.train.augment import AugmentConfig
+    from fervid.train.heads import load_pack_heads, load_training_heads
     from fervid.train.trainer import EpochLog, TrainConfig, checkpoint_path
     from fervid.train.trainer import train as run_training
 
     if threads:
         torch.set_num_threads(threads)
     try:
-        if not len(data) == len(val) == len(out):
-            raise ValueError(f"give one --val and one --out per --data (got {len(data)}, {len(val)}, {len(out)})")
+        if pack is None and not data:
+            raise ValueError("give the training data: --data and --val, or --pack")
+        if pack is not None and (data or val):
+            raise ValueError("give --pack or --data with --val, not both")
+        if pack is None and not len(data or []) == len(val or []) == len(out):
+            raise ValueError(f"give one --val and one --out per --data (got {len(data or [])}, {len(val or [])}, "
+                             f"{len(out)})")  # fmt: skip
         dev = resolve_device(device)
         for path in [*(init or []), *(teacher or [])]:
             load_weights(path, verify=False)  # a bad --init or --teacher file fails before the slow data loading
@@ -205,8 +219,8 @@ def train(
             augment=AugmentConfig(degrade_p=degrade, yaw_p=yaw, max_yaw_deg=max_yaw, yaw_model=yaw_model),
             pose_balance=pose_balance, mixup=mixup, teachers=tuple(str(p) for p in teacher or []), distill=distill,
         )  # fmt: skip
-        training, heads = _training_heads(data, val, out)
-        if pose_balance:
+        training, heads = load_training_heads(data, val, out) if pack is None else load_pack_heads(pack, out)
+        if pose_balance and training.head_turns is None:
             training.head_turns = _head_turns(training.images, heads[0].out.with_suffix(".turns.npz"), str(dev))
     except (ValueError, OSError) as exc:
         raise fail(str(exc), 2) from None
@@ -263,32 +277,6 @@ def _head_turns(images: Any, cache: Path, device: str) -> Any:
     turns = cached_head_turns(images, cache, measure)
     console.print(f"head turns of {len(images)} faces: {escape(str(cache))}", highlight=False)
     return turns
-
-
-def _training_heads(data: list[Path], val: list[Path], out: list[Path]) -> tuple[TrainingSet, list[Head]]:
-    """The training set and one head per --data: one dataset, or FER2013 + FER+ joined on their shared faces."""
-    from fervid.train.data import FER2013_CLASSES, FERPLUS_CLASSES, load_dataset
-    from fervid.train.joint import TrainingSet, joint_fer
-    from fervid.train.trainer import Head
-
-    names = [p.stem for p in out]
-    if len(set(names)) != len(names):
-        raise ValueError(f"--out files need distinct names (heads are named after them): {', '.join(names)}")
-    splits = [load_dataset(p, "train") for p in data]
-    vals = [load_dataset(p, "val") for p in val]
-    if len(splits) == 1:
-        training = TrainingSet.single(names[0], splits[0])
-    elif len(splits) == 2 and {s.classes for s in splits} == {FER2013_CLASSES, FERPLUS_CLASSES}:
-        first_is_fer2013 = splits[0].classes == FER2013_CLASSES
-        fer2013, ferplus = splits if first_is_fer2013 else splits[::-1]
-        pair = (names[0], names[1]) if first_is_fer2013 else (names[1], names[0])
-        training = joint_fer(fer2013, ferplus, pair)
-        if not first_is_fer2013:
-            training.label_sets.reverse()
-    else:
-        raise ValueError("several --data are trained jointly only for FER2013 + FER+ (the same faces, two labellings)")
-    heads = [Head(ls, v, o) for ls, v, o in zip(training.label_sets, vals, out)]
-    return training, heads
 
 
 @app.command()

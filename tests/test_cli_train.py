@@ -210,12 +210,12 @@ def test_warm_restart_from_a_bad_file_is_a_usage_error(small_ferplus, tmp_path):
 
 def test_an_interrupted_run_resumes_after_its_last_finished_epoch(small_ferplus, tmp_path):
     """A run stopped after epoch 1 (as by Ctrl-C) picks up at epoch 2 from its checkpoint, history intact."""
-    from fervid.cli import _training_heads
+    from fervid.train.heads import load_training_heads
     from fervid.train.trainer import TrainConfig, checkpoint_path
     from fervid.train.trainer import train as run_training
 
     out = tmp_path / "tiny.pt"
-    training, heads = _training_heads([small_ferplus], [small_ferplus], [out])
+    training, heads = load_training_heads([small_ferplus], [small_ferplus], [out])
     cfg = TrainConfig(epochs=2, batch_size=32, widths=(8, 8, 16, 16))
 
     def stop_after_first(log):
@@ -304,3 +304,29 @@ def test_train_with_a_teacher_that_does_not_fit_is_a_usage_error(small_ferplus, 
         assert not list(tmp_path.glob("x*")), list(tmp_path.iterdir())
     result = runner.invoke(app, [*common, "--teacher", "ferplus", "--distill", "1.5"])
     assert result.exit_code == 2 and "Traceback" not in result.output and not list(tmp_path.glob("x*"))
+
+
+def test_train_from_a_pack_as_from_the_archives(small_ferplus, tmp_path):
+    """--pack (what a borrowed GPU machine gets) trains the same heads that --data/--val name; misuse is one line."""
+    from fervid.train.heads import load_training_heads
+    from fervid.train.pack import save_pack
+
+    training, heads = load_training_heads([small_ferplus], [small_ferplus], [Path("ferplus.pt")])
+    pack = save_pack(tmp_path / "small.npz", training, [h.val for h in heads], lossless=True)
+    out = tmp_path / "ferplus.pt"
+    tiny = ["--epochs", "1", "--batch-size", "32", "--widths", "8,8,16,16", "--device", "cpu"]
+    result = runner.invoke(app, ["train", "--pack", str(pack), "--out", str(out), *tiny])
+    assert result.exit_code == 0, result.output
+    assert "train 160 images: ferplus (160 labelled)" in result.output.replace("\n", " ")
+    _, cfg = load_weights(out)
+    assert cfg.classes == EMOTIONS and cfg.info["dataset"] == "FER+"
+
+    for args, message in [
+        (["--pack", str(pack), "--data", str(small_ferplus), "--out", str(out)], "give --pack or --data"),
+        (["--out", str(out)], "give the training data"),
+        (["--pack", str(pack), "--out", str(tmp_path / "fer2013.pt")], "its heads are ferplus"),
+        (["--pack", str(small_ferplus), "--out", str(out)], "not a training pack"),
+    ]:
+        result = runner.invoke(app, ["train", *args, *tiny])
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "Traceback" not in result.output
