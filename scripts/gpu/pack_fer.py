@@ -3,8 +3,8 @@
 The device machine gets only the checkout (64 MiB in all), not ``../shared``; the pack (about 30 MB,
 see ``fervid.train.pack``) goes with it under ``gpu/`` (ignored by git through ``.git/info/exclude``,
 named in the call's ``carry``). It holds exactly what ``fervid train --data ... --val ...`` would train
-on, plus the head turns that ``--pose-balance`` needs (read from ``--turns`` or measured, ~5 minutes
-on a CPU). Usage:
+on, plus the head turns that ``--pose-balance`` needs (read from the ``--turns`` cache, or measured
+into it: ~5 minutes on a CPU). Usage:
 
     python scripts/gpu/pack_fer.py --shared ../shared --out gpu/fer_joint.npz --turns runs/face28/fer2013.turns.npz
 """
@@ -24,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=Path("../shared"))
     parser.add_argument("--out", type=Path, default=Path("gpu/fer_joint.npz"))
-    parser.add_argument("--turns", type=Path, help="head-turn cache (.npz) of these faces; measured if absent")
+    parser.add_argument("--turns", type=Path,
+                        help="head-turn cache (.npz) of these faces, measured into it if it does not hold them "
+                             "(default: beside --out); the GPU run's --pose-balance needs them, and the "
+                             "detector that measures them does not travel")  # fmt: skip
     parser.add_argument("--quality", type=int, default=QUALITY, help="WebP quality of the faces")
     parser.add_argument("--lossless", action="store_true", help="exact pixels (about 1.8x the size)")
     args = parser.parse_args(argv)
@@ -35,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: missing {', '.join(missing)}", file=sys.stderr)
         return 1
     training, heads = load_training_heads(data, val, [Path("fer2013.pt"), Path("ferplus.pt")])
-    if args.turns is not None:
-        training.head_turns = cached_head_turns(training.images, args.turns)
+    training.head_turns = cached_head_turns(training.images, args.turns or args.out.with_suffix(".turns.npz"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_pack(args.out, training, [h.val for h in heads], quality=args.quality, lossless=args.lossless)
     sets = ", ".join(f"{h.labels.name} {int(h.labels.valid.sum())}" for h in heads)
