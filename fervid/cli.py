@@ -45,12 +45,19 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _command_line(params: dict[str, object], name: str) -> str:
-    """A command with every option spelled out (defaults too), for provenance records; lists repeat the flag."""
+    """A command with every option spelled out (defaults too), for provenance records.
+
+    Lists repeat the flag (an empty one is left out), a true flag option is the bare flag and a
+    false one is left out (``fervid train``'s flags have no ``--no-`` form), so the line runs as written.
+    """
     parts = []
     for key, value in params.items():
-        for item in value if isinstance(value, list) else [value]:
-            if item is not None:
-                parts.append(f"--{key.replace('_', '-')} {shlex.quote(str(item))}")
+        flag = f"--{key.replace('_', '-')}"
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, bool):
+                parts += [flag] if item else []
+            elif item is not None:
+                parts.append(f"{flag} {shlex.quote(str(item))}")
     return " ".join(["fervid", name, *parts])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import zipfile
 from pathlib import Path
 
@@ -315,11 +316,16 @@ def test_train_from_a_pack_as_from_the_archives(small_ferplus, tmp_path):
     pack = save_pack(tmp_path / "small.npz", training, [h.val for h in heads], lossless=True)
     out = tmp_path / "ferplus.pt"
     tiny = ["--epochs", "1", "--batch-size", "32", "--widths", "8,8,16,16", "--device", "cpu"]
-    result = runner.invoke(app, ["train", "--pack", str(pack), "--out", str(out), *tiny])
+    result = runner.invoke(app, ["train", "--pack", str(pack), "--out", str(out), "--pose-balance", *tiny])
     assert result.exit_code == 0, result.output
     assert "train 160 images: ferplus (160 labelled)" in result.output.replace("\n", " ")
     _, cfg = load_weights(out)
     assert cfg.classes == EMOTIONS and cfg.info["dataset"] == "FER+"
+    # The recorded command runs as written: a bare flag for --pose-balance, no empty --data or --val.
+    command = shlex.split(cfg.info["command"])
+    assert command[:2] == ["fervid", "train"] and "--pose-balance" in command and "--data" not in command
+    again = runner.invoke(app, command[1:])
+    assert again.exit_code == 0, again.output
 
     for args, message in [
         (["--pack", str(pack), "--data", str(small_ferplus), "--out", str(out)], "give --pack or --data"),
