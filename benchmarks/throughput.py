@@ -519,8 +519,9 @@ def main(argv: list[str] | None = None) -> int:
         warmup_end_s = times[min(WARMUP_FRAMES, len(times)) - 1]
         pipeline.options = options.replace(end=warmup_end_s)
         pipeline.run(args.video, None, "warmup")
-        unidentified = None if args.no_identity else Pipeline(options.replace(identity=False))  # own models
-        if unidentified is not None:
+        unidentified = None  # with identity on, row 2' runs without it, with its own models (no reload per round)
+        if not args.no_identity:
+            unidentified = Pipeline(options.replace(identity=False))
             unidentified.options = options.replace(identity=False, end=warmup_end_s)
             unidentified.run(args.video, None, "warmup")
             unidentified.options = options.replace(identity=False)
@@ -536,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs.setdefault("no-identity", []).append(
                     fervid_run(
                         unidentified, args.video, out / "no-identity", "(2') timeline only, --no-identity", device
-                    )  # fmt: skip
+                    )
                 )
             pipeline.options = options.replace(video=True, report=True)
             with stage_clocks() as spent:

@@ -169,6 +169,11 @@ def load_fer2013_csv(path: str | Path, split: str = "train") -> ExpressionData:
     return ExpressionData(np.stack(images), targets, FER2013_CLASSES, names, "FER2013")
 
 
+def _without_single_votes(votes: np.ndarray) -> np.ndarray:
+    """FER+ votes with every class that got a single vote set to 0: FER+'s rule treats those as noise."""
+    return np.where(votes <= 1, 0, votes).astype(np.float32)
+
+
 def ferplus_distribution(votes: np.ndarray) -> np.ndarray | None:
     """FER+ votes (10 columns, label.csv order) -> distribution over our 8 classes, or None if discarded.
 
@@ -176,7 +181,7 @@ def ferplus_distribution(votes: np.ndarray) -> np.ndarray | None:
     and an image whose strongest remaining vote is ``unknown`` or ``NF`` (not a face) is
     discarded, as is one with no votes left.
     """
-    votes = np.where(votes <= 1, 0, votes).astype(np.float32)
+    votes = _without_single_votes(votes)
     if votes.sum() == 0 or votes.argmax() >= 8:
         return None
     emotion_votes = np.zeros(len(FERPLUS_CLASSES), dtype=np.float32)
@@ -196,7 +201,7 @@ def ferplus_majority(votes: np.ndarray) -> bool:
     on this subset (3,137 of FER+ test's 3,573 labelled images); :func:`ferplus_distribution` keeps
     more of them (3,545: ties and split votes too), which is harder.
     """
-    votes = np.where(votes <= 1, 0, votes)
+    votes = _without_single_votes(votes)
     return bool(votes.sum() > 0 and votes.max() > 0.5 * votes.sum() and votes.argmax() < 8)
 
 
