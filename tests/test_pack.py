@@ -75,6 +75,8 @@ def test_a_file_that_is_not_a_pack_is_a_clear_error(tmp_path):
     np.savez(other, x=np.zeros(3))
     with pytest.raises(PackError, match="other.npz: not a training pack"):
         load_pack(other)
+    with pytest.raises(PackError, match="missing.npz: no such file"):
+        load_pack(tmp_path / "missing.npz")
 
 
 def test_one_validation_split_per_head(faces, ferplus_val, tmp_path):

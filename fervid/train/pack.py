@@ -91,8 +91,10 @@ def load_pack(path: str | Path) -> tuple[TrainingSet, list[ExpressionData]]:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
         meta = json.loads(arrays["meta"].tobytes())
-    except (OSError, ValueError, KeyError) as exc:
-        raise PackError(f"{path}: not a training pack ({exc})") from None
+    except FileNotFoundError:
+        raise PackError(f"{path}: no such file") from None
+    except (OSError, ValueError, KeyError):  # numpy's own reasons name pickles and keys, not what went wrong here
+        raise PackError(f"{path}: not a training pack (an .npz written by scripts/gpu/pack_fer.py)") from None
     if meta.get("version") != FORMAT_VERSION:
         raise PackError(f"{path}: pack format {meta.get('version')}, this fervid reads {FORMAT_VERSION}")
     shape = tuple(meta["shape"])
