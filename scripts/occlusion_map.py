@@ -1,0 +1,121 @@
+"""Which part of each face drives an expression model's reading of one video frame or photo.
+
+Why: when a model misreads a face on real footage (Hamilton frame 240: two smiles in near profile
+read as ``neutral``) the next step depends on the cause. Occlusion sensitivity answers it without
+touching the model: a grey square (the crop's mean after normalisation) slides over the crop
+exactly as ``annotate`` cuts it, and the chosen class's probability is recorded at each place. A
+class that rises when one region is hidden says that region (a hand at the chin, a closed mouth)
+is what argues against it. Prints per face, left to right in the frame: the label, the class's
+probability, the highest and lowest probability under occlusion and where (crop pixels, y, x).
+Writes a PNG with the crops as the model sees them above their maps (bright: the class rises
+when that region is hidden).
+
+    python scripts/occlusion_map.py ../shared/media/face_recognition/short_hamilton_clip.mp4 \
+        --frame 240 --model ferplus --target happy --png occlusion.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from PIL import Image
+
+from fervid.classify import ExpressionClassifier
+from fervid.detect import FaceDetector
+from fervid.models.expression_input import prepare, probabilities
+
+PATCH = 12  # crop pixels (of 48): about an eye, or the mouth
+STRIDE = 4
+
+
+def read_frame(path: Path, index: int) -> np.ndarray:
+    """Frame ``index`` (0-based, decode order) of a video, or the photo itself, as (H, W, 3) uint8 RGB."""
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == index:
+                return frame.to_ndarray(format="rgb24")
+    raise ValueError(f"has no frame {index}")
+
+
+@torch.inference_mode()
+def occlusion_maps(classifier: ExpressionClassifier, crops: torch.Tensor, target: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) probability of ``target`` per crop, and (n, S, S) its mean probability with each pixel hidden."""
+    x = prepare(crops, classifier.config)
+    size = x.shape[-1]
+    base = probabilities(classifier.model(x), classifier.config)[:, target].numpy()
+    places = [(y, x0) for y in range(0, size - PATCH + 1, STRIDE) for x0 in range(0, size - PATCH + 1, STRIDE)]
+    maps = np.zeros((len(x), size, size))
+    for i in range(len(x)):
+        views = x[i].repeat(len(places), 1, 1, 1)
+        for k, (y, x0) in enumerate(places):
+            views[k, :, y : y + PATCH, x0 : x0 + PATCH] = x[i].mean()
+        p = probabilities(classifier.model(views), classifier.config)[:, target].numpy()
+        total, count = np.zeros((size, size)), np.zeros((size, size))
+        for (y, x0), q in zip(places, p):
+            total[y : y + PATCH, x0 : x0 + PATCH] += q
+            count[y : y + PATCH, x0 : x0 + PATCH] += 1
+        maps[i] = total / np.maximum(count, 1)
+    return base, maps
+
+
+def picture(crops: torch.Tensor, classifier: ExpressionClassifier, maps: np.ndarray, zoom: int = 4) -> Image.Image:
+    """Crops (normalised as the model sees them, stretched to 0-255) above their occlusion maps."""
+    x = prepare(crops, classifier.config)[:, 0].numpy()
+    lo, hi = x.min(axis=(1, 2), keepdims=True), x.max(axis=(1, 2), keepdims=True)
+    faces = np.concatenate(list((x - lo) / np.maximum(hi - lo, 1e-6)), axis=1)
+    heat = np.concatenate(list(maps), axis=1)
+    grid = np.kron(np.concatenate([faces, heat], axis=0), np.ones((zoom, zoom)))
+    return Image.fromarray((grid * 255).clip(0, 255).astype(np.uint8))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("media", type=Path, help="a video or a photo")
+    parser.add_argument("--frame", type=int, default=0, help="frame index of a video (0 for a photo)")
+    parser.add_argument("--model", default="ferplus")
+    parser.add_argument("--target", default="happy", help="the class whose probability is mapped")
+    parser.add_argument("--png", type=Path, help="write the crops and their maps here")
+    args = parser.parse_args(argv)
+    try:
+        image = read_frame(args.media, args.frame)
+    except av.error.FFmpegError as exc:
+        print(f"error: {args.media}: {exc.strerror or 'not a video or photo'}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"error: {args.media}: {exc}", file=sys.stderr)
+        return 2
+    classifier = ExpressionClassifier(args.model)
+    if args.target not in classifier.classes:
+        print(f"error: {args.model} has no class {args.target!r} ({', '.join(classifier.classes)})", file=sys.stderr)
+        return 2
+    target = classifier.classes.index(args.target)
+    frame = torch.from_numpy(image)
+    detections = FaceDetector()([frame])[0]
+    if len(detections) == 0:
+        print(f"{args.media} frame {args.frame}: no face found")
+        return 0
+    order = np.argsort(detections.xyxy[:, 0], kind="stable")
+    crops = classifier.crops(frame[None], [detections])[torch.from_numpy(order)]
+    labels = [classifier.classes[int(k)] for k in classifier.classify(frame[None], [detections])[0].probs.argmax(1)]
+    base, maps = occlusion_maps(classifier, crops, target)
+    places = maps.reshape(len(maps), -1)
+    for i, face in enumerate(order):
+        high = tuple(int(v) for v in np.unravel_index(places[i].argmax(), maps.shape[1:]))
+        low = tuple(int(v) for v in np.unravel_index(places[i].argmin(), maps.shape[1:]))
+        box = ", ".join(f"{v:.0f}" for v in detections.xyxy[face])
+        print(
+            f"face at ({box}): {labels[face]}; p({args.target}) {base[i]:.2f}, hidden: "
+            f"up to {places[i].max():.2f} at {high}, down to {places[i].min():.2f} at {low}"
+        )
+    if args.png is not None:
+        picture(crops, classifier, maps).save(args.png)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
