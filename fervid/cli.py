@@ -148,6 +148,15 @@ def train(
             "its far side goes out of view, as on a real three-quarter or profile view)."
         ),
     ] = "plane",
+    hands: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Chance of a synthetic hand at the chin per image (the label is kept; --teacher models see the "
+            "face without it), so a hand resting on the face is no cue against a smile.",
+        ),
+    ] = 0.0,
     pose_balance: Annotated[
         bool,
         typer.Option(
@@ -223,7 +232,7 @@ def train(
             arch=arch, class_weight_power=class_weight_power, photometric=photometric, alignment=alignment,
             widths=tuple(int(w) for w in widths.split(",")), blocks=tuple(int(b) for b in blocks.split(",")),
             init=tuple(str(p) for p in init or []),
-            augment=AugmentConfig(degrade_p=degrade, yaw_p=yaw, max_yaw_deg=max_yaw, yaw_model=yaw_model),
+            augment=AugmentConfig(degrade_p=degrade, yaw_p=yaw, max_yaw_deg=max_yaw, yaw_model=yaw_model, hand_p=hands),
             pose_balance=pose_balance, mixup=mixup, teachers=tuple(str(p) for p in teacher or []), distill=distill,
         )  # fmt: skip
         training, heads = load_training_heads(data, val, out) if pack is None else load_pack_heads(pack, out)

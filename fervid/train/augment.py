@@ -31,6 +31,9 @@ class AugmentConfig:
     erase_area: tuple[float, float] = (0.02, 0.2)
     degrade_p: float = 0.0  # chance of each video condition of fervid.train.degrade, per image
     yaw_p: float = 0.0  # chance of a synthetic head turn (random_yaw), per image
+    #: Chance of a synthetic hand at the chin (fervid.train.occluders), per image. Applied by the
+    #: trainer after :func:`augment`, to the student's view only (teachers see the face without it).
+    hand_p: float = 0.0
     max_yaw_deg: float = 35.0
     #: How a turned face is drawn: ``plane`` (a flat face in perspective, :func:`yaw`) or ``cylinder``
     #: (the face wrapped round a vertical cylinder, :func:`cylinder_yaw`: its far side goes out of view).

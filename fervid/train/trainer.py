@@ -59,6 +59,7 @@ from fervid.train.data import ExpressionData
 from fervid.train.distill import Teachers, distilled_targets
 from fervid.train.joint import LabelSet, TrainingSet
 from fervid.train.mixup import mix_batch
+from fervid.train.occluders import hand_occluders
 from fervid.train.pose import BIN_NAMES, pose_bins, pose_class_weights
 from fervid.train.predict import predict_logits
 
@@ -397,7 +398,10 @@ def _train_epoch(
     for i in range(steps):
         idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
         crops = augment(images[idx].float().unsqueeze(1) / 255.0, cfg.augment, session.gen) * 255.0
-        x = prepare(crops, shared)
+        seen = crops  # what the student sees; teachers see ``crops``: their targets are for the face, not a hand
+        if cfg.augment.hand_p > 0:  # no extra random draws otherwise: runs without it stay reproducible
+            seen = hand_occluders(crops / 255.0, cfg.augment.hand_p, session.gen) * 255.0
+        x = prepare(seen, shared)
         blend = None
         if cfg.mixup > 0:
             x, lam, partner = mix_batch(x, session.gen, cfg.mixup)
