@@ -6,7 +6,8 @@ touching the model: a grey square (the crop's mean after normalisation) slides o
 exactly as ``annotate`` cuts it, and the chosen class's probability is recorded at each place. A
 class that rises when one region is hidden says that region (a hand at the chin, a closed mouth)
 is what argues against it. Prints per face, left to right in the frame: the label, the class's
-probability, the highest and lowest probability under occlusion and where (crop pixels, y, x).
+probability, its highest with one square hidden, and the map's highest and lowest values and
+where they are (crop pixels, y, x).
 Writes a PNG with the crops as the model sees them above their maps (bright: the class rises
 when that region is hidden).
 
@@ -43,13 +44,17 @@ def read_frame(path: Path, index: int) -> np.ndarray:
 
 
 @torch.inference_mode()
-def occlusion_maps(classifier: ExpressionClassifier, crops: torch.Tensor, target: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n,) probability of ``target`` per crop, and (n, S, S) its mean probability with each pixel hidden."""
+def occlusion_maps(
+    classifier: ExpressionClassifier, crops: torch.Tensor, target: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per crop: the probability of ``target``, its highest with one square hidden (n,), and (n, S, S) its
+    mean probability over the squares that hide each pixel."""
     x = prepare(crops, classifier.config)
     size = x.shape[-1]
     base = probabilities(classifier.model(x), classifier.config)[:, target].numpy()
     places = [(y, x0) for y in range(0, size - PATCH + 1, STRIDE) for x0 in range(0, size - PATCH + 1, STRIDE)]
     maps = np.zeros((len(x), size, size))
+    best = np.zeros(len(x))
     for i in range(len(x)):
         views = x[i].repeat(len(places), 1, 1, 1)
         for k, (y, x0) in enumerate(places):
@@ -60,7 +65,8 @@ def occlusion_maps(classifier: ExpressionClassifier, crops: torch.Tensor, target
             total[y : y + PATCH, x0 : x0 + PATCH] += q
             count[y : y + PATCH, x0 : x0 + PATCH] += 1
         maps[i] = total / np.maximum(count, 1)
-    return base, maps
+        best[i] = p.max()
+    return base, best, maps
 
 
 def picture(crops: torch.Tensor, classifier: ExpressionClassifier, maps: np.ndarray, zoom: int = 4) -> Image.Image:
@@ -102,15 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     order = np.argsort(detections.xyxy[:, 0], kind="stable")
     crops = classifier.crops(frame[None], [detections])[torch.from_numpy(order)]
     labels = [classifier.classes[int(k)] for k in classifier.classify(frame[None], [detections])[0].probs.argmax(1)]
-    base, maps = occlusion_maps(classifier, crops, target)
+    base, best, maps = occlusion_maps(classifier, crops, target)
     places = maps.reshape(len(maps), -1)
     for i, face in enumerate(order):
         high = tuple(int(v) for v in np.unravel_index(places[i].argmax(), maps.shape[1:]))
         low = tuple(int(v) for v in np.unravel_index(places[i].argmin(), maps.shape[1:]))
         box = ", ".join(f"{v:.0f}" for v in detections.xyxy[face])
         print(
-            f"face at ({box}): {labels[face]}; p({args.target}) {base[i]:.2f}, hidden: "
-            f"up to {places[i].max():.2f} at {high}, down to {places[i].min():.2f} at {low}"
+            f"face at ({box}): {labels[face]}; p({args.target}) {base[i]:.2f}; one square hidden: up to "
+            f"{best[i]:.2f}; map (mean over the squares hiding a pixel): up to {places[i].max():.2f} at {high}, "
+            f"down to {places[i].min():.2f} at {low}"
         )
     if args.png is not None:
         picture(crops, classifier, maps).save(args.png)
