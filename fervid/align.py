@@ -54,9 +54,10 @@ FER_BOX_48_CENTRE = np.array([24.27, 24.74], dtype=np.float32)
 FER_BOX_48_SIZE = 43.05
 
 
-def box_transforms(xyxy: torch.Tensor, centre: torch.Tensor, size: float) -> torch.Tensor:
+def box_transforms(xyxy: torch.Tensor, centre: torch.Tensor, size: float | torch.Tensor) -> torch.Tensor:
     """Frame-to-crop matrices (n, 2, 3) that put each box's centre on ``centre`` and scale its
-    ``sqrt(width * height)`` to ``size`` crop pixels, without rotating (see the module docstring)."""
+    ``sqrt(width * height)`` to ``size`` crop pixels (one size, or one per box), without rotating
+    (see the module docstring)."""
     xyxy = xyxy.double()
     side = ((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])).clamp_min(1e-12).sqrt()
     scale = size / side

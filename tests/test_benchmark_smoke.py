@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from conftest import shared_path
 
@@ -92,7 +93,7 @@ def test_alignment_benchmark_prints_both_framings(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    for row in ("as is", "landmarks", "box", "of 40 faces found", "box template centre"):
+    for row in ("as is", "landmarks", "box", "box, size by head turn", "of 40 faces found", "box template centre"):
         assert row in done.stdout, done.stdout
     fer2013_model = tmp_path / "fer2013.pt"
     config = ExpressionConfig(classes=FER2013_CLASSES, widths=(8, 8, 16, 16))
@@ -124,3 +125,18 @@ def test_ensemble_benchmark_scores_each_model_and_their_mean(tmp_path: Path) -> 
                           timeout=600)  # fmt: skip
     assert done.returncode == 1 and "are not ferplus's" in done.stderr and "Traceback" not in done.stderr
     assert "mean of all" not in done.stdout
+
+
+def test_box_size_by_turn_follows_the_turned_faces_boxes() -> None:
+    """The turn-dependent size is each turn bin's median box size, interpolated between the bins' median turns."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import alignment
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    turn = np.array([0.05, 0.05, 0.05, 0.2, 0.2, 0.55, 0.6, 0.75], dtype=np.float32)
+    side = np.array([43, 44, 42, 41, 41, 37, 38, 36], dtype=np.float32)
+    boxes = np.stack([np.zeros(8), np.zeros(8), side, side], axis=1).astype(np.float32)
+    sizes = alignment.box_size_by_turn(boxes, turn)
+    # bins' medians: 43 at turn 0.05, 41 at 0.2, 37 at 0.6; 0.55 lies between the last two, 0.75 past the last
+    np.testing.assert_allclose(sizes, [43, 43, 43, 41, 41, 37.5, 37, 37], atol=1e-5)
