@@ -20,9 +20,7 @@ import math
 
 import torch
 
-
-def _uniform(b: int, low: float, high: float, dev: torch.device, gen: torch.Generator | None) -> torch.Tensor:
-    return torch.rand(b, device=dev, generator=gen) * (high - low) + low
+from fervid.train.augment import _uniform
 
 
 def rounded_box_distance(px: torch.Tensor, py: torch.Tensor, half_w: torch.Tensor, half_h: torch.Tensor,
