@@ -21,13 +21,16 @@ import argparse
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from PIL import Image
 
 from fervid.classify import ExpressionClassifier
 from fervid.detect import FaceDetector
+from fervid.io.errors import InputError
+from fervid.io.images import read_image
+from fervid.io.probe import probe
+from fervid.io.video import VideoReader
 from fervid.models.expression_input import prepare, probabilities
 
 PATCH = 12  # crop pixels (of 48): about an eye, or the mouth
@@ -35,23 +38,27 @@ STRIDE = 4
 
 
 def read_frame(path: Path, index: int) -> np.ndarray:
-    """Frame ``index`` (0-based, decode order) of a video, or the photo itself, as (H, W, 3) uint8 RGB."""
-    with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i == index:
-                return frame.to_ndarray(format="rgb24")
-    raise ValueError(f"has no frame {index}")
+    """Frame ``index`` (0-based) of a video, or the photo itself, as (H, W, 3) uint8 RGB, read as ``annotate``
+    reads it (``fervid.io``: rotation and EXIF orientation applied); InputError with the reason otherwise."""
+    media = probe(path)
+    if media.kind != "video":
+        return read_image(path)
+    with VideoReader(path, info=media) as reader:
+        for frame in reader:
+            if frame.index == index:
+                return frame.image
+    raise InputError(path, f"has no frame {index}")
 
 
 @torch.inference_mode()
 def occlusion_maps(
     classifier: ExpressionClassifier, crops: torch.Tensor, target: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per crop: the probability of ``target``, its highest with one square hidden (n,), and (n, S, S) its
-    mean probability over the squares that hide each pixel."""
+    """Per crop: the model's probabilities (n, K), the highest of ``target``'s with one square hidden (n,),
+    and (n, S, S) its mean probability over the squares that hide each pixel."""
     x = prepare(crops, classifier.config)
     size = x.shape[-1]
-    base = probabilities(classifier.model(x), classifier.config)[:, target].numpy()
+    probs = probabilities(classifier.model(x), classifier.config).numpy()
     places = [(y, x0) for y in range(0, size - PATCH + 1, STRIDE) for x0 in range(0, size - PATCH + 1, STRIDE)]
     maps = np.zeros((len(x), size, size))
     best = np.zeros(len(x))
@@ -66,7 +73,7 @@ def occlusion_maps(
             count[y : y + PATCH, x0 : x0 + PATCH] += 1
         maps[i] = total / np.maximum(count, 1)
         best[i] = p.max()
-    return base, best, maps
+    return probs, best, maps
 
 
 def picture(crops: torch.Tensor, classifier: ExpressionClassifier, maps: np.ndarray, zoom: int = 4) -> Image.Image:
@@ -89,33 +96,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         image = read_frame(args.media, args.frame)
-    except av.error.FFmpegError as exc:
-        print(f"error: {args.media}: {exc.strerror or 'not a video or photo'}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as exc:
-        print(f"error: {args.media}: {exc}", file=sys.stderr)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     classifier = ExpressionClassifier(args.model)
     if args.target not in classifier.classes:
         print(f"error: {args.model} has no class {args.target!r} ({', '.join(classifier.classes)})", file=sys.stderr)
         return 2
     target = classifier.classes.index(args.target)
-    frame = torch.from_numpy(image)
+    frame = torch.from_numpy(np.array(image))  # a photo decodes read-only; torch wants to own a writable array
     detections = FaceDetector()([frame])[0]
     if len(detections) == 0:
         print(f"{args.media} frame {args.frame}: no face found")
         return 0
     order = np.argsort(detections.xyxy[:, 0], kind="stable")
     crops = classifier.crops(frame[None], [detections])[torch.from_numpy(order)]
-    labels = [classifier.classes[int(k)] for k in classifier.classify(frame[None], [detections])[0].probs.argmax(1)]
-    base, best, maps = occlusion_maps(classifier, crops, target)
+    probs, best, maps = occlusion_maps(classifier, crops, target)
     places = maps.reshape(len(maps), -1)
     for i, face in enumerate(order):
         high = tuple(int(v) for v in np.unravel_index(places[i].argmax(), maps.shape[1:]))
         low = tuple(int(v) for v in np.unravel_index(places[i].argmin(), maps.shape[1:]))
         box = ", ".join(f"{v:.0f}" for v in detections.xyxy[face])
         print(
-            f"face at ({box}): {labels[face]}; p({args.target}) {base[i]:.2f}; one square hidden: up to "
+            f"face at ({box}): {classifier.classes[int(probs[i].argmax())]}; p({args.target}) {probs[i, target]:.2f}; "
+            f"one square hidden: up to "
             f"{best[i]:.2f}; map (mean over the squares hiding a pixel): up to {places[i].max():.2f} at {high}, "
             f"down to {places[i].min():.2f} at {low}"
         )
