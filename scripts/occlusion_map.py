@@ -9,7 +9,8 @@ is what argues against it. Prints per face, left to right in the frame: the labe
 probability, its highest with one square hidden, and the map's highest and lowest values and
 where they are (crop pixels, y, x).
 Writes a PNG with the crops as the model sees them above their maps (bright: the class rises
-when that region is hidden).
+when that region is hidden). ``--reframe`` also prints each face's probability with its box
+rescaled and shifted, to tell a framing problem from a model one.
 
     python scripts/occlusion_map.py ../shared/media/face_recognition/short_hamilton_clip.mp4 \
         --frame 240 --model ferplus --target happy --png occlusion.png
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fervid.align import box_transforms, crop_faces_rgb
 from fervid.classify import ExpressionClassifier
 from fervid.detect import FaceDetector
 from fervid.io.errors import InputError
@@ -35,6 +37,9 @@ from fervid.models.expression_input import prepare, probabilities
 
 PATCH = 12  # crop pixels (of 48): about an eye, or the mouth
 STRIDE = 4
+#: ``--reframe``: the detector's box scaled by each factor, and shifted by each (x, y) fraction of its size.
+REFRAME_SCALES = (0.8, 0.9, 1.0, 1.1, 1.25)
+REFRAME_SHIFTS = ((0.0, 0.0), (0.1, 0.0), (-0.1, 0.0), (0.0, 0.1), (0.0, -0.1))
 
 
 def read_frame(path: Path, index: int) -> np.ndarray:
@@ -76,6 +81,25 @@ def occlusion_maps(
     return probs, best, maps
 
 
+@torch.inference_mode()
+def reframed(classifier: ExpressionClassifier, frame: torch.Tensor, xyxy: np.ndarray) -> dict[tuple, np.ndarray]:
+    """Per (scale, shift x, shift y): the model's probabilities (n, K) for each box, rescaled and shifted
+    before the model's box framing cuts the crop (a model framed by its box, ``alignment`` "box")."""
+    boxes = torch.from_numpy(xyxy).double()
+    centre, size = (boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]
+    out = {}
+    for scale in REFRAME_SCALES:
+        for dx, dy in REFRAME_SHIFTS:
+            moved = centre + size * torch.tensor([dx, dy], dtype=torch.float64)
+            box = torch.cat([moved - size * scale / 2, moved + size * scale / 2], dim=1)
+            m = box_transforms(box, classifier.box_centre, classifier.box_size)
+            index = torch.zeros(len(box), dtype=torch.long)
+            crops = crop_faces_rgb(frame[None], index, m, classifier.config.input_size)
+            x = prepare(crops, classifier.config)
+            out[(scale, dx, dy)] = probabilities(classifier.model(x), classifier.config).numpy()
+    return out
+
+
 def picture(crops: torch.Tensor, classifier: ExpressionClassifier, maps: np.ndarray, zoom: int = 4) -> Image.Image:
     """Crops (normalised as the model sees them, stretched to 0-255) above their occlusion maps."""
     x = prepare(crops, classifier.config)[:, 0].numpy()
@@ -93,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="ferplus")
     parser.add_argument("--target", default="happy", help="the class whose probability is mapped")
     parser.add_argument("--png", type=Path, help="write the crops and their maps here")
+    parser.add_argument(
+        "--reframe", action="store_true", help="also print p(target) with each box rescaled and shifted"
+    )
     args = parser.parse_args(argv)
     try:
         image = read_frame(args.media, args.frame)
@@ -123,6 +150,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{best[i]:.2f}; map (mean over the squares hiding a pixel): up to {places[i].max():.2f} at {high}, "
             f"down to {places[i].min():.2f} at {low}"
         )
+    if args.reframe:
+        if classifier.config.alignment != "box":
+            print(f"error: --reframe needs a model framed by its box; {args.model} uses {classifier.config.alignment}")
+            return 2
+        print(f"\np({args.target}) per face, left to right, with the box rescaled and shifted (fraction of its size):")
+        for (scale, dx, dy), p in reframed(classifier, frame, detections.xyxy[order]).items():
+            faces = " ".join(f"{classifier.classes[int(r.argmax())]} {r[target]:.2f}" for r in p)
+            print(f"  scale {scale:.2f} shift ({dx:+.1f}, {dy:+.1f}): {faces}")
     if args.png is not None:
         picture(crops, classifier, maps).save(args.png)
     return 0

@@ -47,6 +47,10 @@ def test_hiding_the_smile_lowers_happy() -> None:
     mouth, forehead = maps[0, 30:40, 16:32].mean(), maps[0, 0:10, 16:32].mean()
     assert mouth < base[0] - 0.1, (mouth, base[0])
     assert forehead > mouth + 0.1, (forehead, mouth)
+    # --reframe at scale 1 without a shift is annotate's own crop; a larger box reads differently
+    views = occlusion_map.reframed(classifier, frame, detections.xyxy)
+    np.testing.assert_allclose(views[(1.0, 0.0, 0.0)], probs, atol=1e-5)
+    assert not np.allclose(views[(1.25, 0.0, 0.0)], probs, atol=1e-3)
 
 
 def test_bad_input_is_one_line(tmp_path: Path) -> None:
