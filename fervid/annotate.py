@@ -10,6 +10,7 @@ keeps their colour for the whole video; untracked rows (``track_id < 1``) are gr
 
 from __future__ import annotations
 
+import copy
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -133,6 +134,12 @@ class FrameAnnotator:
         self.thickness = thickness
         self.max_faces_for_bars = max_faces_for_bars
         self.names = names
+
+    def with_names(self, names: Callable[[int], str | None] | None) -> FrameAnnotator:
+        """The same style with other person names (identity's final names, after a run)."""
+        other = copy.copy(self)
+        other.names = names
+        return other
 
     def annotate(self, image: np.ndarray, detections: Detections, predictions: Predictions | None = None) -> np.ndarray:
         """Return a copy of ``image`` (H, W, 3 uint8 RGB) with the detections drawn on it."""

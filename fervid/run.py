@@ -10,6 +10,7 @@ timeline and the frame sinks, then hands the finished :class:`InputResult` to
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from fervid.io.video import VideoReader
 from fervid.metadata import environment, input_facts, now_utc, write_run
 from fervid.metadata import invalidate as invalidate_run
 from fervid.options import AnnotateOptions
-from fervid.sinks import FrameSink, ImagesSink, VideoSink, collecting_sinks, input_sinks
+from fervid.sinks import FinalLabels, FrameSink, ImagesSink, Relabelling, VideoSink, collecting_sinks, input_sinks
 from fervid.smooth import SmoothedResult, StreamSmoother, add_smoothed
 
 ProgressCallback = Callable[[int], None]
@@ -150,7 +151,7 @@ def _process(
         if identity is not None:
             face_ids = IdentifiedFaces(face_ids, identity)
         names = identity.online_name if identity is not None else None
-        sinks = _frame_sinks(reader, options, outdir, stem, names) if outdir is not None else []
+        sinks = _frame_sinks(reader, media, options, outdir, stem, names) if outdir is not None else []
         sinks += collecting_sinks(options)  # keep what the input sinks need of the frames (report faces)
         smoother = smoother_for(media, options)
         results = smoother(engine.results(iter(reader), face_ids, options.runtime))
@@ -166,11 +167,16 @@ def _process(
     persons = None
     if identity is not None:
         found = identity.finish()
-        frame = add_persons(frame, found.person_of_track, found.names if options.identity.people else None)
+        final_names = found.names if options.identity.people else {}
+        frame = add_persons(frame, found.person_of_track, final_names or None)
         persons = summarize_persons(frame, engine.classes)
         run["identity"] = _identity_record(found, options)
     if smoother.window_s > 0:
         frame = add_smoothed(frame, engine.classes, smoother.window_s, smoother.mode)
+    if identity is not None:
+        run["identity"]["pictures_redrawn"] = _relabel(
+            sinks, frame, engine.classes, FinalLabels(found.person_of_track, final_names)
+        )
     result = InputResult(
         media.path, "video" if is_video else "images", frame, summarize_tracks(frame, engine.classes), loop.frames,
         time.perf_counter() - started, loop.written, warning, engine.classes, loop.span, run, media, loop.seconds,
@@ -219,6 +225,16 @@ def _frame_loop(
     return loop
 
 
+def _relabel(sinks: list[FrameSink], timeline: pd.DataFrame, classes: tuple[str, ...], labels: FinalLabels) -> bool:
+    """Redraw what the frame sinks drew with persons identity changed at the end; whether any did.
+
+    On an error the pictures already in place are left for the batch runner, which removes an
+    input's new files when it fails (run.json, written last, is not there yet).
+    """
+    redrawn = [sink.relabel(timeline, classes, labels) for sink in sinks if isinstance(sink, Relabelling)]
+    return any(redrawn)
+
+
 def _identity_stage(engine: Engine, options: AnnotateOptions) -> IdentityStage | None:
     if engine.identity is None:
         return None
@@ -234,21 +250,25 @@ def _identity_record(found: IdentityResult, options: AnnotateOptions) -> dict[st
         "tracks": len(found.person_of_track),
         "tracks_compared": sum(1 for p in found.persons for t in p.tracks if t.descriptors),
         "names": {str(k): v for k, v in found.names.items()} if options.identity.people else {},
-        "tracks_relabelled_after_video": found.relabelled,
+        "tracks_relabelled_at_end": found.relabelled,
     }
 
 
 def _frame_sinks(
-    reader: Reader, options: AnnotateOptions, outdir: Path, stem: str, names: Callable[[int], str | None] | None
-) -> list[FrameSink]:
+    reader: Reader, media: MediaInfo, options: AnnotateOptions, outdir: Path, stem: str,
+    names: Callable[[int], str | None] | None,
+) -> list[FrameSink]:  # fmt: skip
+    """The annotated video or images; each can read its input again to redraw persons identity changed at the end."""
     if not options.output.video:
         return []
     annotator = FrameAnnotator(show_bars=options.output.bars, names=names)
     if isinstance(reader, VideoReader):
         path = outdir / f"{stem}.annotated.mp4"
         o = options.input
-        return [VideoSink(path, reader, annotator, o.every, o.start, o.end)]
-    return [ImagesSink(outdir / "annotated", annotator)]
+        reopen = functools.partial(open_reader, media, options)
+        return [VideoSink(path, reader, annotator, o.every, o.start, o.end, reopen=reopen)]
+    paths = list(reader.paths)
+    return [ImagesSink(outdir / "annotated", annotator, source_of=paths.__getitem__)]
 
 
 def write_outputs(result: InputResult, outdir: Path, stem: str, options: AnnotateOptions) -> InputResult:

@@ -8,6 +8,12 @@ Two kinds, so a new output is one new class:
 * an :class:`InputSink` sees the finished input once (tables, the timeline plot, the report):
   ``write(result, outdir, stem)`` returns the files it wrote, each written atomically.
 
+Frame sinks draw persons as identity knew them while the frames streamed; identity's last
+word comes at the end of the input (:meth:`fervid.identity.stage.IdentityStage.finish` may
+merge persons). A sink that draws persons is therefore also a :class:`Relabelling` sink:
+``relabel(timeline, labels)`` redraws, from the final faces table, what it drew with a person
+or name the tables do not have, so the pictures and the tables always agree.
+
 A frame sink may also collect for the input sinks, writing nothing itself (the report's face
 crops): its ``collected`` dict goes into ``InputResult.collected`` (:func:`collecting_sinks`).
 
@@ -17,10 +23,13 @@ sink has finished, so its presence means the outputs are complete.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+import pandas as pd
 
 from fervid.annotate import FrameAnnotator
 from fervid.concurrency import BoundedStage
@@ -29,6 +38,7 @@ from fervid.io.tables import write_table
 from fervid.io.video_writer import VideoWriter
 from fervid.options import AnnotateOptions
 from fervid.smooth import SmoothedResult
+from fervid.types import Detections, Predictions
 
 if TYPE_CHECKING:
     from fervid.io.video import VideoReader
@@ -50,6 +60,75 @@ class InputSink(Protocol):
     def write(self, result: InputResult, outdir: Path, stem: str) -> list[Path]: ...
 
 
+@runtime_checkable
+class Relabelling(Protocol):
+    """A frame sink that drew persons and can redraw them once identity is final (see the module docstring)."""
+
+    def relabel(self, timeline: pd.DataFrame, classes: tuple[str, ...], labels: FinalLabels) -> bool: ...
+
+
+#: What a sink drew for one face: (track ID, person ID, name or None).
+Drawn = tuple[int, int, "str | None"]
+
+
+@dataclass(frozen=True)
+class FinalLabels:
+    """Identity's final word: every track's person and every person's name (empty without ``--people``)."""
+
+    person_of_track: Mapping[int, int]
+    names: Mapping[int, str] = field(default_factory=dict)
+
+    def name(self, person_id: int) -> str | None:
+        return self.names.get(person_id)
+
+    def disagrees(self, drawn: Iterable[Drawn]) -> bool:
+        """Whether any face was drawn with a person or a name other than the final ones."""
+        for track_id, person_id, name in drawn:
+            final = self.person_of_track.get(track_id, person_id)
+            if final != person_id or (final >= 1 and self.name(final) != name):
+                return True
+        return False
+
+
+def drawn_faces(detections: Detections, names: Callable[[int], str | None] | None) -> list[Drawn]:
+    """(track, person, name) of every face as the annotator labels it."""
+    return [
+        (t, p, names(p) if names is not None and p >= 1 else None)
+        for t, p in zip(detections.track_id.tolist(), detections.person_id.tolist())
+    ]
+
+
+class TimelineFrames:
+    """The faces table read back frame by frame as the annotator's input: detections and the probabilities shown.
+
+    The probabilities are the smoothed ``ps_`` columns when the table has them (what the video
+    shows with ``--smooth``), the raw ``p_`` columns otherwise.
+    """
+
+    def __init__(self, timeline: pd.DataFrame, classes: tuple[str, ...]) -> None:
+        from fervid.io.tables import LANDMARK_COLUMNS
+
+        table = timeline.sort_values("frame", kind="stable")
+        self.classes = classes
+        self._frame = table["frame"].to_numpy()
+        self._xyxy = table[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
+        self._score = table["det_score"].to_numpy(np.float32)
+        self._landmarks = table[list(LANDMARK_COLUMNS)].to_numpy(np.float32).reshape(-1, 5, 2)
+        self._track = table["face_id"].to_numpy(np.int64)
+        person = table["person_id"] if "person_id" in table else pd.Series(-1, index=table.index)
+        self._person = person.to_numpy(np.int64)
+        shown = "ps_" if all(f"ps_{c}" in table for c in classes) else "p_"
+        self._probs = table[[f"{shown}{c}" for c in classes]].to_numpy(np.float32)
+
+    def at(self, frame_index: int) -> tuple[Detections, Predictions]:
+        """The faces of one frame (none: empty containers)."""
+        rows = slice(*np.searchsorted(self._frame, [frame_index, frame_index + 1]))
+        detections = Detections(
+            self._xyxy[rows], self._score[rows], self._landmarks[rows], self._track[rows], self._person[rows]
+        )
+        return detections, Predictions(self._probs[rows], self.classes)
+
+
 # ------------------------------------------------------------------------------- per frame
 class VideoSink:
     """``<stem>.annotated.mp4``: frames drawn in a stage of their own, then encoded with the input's audio.
@@ -60,6 +139,12 @@ class VideoSink:
 
     Drawing (OpenCV, which releases the GIL) overlaps with the model work in the calling
     thread; at most ``DRAW_QUEUE`` frames wait to be drawn, so memory stays bounded.
+
+    Every (track, person, name) drawn is remembered (a set: memory follows the tracks, not
+    the frames). When identity's final grouping disagrees with any of them, :meth:`relabel`
+    decodes the input a second time (``reopen``) and draws every frame again from the final
+    faces table, so the video's labels and colours are the tables'. That costs a decode and
+    an encode, no model work, and only inputs whose persons were merged at the end pay it.
     """
 
     def __init__(
@@ -70,18 +155,24 @@ class VideoSink:
         every: int,
         start_s: float | None,
         end_s: float | None,
+        reopen: Callable[[], VideoReader] | None = None,
     ) -> None:
         self.path = path
         self._annotator = annotator
-        self._writer = VideoWriter(
-            path, reader.width, reader.height, fps=reader.fps / every, time_base=reader.time_base,
-            audio_from=reader.path if reader.has_audio else None, end_s=end_s, origin_s=start_s or 0.0,
-        )  # fmt: skip
+        self._reopen = reopen
+        self._writer_args = {
+            "width": reader.width, "height": reader.height, "fps": reader.fps / every, "time_base": reader.time_base,
+            "audio_from": reader.path if reader.has_audio else None, "end_s": end_s, "origin_s": start_s or 0.0,
+        }  # fmt: skip
+        self._writer = VideoWriter(path, **self._writer_args)
         self._drawing: BoundedStage[SmoothedResult, None] = BoundedStage(
             self._draw, workers=1, capacity=DRAW_QUEUE, name="fervid-draw"
         )
+        #: Every (track, person, name) the video shows.
+        self.drawn: set[Drawn] = set()
 
     def _draw(self, result: SmoothedResult) -> None:
+        self.drawn.update(drawn_faces(result.detections, self._annotator.names))
         self._writer.write(result.frame, self._annotator.annotate(result.frame.image, result.detections, result.shown))
 
     def add(self, result: SmoothedResult) -> None:
@@ -101,24 +192,63 @@ class VideoSink:
         self._drawing.close()
         self._writer.abort()
 
+    def relabel(self, timeline: pd.DataFrame, classes: tuple[str, ...], labels: FinalLabels) -> bool:
+        """Draw the whole video again from the final faces table when any label drawn is not final; whether it did."""
+        if self._reopen is None or not labels.disagrees(self.drawn):
+            return False
+        annotator = self._annotator.with_names(labels.name)
+        faces = TimelineFrames(timeline, classes)
+        self.drawn = set()
+        with self._reopen() as reader, VideoWriter(self.path, **self._writer_args) as writer:
+            for frame in reader:
+                detections, shown = faces.at(frame.index)
+                self.drawn.update(drawn_faces(detections, annotator.names))
+                writer.write(frame, annotator.annotate(frame.image, detections, shown))
+        return True
+
 
 class ImagesSink:
-    """``annotated/<image>``: each photo drawn and saved under its own name (image-folder inputs)."""
+    """``annotated/<image>``: each photo drawn and saved under its own name (image-folder inputs).
 
-    def __init__(self, folder: Path, annotator: FrameAnnotator) -> None:
+    Like :class:`VideoSink` it remembers what it drew, per photo; :meth:`relabel` draws again
+    (from the file, ``source_of`` its frame index) the photos whose persons changed at the end.
+    """
+
+    def __init__(self, folder: Path, annotator: FrameAnnotator, source_of: Callable[[int], Path] | None = None) -> None:
         self.folder = folder
         self._annotator = annotator
+        self._source_of = source_of
         self._written: list[Path] = []
+        #: Per photo (frame index): the file written and the (track, person, name) drawn on it.
+        self.drawn: dict[int, tuple[Path, list[Drawn]]] = {}
 
     def add(self, result: SmoothedResult) -> None:
-        drawn = self._annotator.annotate(result.frame.image, result.detections, result.shown)
-        self._written.append(save_image(drawn, self.folder / Path(result.frame.source or "").name))
+        image = self._annotator.annotate(result.frame.image, result.detections, result.shown)
+        path = save_image(image, self.folder / Path(result.frame.source or "").name)
+        self.drawn[result.frame.index] = (path, drawn_faces(result.detections, self._annotator.names))
+        self._written.append(path)
 
     def close(self) -> list[Path]:
         return self._written
 
     def abort(self) -> None:
         """Images already renamed into place stay until the batch runner removes the input's new files."""
+
+    def relabel(self, timeline: pd.DataFrame, classes: tuple[str, ...], labels: FinalLabels) -> bool:
+        """Draw again, from their files, the photos with a person or name the tables do not have; whether any."""
+        if self._source_of is None:
+            return False
+        from fervid.io.images import read_image
+
+        stale = [index for index, (_, drawn) in self.drawn.items() if labels.disagrees(drawn)]
+        annotator = self._annotator.with_names(labels.name)
+        faces = TimelineFrames(timeline, classes)
+        for index in stale:
+            detections, shown = faces.at(index)
+            path = self.drawn[index][0]
+            save_image(annotator.annotate(read_image(self._source_of(index)), detections, shown), path)
+            self.drawn[index] = (path, drawn_faces(detections, annotator.names))
+        return bool(stale)
 
 
 # ------------------------------------------------------------------------------- per input
