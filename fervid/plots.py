@@ -1,10 +1,15 @@
-"""``<stem>.timeline.png``: one panel per face with its expression probabilities over time.
+"""``<stem>.timeline.png``: one panel per person (or per face track) with expression probabilities over time.
 
 A panel shows every class's probability as a line (the smoothed ``ps_`` columns when the
 run was smoothed, else the raw ``p_`` ones), a coloured band on top with the label that is
 on top at each moment, and grey shading with broken lines where the face was not visible.
 Panels share the time axis (the whole processed range), so faces line up with each other
-and with the video. The face number is written in the face's box colour on the video.
+and with the video.
+
+With identity on (a ``person_id`` column) a panel is a person, as in the report, the ELAN
+file and the annotated video: ``P2`` in the person's box colour, with its name and its face
+tracks (``face_id``) in the panel's title, so one ID system runs through the output folder.
+Without identity a panel is a face track (``face 3``).
 
 Rendered with matplotlib's Agg backend (no display needed); matplotlib is imported only
 when a plot is drawn, so ``import fervid`` stays fast.
@@ -72,12 +77,13 @@ def plot_timeline(
     """Draw the per-face timeline PNG at ``path`` (written atomically) and return the path.
 
     Args:
-        timeline: the faces table (``time_s``, ``face_id``, ``p_<class>`` and optional ``ps_<class>``).
+        timeline: the faces table (``time_s``, ``face_id``, ``p_<class>``; optional ``person_id``, ``person``
+            and ``ps_<class>``): one panel per person when it has ``person_id``, else per face track.
         classes: class names in column order.
         time_range: the processed time span for the x axis (default: the span of the rows).
         frame_step: seconds between processed frames; a face missing for more than 2.5 steps
             counts as not visible. Default: the median step between the timeline's times.
-        max_panels: at most this many faces (the ones visible longest) are drawn.
+        max_panels: at most this many persons or faces (the ones visible longest) are drawn.
 
     Example::
 
@@ -96,8 +102,9 @@ def plot_timeline(
     colours = class_colours(classes)
     smoothed = all(f"ps_{c}" in timeline.columns for c in classes)
     prob_cols = [f"{'ps' if smoothed else 'p'}_{c}" for c in classes]
-    tracked = timeline[timeline["face_id"] >= 1]
-    counts = tracked.groupby("face_id").size().sort_values(ascending=False, kind="stable")
+    who = "person_id" if "person_id" in timeline.columns else "face_id"
+    tracked = timeline[(timeline["face_id"] >= 1) & (timeline[who] >= 1)]
+    counts = tracked.groupby(who).size().sort_values(ascending=False, kind="stable")
     shown_ids = sorted(counts.index[:max_panels].tolist())
     step = frame_step if frame_step and frame_step > 0 else _frame_step(timeline)
     xlim = _time_limits(timeline, time_range, step)
@@ -105,14 +112,15 @@ def plot_timeline(
         fig, axes, fig_h = _make_figure(plt, max(1, len(shown_ids)), xlim)
         if not shown_ids:
             axes[0].text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes[0].transAxes)
-        for ax, face_id in zip(axes, shown_ids):
-            rows = tracked[tracked["face_id"] == face_id].sort_values("time_s", kind="stable")
+        for ax, shown_id in zip(axes, shown_ids):
+            rows = tracked[tracked[who] == shown_id].sort_values("time_s", kind="stable")
             _draw_face(ax, rows, prob_cols, classes, colours, 2.5 * step, step, xlim)
-            _label_face(ax, face_id, rows, prob_cols, classes)
+            _label_panel(ax, who, int(shown_id), rows, prob_cols, classes)
         axes[-1].set_xlabel("time (s)")
         extra = ""
         if len(counts) > len(shown_ids):
-            extra = f"  (the {len(shown_ids)} longest-visible of {len(counts)} faces)"
+            things = "persons" if who == "person_id" else "faces"
+            extra = f"  (the {len(shown_ids)} longest-visible of {len(counts)} {things})"
         _add_title_and_legend(fig, fig_h, f"{title}{extra}", classes, colours, smoothed)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
@@ -147,7 +155,7 @@ def _make_figure(plt: Any, n_panels: int, xlim: tuple[float, float]) -> tuple[An
     fig, axes = plt.subplots(n_panels, 1, figsize=(width_in, fig_h), sharex=True, squeeze=False, dpi=100)
     fig.subplots_adjust(
         left=left_in / width_in, right=1 - right_in / width_in, top=1 - top_in / fig_h,
-        bottom=bottom_in / fig_h, hspace=0.28,
+        bottom=bottom_in / fig_h, hspace=0.4,
     )  # fmt: skip
     axes = axes[:, 0]
     for ax in axes:
@@ -159,12 +167,30 @@ def _make_figure(plt: Any, n_panels: int, xlim: tuple[float, float]) -> tuple[An
     return fig, axes, fig_h
 
 
-def _label_face(ax: Any, face_id: int, rows: pd.DataFrame, prob_cols: list[str], classes: list[str]) -> None:
-    """The face number on its box colour at the left; frames, time span and top label at the right."""
+def panel_labels(who: str, shown_id: int, rows: pd.DataFrame) -> tuple[str, str | None]:
+    """A panel's side label and title: ``P2`` and ``P2 Ada · face tracks 3, 11`` for a person, ``face 3`` and none
+    for a face track (``who``: ``person_id`` or ``face_id``)."""
+    if who != "person_id":
+        return f"face {shown_id}", None
+    tracks = sorted(int(t) for t in rows["face_id"].unique())
+    names = rows["person"].dropna().unique() if "person" in rows.columns else []
+    name = f"{names[0]} · " if len(names) else ""
+    kind = "face track" if len(tracks) == 1 else "face tracks"
+    return f"P{shown_id}", f"P{shown_id} {name}{kind} {', '.join(map(str, tracks))}"
+
+
+def _label_panel(
+    ax: Any, who: str, shown_id: int, rows: pd.DataFrame, prob_cols: list[str], classes: list[str]
+) -> None:  # fmt: skip
+    """The side label on the box colour of the video, the title (:func:`panel_labels`), and frames, time span and
+    top label at the right."""
     top = np.bincount(rows[prob_cols].to_numpy().argmax(axis=1), minlength=len(classes))
     best = int(top.argmax())
-    rgb = tuple(v / 255 for v in colour_for(int(face_id)))
-    ax.set_ylabel(f"face {face_id}", fontweight="bold", rotation=0, ha="right", va="center", labelpad=8)
+    rgb = tuple(v / 255 for v in colour_for(shown_id))
+    label, title = panel_labels(who, shown_id, rows)
+    if title:
+        ax.set_title(title, loc="left", fontsize=8.5, pad=2)
+    ax.set_ylabel(label, fontweight="bold", rotation=0, ha="right", va="center", labelpad=8)
     ax.yaxis.label.set_bbox({"facecolor": rgb, "edgecolor": "none", "alpha": 0.6, "pad": 2.5})
     ax.text(
         1.01, 0.5,
