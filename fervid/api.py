@@ -45,7 +45,7 @@ _TABLE_SUFFIXES = (".parquet", ".csv")
 _TIMELINE_DTYPES = {"frame": "int64", "time_s": "float64", "face_id": "int64", "person_id": "int64"}
 _SUMMARY_DTYPES = {"face_id": "int64", "person_id": "int64", "first_time_s": "float64", "last_time_s": "float64",
                    "frames": "int64"}  # fmt: skip
-_TEXT_COLUMNS = ("file", "emotion", "dominant_emotion", "input", "source", "model", "person", "face_ids")
+_TEXT_COLUMNS = ("file", "files", "emotion", "dominant_emotion", "input", "source", "model", "person", "face_ids")
 
 
 @dataclass
@@ -244,7 +244,7 @@ def summarize(outdir: PathLike) -> pd.DataFrame:
 
     Columns: ``input`` (the output folder name), ``source`` (the input's path), ``model``,
     ``face_id``, ``first_time_s``, ``last_time_s``, ``duration_s`` (last - first),
-    ``visible_s`` (processed frames × frame step: the time on screen), ``frames``,
+    ``visible_s`` (the time on screen: each of the face's frames lasts until the next processed frame), ``frames``,
     ``dominant_emotion`` and ``mean_p_<class>`` for every class of any input's model
     (NaN where a model lacks the class). Inputs without a run.json (unfinished or failed)
     are skipped with a warning.
@@ -279,7 +279,8 @@ def summarize(outdir: PathLike) -> pd.DataFrame:
                 "first_time_s": summary["first_time_s"],
                 "last_time_s": summary["last_time_s"],
                 "duration_s": summary["last_time_s"] - summary["first_time_s"],
-                "visible_s": summary["frames"] * step,
+                # the frames' own times (summary.csv); frames x step only for runs made before it had them
+                "visible_s": summary["visible_s"] if "visible_s" in summary else summary["frames"] * step,
                 "frames": summary["frames"].astype("int64"),
                 "dominant_emotion": summary["dominant_emotion"],
             }

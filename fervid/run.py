@@ -161,7 +161,7 @@ def _process(
         raise InputError(media.path, "no frames could be decoded in the requested range")
     if skipped:
         warning = f"skipped {plural(len(skipped), 'unreadable file')}: {skipped[0]}"
-    frame = timeline.frame()
+    frame, frame_times = timeline.frame(), timeline.frame_times()  # every frame's time: visible_s
     run: dict[str, Any] = {"environment": environment(engine.device), "models": engine.models,
                            "options": options.flat()}  # fmt: skip
     persons = None
@@ -169,7 +169,7 @@ def _process(
         found = identity.finish()
         final_names = found.names if options.identity.people else {}
         frame = add_persons(frame, found.person_of_track, final_names or None)
-        persons = summarize_persons(frame, engine.classes)
+        persons = summarize_persons(frame, engine.classes, frame_times)
         run["identity"] = _identity_record(found, options)
     if smoother.window_s > 0:
         frame = add_smoothed(frame, engine.classes, smoother.window_s, smoother.mode)
@@ -177,8 +177,9 @@ def _process(
         run["identity"]["pictures_redrawn"] = _relabel(
             sinks, frame, engine.classes, FinalLabels(found.person_of_track, final_names)
         )
+    summary = summarize_tracks(frame, engine.classes, frame_times=frame_times)
     result = InputResult(
-        media.path, "video" if is_video else "images", frame, summarize_tracks(frame, engine.classes), loop.frames,
+        media.path, "video" if is_video else "images", frame, summary, loop.frames,
         time.perf_counter() - started, loop.written, warning, engine.classes, loop.span, run, media, loop.seconds,
         persons, found if identity is not None else None,
         collected={k: v for sink in sinks for k, v in getattr(sink, "collected", {}).items()},

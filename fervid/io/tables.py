@@ -2,8 +2,8 @@
 
 Column layout is part of the public contract (researchers script against it):
 timeline: ``frame, [file], time_s, face_id, x1, y1, x2, y2, det_score, lm1_x, lm1_y, ... lm5_x,
-lm5_y, emotion, confidence, p_<class>...``; summary: ``face_id, first_time_s, last_time_s,
-frames, dominant_emotion, mean_p_<class>..., share_<class>...``.
+lm5_y, emotion, confidence, p_<class>...``; summary: ``face_id, [file], first_time_s, last_time_s,
+frames, visible_s, dominant_emotion, mean_p_<class>..., share_<class>...``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ from fervid.io.atomic import atomic_path
 from fervid.types import FrameResult
 
 LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"lm{i}_{axis}" for i in range(1, 6) for axis in ("x", "y"))
+#: Without the times of the frames that had no face, a step longer than this many typical steps is a stretch
+#: without faces, not one long frame (the same rule as the report's visible stretches).
+GAP_STEPS = 2.5
+#: Separator of the ``files`` column of ``persons`` (a character file names rarely hold; Windows forbids it).
+FILES_SEPARATOR = " | "
 
 
 def timeline_columns(
@@ -54,8 +59,14 @@ class TimelineBuilder:
         if with_file:
             shapes["file"] = ((), object)
         self._columns = {name: np.empty((64, *shape), dtype) for name, (shape, dtype) in shapes.items()}
+        self._times = np.empty(64, np.float64)  # every processed frame's time, faces or not
+        self.frames_seen = 0
 
     def add(self, result: FrameResult) -> None:
+        if self.frames_seen == len(self._times):
+            self._times = np.concatenate([self._times, np.empty_like(self._times)])
+        self._times[self.frames_seen] = result.frame.time_s
+        self.frames_seen += 1
         dets, preds = result.detections, result.predictions
         n = len(dets)
         if n == 0:
@@ -78,6 +89,10 @@ class TimelineBuilder:
         if self.with_file:
             c["file"][rows] = result.frame.source or ""
         self.rows += n
+
+    def frame_times(self) -> np.ndarray:
+        """The time of every processed frame, in order, with or without faces (for :func:`frame_durations`)."""
+        return self._times[: self.frames_seen].copy()
 
     def frame(self) -> pd.DataFrame:
         columns = timeline_columns(self.classes, self.with_file)
@@ -107,21 +122,66 @@ def empty_timeline(classes: Sequence[str], with_file: bool = False) -> pd.DataFr
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "float32")) for c in columns})
 
 
-def summarize_tracks(timeline: pd.DataFrame, classes: Sequence[str], by: str = "face_id") -> pd.DataFrame:
-    """One row per face track (or per person, ``by="person_id"``): time span, frame count, dominant
-    emotion, mean probabilities, label shares.
+def frame_durations(times: np.ndarray, complete: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct processed frame times, sorted, and how long each frame stands for: the step to the next one.
+
+    Why not ``--every`` over the frame rate: in variable frame rate video (phones, screen
+    recordings) frames are not evenly spaced, and the file's average rate is wrong for any
+    stretch of it. A frame lasts until the next processed frame (so ``--every`` is in the
+    step), the last one the median step. ``complete`` says whether ``times`` holds every
+    processed frame (the run loop's :meth:`TimelineBuilder.frame_times`); the times of a saved
+    faces table have only frames with faces, so there a step over ``GAP_STEPS`` median steps is
+    a stretch without faces and counts one median step. Durations are NaN where no time is
+    known (independent photos) or one frame gives no step.
+    """
+    t = np.unique(np.asarray(times, dtype=np.float64))
+    t = t[np.isfinite(t)]
+    if len(t) < 2:
+        return t, np.full(len(t), np.nan)
+    steps = np.diff(t)
+    typical = float(np.median(steps))
+    if not complete:
+        steps = np.where(steps > GAP_STEPS * typical, typical, steps)
+    return t, np.append(steps, typical)
+
+
+def visible_seconds(timeline: pd.DataFrame, by: str, frame_times: np.ndarray | None = None) -> pd.Series:
+    """Per value of ``by`` (a face track or a person): the time on screen, the summed durations of the distinct
+    frames it was seen in (:func:`frame_durations`); NaN without times. ``frame_times``: every processed frame's
+    time, when known (else the timeline's own times stand in)."""
+    complete = frame_times is not None
+    t, durations = frame_durations(frame_times if complete else timeline["time_s"].to_numpy(), complete)
+    seen = timeline.loc[timeline[by] >= 1, [by, "time_s"]].drop_duplicates()
+    times = seen["time_s"].to_numpy(dtype=np.float64)
+    at = np.clip(np.searchsorted(t, times), 0, max(len(t) - 1, 0))
+    found = (at < len(t)) & (t[at] == times) if len(t) else np.zeros(len(times), bool)
+    lasting = np.where(found, durations[at] if len(t) else np.nan, np.nan)
+    return pd.Series(lasting, index=seen.index).groupby(seen[by]).sum(min_count=1)
+
+
+def summarize_tracks(
+    timeline: pd.DataFrame, classes: Sequence[str], by: str = "face_id", frame_times: np.ndarray | None = None
+) -> pd.DataFrame:
+    """One row per face track (or per person, ``by="person_id"``): time span, frame count, time on screen,
+    dominant emotion, mean probabilities, label shares.
 
     ``dominant_emotion`` is the label that is on top in most of the face's frames (ties go to
     the higher mean probability), which is what a reader of the video would call it. When the
-    timeline has ``person_id``, the per-track table carries each track's person too.
+    timeline has ``person_id``, the per-track table carries each track's person too; for image
+    inputs, ``file`` is the file of the track's first face (an independent photo's face is a
+    track of its own, so: its photo). ``visible_s`` is :func:`visible_seconds` (``frame_times``:
+    every processed frame's time, from :meth:`TimelineBuilder.frame_times`).
     """
     prob_cols = [f"p_{c}" for c in classes]
     head = [by, "person_id"] if by == "face_id" and "person_id" in timeline else [by]
-    columns = [*head, "first_time_s", "last_time_s", "frames", "dominant_emotion",
+    if by == "face_id" and "file" in timeline:
+        head.append("file")
+    columns = [*head, "first_time_s", "last_time_s", "frames", "visible_s", "dominant_emotion",
                *(f"mean_p_{c}" for c in classes), *(f"share_{c}" for c in classes)]  # fmt: skip
     tracked = timeline[timeline[by] >= 1]
     if tracked.empty:
-        return pd.DataFrame({c: pd.Series(dtype="object" if c == "dominant_emotion" else "float64") for c in columns})
+        text = ("dominant_emotion", "file")
+        return pd.DataFrame({c: pd.Series(dtype="object" if c in text else "float64") for c in columns})
     grouped = tracked.groupby(by, sort=True)
     means = grouped[prob_cols].mean()
     label_index = tracked[prob_cols].to_numpy().argmax(axis=1)
@@ -132,13 +192,16 @@ def summarize_tracks(timeline: pd.DataFrame, classes: Sequence[str], by: str = "
     summary = pd.DataFrame(
         {
             by: means.index.astype(np.int64),
-            **({"person_id": grouped["person_id"].first().to_numpy().astype(np.int64)} if len(head) > 1 else {}),
+            **({"person_id": grouped["person_id"].first().to_numpy().astype(np.int64)} if head[1:2] == ["person_id"]
+               else {}),
+            **({"file": grouped["file"].first().to_numpy().astype(object)} if "file" in head else {}),
             "first_time_s": grouped["time_s"].min().to_numpy(),
             "last_time_s": grouped["time_s"].max().to_numpy(),
             "frames": grouped.size().to_numpy().astype(np.int64),
+            "visible_s": visible_seconds(timeline, by, frame_times).reindex(means.index).to_numpy(np.float64),
             "dominant_emotion": np.asarray(classes, dtype=object)[dominant],
         }
-    )
+    )  # fmt: skip
     for c in classes:
         summary[f"mean_p_{c}"] = means[f"p_{c}"].to_numpy()
     for c in classes:
@@ -153,19 +216,29 @@ def add_persons(timeline: pd.DataFrame, person_of_track: dict[int, int], names: 
     person = out["face_id"].map(person_of_track).fillna(0).astype(np.int64)
     out.insert(at, "person_id", person)
     if names is not None:
-        out.insert(at + 1, "person", person.map(names).fillna("").astype(object))
+        out.insert(at + 1, "person", person.map(names).astype(object).fillna(""))  # object first: all-NaN is float
     return out
 
 
-def summarize_persons(timeline: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
-    """One row per identified person: their name (with known people), their face IDs, then the track columns."""
-    summary = summarize_tracks(timeline, classes, by="person_id")
+def summarize_persons(
+    timeline: pd.DataFrame, classes: Sequence[str], frame_times: np.ndarray | None = None
+) -> pd.DataFrame:
+    """One row per identified person: their name (with known people), their face IDs, for image inputs the
+    file of each of those tracks (``files``, in the order of ``face_ids``, joined by ``FILES_SEPARATOR``: for
+    independent photos, the photos the person is in), then the track columns."""
+    summary = summarize_tracks(timeline, classes, by="person_id", frame_times=frame_times)
     persons = timeline[timeline["person_id"] >= 1]
     tracks = persons.groupby("person_id")["face_id"].unique()
-    summary.insert(1, "face_ids", [" ".join(map(str, sorted(tracks[p]))) for p in summary["person_id"]])
+    ids = [sorted(int(t) for t in tracks[p]) for p in summary["person_id"]]
+    at = 1
     if "person" in timeline:
         named = persons.groupby("person_id")["person"].first()
-        summary.insert(1, "person", [named.get(p, "") for p in summary["person_id"]])
+        summary.insert(at, "person", [named.get(p, "") for p in summary["person_id"]])
+        at += 1
+    summary.insert(at, "face_ids", [" ".join(map(str, faces)) for faces in ids])
+    if "file" in timeline:
+        file_of = persons.groupby("face_id")["file"].first()
+        summary.insert(at + 1, "files", [FILES_SEPARATOR.join(str(file_of[t]) for t in faces) for faces in ids])
     return summary
 
 
