@@ -87,6 +87,7 @@ class ExpressionClassifier:
             start += len(d)
         return out
 
+    @torch.inference_mode()
     def _probs(self, crops: torch.Tensor) -> np.ndarray:
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)

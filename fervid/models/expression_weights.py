@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,15 @@ from fervid.models.errors import WeightsError
 from fervid.models.expression import ExpressionNet
 from fervid.models.expression_face_resnet import DLIB_TRUNK_SIZE, FaceResNetExpressionNet
 from fervid.models.expression_input import PHOTOMETRIC, PIXEL_SCALE_PHOTOMETRIC
+from fervid.models.expression_rule import RULE_SUFFIX, SHARED_INPUT, RuleNet, read_rule
 
 #: How annotate places a face in the model's crop (:mod:`fervid.align`).
 ALIGNMENTS = ("box", "landmarks")
 #: Networks a weight file can hold: ``resnet`` (:class:`ExpressionNet`, the small default models) and
 #: ``face-resnet`` (:class:`FaceResNetExpressionNet`, dlib's face-recognition trunk; larger and slower).
 ARCHITECTURES = ("resnet", "face-resnet")
-#: Any network a weight file can hold.
-ExpressionModel = ExpressionNet | FaceResNetExpressionNet
+#: Any network a weight file (or a decision rule over weight files) can hold.
+ExpressionModel = ExpressionNet | FaceResNetExpressionNet | RuleNet
 
 FORMAT = "fervid-expression/1"
 #: Shipped weights, model card, metrics and SHA256SUMS: inside the package (``fervid/weights``), so an
@@ -122,32 +123,59 @@ def _expected_sha256(path: Path) -> str | None:
     return None
 
 
+def _rule_name(path: Path) -> str | None:
+    """The model name of a rule file (``default.rule.json`` -> ``default``), None for any other file."""
+    return path.name[: -len(RULE_SUFFIX)] if path.name.endswith(RULE_SUFFIX) else None
+
+
 def shipped_models() -> list[str]:
-    """Names of the models in weights/ (training checkpoints like ``x.last.pt`` are not models)."""
-    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt") if "." not in p.stem)
+    """Names of the models in weights/: weight files and decision rules (not checkpoints like ``x.last.pt``)."""
+    heads = [p.stem for p in WEIGHTS_DIR.glob("*.pt")]
+    rules = [_rule_name(p) or "" for p in WEIGHTS_DIR.glob(f"*{RULE_SUFFIX}")]
+    return sorted(name for name in heads + rules if name and "." not in name)
+
+
+def is_rule(name_or_path: str | Path) -> bool:
+    """Whether a model name or path is a decision rule (:mod:`fervid.models.expression_rule`)."""
+    return _rule_name(resolve_model(name_or_path)) is not None
 
 
 def resolve_model(name_or_path: str | Path) -> Path:
-    """A shipped model name (``ferplus``) or a path to a ``.pt`` file -> existing path."""
+    """A shipped model name (``ferplus``), a ``.pt`` file or a ``.rule.json`` file -> existing path."""
     candidate = Path(name_or_path)
-    if candidate.suffix == ".pt" or candidate.exists():
+    if candidate.suffix == ".pt" or candidate.name.endswith(RULE_SUFFIX) or candidate.exists():
         if not candidate.exists():
             raise WeightsError(f"{candidate}: no such weight file")
         return candidate
-    shipped = WEIGHTS_DIR / f"{name_or_path}.pt"
-    if not shipped.exists():
-        available = ", ".join(shipped_models()) or "none"
-        raise WeightsError(f"unknown model {name_or_path!r}; shipped models: {available}")
-    return shipped
+    for shipped in (WEIGHTS_DIR / f"{name_or_path}.pt", WEIGHTS_DIR / f"{name_or_path}{RULE_SUFFIX}"):
+        if shipped.exists():
+            return shipped
+    available = ", ".join(shipped_models()) or "none"
+    raise WeightsError(f"unknown model {name_or_path!r}; shipped models: {available}")
 
 
 def load_weights(name_or_path: str | Path, verify: bool = True) -> tuple[ExpressionModel, ExpressionConfig]:
-    """Load a model in eval mode; the sha256 manifest beside shipped weights is checked first."""
+    """Load a model in eval mode; the sha256 manifest beside shipped weights is checked first.
+
+    A decision rule (``.rule.json``) loads as a :class:`~fervid.models.expression_rule.RuleNet` over its
+    members, with a config that holds the members' input fields and the rule's classes and temperature, so
+    callers treat it as one network (see :func:`load_rule`).
+    """
     path = resolve_model(name_or_path)
     if verify:
-        expected = _expected_sha256(path)
-        if expected is not None and sha256_file(path) != expected:
-            raise WeightsError(f"{path}: sha256 does not match {MANIFEST} (corrupted or modified weight file)")
+        _check_manifest(path)
+    if _rule_name(path) is not None:
+        return load_rule(path, verify)
+    return _load_network(path)
+
+
+def _check_manifest(path: Path) -> None:
+    expected = _expected_sha256(path)
+    if expected is not None and sha256_file(path) != expected:
+        raise WeightsError(f"{path}: sha256 does not match {MANIFEST} (corrupted or modified weight file)")
+
+
+def _load_network(path: Path) -> tuple[ExpressionModel, ExpressionConfig]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
@@ -170,3 +198,36 @@ def load_weights(name_or_path: str | Path, verify: bool = True) -> tuple[Express
     except RuntimeError as exc:
         raise WeightsError(f"{path}: weights do not fit the architecture in its config ({exc})") from None
     return model.eval(), config
+
+
+def load_rule(path: Path, verify: bool = True) -> tuple[RuleNet, ExpressionConfig]:
+    """A decision rule's network over its members, and its config (the members' input, the rule's temperature).
+
+    Each member is a ``.pt`` file beside the rule; with ``verify`` its sha256 must be the one the rule
+    names (a rule tuned on one head says nothing about another). The config's ``info["rule"]`` is the
+    rule file's content, which run.json records. Every problem is a one-line WeightsError naming the rule.
+    """
+    rule = read_rule(path)
+    nets, configs = [], []
+    for member in rule.members:
+        member_path = path.parent / member.file
+        if Path(member.file).name != member.file or member_path.suffix != ".pt" or not member_path.is_file():
+            raise WeightsError(f"{path}: unknown member {member.file!r} (no such weight file beside the rule)")
+        if verify and sha256_file(member_path) != member.sha256:
+            raise WeightsError(f"{path}: member {member.file} is not the file the rule was tuned on (sha256 differs)")
+        net, config = load_weights(member_path, verify)
+        nets.append(net)
+        configs.append(config)
+    primary = configs[0]
+    if rule.classes != primary.classes:
+        raise WeightsError(f"{path}: the rule's classes ({', '.join(rule.classes)}) are not its first member's "
+                           f"({', '.join(primary.classes)})")  # fmt: skip
+    for member, config in zip(rule.members[1:], configs[1:]):
+        unknown = [c for c in config.classes if c not in primary.classes]
+        differs = [k for k in SHARED_INPUT if getattr(config, k) != getattr(primary, k)]
+        if unknown or differs:
+            why = f"classes {', '.join(unknown)} unknown to the first member" if unknown else ", ".join(differs)
+            raise WeightsError(f"{path}: member {member.file} does not fit the first member ({why})")
+    net = RuleNet(nets, [c.temperature for c in configs], [c.classes for c in configs], rule.classes, rule.offsets)
+    info = {**rule.info, "rule": rule.to_json()}
+    return net.eval(), replace(primary, temperature=rule.temperature, info=info)
