@@ -10,9 +10,10 @@ softmax at its own temperature):
 
 1. **mix**: the first member (the *primary*) knows every output class. A class only it knows
    (``contempt``, which ``fer2013`` lacks) keeps its probability; the rest of the mass is shared
-   out by the mean over the members of their probabilities renormalised over the classes all
-   members know. With ``ferplus`` and ``fer2013``: ``p(contempt) = p_ferplus(contempt)`` and,
-   for the other seven, ``p(c) = (p_ferplus(c) + (1 - p_ferplus(contempt)) p_fer2013(c)) / 2``.
+   out by the (weighted) mean over the members of their probabilities renormalised over the
+   classes all members know. With ``ferplus`` and ``fer2013`` at equal weights:
+   ``p(contempt) = p_ferplus(contempt)`` and, for the other seven,
+   ``p(c) = (p_ferplus(c) + (1 - p_ferplus(contempt)) p_fer2013(c)) / 2``.
    A one-member rule leaves ``p`` as it is.
 2. **offsets**: one per class, added to ``log p`` (a prior correction; the argmax of
    ``log p + offsets`` is the rule's label).
@@ -50,10 +51,11 @@ SHARED_INPUT = ("input_size", "mean", "std", "photometric", "alignment")
 
 @dataclass(frozen=True)
 class Member:
-    """One network of a rule: a weight file beside the rule, and the sha256 the rule was tuned on."""
+    """One network of a rule: a weight file beside the rule, the sha256 the rule was tuned on, its weight in the mix."""
 
     file: str
     sha256: str
+    weight: float = 1.0  # relative: the mix divides by the sum over the members
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,19 @@ class RuleConfig:
             raise ValueError(f"{len(self.offsets)} offsets for {len(self.classes)} classes ({', '.join(self.classes)})")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not all(m.weight > 0 for m in self.members):
+            raise ValueError(f"member weights must be > 0, got {', '.join(str(m.weight) for m in self.members)}")
+
+    @property
+    def weights(self) -> tuple[float, ...]:
+        """Each member's share of the mix (summing to 1)."""
+        total = sum(m.weight for m in self.members)
+        return tuple(m.weight / total for m in self.members)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format": RULE_FORMAT,
-            "members": [{"file": m.file, "sha256": m.sha256} for m in self.members],
+            "members": [{"file": m.file, "sha256": m.sha256, "weight": m.weight} for m in self.members],
             "mix": "mean",
             "classes": list(self.classes),
             "offsets": [float(o) for o in self.offsets],
@@ -93,7 +103,9 @@ class RuleConfig:
         if raw.get("mix", "mean") != "mean":
             raise ValueError(f"unknown mix {raw['mix']!r} (this version knows: mean)")
         try:
-            members = tuple(Member(str(m["file"]), str(m["sha256"])) for m in raw["members"])
+            members = tuple(
+                Member(str(m["file"]), str(m["sha256"]), float(m.get("weight", 1.0))) for m in raw["members"]
+            )
             return cls(members, tuple(str(c) for c in raw["classes"]), tuple(float(o) for o in raw["offsets"]),
                        float(raw.get("temperature", 1.0)), dict(raw.get("info", {})))  # fmt: skip
         except (KeyError, TypeError) as exc:
@@ -119,9 +131,15 @@ def read_rule(path: Path) -> RuleConfig:
 
 
 def mix_probabilities(
-    probs: Sequence[torch.Tensor], member_classes: Sequence[Sequence[str]], classes: Sequence[str]
+    probs: Sequence[torch.Tensor],
+    member_classes: Sequence[Sequence[str]],
+    classes: Sequence[str],
+    weights: Sequence[float] | None = None,
 ) -> torch.Tensor:
-    """Step 1 of the module docstring: members' (B, K_i) probabilities -> (B, K) over ``classes`` (the primary's)."""
+    """Step 1 of the module docstring: members' (B, K_i) probabilities -> (B, K) over ``classes`` (the primary's).
+
+    ``weights``: each member's share of the mean (default: equal).
+    """
     primary = probs[0]
     if len(probs) == 1:
         return primary
@@ -133,7 +151,9 @@ def mix_probabilities(
         conditional.append(part / part.sum(1, keepdim=True).clamp_min(MIN_PROB))
     mass = primary[:, columns].sum(1, keepdim=True)  # 1 - p(classes only the primary knows)
     mixed = primary.clone()
-    mixed[:, columns] = mass * torch.stack(conditional).mean(0)
+    share = torch.tensor(weights if weights is not None else [1.0] * len(probs), dtype=primary.dtype)
+    share = (share / share.sum()).to(primary.device).view(-1, 1, 1)
+    mixed[:, columns] = mass * (share * torch.stack(conditional)).sum(0)
     return mixed
 
 
@@ -152,8 +172,10 @@ class RuleNet(nn.Module):
         member_classes: Sequence[Sequence[str]],
         classes: Sequence[str],
         offsets: Sequence[float],
+        weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
+        self.weights = tuple(float(w) for w in weights) if weights is not None else None
         self.members = nn.ModuleList(members)
         self.temperatures = tuple(float(t) for t in temperatures)
         self.member_classes = tuple(tuple(c) for c in member_classes)
@@ -162,4 +184,4 @@ class RuleNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probs = [F.softmax(net(x).float() / t, dim=1) for net, t in zip(self.members, self.temperatures)]
-        return rule_logits(mix_probabilities(probs, self.member_classes, self.classes), self.offsets)
+        return rule_logits(mix_probabilities(probs, self.member_classes, self.classes, self.weights), self.offsets)

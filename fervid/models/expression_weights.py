@@ -228,6 +228,7 @@ def load_rule(path: Path, verify: bool = True) -> tuple[RuleNet, ExpressionConfi
         if unknown or differs:
             why = f"classes {', '.join(unknown)} unknown to the first member" if unknown else ", ".join(differs)
             raise WeightsError(f"{path}: member {member.file} does not fit the first member ({why})")
-    net = RuleNet(nets, [c.temperature for c in configs], [c.classes for c in configs], rule.classes, rule.offsets)
+    temperatures, classes = [c.temperature for c in configs], [c.classes for c in configs]
+    net = RuleNet(nets, temperatures, classes, rule.classes, rule.offsets, rule.weights)
     info = {**rule.info, "rule": rule.to_json()}
     return net.eval(), replace(primary, temperature=rule.temperature, info=info)
