@@ -140,3 +140,24 @@ def test_box_size_by_turn_follows_the_turned_faces_boxes() -> None:
     sizes = alignment.box_size_by_turn(boxes, turn)
     # bins' medians: 43 at turn 0.05, 41 at 0.2, 37 at 0.6; 0.55 lies between the last two, 0.75 past the last
     np.testing.assert_allclose(sizes, [43, 43, 43, 41, 41, 37.5, 37, 37], atol=1e-5)
+
+
+def test_readability_sweep_writes_curves_and_limits(tmp_path: Path) -> None:
+    """benchmarks/readability.py on a few FER+ validation faces: every condition swept, limits and a plot."""
+    import json
+
+    shared_path("data/ferplus/FER2013Valid.zip")
+    script = SCRIPT.parent / "readability.py"
+    out = tmp_path / "readability.json"
+    done = subprocess.run(
+        [sys.executable, str(script), "--shared", str(shared_path("")), "--limit", "40", "--json", str(out),
+         "--plot", str(tmp_path / "curves.png"), "--cache", str(tmp_path / "yaw.npz")],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert set(result["curves"]) == {"darkness", "blur", "small face", "head turn", "synthetic turn"}
+    assert set(result["limits"]) == {"contrast", "brightness", "sharpness", "face_px", "abs_yaw", "abs_yaw_synthetic"}
+    blur = result["curves"]["blur"]
+    assert blur[0]["accuracy"] >= blur[-1]["accuracy"] and blur[0]["sharpness"] > blur[-1]["sharpness"]
+    assert (tmp_path / "curves.png").stat().st_size > 0
