@@ -65,6 +65,10 @@ class Detections:
     right mouth corner as seen in the image). ``track_id`` is -1 until a tracker
     assigns a stable id (>= 1); ``person_id`` is -1 until the identity stage says who the
     face is (>= 1), or 0 when the face cannot be identified (too small, too short a track).
+
+    ``data`` holds per-face values that later stages add (the measurements of
+    :mod:`fervid.quality`, the reliability of the label): name -> array with one row per face,
+    indexed and concatenated with the rest, so a new per-face value is one new key, not a new field.
     """
 
     xyxy: np.ndarray  # (n, 4) float32
@@ -72,6 +76,7 @@ class Detections:
     landmarks: np.ndarray  # (n, 5, 2) float32
     track_id: np.ndarray = field(default=None)  # type: ignore[assignment]  # (n,) int64
     person_id: np.ndarray = field(default=None)  # type: ignore[assignment]  # (n,) int64
+    data: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n, ...) per-face values
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -87,6 +92,10 @@ class Detections:
         for name in ("score", "landmarks", "track_id", "person_id"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"Detections.{name} has {len(getattr(self, name))} rows, xyxy has {n}")
+        self.data = {key: np.asarray(value) for key, value in self.data.items()}
+        for key, value in self.data.items():
+            if value.ndim == 0 or len(value) != n:
+                raise ValueError(f"Detections.data[{key!r}] has shape {value.shape}, xyxy has {n} rows")
 
     @classmethod
     def empty(cls) -> Detections:
@@ -97,18 +106,26 @@ class Detections:
 
     def __getitem__(self, item: Index) -> Detections:
         idx = _as_index(item)
-        return Detections(self.xyxy[idx], self.score[idx], self.landmarks[idx], self.track_id[idx], self.person_id[idx])
+        return Detections(self.xyxy[idx], self.score[idx], self.landmarks[idx], self.track_id[idx], self.person_id[idx],
+                          {key: value[idx] for key, value in self.data.items()})  # fmt: skip
 
     @classmethod
     def concat(cls, parts: Sequence[Detections]) -> Detections:
+        """One Detections of all rows; ``data`` keys must be the same in every part."""
         if not parts:
             return cls.empty()
+        keys = set(parts[0].data)
+        if any(set(p.data) != keys for p in parts):
+            raise ValueError(
+                f"cannot concatenate Detections with different data keys: {[sorted(p.data) for p in parts]}"
+            )
         return cls(
             np.concatenate([p.xyxy for p in parts]),
             np.concatenate([p.score for p in parts]),
             np.concatenate([p.landmarks for p in parts]),
             np.concatenate([p.track_id for p in parts]),
             np.concatenate([p.person_id for p in parts]),
+            {key: np.concatenate([p.data[key] for p in parts]) for key in parts[0].data},
         )
 
     @property
