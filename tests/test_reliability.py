@@ -1,0 +1,118 @@
+"""readable and p_correct: the limits, the logistic model, its fit, its file, and the measures that judge it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fervid.models.errors import WeightsError
+from fervid.reliability import (
+    FORMAT,
+    ReliabilityModel,
+    expected_calibration_error,
+    fit_logistic,
+    load_reliability,
+    reliability_path,
+    risk_coverage,
+    save_reliability,
+)
+
+
+def _measures(n: int, **values: float) -> dict[str, np.ndarray]:
+    base = {"face_px": 30.0, "sharpness": 200.0, "brightness": 120.0, "contrast": 50.0, "yaw": 0.0, "roll": 0.0}
+    return {k: np.full(n, values.get(k, v), dtype=np.float32) for k, v in base.items()}
+
+
+def _model(**changes) -> ReliabilityModel:
+    fields = {"model_sha256": "ab" * 32, "minimum": {"face_px": 4.0, "sharpness": 5.0, "contrast": 3.0},
+              "maximum": {"abs_yaw": 60.0}, "features": ("top", "log_sharpness"), "mean": (0.5, 3.0),
+              "scale": (0.2, 1.0), "coef": (2.0, 0.5), "intercept": 0.3}  # fmt: skip
+    return ReliabilityModel(**{**fields, **changes})
+
+
+@pytest.mark.parametrize(
+    ("values", "readable"),
+    [({}, True), ({"face_px": 3.0}, False), ({"sharpness": 4.9}, False), ({"contrast": 2.0}, False),
+     ({"yaw": -61.0}, False), ({"yaw": 59.0}, True), ({"sharpness": float("nan")}, False)],
+)  # fmt: skip
+def test_a_face_is_readable_when_every_measurement_is_inside_its_limits(values: dict, readable: bool) -> None:
+    assert _model().readable(_measures(1, **values)).tolist() == [readable]
+
+
+def test_p_correct_is_the_logistic_of_the_standardised_features() -> None:
+    probs = np.array([[0.9, 0.1], [0.5, 0.5]], dtype=np.float32)
+    measures = _measures(2, sharpness=np.e**3 - 1)  # log1p(sharpness) = 3, the feature's mean
+    z = 2.0 * (np.array([0.9, 0.5]) - 0.5) / 0.2 + 0.3
+    np.testing.assert_allclose(_model().p_correct(probs, measures), 1 / (1 + np.exp(-z)), rtol=1e-5)
+    assert _model().p_correct(np.zeros((0, 2)), _measures(0)).shape == (0,)
+
+
+def test_the_fit_recovers_a_known_logistic_relation() -> None:
+    rng = np.random.default_rng(0)
+    top = rng.uniform(0.5, 1.0, 20000)  # the top probability of two classes
+    probs = np.c_[top, 1 - top]
+    measures = _measures(len(top))
+    truth = 1 / (1 + np.exp(-(8 * (top - 0.7))))
+    correct = rng.uniform(size=len(top)) < truth
+    fit = fit_logistic(probs, measures, correct, ("top",), l2=0.0)
+    model = _model(features=fit.features, mean=fit.mean, scale=fit.scale, coef=fit.coef, intercept=fit.intercept)
+    np.testing.assert_allclose(model.p_correct(probs, measures), truth, atol=0.03)
+
+
+def test_the_fit_weighs_faces_by_their_weights() -> None:
+    """Doubling a face's weight is the same as giving it twice."""
+    rng = np.random.default_rng(1)
+    top = rng.uniform(0.5, 1.0, 400)
+    probs, measures = np.c_[top, 1 - top], _measures(400)
+    correct = rng.uniform(size=400) < top
+    weights = np.where(np.arange(400) < 100, 2.0, 1.0)
+    twice = np.r_[np.arange(400), np.arange(100)]
+    a = fit_logistic(probs, measures, correct, ("top",), weights=weights)
+    b = fit_logistic(probs[twice], {k: v[twice] for k, v in measures.items()}, correct[twice], ("top",))
+    assert a.coef[0] * b.scale[0] / a.scale[0] == pytest.approx(b.coef[0], rel=1e-3)
+
+
+def test_risk_coverage_puts_the_trusted_faces_first_and_aurc_rewards_a_good_order() -> None:
+    correct = np.array([1, 1, 1, 0])
+    coverage, risk, good = risk_coverage(np.array([0.9, 0.8, 0.7, 0.1]), correct)
+    assert coverage.tolist() == [0.25, 0.5, 0.75, 1.0] and risk.tolist() == [0, 0, 0, 0.25]
+    _, _, bad = risk_coverage(np.array([0.1, 0.2, 0.3, 0.9]), correct)
+    assert good == pytest.approx(0.0625) and bad > good
+
+
+def test_ece_is_zero_for_a_calibrated_estimate_and_the_gap_otherwise() -> None:
+    correct = np.r_[np.ones(8), np.zeros(2)]
+    assert expected_calibration_error(np.full(10, 0.8), correct) == pytest.approx(0.0)
+    assert expected_calibration_error(np.full(10, 0.95), correct) == pytest.approx(0.15)
+
+
+def test_the_file_beside_a_model_round_trips(tmp_path: Path) -> None:
+    model_path = tmp_path / "default.rule.json"
+    assert reliability_path(model_path).name == "default.reliability.json"
+    assert reliability_path(tmp_path / "ferplus.pt").name == "ferplus.reliability.json"
+    save_reliability(reliability_path(model_path), _model())
+    assert load_reliability(model_path, "ab" * 32) == _model()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "no reliability model"), ("{not json", "not a readable reliability model"),
+     ({"format": "other"}, "not a fervid reliability model"),
+     ({"features": ["top", "nonsense"]}, "unknown feature 'nonsense'"),
+     ({"coef": [1.0]}, "2 features need 2 means, scales and coefficients"),
+     ({"minimum": {"loudness": 3}}, "unknown readable limit 'loudness'"),
+     ({"model_sha256": "cd" * 32}, "fitted for another model")],
+)  # fmt: skip
+def test_a_bad_reliability_file_is_a_one_line_error(tmp_path: Path, content, message: str) -> None:
+    model_path = tmp_path / "m.pt"
+    path = reliability_path(model_path)
+    if isinstance(content, str):
+        path.write_text(content)
+    elif isinstance(content, dict):
+        path.write_text(json.dumps({**_model().to_json(), "format": FORMAT, **content}))
+    with pytest.raises(WeightsError, match=message) as error:
+        load_reliability(model_path, "ab" * 32)
+    assert "\n" not in str(error.value) and str(model_path.stem) in str(error.value)
