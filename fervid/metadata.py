@@ -111,7 +111,8 @@ def environment(device: Any) -> dict[str, Any]:
 
 
 def input_facts(source: Path, info: Any = None) -> dict[str, Any]:
-    """Path, size in bytes and what probing says (duration, fps, resolution, frames, codecs).
+    """Path, size in bytes and what probing says (duration, fps, resolution, frames, codecs); for an image
+    folder, its pictures' sizes (:func:`picture_sizes`).
 
     ``info`` is the input's :class:`~fervid.io.probe.MediaInfo` when the caller has it (the
     run loop does), so the file is not probed again.
@@ -134,7 +135,29 @@ def input_facts(source: Path, info: Any = None) -> dict[str, Any]:
         frame_count=info.frame_count, video_codec=info.video_codec, has_audio=info.has_audio,
         audio_codec=info.audio_codec, rotation=info.rotation,
     )  # fmt: skip
+    if info.kind == "image_folder":
+        facts.update(picture_sizes(source))
     return facts
+
+
+def picture_sizes(folder: Path) -> dict[str, Any]:
+    """The picture sizes of a folder's images: how many sizes, the smallest and the largest (by pixels).
+
+    Photos in a folder rarely share one size, so ``width``/``height`` are given only when they
+    all do (else None: one photo's size would be wrong for the others). Header reads only.
+    """
+    from fervid.io.errors import InputError
+    from fervid.io.images import image_size, list_images
+
+    sizes = []
+    for path in list_images(folder, on_skip=lambda skipped, reason: None):  # the run reported skipped files
+        with contextlib.suppress(InputError, OSError):
+            sizes.append(image_size(path))
+    if not sizes:
+        return {}
+    distinct = sorted(set(sizes), key=lambda wh: (wh[0] * wh[1], wh))
+    facts = {"sizes": len(distinct), "smallest": list(distinct[0]), "largest": list(distinct[-1])}
+    return {"picture_sizes": facts, **({"width": None, "height": None} if len(distinct) > 1 else {})}
 
 
 def now_utc() -> str:

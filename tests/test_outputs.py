@@ -37,20 +37,23 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 #: What the report adds per input (issue 15): gallery folder and contact sheet, moments, ELAN file, HTML report.
-REPORT = {"faces", f"{STEM}.faces.png", "moments", f"{STEM}.moments.csv", f"{STEM}.eaf", f"{STEM}.report.html"}
+REPORT = {"faces", f"{STEM}.faces.png", "moments", f"{STEM}.eaf", f"{STEM}.report.html"}
 
 
-def report_files(folder: Path) -> set[str]:
-    """``REPORT``; the ``moments/`` thumbnails only when the moments table has a row (a peak over the threshold)."""
+def report_files(folder: Path, formats: tuple[str, ...] = ("csv",)) -> set[str]:
+    """``REPORT`` and the moments table in each ``--format``; the ``moments/`` thumbnails only when the table has a
+    row (a peak over the threshold)."""
     has_moments = len(pd.read_csv(folder / f"{STEM}.moments.csv")) > 0
-    return REPORT if has_moments else REPORT - {"moments"}
+    tables = {f"{STEM}.moments.{suffix}" for suffix in formats}
+    return REPORT | tables if has_moments else (REPORT - {"moments"}) | tables
 
 
 def test_cli_writes_every_output_and_run_json_last(cli_run: Path) -> None:
     names = {p.name for p in cli_run.iterdir()}
     tables = ("faces", "summary", "persons")
     expected = {f"{STEM}.{what}.{suffix}" for what in tables for suffix in ("csv", "parquet")}
-    assert expected | {f"{STEM}.timeline.png", f"{STEM}.run.json"} | report_files(cli_run) == names
+    report = report_files(cli_run, ("csv", "parquet"))  # moments follow --format (issue 36)
+    assert expected | {f"{STEM}.timeline.png", f"{STEM}.run.json"} | report == names
     run_mtime = (cli_run / f"{STEM}.run.json").stat().st_mtime_ns
     assert all(p.stat().st_mtime_ns <= run_mtime for p in cli_run.rglob("*"))
     assert metadata.is_complete(cli_run, STEM)
@@ -63,6 +66,11 @@ def test_csv_and_parquet_have_the_same_columns_dtypes_and_values(cli_run: Path) 
         assert list(csv.columns) == list(parquet.columns)
         assert csv.dtypes.to_dict() == parquet.dtypes.to_dict()
         pd.testing.assert_frame_equal(csv, parquet, check_exact=False, rtol=1e-5, atol=1e-6)  # CSV: 6 digits
+    moments_csv = pd.read_csv(cli_run / f"{STEM}.moments.csv")
+    moments = pd.read_parquet(cli_run / f"{STEM}.moments.parquet")  # --format both: moments too (issue 36)
+    assert list(moments.columns) == list(moments_csv.columns) and len(moments) == len(moments_csv)
+    assert moments["frame"].dtype == np.int64 and moments["p_smoothed"].dtype == np.float64
+    pd.testing.assert_frame_equal(moments_csv, moments, check_dtype=False, check_exact=False, rtol=1e-5)
     faces = read_table(cli_run / f"{STEM}.faces.parquet")
     assert list(faces.columns) == [*timeline_columns(EMOTIONS, with_file=False, with_person=True), *PS_COLS]
     assert faces["frame"].dtype == np.int64 and faces["p_happy"].dtype == np.float32

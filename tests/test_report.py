@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _browser import NUMBERS_OVERFLOW
 from conftest import shared_path
 from PIL import Image
 from typer.testing import CliRunner
@@ -251,6 +252,8 @@ def test_report_renders_in_headless_chromium(hamilton: tuple[fervid.AnnotateResu
             tiles = page.locator("#gallery li.tile").count()
             rows = page.locator("#persons tbody tr").count()
             labels = page.locator("#gallery li.tile figcaption strong").all_inner_texts()
+            overflow = page.evaluate(NUMBERS_OVERFLOW)  # the numbers table fits at 1280 px (issue 36)
+            heads = page.locator("#persons thead th").all_inner_texts()
             page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
             page.screenshot(path=str(tmp_path / "report-full.png"), full_page=True)
         finally:
@@ -259,6 +262,7 @@ def test_report_renders_in_headless_chromium(hamilton: tuple[fervid.AnnotateResu
     assert requests == [page_path.as_uri()]
     assert images > len(result.persons) and broken == 0
     assert tiles == rows == len(result.persons) and labels == [f"P{p}" for p in result.persons["person_id"]]
+    assert overflow == 0 and "Name" not in heads and heads[-len(EMOTIONS) :] == list(EMOTIONS)  # no --people
     with Image.open(tmp_path / "report.png") as shot:
         colours = np.unique(np.asarray(shot.convert("RGB")).reshape(-1, 3), axis=0)
     assert shot.size == (1280, 900) and len(colours) > 1000  # a real page, pictures included
@@ -300,6 +304,10 @@ def test_sequence_folder_gets_moments_and_an_eaf_without_media(tmp_path: Path) -
     tiers = read_segments(folder / "frames.eaf")
     assert list(tiers) == ["F1"] and tiers["F1"][0][0] == 0 and tiers["F1"][-1][1] == 2000  # 10 frames at 5 fps
     assert (folder / "faces" / "F1.jpg").exists()
+    moments = pd.read_csv(folder / "frames.moments.csv")  # each moment names its image (issue 36)
+    assert "file" in moments.columns and all(moments["file"] == [f"img{f:02d}.png" for f in moments["frame"]])
+    text = (folder / "frames.report.html").read_text()
+    assert re.search(r"<br>\d+\.\d\d s, img\d\d\.png · face 1</figcaption>", text)  # the tile names the image
 
 
 def test_no_report_writes_none_of_it(tmp_path: Path) -> None:

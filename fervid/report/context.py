@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from fervid.report.chart import Chart
+from fervid.report.extent import duration_text, picture_text, processed_text
 from fervid.report.gallery import GalleryEntry
 from fervid.report.html import data_uri
 from fervid.report.moments import Moment, Smoothing
@@ -51,22 +52,28 @@ def seconds(value: Any, digits: int = 2) -> str:
     return "–" if not math.isfinite(number) else f"{number:.{digits}f} s"
 
 
-def input_facts(result: Any) -> list[tuple[str, str]]:
-    """The input's facts: path, kind, duration, frame rate, size, what was processed and found."""
+def input_facts(result: Any, tracked: bool = True) -> list[tuple[str, str]]:
+    """The input's facts: path, kind, duration, frame rate, picture size, what was processed and found.
+
+    ``tracked``: a video or ``--sequence`` folder (faces followed over time); photos are counted, not timed.
+    """
     info = result.run.get("input", {})
-    facts = [("File", str(info.get("path", result.source))), ("Kind", str(info.get("kind", result.kind)))]
-    if info.get("duration_s"):
-        facts.append(("Duration", seconds(info["duration_s"])))
+    kind = str(info.get("kind", result.kind))
+    kind = {"image": "photo", "image_folder": "folder of frames (--sequence)" if tracked else "folder of photos"}.get(
+        kind, kind
+    )
+    facts = [("File", str(info.get("path", result.source))), ("Kind", kind)]
+    if result.kind == "video":
+        facts.append(("Duration", f"{duration_text(info)} (the whole file)"))
     if info.get("fps"):
         facts.append(("Frame rate", f"{info['fps']:.3f} fps"))
-    if info.get("width"):
-        facts.append(("Picture", f"{info['width']} × {info['height']} px"))
+    picture = picture_text(info)
+    if picture:
+        facts.append(("Picture", picture))
     if info.get("has_audio") is not None and info.get("kind") == "video":
         facts.append(("Audio", str(info.get("audio_codec") or "none")))
-    facts.append(("Frames processed", str(result.frames)))
-    if result.time_range and all(math.isfinite(t) for t in result.time_range):
-        facts.append(("Time processed", f"{result.time_range[0]:.2f} s – {result.time_range[1]:.2f} s"))
-    facts.append(("Face tracks", str(result.faces)))
+    facts.append(("Processed", processed_text(result.frames, result.time_range)))
+    facts.append(("Face tracks" if tracked else "Faces", str(result.faces)))
     if result.persons is not None:
         facts.append(("Persons", str(len(result.persons))))
     if result.warning:
@@ -85,8 +92,8 @@ def run_settings(result: Any, options: Any, smoothing: Smoothing | None) -> list
         ("Classes", ", ".join(result.classes)),
         ("Face detector", f"{models.get('detector', {}).get('name', o.detection.detector_weights)}, "
                           f"score ≥ {o.detection.det_threshold:g}, faces ≥ {o.detection.min_face:g} px"),
-        ("Frames", f"every {o.input.every}" + (f", from {o.input.start:g} s" if o.input.start is not None else "")
-         + (f", to {o.input.end:g} s" if o.input.end is not None else "")),
+        *([("Frames", f"every {o.input.every}" + (f", from {o.input.start:g} s" if o.input.start is not None else "")
+            + (f", to {o.input.end:g} s" if o.input.end is not None else ""))] if result.kind == "video" else []),
         ("Identity", f"on, descriptor distance < {o.identity.identity_threshold:g}" if o.identity.identity
          else "off (--no-identity): one row per face track"),
     ]  # fmt: skip
@@ -106,47 +113,103 @@ def picture(jpeg: bytes, alt: str, caption: str) -> Picture:
 
 
 def gallery_tiles(entries: Sequence[GalleryEntry]) -> list[Tile]:
+    """Tiles with captions that say where each face is: time and frame in a video, the file of an image."""
     tiles = []
     for entry in entries:
         who = entry.subject.title
         best = None
         if entry.best is not None:
             b = entry.best
-            where = f"{seconds(b.time_s)}, frame {b.frame}" if math.isfinite(b.time_s) else f"frame {b.frame}"
+            where = b.file or f"frame {b.frame}"
+            if math.isfinite(b.time_s):
+                where = f"{seconds(b.time_s)}, {where}"
             best = picture(b.jpeg, f"Best face of {who} ({where}, face {b.track_id})", f"{where} · face {b.track_id}")
         spread = [picture(c.jpeg, f"{who} at {seconds(c.time_s)}", seconds(c.time_s)) for c in entry.spread]
         tiles.append(Tile(entry.subject, best, spread))
     return tiles
 
 
-def moment_pictures(moments: Sequence[Moment]) -> list[Picture]:
+def moment_pictures(moments: Sequence[Moment], files: dict[int, str] | None = None) -> list[Picture]:
+    """Thumbnails of moments, captioned with class, smoothed probability, time and frame (its file for images)."""
     out = []
     for m in moments:
         if not m.peak.jpeg:
             continue
-        text = f"{m.emotion} {m.peak.value:.2f} at {m.peak.time_s:.2f} s (frame {m.peak.frame})"
+        where = (files or {}).get(m.peak.frame) or f"frame {m.peak.frame}"
+        text = f"{m.emotion} {m.peak.value:.2f} at {m.peak.time_s:.2f} s ({where})"
         out.append(picture(m.peak.jpeg, f"{m.subject.title}: {text}", text))
     return out
 
 
+@dataclass
+class Numbers:
+    """The numbers table: its leading columns, the classes under one "Mean probability" header, and its rows."""
+
+    head: list[str]
+    classes: list[str]
+    rows: list[list[str]]
+    numeric: set[int] = field(default_factory=set)  # cell positions right-aligned (numbers)
+    lists: set[int] = field(default_factory=set)  # cell positions that may wrap (names, IDs, files)
+    files: int = -1  # the position of the photos' files, if any
+
+
+#: Items of a list cell (face IDs, files) shown at most; the tables hold all of them.
+LIST_AT_MOST = 6
+
+
+def listed(items: Sequence[str], separator: str = " ") -> str:
+    """At most ``LIST_AT_MOST`` items, then how many more."""
+    shown = separator.join(items[:LIST_AT_MOST])
+    return shown if len(items) <= LIST_AT_MOST else f"{shown} … (+{len(items) - LIST_AT_MOST})"
+
+
 def summary_table(table: pd.DataFrame, subjects: Sequence[Subject], frame_step: float | None,
-                  classes: Sequence[str]) -> tuple[list[str], list[list[str]]]:  # fmt: skip
-    """Header and rows of the per-subject numbers (from ``persons`` or, without identity, ``summary``)."""
+                  classes: Sequence[str], timeline: pd.DataFrame | None = None,
+                  tracked: bool = True) -> Numbers:  # fmt: skip
+    """The per-subject numbers (from ``persons`` or, without identity, ``summary``).
+
+    Videos and ``--sequence`` folders: first and last seen, frames and time on screen
+    (``visible_s``, from the frames' own times); photos: the files the subject is in and how
+    many faces. The Name column is there only when a subject has a ``--people`` name.
+    """
     column = "person_id" if "person_id" in table.columns and "face_ids" in table.columns else "face_id"
     by_key = {int(row[column]): row for _, row in table.iterrows()}
-    head = ["ID", "Name", "Face IDs", "First seen", "Last seen", "Frames", "Visible", "Dominant",
-            *(f"mean p({c})" for c in classes)]  # fmt: skip
+    named = any(s.name for s in subjects)
+    files = _files_of(timeline, subjects) if timeline is not None and "file" in timeline.columns else {}
+    head = ["ID", *(["Name"] if named else []), "Face IDs"]
+    if tracked:
+        head += ["First seen", "Last seen", "Frames", "Visible"]
+    else:
+        head += ["Photos", "Faces"]
+    head.append("Dominant")
     rows = []
     for s in subjects:
         row = by_key.get(s.key)
         if row is None:
             continue
-        visible = seconds(row["frames"] * frame_step, 1) if frame_step else "–"
-        means = [f"{100 * float(row[f'mean_p_{c}']):.0f} %" for c in classes]
-        rows.append([s.label, s.name or "–", " ".join(map(str, s.tracks)), seconds(row["first_time_s"]),
-                     seconds(row["last_time_s"]), str(int(row["frames"])), visible, str(row["dominant_emotion"]),
-                     *means])  # fmt: skip
-    return head, rows
+        cells = [s.label, *([s.name or "–"] if named else []), listed([str(t) for t in s.tracks])]
+        if tracked:
+            if "visible_s" in row.index:
+                visible = seconds(row["visible_s"], 1)
+            else:  # a table from before visible_s
+                visible = seconds(row["frames"] * frame_step, 1) if frame_step else "–"
+            cells += [seconds(row["first_time_s"]), seconds(row["last_time_s"]), str(int(row["frames"])), visible]
+        else:
+            cells += [listed(files.get(s.key, []), ", ") or "–", str(int(row["frames"]))]
+        cells.append(str(row["dominant_emotion"]))
+        rows.append(cells + [f"{100 * float(row[f'mean_p_{c}']):.0f}" for c in classes])
+    first_number = head.index("First seen") if tracked else head.index("Faces")
+    numeric = {*range(first_number, head.index("Dominant")), *range(len(head), len(head) + len(classes))}
+    lists = {head.index(name) for name in ("Name", "Face IDs", "Photos") if name in head}
+    return Numbers(head, list(classes), rows, numeric, lists, head.index("Photos") if "Photos" in head else -1)
+
+
+def _files_of(timeline: pd.DataFrame, subjects: Sequence[Subject]) -> dict[int, list[str]]:
+    """Each subject's image files, in the folder's order (the order of the timeline)."""
+    column = "person_id" if "person_id" in timeline.columns else "face_id"
+    keys = {s.key for s in subjects}
+    rows = timeline[timeline[column].isin(keys)]
+    return {int(k): list(dict.fromkeys(str(f) for f in group)) for k, group in rows.groupby(column, sort=False)["file"]}
 
 
 def frame_step(result: Any, options: Any) -> float | None:

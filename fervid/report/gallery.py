@@ -65,6 +65,7 @@ class FaceCrop:
     box: tuple[float, float, float, float]
     jpeg: bytes
     identifiable: bool = False  # large, sharp and bright enough for the identity stage, and not occluded
+    file: str | None = None  # the image file it was cut from (None for video)
 
     @property
     def rank(self) -> tuple[bool, float]:
@@ -269,7 +270,7 @@ class GalleryCollector:
     def _crop(frame: Frame, box: np.ndarray, rank: tuple[bool, float], track_id: int) -> FaceCrop:
         jpeg = encode_jpeg(face_crop(frame.image, box))
         x0, y0, x1, y1 = (float(v) for v in box)
-        return FaceCrop(rank[1], frame.time_s, frame.index, track_id, (x0, y0, x1, y1), jpeg, rank[0])
+        return FaceCrop(rank[1], frame.time_s, frame.index, track_id, (x0, y0, x1, y1), jpeg, rank[0], frame.source)
 
 
 def _may_beat(current: FaceCrop | None, bound: float, gated: bool) -> bool:
@@ -347,7 +348,8 @@ def remove_stale(folder: Path, keep: set[Path], pattern: re.Pattern[str]) -> Non
 
 
 def write_contact_sheet(entries: list[GalleryEntry], path: Path) -> Path:
-    """One row per subject: its ID and name, its best face, then its faces over time with their times.
+    """One row per subject: its ID and name, its best face (with its file, for images), then its faces over time
+    with their times.
 
     At most ``SHEET_ROWS`` subjects (in ID order); a last line says how many more are in ``faces/``.
     """
@@ -373,6 +375,8 @@ def write_contact_sheet(entries: list[GalleryEntry], path: Path) -> Path:
         draw.text((gap + 14, y + 56), f"faces {tracks}"[:18], fill=(90, 90, 90), font=font)
         if entry.best is not None:
             sheet.paste(_decoded(entry.best, CROP_PX), (label_w, y))
+            if entry.best.file:  # a photo: which one
+                draw.text((label_w, y + CROP_PX + 3), _shortened(entry.best.file, 20), fill=(60, 60, 60), font=font)
         for k, crop in enumerate(entry.spread):
             x = label_w + CROP_PX + gap + k * (small + gap)
             sheet.paste(_decoded(crop, small), (x, y))
@@ -381,6 +385,14 @@ def write_contact_sheet(entries: list[GalleryEntry], path: Path) -> Path:
     with atomic_path(path) as tmp:
         sheet.save(tmp, format="PNG", compress_level=3)
     return path
+
+
+def _shortened(text: str, at_most: int) -> str:
+    """``a_very_long_...name.jpg``: the start and the end (the extension) of a long name."""
+    if len(text) <= at_most:
+        return text
+    tail = at_most // 2
+    return f"{text[: at_most - tail - 3]}...{text[-tail:]}"
 
 
 def _decoded(crop: FaceCrop, size: int) -> object:

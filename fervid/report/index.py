@@ -3,14 +3,13 @@
 ``fervid annotate`` writes it after a batch (:func:`write_batch_index`: the failures come from
 the batch report), ``fervid summarize`` from the folder alone (:func:`write_index`: inputs whose
 run is incomplete are listed as "incomplete"). One row per complete input: its persons (or
-face tracks without identity), duration, dominant emotions (the label most often on top per
-person, counted over persons) and a relative link to ``<stem>/<stem>.report.html`` when there
-is one.
+face tracks without identity), the file's duration and what was processed (as the report says
+them), dominant emotions (the label most often on top per person, counted over persons) and a
+relative link to ``<stem>/<stem>.report.html`` when there is one.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fervid import metadata
+from fervid.report.extent import duration_text, is_timed, processed_text
 from fervid.report.html import render, write_html
 
 INDEX = "index.html"
@@ -29,7 +29,8 @@ class IndexRow:
     source: str
     kind: str
     persons: str
-    duration: str
+    duration: str  # the whole file's
+    processed: str  # what the run covered: a time range and frames, or photos
     dominant: str
     report: str | None  # relative link, when the input has a report
 
@@ -55,17 +56,6 @@ def _dominant(folder: Path, stem: str) -> str:
     return ", ".join(f"{name} ({n})" for name, n in counts.most_common(3)) or "no faces"
 
 
-def _duration(record: dict[str, Any]) -> str:
-    facts = record.get("input", {})
-    if facts.get("duration_s"):
-        return f"{facts['duration_s']:.1f} s"
-    span = record.get("time_range_s")
-    if span and all(isinstance(t, (int, float)) and math.isfinite(t) for t in span):
-        return f"{span[1] - span[0]:.1f} s"
-    frames = facts.get("frame_count")
-    return f"{frames} images" if frames else "–"
-
-
 def row_for(outdir: Path, folder: Path, stem: str) -> IndexRow:
     record = metadata.read_run(folder, stem) or {}
     identity = record.get("identity")
@@ -73,8 +63,13 @@ def row_for(outdir: Path, folder: Path, stem: str) -> IndexRow:
     report = folder / f"{stem}.report.html"
     link = report.relative_to(outdir).as_posix() if report.exists() and report.is_relative_to(outdir) else None
     name = stem if folder == outdir else folder.relative_to(outdir).as_posix()
-    return IndexRow(name, str(record.get("input", {}).get("path", "")), str(record.get("kind", "")), persons,
-                    _duration(record), _dominant(folder, stem), link)  # fmt: skip
+    facts, span = record.get("input", {}), record.get("time_range_s")
+    processed = processed_text(int(record.get("frames_processed", 0)), span)
+    kind = str(record.get("kind", ""))
+    if kind == "images":
+        kind = "frames (--sequence)" if is_timed(span) else "photos"
+    return IndexRow(name, str(facts.get("path", "")), kind, persons, duration_text(facts), processed,
+                    _dominant(folder, stem), link)  # fmt: skip
 
 
 def write_index(outdir: Path, failures: Iterable[tuple[str, str, str]] = ()) -> Path:

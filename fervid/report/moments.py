@@ -246,9 +246,12 @@ def pick_moments(peaks: dict[tuple[int, str], Peak], subjects: list[Subject], cl
 
 
 def write_moments(
-    moments: list[Moment], timeline: pd.DataFrame, smoothing: Smoothing, outdir: Path, stem: str
-) -> list[Path]:
-    """``moments/<label>-<emotion>.jpg`` thumbnails and ``<stem>.moments.csv`` (written even when empty)."""
+    moments: list[Moment], timeline: pd.DataFrame, smoothing: Smoothing, outdir: Path, stem: str,
+    suffixes: tuple[str, ...] = (".csv",),
+) -> list[Path]:  # fmt: skip
+    """``moments/<label>-<emotion>.jpg`` thumbnails and ``<stem>.moments.csv`` (written even when empty), in
+    each table format of ``--format`` (``suffixes``: ``.csv``, ``.parquet``). For image inputs (``--sequence``
+    folders) ``file`` names the image of each moment."""
     written = []
     for moment in moments:
         if moment.peak.jpeg:
@@ -258,21 +261,33 @@ def write_moments(
             written.append(path)
     remove_stale(outdir / "moments", set(written), MOMENT_FILE)
     column = subject_column(timeline)
+    files = frame_files(timeline)
     table = pd.DataFrame(
         {
             column: pd.Series([m.subject.key for m in moments], dtype="int64"),
-            **({"person": [m.subject.name for m in moments]} if "person" in timeline.columns else {}),
+            **({"person": pd.Series([m.subject.name for m in moments], dtype="object")}
+               if "person" in timeline.columns else {}),
             "emotion": pd.Series([m.emotion for m in moments], dtype="object"),
             "time_s": pd.Series([m.peak.time_s for m in moments], dtype="float64"),
             "frame": pd.Series([m.peak.frame for m in moments], dtype="int64"),
+            **({"file": pd.Series([files.get(m.peak.frame, "") for m in moments], dtype="object")}
+               if files is not None else {}),
             "face_id": pd.Series([m.peak.track_id for m in moments], dtype="int64"),
             "p_smoothed": pd.Series([m.peak.value for m in moments], dtype="float64"),
-            "smooth_s": smoothing.window_s,
-            "smooth_mode": smoothing.mode,
+            "smooth_s": pd.Series([smoothing.window_s] * len(moments), dtype="float64"),
+            "smooth_mode": pd.Series([smoothing.mode] * len(moments), dtype="object"),
             "image": pd.Series([m.file if m.peak.jpeg else "" for m in moments], dtype="object"),
         }
-    )
-    path = outdir / f"{stem}.moments.csv"
-    write_table(table, path)
-    written.append(path)
+    )  # fmt: skip
+    for suffix in suffixes:
+        path = outdir / f"{stem}.moments{suffix}"
+        write_table(table, path)
+        written.append(path)
     return written
+
+
+def frame_files(timeline: pd.DataFrame) -> dict[int, str] | None:
+    """Frame index -> image file, for image inputs (None for video: no ``file`` column)."""
+    if "file" not in timeline.columns:
+        return None
+    return {int(f): str(name) for f, name in zip(timeline["frame"].to_numpy(), timeline["file"].to_numpy())}

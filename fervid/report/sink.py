@@ -25,7 +25,14 @@ from fervid.report.context import (
 from fervid.report.elan import label_runs, write_eaf
 from fervid.report.gallery import pick_gallery, write_gallery
 from fervid.report.html import render, write_html
-from fervid.report.moments import Moment, pick_moments, report_smoothing, smoothed_probs, write_moments
+from fervid.report.moments import (
+    Moment,
+    frame_files,
+    pick_moments,
+    report_smoothing,
+    smoothed_probs,
+    write_moments,
+)
 from fervid.report.subjects import Subject, rows_of, subjects_of
 
 
@@ -48,19 +55,19 @@ class ReportSink:
         sections, moments = [], []
         if smoothing is not None:
             moments = pick_moments(material.peaks if material else {}, subjects, result.classes)
-            written += write_moments(moments, result.timeline, smoothing, outdir, stem)
+            written += write_moments(moments, result.timeline, smoothing, outdir, stem, o.output.table_suffixes)
             step = frame_step(result, o) or 1.0
             smoothed = smoothed_probs(result.timeline, result.classes, smoothing)
             sections = self._sections(result, subjects, smoothed, moments, step)
             written.append(self._elan(result, subjects, smoothed, step, outdir / f"{stem}.eaf"))
         table = result.persons if result.persons is not None else result.summary
-        head, rows = summary_table(table, subjects, frame_step(result, o), result.classes)
+        numbers = summary_table(table, subjects, frame_step(result, o), result.classes, result.timeline, tracked)
         page = render(
-            "report.html.j2", title=result.source.name, facts=input_facts(result),
-            settings=run_settings(result, o, smoothing), tiles=gallery_tiles(entries), table_head=head,
-            table_rows=rows, sections=sections, files=self._files(result, outdir, stem, tracked, bool(entries)),
-            tracked=tracked, who="persons" if "person_id" in result.timeline.columns else "face tracks",
-            smoothing=smoothing.describe() if smoothing else "", threshold=o.output.moment_threshold,
+            "report.html.j2", title=result.source.name, facts=input_facts(result, tracked),
+            settings=run_settings(result, o, smoothing), tiles=gallery_tiles(entries), numbers=numbers,
+            sections=sections, files=self._files(result, outdir, stem, tracked, bool(entries)), tracked=tracked,
+            who=self._who(result, tracked), smoothing=smoothing.describe() if smoothing else "",
+            threshold=o.output.moment_threshold,
         )  # fmt: skip
         written.append(write_html(outdir / f"{stem}.report.html", page))
         return written
@@ -77,7 +84,7 @@ class ReportSink:
             mine = [m for m in moments if m.subject == subject]
             chart = subject_chart(f"Timeline of {subject.title}", times[rows], smoothed[rows], result.classes, mine,
                                   span, step)  # fmt: skip
-            sections.append(Section(subject, chart, moment_pictures(mine)))
+            sections.append(Section(subject, chart, moment_pictures(mine, frame_files(result.timeline))))
         return sections
 
     def _elan(self, result: Any, subjects: list[Subject], smoothed: np.ndarray, step: float, path: Path) -> Path:
@@ -94,6 +101,13 @@ class ReportSink:
                  "fervid:min_run_s": f"{self.options.output.elan_min_run:g}"}  # fmt: skip
         return write_eaf(path, tiers, media, participants, notes)
 
+    @staticmethod
+    def _who(result: Any, tracked: bool) -> tuple[str, str]:
+        """What a subject is, singular and plural: a person, else a face track (a face, for photos)."""
+        if "person_id" in result.timeline.columns:
+            return "person", "persons"
+        return ("face track", "face tracks") if tracked else ("face", "faces")
+
     def _files(self, result: Any, outdir: Path, stem: str, tracked: bool, gallery: bool) -> list[tuple[str, str]]:
         """(relative link, what it is) of the input's outputs, as the options of this run make them."""
         o = self.options
@@ -103,15 +117,19 @@ class ReportSink:
             files.append((f"{stem}.annotated.mp4", "annotated video"))
         elif any(p.parent == outdir / "annotated" for p in made):
             files.append(("annotated/", "annotated images"))
-        tables = [("faces", "one row per face per frame"), ("summary", "one row per face track")]
+        if tracked:
+            tables = [("faces", "one row per face per frame"), ("summary", "one row per face track")]
+        else:
+            tables = [("faces", "one row per face, with its photo"), ("summary", "one row per face")]
         if result.persons is not None:
             tables.append(("persons", "one row per person"))
         files += [(f"{stem}.{what}{suffix}", why) for what, why in tables for suffix in o.output.table_suffixes]
         if tracked and o.output.plots:
-            files.append((f"{stem}.timeline.png", "timeline plot, one panel per face"))
+            files.append((f"{stem}.timeline.png", "timeline plot of the probabilities"))
         if gallery:
             files.append((f"{stem}.faces.png", "contact sheet of the gallery"))
         if tracked:
-            files += [(f"{stem}.moments.csv", "emotion moments"), (f"{stem}.eaf", "ELAN annotation file")]
+            files += [(f"{stem}.moments{suffix}", "emotion moments") for suffix in o.output.table_suffixes]
+            files.append((f"{stem}.eaf", "ELAN annotation file"))
         files.append((f"{stem}.run.json", "run record: versions, models, every option"))
         return files
