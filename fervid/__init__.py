@@ -18,7 +18,7 @@ FrameAnnotator``), which always works.
 from __future__ import annotations
 
 import sys
-import types
+from types import ModuleType  # not `import types`: the submodule fervid.types would replace it
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -44,7 +44,7 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-class _Package(types.ModuleType):
+class _Package(ModuleType):
     """Keeps the API names when a submodule of the same name is imported.
 
     Importing ``fervid.annotate`` (the FrameAnnotator module) makes Python set the
@@ -53,7 +53,7 @@ class _Package(types.ModuleType):
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LAZY and isinstance(value, types.ModuleType):
+        if name in _LAZY and isinstance(value, ModuleType):
             return
         super().__setattr__(name, value)
 
