@@ -17,7 +17,7 @@ Example::
     for frame in fervid.stream("clip.mp4", end=10):    # nothing written, frame by frame
         print(frame.frame.time_s, frame.detections.track_id, frame.shown.label)
 
-    corpus = fervid.summarize("fervid-out")            # every input × face of a CLI run
+    corpus = fervid.summarize("fervid-out")            # every input × person of a CLI run
 """
 
 from __future__ import annotations
@@ -223,7 +223,8 @@ def read_table(path: PathLike) -> pd.DataFrame:
     """A faces, summary or corpus summary table from CSV or Parquet, with the dtypes it was made with.
 
     Parquet keeps dtypes itself; CSV has none, so ids and counts come back as int64, the
-    timeline's measurements as float32, times and summary statistics as float64.
+    timeline's measurements as float32, times and summary statistics as float64. A corpus
+    summary's ``person_id`` is missing for inputs run without identity: it is then Int64 (nullable).
     """
     path = Path(path)
     if path.suffix == ".parquet":
@@ -235,74 +236,105 @@ def read_table(path: PathLike) -> pd.DataFrame:
     for c in _TEXT_COLUMNS:
         if c in dtypes:
             dtypes[c] = "str"
+    if is_summary and "person_id" in dtypes:
+        dtypes["person_id"] = "Int64"  # empty in a corpus summary's rows of inputs run without identity
     frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""])
+    if is_summary and "person_id" in frame and not frame["person_id"].isna().any():
+        frame["person_id"] = frame["person_id"].astype("int64")
     return frame
 
 
 def summarize(outdir: PathLike) -> pd.DataFrame:
-    """One row per input × face over every complete input under ``outdir`` (a ``fervid annotate -o`` folder).
+    """One row per input × person over every complete input under ``outdir`` (a ``fervid annotate -o`` folder).
 
-    Columns: ``input`` (the output folder name), ``source`` (the input's path), ``model``,
-    ``face_id``, ``first_time_s``, ``last_time_s``, ``duration_s`` (last - first),
-    ``visible_s`` (the time on screen: each of the face's frames lasts until the next processed frame), ``frames``,
-    ``dominant_emotion`` and ``mean_p_<class>`` for every class of any input's model
-    (NaN where a model lacks the class). Inputs without a run.json (unfinished or failed)
-    are skipped with a warning.
+    A person seen in several shots (several face tracks) is one row, as in ``persons.csv``;
+    an input run with ``identity=False`` has one row per face track instead, its
+    ``person_id`` missing (``<NA>``). Columns: ``input`` (the output folder name), ``source``
+    (the input's path), ``model``, ``person_id``, ``person`` (the ``--people`` name; only
+    when some input has names), ``face_ids`` (the person's face tracks, space-separated),
+    ``first_time_s``, ``last_time_s``, ``duration_s`` (last - first), ``visible_s`` (the time
+    on screen: each of the face's frames lasts until the next processed frame), ``frames``,
+    ``dominant_emotion``, ``mean_p_<class>`` for every class of any input's model (NaN where a
+    model lacks the class), then the per-input table's other columns as they are (``share_<class>``,
+    a photo's ``file``). Inputs without faces have no rows; inputs without a complete run.json
+    (unfinished or failed) are skipped with a warning.
 
     Example::
 
         table = fervid.summarize("fervid-out")
         table.groupby("dominant_emotion").size()
     """
-    from fervid.types import EMOTIONS
-
     outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise NotADirectoryError(f"{outdir}: is a file; give the folder `fervid annotate -o` wrote")
     if not outdir.is_dir():
         raise FileNotFoundError(f"{outdir}: no such folder")
     parts: list[pd.DataFrame] = []
-    classes: list[str] = []
     for folder, stem in metadata.run_records(outdir):
         if not metadata.is_complete(folder, stem):
             warnings.warn(f"{folder}: skipped, its run is incomplete", stacklevel=2)
             continue
         run = metadata.read_run(folder, stem) or {}
-        summary = read_table(_find_table(folder, stem, "summary"))
-        info, opts = run.get("input", {}), run.get("options", {})
-        fps = info.get("fps")
-        step = opts.get("every", 1) / fps if fps else float("nan")
-        part = pd.DataFrame(
-            {
-                "input": stem if folder == outdir else folder.name,
-                "source": info.get("path", ""),
-                "model": opts.get("model", ""),
-                "face_id": summary["face_id"].astype("int64"),
-                "first_time_s": summary["first_time_s"],
-                "last_time_s": summary["last_time_s"],
-                "duration_s": summary["last_time_s"] - summary["first_time_s"],
-                # the frames' own times (summary.csv); frames x step only for runs made before it had them
-                "visible_s": summary["visible_s"] if "visible_s" in summary else summary["frames"] * step,
-                "frames": summary["frames"].astype("int64"),
-                "dominant_emotion": summary["dominant_emotion"],
-            }
-        )
-        for column in summary.columns:
-            if column.startswith("mean_p_"):
-                part[column] = summary[column].astype("float64")
-                if column[7:] not in classes:
-                    classes.append(column[7:])
-        parts.append(part)
-    ordered = [c for c in EMOTIONS if c in classes] + [c for c in classes if c not in EMOTIONS]
-    columns = ["input", "source", "model", "face_id", "first_time_s", "last_time_s", "duration_s", "visible_s",
-               "frames", "dominant_emotion", *(f"mean_p_{c}" for c in ordered)]  # fmt: skip
-    if not parts:
+        parts.append(_corpus_rows(folder, stem, run, stem if folder == outdir else folder.name))
+    columns = _corpus_columns(parts)
+    if not any(len(part) for part in parts):
         return pd.DataFrame({c: pd.Series(dtype=_corpus_dtype(c)) for c in columns})
-    return pd.concat(parts, ignore_index=True).reindex(columns=columns)
+    table = pd.concat([part for part in parts if len(part)], ignore_index=True).reindex(columns=columns)
+    if not table["person_id"].isna().any():
+        table["person_id"] = table["person_id"].astype("int64")
+    return table
+
+
+#: The corpus table's first columns, in order; each input's other columns follow.
+_CORPUS_HEAD = ("input", "source", "model", "person_id", "person", "face_ids", "first_time_s", "last_time_s",
+                "duration_s", "visible_s", "frames", "dominant_emotion")  # fmt: skip
+
+
+def _corpus_rows(folder: Path, stem: str, run: dict[str, Any], label: str) -> pd.DataFrame:
+    """One input's rows of the corpus table: its persons (its face tracks without identity), the run's facts first."""
+    by_person = "identity" in run and any((folder / f"{stem}.persons{s}").exists() for s in _TABLE_SUFFIXES)
+    table = read_table(_find_table(folder, stem, "persons" if by_person else "summary"))
+    info, opts = run.get("input", {}), run.get("options", {})
+    rows = pd.DataFrame({"input": label, "source": info.get("path", ""), "model": opts.get("model", "")},
+                        index=table.index)  # fmt: skip
+    if by_person:
+        rows["person_id"] = table["person_id"].astype("Int64")
+    else:
+        rows["person_id"] = pd.Series(pd.NA, index=table.index, dtype="Int64")
+        rows["face_ids"] = table["face_id"].astype("int64").astype(str)
+    rows["duration_s"] = table["last_time_s"] - table["first_time_s"]
+    if "visible_s" not in table:  # a run made before summary.csv had it: processed frames x frame step
+        fps = info.get("fps")
+        rows["visible_s"] = table["frames"] * (opts.get("every", 1) / fps if fps else float("nan"))
+    rest = table.drop(columns=[c for c in ("face_id", "person_id") if c in table])
+    return pd.concat([rows, rest], axis=1)
+
+
+def _corpus_columns(parts: list[pd.DataFrame]) -> list[str]:
+    """The head columns, then the inputs' other columns (``file``...), ``mean_p_<class>``, ``share_<class>``.
+
+    Classes follow fervid.types.EMOTIONS (others after them), so inputs of different models line up.
+    """
+    from fervid.types import EMOTIONS
+
+    seen = list(dict.fromkeys(c for part in parts for c in part.columns))
+    head = [c for c in _CORPUS_HEAD if c != "person" or c in seen]
+    blocks = ("mean_p_", "share_")
+
+    def key(column: str) -> tuple[int, int, int]:
+        block = next((k for k, prefix in enumerate(blocks, 1) if column.startswith(prefix)), 0)
+        name = column.removeprefix(blocks[block - 1]) if block else ""
+        return block, EMOTIONS.index(name) if name in EMOTIONS else len(EMOTIONS), seen.index(column)
+
+    return head + sorted((c for c in seen if c not in head), key=key)
 
 
 def _corpus_dtype(column: str) -> str:
-    if column in ("input", "source", "model", "dominant_emotion"):
+    if column in ("input", "source", "model", "dominant_emotion", "person", "face_ids"):
         return "str"
-    return "int64" if column in ("face_id", "frames") else "float64"
+    if column == "person_id":
+        return "Int64"
+    return "int64" if column == "frames" else "float64"
 
 
 def _find_table(folder: Path, stem: str, what: str) -> Path:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fervid import __version__
+from fervid.checks import plural
 from fervid.cli_options import options_from_cli, plain_help_types, with_parameters
 
 if TYPE_CHECKING:
@@ -620,6 +621,26 @@ def models() -> None:
         Console().print(f"no shipped models in {escape(str(WEIGHTS_DIR))} (an incomplete install?)")
 
 
+def _corpus_title(folder: Path, table: Any, complete: int) -> str:
+    """``OUT: 4 inputs (1 without faces), 12 persons``: every complete input counts, with faces or not."""
+    with_faces = table["input"].nunique()
+    title = f"{folder}: {plural(complete, 'input')}"
+    if complete > with_faces:
+        title += f" ({complete - with_faces} without faces)"
+    tracks = int(table["person_id"].isna().sum())
+    title += f", {plural(len(table) - tracks, 'person')}"
+    return title + (f", {plural(tracks, 'face track')} (run with --no-identity)" if tracks else "")
+
+
+def _person(person_id: Any, name: Any) -> str:
+    """``P2``, ``P2 Ada`` with a --people name, or a dash for a face track of a run without identity."""
+    from pandas import isna
+
+    if isna(person_id):
+        return "-"
+    return f"P{person_id}" + (f" {name}" if isinstance(name, str) and name else "")
+
+
 def _seen(first: float, last: float) -> str:
     """A face's time span, or a dash for photos (which have no time)."""
     return "-" if first != first else f"{first:.1f}-{last:.1f}"  # NaN != NaN
@@ -648,11 +669,12 @@ def summarize(
     table_format: Annotated[str, typer.Option("--format", help="csv, parquet (needs pyarrow) or both.")] = "csv",
     rows: Annotated[int, typer.Option(min=0, help="Rows to print (the file always has all of them).")] = 40,
 ) -> None:
-    """One table over every finished input: a row per input and face (times, dominant emotion, mean probabilities).
+    """One table over every finished input: a row per input and person (times, dominant emotion, mean probabilities).
 
     Also writes FOLDER/index.html, linking every input's report (incomplete inputs are listed as such).
     """
 
+    import pandas as pd
     from rich.table import Table
 
     from fervid.api import summarize as summarize_outputs
@@ -672,7 +694,8 @@ def summarize(
         raise fail(str(exc), 2) from None
     for note in caught:
         console.print(f"[yellow]warning:[/] {escape(str(note.message))}", highlight=False)
-    if table["input"].nunique() == 0 and not any(is_complete(f, s) for f, s in run_records(folder)):
+    complete = sum(is_complete(f, s) for f, s in run_records(folder))
+    if not complete:
         console.print(f"[yellow]warning:[/] {escape(str(folder))}: no finished fervid results here; nothing written",
                       highlight=False)  # fmt: skip
         raise typer.Exit(1)
@@ -687,14 +710,17 @@ def summarize(
     from fervid.report.index import write_index
 
     written.append(str(write_index(folder)))  # every input's report; incomplete runs listed as such
-    shown = Table(title=f"{folder}: {table['input'].nunique()} inputs, {len(table)} faces")
-    for column in ("input", "face", "seen (s)", "frames", "dominant", "mean p"):
-        shown.add_column(column, justify="left" if column in ("input", "dominant") else "right")
-    for row in table.head(rows).itertuples(index=False):
+    shown = Table(title=_corpus_title(folder, table, complete))
+    shown.caption = "dominant: the most frequent top label; its mean p: that class's mean probability"
+    for column in ("input", "person", "tracks", "seen (s)", "frames", "dominant (its mean p)"):
+        numeric = column in ("tracks", "seen (s)", "frames")
+        shown.add_column(column, justify="right" if numeric else "left", overflow="fold", no_wrap=column == "input")
+    names = table["person"] if "person" in table else pd.Series("", index=table.index)
+    for row, name in zip(table.head(rows).itertuples(index=False), names):
         mean_p = getattr(row, f"mean_p_{row.dominant_emotion}", float("nan"))
         shown.add_row(
-            escape(str(row.input)), str(row.face_id), _seen(row.first_time_s, row.last_time_s),
-            str(row.frames), str(row.dominant_emotion), f"{mean_p:.2f}",
+            escape(str(row.input)), escape(_person(row.person_id, name)), str(row.face_ids),
+            _seen(row.first_time_s, row.last_time_s), str(row.frames), f"{row.dominant_emotion} ({mean_p:.2f})",
         )  # fmt: skip
     out = Console()
     out.print(shown)
