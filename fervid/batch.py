@@ -56,6 +56,7 @@ from fervid.io.images import natural_key
 from fervid.io.probe import MediaInfo, expected_frames, probe
 
 if TYPE_CHECKING:
+    from fervid.options import AnnotateOptions
     from fervid.pipeline import InputResult, Pipeline
 
 ProgressCallback = Callable[[int], None]
@@ -91,15 +92,32 @@ def sniff(path: Path) -> MediaInfo | None:
         return None
 
 
+def probed(item: BatchInput) -> BatchInput:
+    """``item`` with its probe result: each input is probed once, and the result travels with it.
+
+    A file that cannot be probed keeps ``media=None``; processing then fails with the reason.
+    """
+    if item.media is not None or item.problem is not None or not item.source.exists():
+        return item
+    try:
+        return dataclasses.replace(item, media=probe(item.source))
+    except (InputError, OSError, ValueError):
+        return item
+
+
 def _kind(media: MediaInfo | None) -> Literal["image", "video", "other"]:
     return "other" if media is None else ("image" if media.kind == "image" else "video")
 
 
-def discover_inputs(paths: Sequence[Path], recursive: bool = False, exclude: Sequence[Path] = ()) -> list[BatchInput]:
+def discover_inputs(
+    paths: Sequence[Path], recursive: bool = False, exclude: Sequence[Path] = (), unvisited: list[Path] | None = None
+) -> list[BatchInput]:
     """Expand the command-line paths into inputs, in argument order, each folder's content sorted naturally.
 
     Stems are assigned (``assign_stems``) so the same files always map to the same folders.
-    ``exclude`` names folders never to descend into (the output folder).
+    ``exclude`` names folders never to descend into (the output folder). Without ``recursive``,
+    the subfolders of folder arguments that gave inputs are added to ``unvisited`` when given,
+    so the caller can say how many were left out (a folder with no inputs fails with that hint).
     """
     skip = {_resolved(p) for p in exclude}
     found: list[BatchInput] = []
@@ -108,6 +126,8 @@ def discover_inputs(paths: Sequence[Path], recursive: bool = False, exclude: Seq
         path = Path(path)
         if path.is_dir():
             items = _discover_folder(path, path.name or str(path), recursive, skip, set(), top=True)
+            if unvisited is not None and not recursive and not any(i.problem for i in items):
+                unvisited += [p for p in _subfolders(path) if _resolved(p) not in skip]
         else:
             items = [BatchInput(path, "file", path.name or str(path))]
         for item in items:
@@ -155,6 +175,13 @@ def _discover_folder(
     return inputs
 
 
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=natural_key)
+    except OSError:
+        return []
+
+
 def _resolved(path: Path) -> Path:
     try:
         return Path(path).resolve()
@@ -196,6 +223,82 @@ def assign_stems(inputs: Sequence[BatchInput]) -> list[BatchInput]:
 
 def _with_stem(item: BatchInput, stem: str) -> BatchInput:
     return dataclasses.replace(item, stem=stem)
+
+
+# ------------------------------------------------------------------- inputs vs. options
+class UsageError(ValueError):
+    """The command cannot do anything useful as given (exit code 2), found before any model is loaded."""
+
+
+def missing_paths(paths: Sequence[Path]) -> list[Path]:
+    """The arguments that name nothing: a mistyped path is a usage error, not an input that fails."""
+    return [p for p in paths if not Path(p).exists()]
+
+
+def check_inputs(items: Sequence[BatchInput], options: AnnotateOptions) -> tuple[list[BatchInput], list[str]]:
+    """Match the inputs with the options that depend on them, before any model is loaded.
+
+    ``--sequence`` with no image-folder input (a video, one photo) would change nothing:
+    a :class:`UsageError`; with image folders and other inputs together it applies to the
+    folders, and a note says the others are read as usual. A video that ends before
+    ``--start`` (or starts after ``--end``) gets that as its problem, so it fails with
+    the reason and the others run; when that is true of every input, nothing would run:
+    a UsageError naming the duration. Returns the inputs (file arguments probed, once:
+    the result travels with them) and the notes.
+    """
+    notes: list[str] = []
+    o = options.input
+    if o.sequence:
+        folders = sum(item.kind == "images" for item in items)
+        if not folders:
+            what = f"{items[0].label} is not one" if len(items) == 1 else f"none of the {len(items)} inputs is one"
+            raise UsageError(f"--sequence reads a folder of images as consecutive frames; {what}")
+        if folders < len(items):
+            others = len(items) - folders
+            verb = "is" if others == 1 else "are"
+            notes.append(f"--sequence applies to the {plural(folders, 'image folder')}; "
+                         f"the {plural(others, 'other input')} {verb} read as usual")  # fmt: skip
+    if o.start is None and o.end is None:
+        return list(items), notes
+    checked, out_of_range = [], []
+    for item in items:
+        if item.kind == "file" and item.problem is None:
+            item = probed(item)
+            if (problem := range_problem(item.media, o.start, o.end)) is not None:
+                item = dataclasses.replace(item, problem=problem)
+                out_of_range.append(item)
+        checked.append(item)
+    if checked and len(out_of_range) == len(checked):
+        if len(checked) == 1:
+            raise UsageError(f"{checked[0].label}: {checked[0].problem}")
+        longest = max(checked, key=lambda i: i.media.duration_s if i.media and i.media.duration_s else 0.0)
+        raise UsageError(f"no input has frames in the --start/--end range; the longest, {longest.label}: "
+                         f"{longest.problem}")  # fmt: skip
+    return checked, notes
+
+
+def range_problem(media: MediaInfo | None, start: float | None, end: float | None) -> str | None:
+    """Why a video has no frame in [start, end], naming its duration; None when it has some or is no video.
+
+    Times are on the file's own timeline, as ``--start``/``--end`` are: a video whose first frame is
+    at 0.85 s ends 0.85 s after its duration.
+    """
+    if media is None or media.kind != "video" or not media.duration_s:
+        return None
+    from fervid.io.video import VideoReader
+
+    try:
+        with VideoReader(media.path, info=media) as reader:
+            first = reader.stream_start_s
+    except (InputError, OSError):
+        return None  # the run says what is wrong with it
+    last = first + media.duration_s - 1 / (media.fps or 25.0)  # the last frame's time (average frame rate)
+    length = f"{media.duration_s:.2f} s long" + (f", from {first:.2f} s" if abs(first) >= 0.005 else "")
+    if start is not None and start > last + 1e-6:
+        return f"--start {start:g} s is past the end of the video ({length})"
+    if end is not None and end < first - 1e-6:
+        return f"--end {end:g} s is before the video starts ({length})"
+    return None
 
 
 # ------------------------------------------------------------------------- output folder
@@ -288,33 +391,33 @@ class BatchRunner:
     """Runs inputs one at a time through a loaded Pipeline into ``output/<stem>/``.
 
     ``pipeline`` is None on a cluster's driver, which only decides what to skip and reports:
-    its workers hold the models, each in a runner of its own (:mod:`fervid.cluster`).
+    its workers hold the models, each in a runner of its own (:mod:`fervid.cluster`). It is
+    also None until the CLI knows some input needs the models (none do when all are complete),
+    so ``options`` (default: the pipeline's) are what a skipped input's earlier run is compared with.
     """
 
-    def __init__(self, pipeline: Pipeline | None, output: Path, overwrite: bool = False) -> None:
+    def __init__(
+        self, pipeline: Pipeline | None, output: Path, overwrite: bool = False, options: AnnotateOptions | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.output = Path(output)
         self.overwrite = overwrite
+        self._options = options
+
+    @property
+    def options(self) -> AnnotateOptions | None:
+        return self._options or (self.pipeline.options if self.pipeline is not None else None)
 
     def probed(self, item: BatchInput) -> BatchInput:
-        """``item`` with its probe result: each input is probed once, and the result travels with it.
-
-        A file that cannot be probed keeps ``media=None``; processing then fails with the reason.
-        """
-        if item.media is not None or item.problem is not None or not item.source.exists():
-            return item
-        try:
-            return dataclasses.replace(item, media=probe(item.source))
-        except (InputError, OSError, ValueError):
-            return item
+        return probed(item)
 
     def expected_frames(self, item: BatchInput) -> int | None:
         """Frame count for a progress bar; None when unknown (the bar then just counts)."""
         if item.images is not None:
             return len(item.images)
-        if item.media is None:
+        if item.media is None or self.options is None:
             return None
-        o = self.pipeline.options.input
+        o = self.options.input
         return expected_frames(item.media, o.start, o.end, o.every)
 
     def completed(self, item: BatchInput) -> Outcome | None:
@@ -327,8 +430,21 @@ class BatchRunner:
         if not metadata.is_complete(outdir, item.stem) or _mismatch(outdir, item) is not None:
             return None
         damage = _recorded_warning(outdir, item.stem)
-        reason = "complete (earlier run" + (f"; partial: {damage})" if damage else ")")
-        return Outcome(item, Status.SKIPPED, outdir, reason)
+        changed = self._changed_options(outdir, item.stem)
+        reason = "complete (earlier run" + (", other options" if changed else "")
+        reason += f"; partial: {damage})" if damage else ")"
+        notes = [f"its earlier run used other options ({'; '.join(changed)}): --overwrite redoes it"] if changed else []
+        return Outcome(item, Status.SKIPPED, outdir, reason, notes)
+
+    def _changed_options(self, outdir: Path, stem: str) -> list[str]:
+        """How the options recorded in ``outdir``'s run.json differ from this run's (:func:`describe_changes`)."""
+        from fervid.metadata import read_run
+        from fervid.options import describe_changes
+
+        recorded = (read_run(outdir, stem) or {}).get("options")
+        if not isinstance(recorded, dict) or self.options is None:
+            return []
+        return describe_changes(recorded, self.options)
 
     def process(self, item: BatchInput, progress: ProgressCallback | None = None) -> Outcome:
         """Run one input; failures become a FAILED outcome, interrupts propagate after cleanup."""

@@ -371,7 +371,10 @@ def evaluate(
 def annotate(**kwargs: Any) -> None:
     """Detect, track and classify faces; write an annotated video and per-face emotion timelines (CSV).
 
-    A folder of images is one input; a folder holding videos is a batch (see --recursive).
+    A folder of images only is one input; any other folder is a batch: each file in it that is not an
+    image is one input (see --recursive). A path that does not exist, --sequence without an image
+    folder, and a --start past the end of every video are usage errors (exit code 2), found
+    before any model is loaded.
 
     Inputs with complete outputs from an earlier run are skipped (--overwrite redoes them).
 
@@ -383,14 +386,16 @@ def annotate(**kwargs: Any) -> None:
         BatchRunner,
         ExecutorError,
         OutputDirError,
+        UsageError,
+        check_inputs,
         check_output_dir,
         discover_inputs,
+        missing_paths,
         run_batch,
         stop_on_signals,
     )
     from fervid.io.atomic import removed_if_left_empty
     from fervid.models.errors import WeightsError
-    from fervid.pipeline import Pipeline
 
     inputs, output = kwargs.pop("inputs"), kwargs.pop("output")
     recursive, overwrite = kwargs.pop("recursive"), kwargs.pop("overwrite")
@@ -402,19 +407,23 @@ def annotate(**kwargs: Any) -> None:
         try:
             try:
                 options = options_from_cli(kwargs)
+                if missing := missing_paths(inputs):  # a typo, not an input that fails: before any work
+                    raise UsageError(f"{', '.join(map(str, missing))}: no such file or folder")
                 check_output_dir(output)
-                items = discover_inputs(inputs, recursive=recursive, exclude=[output])
-                started = time.perf_counter()
-                executor = None if cluster is None else _ray_executor(options, cluster)
-                with warnings.catch_warnings(record=True) as caught:  # e.g. a --people photo without a face
-                    warnings.simplefilter("always")
-                    pipeline = Pipeline(options) if executor is None else None  # --ray: each worker loads its own
-                for note in caught:
-                    console.print(f"[yellow]warning:[/] {escape(str(note.message))}", highlight=False)
-                load_s = time.perf_counter() - started
+                unvisited: list[Path] = []
+                items = discover_inputs(inputs, recursive=recursive, exclude=[output], unvisited=unvisited)
+                items, notes = check_inputs(items, options)  # --sequence, --start/--end against the inputs
+                for note in notes + _unvisited_note(unvisited):
+                    console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+                runner = BatchRunner(None, output, overwrite=overwrite, options=options)
+                executor, load_s = None, None
+                if any(i.problem is None and runner.completed(i) is None for i in items):  # else no models needed
+                    started = time.perf_counter()
+                    executor = None if cluster is None else _ray_executor(options, cluster)
+                    runner.pipeline = _pipeline(options) if executor is None else None  # --ray: workers load theirs
+                    load_s = time.perf_counter() - started
             except (OutputDirError, ValueError, OSError, ImportError, WeightsError) as exc:
                 raise fail(str(exc), 2) from None
-            runner = BatchRunner(pipeline, output, overwrite=overwrite)
             try:
                 report = run_batch(runner, items, progress=_progress_bar, on_outcome=_print_outcome, executor=executor)
             except ExecutorError as exc:  # --ray: no cluster, or workers that cannot work; nothing was processed
@@ -436,13 +445,35 @@ def annotate(**kwargs: Any) -> None:
         raise typer.Exit(report.exit_code)
 
 
+def _pipeline(options: Any) -> Any:
+    """The models loaded for ``options``; what loading warns about (a --people photo without a face) is printed."""
+    from fervid.pipeline import Pipeline
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipeline = Pipeline(options)
+    for note in caught:
+        console.print(f"[yellow]warning:[/] {escape(str(note.message))}", highlight=False)
+    return pipeline
+
+
+def _unvisited_note(subfolders: list[Path]) -> list[str]:
+    """The line saying which subfolders were not looked into (no --recursive), or none."""
+    if not subfolders:
+        return []
+    names = ", ".join(f"{p.parent.name or p.parent}/{p.name}" for p in subfolders[:3])  # as inputs are labelled
+    names += ", ..." if len(subfolders) > 3 else ""
+    return [f"skipped {plural(len(subfolders), 'subfolder')} ({names}): add --recursive to look inside"]
+
+
 _BATCH_BEFORE = [
     inspect.Parameter("inputs", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[
         list[Path],
         typer.Argument(
             metavar="INPUT...",
-            help="Videos (anything FFmpeg reads), images, or folders: a folder of images is one input, "
-            "a folder with videos is a batch (each video one input).",
+            help="Videos (anything FFmpeg reads), images, or folders: a folder of images only is one input; "
+            "any other folder is a batch, where each file that is not an image is one input and the loose images "
+            "one more (see docs/batch.md).",
             show_default=False,
         ),
     ]),
@@ -553,15 +584,16 @@ def _outcome_table(report: BatchReport, load_s: float | None = None) -> Table:
     """The closing table: one row per input with its status and output folder or one-line reason.
 
     ``time`` is the input's whole wall time (opening it, processing, writing its outputs);
-    ``fps`` is the speed while its frames were processed, as the progress bar showed it.
-    Loading the models, once per run, is in the caption.
+    ``fps (processing)`` is the speed while its frames were processed, as the progress bar
+    showed it. Loading the models, once per run, is in the caption (when any were loaded:
+    a run whose inputs were all complete loads none).
     """
     from rich.table import Table
 
     styles = {"done": "green", "partial": "yellow", "skipped": "cyan", "failed": "red", "interrupted": "red"}
     table = Table(title="fervid annotate")
-    for column in ("input", "status", "frames", "faces", "time", "fps", "output / reason"):
-        numeric = column in ("frames", "faces", "time", "fps")
+    for column in ("input", "status", "frames", "faces", "time", "fps (processing)", "output / reason"):
+        numeric = column in ("frames", "faces", "time", "fps (processing)")
         table.add_column(column, justify="right" if numeric else "left", overflow="fold")
     for o in report.outcomes:
         status = o.status.value
@@ -582,7 +614,7 @@ def _outcome_table(report: BatchReport, load_s: float | None = None) -> Table:
     if counts["skipped"]:
         table.caption += " (--overwrite redoes skipped inputs)"
     if load_s is not None:
-        table.caption += f" · models loaded in {load_s:.1f} s · fps: while processing frames"
+        table.caption += f" · models loaded in {load_s:.1f} s before the first input"
     return table
 
 

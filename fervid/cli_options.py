@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import typer
 import typer.core
 
-from fervid.options import GROUPS, AnnotateOptions, leaf_fields, spec_of
+from fervid.options import GROUPS, AnnotateOptions, flag, leaf_fields, spec_of
 
 
 def _field_type(group: str, f: dataclasses.Field) -> Any:
@@ -37,11 +37,6 @@ def _is_off_switch(f: dataclasses.Field) -> bool:
 def parameter_name(f: dataclasses.Field) -> str:
     """The Python name of an option's CLI parameter (``no_video`` for the ``--no-video`` switch of ``video``)."""
     return spec_of(f).switch.lstrip("-").replace("-", "_") if spec_of(f).switch else f.name
-
-
-def flag(f: dataclasses.Field) -> str:
-    """The option's command-line flag (``--det-threshold``, ``--no-video``)."""
-    return spec_of(f).switch or "--" + f.name.replace("_", "-")
 
 
 def option_parameters() -> list[inspect.Parameter]:

@@ -19,6 +19,7 @@ methods, so ``fervid --help`` does not load torch.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,7 +65,11 @@ class InputOptions:
     every: int = option(1, "Process every Nth frame (timestamps stay true).", min=1, metavar="N")
     start: float | None = option(None, "Start time in seconds.", min=0, metavar="SECONDS")
     end: float | None = option(None, "End time in seconds.", min=0, metavar="SECONDS")
-    sequence: bool = option(False, "Treat an image folder as consecutive frames and track faces.", switch="--sequence")
+    sequence: bool = option(
+        False,
+        "Treat an image folder as consecutive frames and track faces (needs an image-folder input).",
+        switch="--sequence",
+    )
     fps: float = option(1.0, "Frame rate of a --sequence folder: image k is at k / FPS seconds.", min=0, metavar="FPS")
 
     def __post_init__(self) -> None:
@@ -304,7 +309,9 @@ class AnnotateOptions:
         owners = {f.name: group for group, f in leaf_fields()}
         unknown = sorted(set(values) - set(owners))
         if unknown:
-            raise TypeError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(owners))}")
+            guesses = [f"{name!r} (did you mean {meant}?)" if (meant := _suggestion(name)) else repr(name)
+                       for name in unknown]  # fmt: skip
+            raise TypeError(f"unknown option(s) {', '.join(guesses)}; valid: {', '.join(sorted(owners))}")
         grouped: dict[str, dict[str, Any]] = {group: {} for group in GROUPS}
         for name, value in values.items():
             grouped[owners[name]][name] = value
@@ -323,6 +330,67 @@ class AnnotateOptions:
         """What decides which models are loaded: reuse loaded models when this is equal."""
         identity = self.identity
         return (self.runtime.device, self.detection, self.classification.model, identity.identity, identity.people)
+
+
+def _suggestion(name: str) -> str | None:
+    """What a mistyped option name most likely meant: ``'smooth'`` for ``smoth``, ``video=False`` for ``no_video``."""
+    meant = {f.name: repr(f.name) for _, f in leaf_fields()}
+    for _, f in leaf_fields():
+        switch = spec_of(f).switch
+        if switch and switch.startswith("--no-"):  # the CLI's --no-video is video=False here
+            meant[switch[2:].replace("-", "_")] = f"{f.name}=False"
+    close = difflib.get_close_matches(name.replace("-", "_").lower(), meant, n=1, cutoff=0.6)
+    return meant[close[0]] if close else None
+
+
+def flag(f: dataclasses.Field) -> str:
+    """The option's command-line flag (``--det-threshold``; a switch's own: ``--no-video``, ``--sequence``)."""
+    return spec_of(f).switch or "--" + f.name.replace("_", "-")
+
+
+#: Options that change how fast a run goes, never what it writes (resume does not compare them).
+RUNTIME_ONLY = frozenset({"device", "batch_size", "workers"})
+
+
+def describe_changes(then: dict[str, Any], now: AnnotateOptions) -> list[str]:
+    """How the options of an earlier run (run.json's ``options``) differ from ``now``, in the CLI's words.
+
+    ``--end 2 then, 1 now``; a switch is ``given`` or ``not given`` (``--no-video given then, not now``).
+    Options the record lacks (written by an older fervid) and :data:`RUNTIME_ONLY` ones are not compared.
+    """
+    current = now.flat()
+    fields = {f.name: f for _, f in leaf_fields()}
+    changes = []
+    for name, f in fields.items():
+        if name in RUNTIME_ONLY or name not in then or _same(then[name], current[name]):
+            continue
+        switch = spec_of(f).switch
+        if switch:  # --no-video is given when video is False; --sequence when sequence is True
+            was, wanted = (bool(v) != switch.startswith("--no-") for v in (then[name], current[name]))
+            changes.append(f"{switch} {'given' if was else 'not given'} then, {'given' if wanted else 'not'} now")
+        else:
+            changes.append(f"{flag(f)} {_shown(then[name])} then, {_shown(current[name])} now")
+    return changes
+
+
+def _same(recorded: Any, value: Any) -> bool:
+    """Equal as run.json records them (tuples become lists, numbers compare by value)."""
+    import json
+
+    return json.loads(json.dumps(value, default=str)) == recorded
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "unset"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def option_list_markdown() -> str:
+    """The API's keywords by stage, as docs/outputs.md lists them (a test keeps that list equal to this one)."""
+    return "\n".join(
+        f"* {group}: " + ", ".join(f"`{f.name}`" for f in dataclasses.fields(cls)) for group, cls in GROUPS.items()
+    )
 
 
 def leaf_fields() -> Iterator[tuple[str, dataclasses.Field]]:

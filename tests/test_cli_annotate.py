@@ -112,9 +112,10 @@ def test_models_lists_shipped_models():
 
 
 def test_missing_input_is_a_one_line_error(tmp_path):
+    """A path that does not exist is a usage error (issue 36): exit code 2, before any model loads."""
     _needs_model()
     result = runner.invoke(app, ["annotate", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "out")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "nope.mp4" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out" / "nope").exists()
 
@@ -158,7 +159,8 @@ def test_closing_table_shows_model_loading_apart_and_the_processing_fps(tmp_path
     result = runner.invoke(app, ["annotate", str(clip), "-o", str(tmp_path), "--end", "1", "--no-video", "--no-plots"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert re.search(r"models loaded in \d+\.\d s · fps: while processing frames", text)
+    assert re.search(r"models loaded in \d+\.\d s before the first input", text)
+    assert "fps (processing)" in text and "fps: while processing frames" not in text  # issue 36: was cryptic
     record = json.loads((tmp_path / clip.stem / f"{clip.stem}.run.json").read_text())
     assert 0 < record["processing_s"] <= record["wall_time_s"]
     fps = record["frames_processed"] / record["processing_s"]
