@@ -143,3 +143,16 @@ def test_video_report_and_index_fit_1280_px(cut_video: Path, tmp_path: Path) -> 
     assert found == {"overflow": 0}
     found = measure(cut_video / "index.html", tmp_path, {"overflow": NUMBERS_OVERFLOW})
     assert found == {"overflow": 0}
+
+
+def test_a_photo_without_faces_says_so_in_words_for_one_photo(tmp_path: Path) -> None:
+    fervid.annotate(shared_path("media/fer/no-faces.jpg"), tmp_path, device="cpu", video=False, identity=False)
+    text = (tmp_path / "no-faces" / "no-faces.report.html").read_text()
+    numbers = section(text, "numbers")
+    assert "No faces were found" in numbers and "<table" not in numbers  # not an empty table
+    assert "Who is who in this photo," in text and "one row per face track" not in text
+    facts = facts_of(text)
+    assert (facts["Kind"], facts["Processed"], facts["Faces"], facts["Picture"]) == ("photo", "1 photo", "0",
+                                                                                     "199 × 148 px")  # fmt: skip
+    write_index(tmp_path)
+    assert "<td>0 faces</td>" in (tmp_path / "index.html").read_text()  # photos have faces, not tracks

@@ -95,7 +95,8 @@ def run_settings(result: Any, options: Any, smoothing: Smoothing | None) -> list
         *([("Frames", f"every {o.input.every}" + (f", from {o.input.start:g} s" if o.input.start is not None else "")
             + (f", to {o.input.end:g} s" if o.input.end is not None else ""))] if result.kind == "video" else []),
         ("Identity", f"on, descriptor distance < {o.identity.identity_threshold:g}" if o.identity.identity
-         else "off (--no-identity): one row per face track"),
+         else "off (--no-identity): one row per face" + (" track" if result.kind == "video" or o.input.sequence
+                                                           else "")),
     ]  # fmt: skip
     if o.identity.people:
         settings.append(("Known people", str(o.identity.people)))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fervid import metadata
+from fervid.checks import plural
 from fervid.report.extent import duration_text, is_timed, processed_text
 from fervid.report.html import render, write_html
 
@@ -59,7 +60,8 @@ def _dominant(folder: Path, stem: str) -> str:
 def row_for(outdir: Path, folder: Path, stem: str) -> IndexRow:
     record = metadata.read_run(folder, stem) or {}
     identity = record.get("identity")
-    persons = f"{identity['persons']}" if identity else f"{record.get('faces_found', 0)} tracks"
+    faces = "face" if record.get("kind") == "images" and not is_timed(record.get("time_range_s")) else "track"
+    persons = f"{identity['persons']}" if identity else plural(int(record.get("faces_found", 0)), faces)
     report = folder / f"{stem}.report.html"
     link = report.relative_to(outdir).as_posix() if report.exists() and report.is_relative_to(outdir) else None
     name = stem if folder == outdir else folder.relative_to(outdir).as_posix()

@@ -66,7 +66,8 @@ class ReportSink:
             "report.html.j2", title=result.source.name, facts=input_facts(result, tracked),
             settings=run_settings(result, o, smoothing), tiles=gallery_tiles(entries), numbers=numbers,
             sections=sections, files=self._files(result, outdir, stem, tracked, bool(entries)), tracked=tracked,
-            who=self._who(result, tracked), smoothing=smoothing.describe() if smoothing else "",
+            who=self._who(result, tracked), one_photo=not tracked and result.frames == 1,
+            smoothing=smoothing.describe() if smoothing else "",
             threshold=o.output.moment_threshold,
         )  # fmt: skip
         written.append(write_html(outdir / f"{stem}.report.html", page))
