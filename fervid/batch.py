@@ -241,7 +241,7 @@ def check_inputs(items: Sequence[BatchInput], options: AnnotateOptions) -> tuple
     ``--sequence`` with no image-folder input (a video, one photo) would change nothing:
     a :class:`UsageError`; with image folders and other inputs together it applies to the
     folders, and a note says the others are read as usual. A video that ends before
-    ``--start`` (or starts after ``--end``) gets that as its problem, so it fails with
+    ``--start`` gets that as its problem, so it fails with
     the reason and the others run; when that is true of every input, nothing would run:
     a UsageError naming the duration. Returns the inputs (file arguments probed, once:
     the result travels with them) and the notes.
@@ -258,13 +258,13 @@ def check_inputs(items: Sequence[BatchInput], options: AnnotateOptions) -> tuple
             verb = "is" if others == 1 else "are"
             notes.append(f"--sequence applies to the {plural(folders, 'image folder')}; "
                          f"the {plural(others, 'other input')} {verb} read as usual")  # fmt: skip
-    if o.start is None and o.end is None:
+    if o.start is None:
         return list(items), notes
     checked, out_of_range = [], []
     for item in items:
         if item.kind == "file" and item.problem is None:
             item = probed(item)
-            if (problem := range_problem(item.media, o.start, o.end)) is not None:
+            if (problem := range_problem(item.media, o.start)) is not None:
                 item = dataclasses.replace(item, problem=problem)
                 out_of_range.append(item)
         checked.append(item)
@@ -272,19 +272,22 @@ def check_inputs(items: Sequence[BatchInput], options: AnnotateOptions) -> tuple
         if len(checked) == 1:
             raise UsageError(f"{checked[0].label}: {checked[0].problem}")
         longest = max(checked, key=lambda i: i.media.duration_s if i.media and i.media.duration_s else 0.0)
-        raise UsageError(f"no input has frames in the --start/--end range; the longest, {longest.label}: "
-                         f"{longest.problem}")  # fmt: skip
+        raise UsageError(f"every video ends before --start; the longest, {longest.label}: {longest.problem}")
     return checked, notes
 
 
-def range_problem(media: MediaInfo | None, start: float | None, end: float | None) -> str | None:
-    """Why a video has no frame in [start, end], naming its duration; None when it has some or is no video.
+def range_problem(media: MediaInfo | None, start: float | None) -> str | None:
+    """Why a video has no frame from ``start`` on, naming its duration; None when it has some or is no video.
 
-    Times are on the file's own timeline, as ``--start``/``--end`` are: a video whose first frame is
-    at 0.85 s ends 0.85 s after its duration.
+    Times are on the file's own timeline, as ``--start`` is: a video whose first frame is at 0.85 s
+    ends 0.85 s after its duration. Only a start near or past the duration opens the file to read
+    where its stream starts, so a corpus run with ``--start`` costs no extra open per video.
     """
-    if media is None or media.kind != "video" or not media.duration_s:
+    if start is None or media is None or media.kind != "video" or not media.duration_s:
         return None
+    step = 1 / (media.fps or 25.0)  # the last frame is about one (average) frame step before the end
+    if start <= media.duration_s - step:
+        return None  # a stream starts at 0 or later: frames remain after start
     from fervid.io.video import VideoReader
 
     try:
@@ -292,13 +295,10 @@ def range_problem(media: MediaInfo | None, start: float | None, end: float | Non
             first = reader.stream_start_s
     except (InputError, OSError):
         return None  # the run says what is wrong with it
-    last = first + media.duration_s - 1 / (media.fps or 25.0)  # the last frame's time (average frame rate)
+    if start <= first + media.duration_s - step + 1e-6:
+        return None
     length = f"{media.duration_s:.2f} s long" + (f", from {first:.2f} s" if abs(first) >= 0.005 else "")
-    if start is not None and start > last + 1e-6:
-        return f"--start {start:g} s is past the end of the video ({length})"
-    if end is not None and end < first - 1e-6:
-        return f"--end {end:g} s is before the video starts ({length})"
-    return None
+    return f"--start {start:g} s is past the end of the video ({length})"
 
 
 # ------------------------------------------------------------------------- output folder
