@@ -168,7 +168,8 @@ def _process(
     if identity is not None:
         found = identity.finish()
         final_names = found.names if options.identity.people else {}
-        frame = add_persons(frame, found.person_of_track, final_names or None)
+        # With --people the faces table always has the ``person`` column, empty where nobody matched.
+        frame = add_persons(frame, found.person_of_track, final_names if options.identity.people else None)
         persons = summarize_persons(frame, engine.classes, frame_times)
         run["identity"] = _identity_record(found, options)
     if smoother.window_s > 0:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from _io_media import make_clip
 from conftest import shared_path
@@ -144,6 +145,8 @@ def test_people_nobody_matches_runs_without_warnings(tmp_path: Path) -> None:
                           text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "warning" not in done.stderr.lower() and "Traceback" not in done.stderr, done.stderr
+    faces = pd.read_csv(tmp_path / "out" / "single_face" / "single_face.faces.csv", keep_default_na=False)
+    assert (faces["person"] == "").all()  # --people: the name column is there, empty where nobody matched
 
 
 def test_naming_no_one_adds_an_empty_name_column_without_a_warning() -> None:
