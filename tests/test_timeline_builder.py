@@ -52,3 +52,31 @@ def test_rows_survive_buffer_growth(with_file: bool) -> None:
 def test_empty_builder_gives_the_full_header() -> None:
     table = TimelineBuilder(EMOTIONS).frame()
     assert table.empty and list(table.columns) == timeline_columns(EMOTIONS, False)
+
+
+def test_per_face_data_becomes_columns_after_the_probabilities_in_the_defined_order() -> None:
+    rng = np.random.default_rng(1)
+    builder = TimelineBuilder(EMOTIONS, data_columns=("sharpness", "readable", "p_correct"))
+    results = []
+    for i in range(100):  # 64-row buffers grow
+        r = _result(i, int(rng.integers(0, 3)), rng)
+        n = len(r.detections)
+        r.detections.data = {"sharpness": rng.uniform(0, 500, n).astype(np.float32),
+                             "readable": rng.uniform(size=n) < 0.5,
+                             "p_correct": rng.uniform(size=n).astype(np.float32)}  # fmt: skip
+        builder.add(r)
+        results.append(r)
+    table = builder.frame()
+    probs = [f"p_{c}" for c in EMOTIONS]
+    assert list(table.columns)[-3:] == ["readable", "p_correct", "sharpness"]  # fervid.columns' order
+    assert list(table.columns)[-3 - len(probs) : -3] == probs
+    assert table["readable"].dtype == bool and table["p_correct"].dtype == np.float32
+    for key in ("readable", "p_correct", "sharpness"):
+        expected = np.concatenate([r.detections.data[key] for r in results])
+        np.testing.assert_array_equal(table[key].to_numpy(), expected)
+
+
+def test_an_empty_builder_with_data_columns_has_their_header_and_dtypes() -> None:
+    table = TimelineBuilder(EMOTIONS, data_columns=("readable", "yaw")).frame()
+    assert list(table.columns) == timeline_columns(EMOTIONS, False, data_columns=("readable", "yaw"))
+    assert table["readable"].dtype == bool and table["yaw"].dtype == np.float32

@@ -2,7 +2,8 @@
 
 Column layout is part of the public contract (researchers script against it):
 timeline: ``frame, [file], time_s, face_id, x1, y1, x2, y2, det_score, lm1_x, lm1_y, ... lm5_x,
-lm5_y, emotion, confidence, p_<class>...``; summary: ``face_id, [file], first_time_s, last_time_s,
+lm5_y, emotion, confidence, p_<class>..., [readable, p_correct, face_px, ...]`` (the per-face columns of
+:mod:`fervid.columns`, when the classifier measures them); summary: ``face_id, [file], first_time_s, last_time_s,
 frames, visible_s, dominant_emotion, mean_p_<class>..., share_<class>...``.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fervid.columns import BY_NAME, ordered
 from fervid.io.atomic import atomic_path
 from fervid.types import FrameResult
 
@@ -26,14 +28,16 @@ FILES_SEPARATOR = " | "
 
 
 def timeline_columns(
-    classes: Sequence[str], with_file: bool, with_person: bool = False, with_name: bool = False
-) -> list[str]:
-    """The faces table's columns: ``person_id`` follows ``face_id`` with identity on, ``person`` with known people."""
+    classes: Sequence[str], with_file: bool, with_person: bool = False, with_name: bool = False,
+    data_columns: Sequence[str] = (),
+) -> list[str]:  # fmt: skip
+    """The faces table's columns: ``person_id`` follows ``face_id`` with identity on, ``person`` with known people,
+    and the per-face ``data_columns`` (:mod:`fervid.columns`) follow the probabilities."""
     head = ["frame", "file"] if with_file else ["frame"]
     who = ["face_id", *(["person_id"] if with_person else []), *(["person"] if with_name else [])]
     return [
         *head, "time_s", *who, "x1", "y1", "x2", "y2", "det_score", *LANDMARK_COLUMNS,
-        "emotion", "confidence", *(f"p_{c}" for c in classes),
+        "emotion", "confidence", *(f"p_{c}" for c in classes), *ordered(list(data_columns)),
     ]  # fmt: skip
 
 
@@ -44,11 +48,15 @@ class TimelineBuilder:
     of frames, and a few small numpy arrays per frame cost ~1.5 KB of object overhead each
     (300 MB for two hours at 30 fps). Here a row costs its bytes (~100 for 8 classes) and
     the buffers grow by doubling, so memory follows the number of faces, not the frame count.
+
+    ``data_columns`` names the per-face values every frame's ``Detections.data`` holds (the
+    classifier's measurements); each becomes a column (:mod:`fervid.columns` gives its dtype).
     """
 
-    def __init__(self, classes: Sequence[str], with_file: bool = False) -> None:
+    def __init__(self, classes: Sequence[str], with_file: bool = False, data_columns: Sequence[str] = ()) -> None:
         self.classes = tuple(classes)
         self.with_file = with_file
+        self.data_columns = tuple(ordered(list(data_columns)))
         self.rows = 0
         k = len(self.classes)
         shapes: dict[str, tuple[tuple[int, ...], type]] = {
@@ -58,6 +66,8 @@ class TimelineBuilder:
         }  # fmt: skip
         if with_file:
             shapes["file"] = ((), object)
+        for name in self.data_columns:
+            shapes[f"data:{name}"] = ((), np.dtype(BY_NAME[name].dtype if name in BY_NAME else "float32").type)
         self._columns = {name: np.empty((64, *shape), dtype) for name, (shape, dtype) in shapes.items()}
         self._times = np.empty(64, np.float64)  # every processed frame's time, faces or not
         self.frames_seen = 0
@@ -88,6 +98,8 @@ class TimelineBuilder:
         c["probs"][rows] = preds.probs
         if self.with_file:
             c["file"][rows] = result.frame.source or ""
+        for name in self.data_columns:
+            c[f"data:{name}"][rows] = dets.data[name]
         self.rows += n
 
     def frame_times(self) -> np.ndarray:
@@ -95,9 +107,9 @@ class TimelineBuilder:
         return self._times[: self.frames_seen].copy()
 
     def frame(self) -> pd.DataFrame:
-        columns = timeline_columns(self.classes, self.with_file)
+        columns = timeline_columns(self.classes, self.with_file, data_columns=self.data_columns)
         if self.rows == 0:
-            return empty_timeline(self.classes, self.with_file)
+            return empty_timeline(self.classes, self.with_file, self.data_columns)
         cat = {name: column[: self.rows] for name, column in self._columns.items()}
         probs = cat["probs"]
         data: dict[str, np.ndarray] = {"frame": cat["frame"], "time_s": cat["time_s"], "face_id": cat["face_id"]}
@@ -112,13 +124,16 @@ class TimelineBuilder:
         data["confidence"] = probs.max(axis=1)
         for j, cls in enumerate(self.classes):
             data[f"p_{cls}"] = probs[:, j]
+        for name in self.data_columns:
+            data[name] = cat[f"data:{name}"]
         return pd.DataFrame(data, copy=True)[columns]
 
 
-def empty_timeline(classes: Sequence[str], with_file: bool = False) -> pd.DataFrame:
+def empty_timeline(classes: Sequence[str], with_file: bool = False, data_columns: Sequence[str] = ()) -> pd.DataFrame:
     """A timeline with the full header and zero rows, with the same dtypes as a filled one."""
     dtypes = {"frame": "int64", "file": "object", "time_s": "float64", "face_id": "int64", "emotion": "object"}
-    columns = timeline_columns(classes, with_file)
+    dtypes |= {name: BY_NAME[name].dtype for name in data_columns if name in BY_NAME}
+    columns = timeline_columns(classes, with_file, data_columns=data_columns)
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "float32")) for c in columns})
 
 

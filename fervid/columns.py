@@ -1,0 +1,47 @@
+"""Per-face columns beyond the box and the probabilities: each defined once, with its type, unit and meaning.
+
+Column names are a research contract: researchers script against them. A per-face value a
+stage adds (``Detections.data``) becomes a faces-table column of the same name; this module
+says which ones exist, in which order they are written, and what they mean, so the tables,
+the docs (``docs/outputs.md``, checked by a test) and the code cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: name, dtype (numpy), unit ("" for none) and a definition a reader can use."""
+
+    name: str
+    dtype: str
+    unit: str
+    definition: str
+
+
+#: The faces table's per-face measurements and reliability columns, in the order they are written
+#: (after the ``p_<class>`` columns).
+FACE_COLUMNS: tuple[Column, ...] = (
+    Column("readable", "bool", "", "the face is inside every limit where the model still reads faces "
+           "(size, sharpness, light, head turn; fitted per model by benchmarks/readability.py)"),
+    Column("p_correct", "float32", "probability", "estimated probability that `emotion` (the top label) is right, "
+           "from the model's output and the measurements (scripts/fit_reliability.py)"),
+    Column("face_px", "float32", "px", "eye distance in the source frame's pixels"),
+    Column("sharpness", "float32", "grey levels²", "variance of the Laplacian of the model's grey crop "
+           "(the square the model reads, before its normalisation)"),
+    Column("brightness", "float32", "grey level 0-255", "mean grey level of the model's crop"),
+    Column("contrast", "float32", "grey level 0-255", "standard deviation of the grey levels of the model's crop"),
+    Column("yaw", "float32", "degrees", "head turn from the five landmarks; positive: the nose points to the "
+           "image's right (the person turns to their left)"),
+    Column("roll", "float32", "degrees", "tilt of the eye line; positive: it runs down to the right on the image"),
+)  # fmt: skip
+FACE_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in FACE_COLUMNS)
+BY_NAME: dict[str, Column] = {c.name: c for c in FACE_COLUMNS}
+
+
+def ordered(names: set[str] | list[str] | tuple[str, ...]) -> list[str]:
+    """``names`` in the faces table's order: the defined columns first, in their order, any others sorted."""
+    known = [n for n in FACE_COLUMN_NAMES if n in names]
+    return known + sorted(n for n in names if n not in BY_NAME)
