@@ -31,71 +31,25 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from fervid.align import FER_TEMPLATE_48
 from fervid.models.expression_weights import load_weights, resolve_model, sha256_file
 from fervid.quality import crop_measures, landmark_measures
+from fervid.train.conditions import FER_EYE_PX, STRENGTHS, apply, dataset_landmarks
 from fervid.train.data import EVALUATION_SPLITS, ExpressionData, load_dataset
-from fervid.train.degrade import quantize
 from fervid.train.evaluate import Evaluation
 from fervid.train.predict import predict_probs
 
-#: Eye distance of a face in FER's 48 px framing (the template's eye centres).
-FER_EYE_PX = float(np.linalg.norm(FER_TEMPLATE_48[1] - FER_TEMPLATE_48[0]))
-#: Strengths swept per condition (the first is always the clean face).
-DARKNESS = (1.0, 0.5, 0.3, 0.2, 0.12, 0.08, 0.05, 0.03, 0.02, 0.01)
-BLUR_SIGMA = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
-SIZES = (48, 36, 28, 24, 20, 16, 13, 10, 8, 6, 4)
 YAW_EDGES = (0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 90.0)
-SYNTHETIC_YAW = (0.0, 15.0, 30.0, 45.0, 55.0, 65.0, 75.0, 85.0)
 #: Bins of real faces with fewer faces than this are shown but not used for a limit.
 MIN_BIN = 30
-#: Where the validation faces' yaw is kept once measured (the detector takes minutes on a CPU).
-YAW_CACHE = Path("runs/readability/yaw.npz")
-
-
-def darken(x: torch.Tensor, k: float, gen: torch.Generator) -> torch.Tensor:
-    """Brightness times ``k`` plus shot and read noise (``low_light``'s noise model)."""
-    dark = x * k
-    sigma = torch.sqrt(0.002 * dark + 0.005**2)
-    return quantize(dark + sigma * torch.randn(x.shape, generator=gen))
-
-
-def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    if sigma <= 0:
-        return x
-    k = 2 * int(np.ceil(3 * sigma)) + 1
-    r = torch.arange(k, dtype=x.dtype) - k // 2
-    g = torch.exp(-(r**2) / (2 * sigma**2))
-    g = g / g.sum()
-    padded = F.pad(x, (k // 2,) * 4, mode="replicate")
-    y = F.conv2d(padded, g.view(1, 1, 1, k))
-    return quantize(F.conv2d(y, g.view(1, 1, k, 1)))
-
-
-def shrink(x: torch.Tensor, size: int) -> torch.Tensor:
-    if size >= x.shape[-1]:
-        return x
-    small = F.interpolate(x, size=(size, size), mode="area")
-    return quantize(F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False))
-
-
-def turn(x: torch.Tensor, degrees: float) -> torch.Tensor:
-    """Every face turned by ``degrees`` (alternately either way), wrapped round a cylinder as in training."""
-    from fervid.train.augment import AugmentConfig, cylinder_yaw
-
-    if degrees == 0:
-        return x
-    signs = torch.where(torch.arange(len(x)) % 2 == 0, 1.0, -1.0)
-    return quantize(cylinder_yaw(x, signs * np.radians(degrees), AugmentConfig().yaw_radius))
+#: Where the validation faces' landmarks are kept once measured (the detector takes minutes on a CPU).
+LANDMARK_CACHE = Path("runs/readability/ferplus_val_landmarks.npz")
 
 
 def _as_uint8(x: torch.Tensor) -> np.ndarray:
@@ -103,23 +57,10 @@ def _as_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def head_yaw(images: np.ndarray, cache: Path) -> np.ndarray:
-    """Each face's yaw (degrees) from our detector's landmarks, NaN where none is found; cached by image hash."""
-    from fervid.train.pose import images_digest
-
-    digest = images_digest(images)
-    if cache.exists():
-        with np.load(cache) as stored:
-            if str(stored["digest"]) == digest:
-                return stored["yaw"]
-    from fervid.detect import FaceDetector
-    from fervid.train.template import detect_dataset_faces
-
-    detector = FaceDetector(det_size=None, score_threshold=0.9, device="cpu")
-    landmarks, _ = detect_dataset_faces(images, detector)
+    """Each face's yaw (degrees) from our detector's landmarks, NaN where none is found."""
+    landmarks = dataset_landmarks(images, cache)
     yaw = landmark_measures(np.nan_to_num(landmarks))["yaw"].astype(np.float64)
     yaw[np.isnan(landmarks).any(axis=(1, 2))] = np.nan
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, digest=digest, yaw=yaw)
     return yaw
 
 
@@ -147,17 +88,12 @@ def sweep(
             k: float(np.median(v)) for k, v in measured.items()
         }
 
-    conditions: dict[str, tuple[str, tuple, Callable[[float], np.ndarray]]] = {
-        "darkness": ("contrast", DARKNESS, lambda k: _as_uint8(darken(x, k, torch.Generator().manual_seed(seed)))),
-        "blur": ("sharpness", BLUR_SIGMA, lambda s: _as_uint8(blur(x, s))),
-        "small face": ("face_px", SIZES, lambda m: _as_uint8(shrink(x, int(m)))),
-        "synthetic turn": ("yaw", SYNTHETIC_YAW, lambda a: _as_uint8(turn(x, a))),
-    }
     curves: dict[str, list[dict]] = {}
-    for name, (_, strengths, make) in conditions.items():
+    for condition, strengths in STRENGTHS.items():
+        name = "synthetic turn" if condition == "turn" else condition
         rows = []
         for strength in strengths:
-            accuracy, measured = score(make(strength))
+            accuracy, measured = score(_as_uint8(apply(x, condition, strength, seed)))
             if name == "small face":
                 measured["face_px"] = FER_EYE_PX * strength / 48
             if name == "synthetic turn":
@@ -252,7 +188,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write the curves and limits here")
     parser.add_argument("--plot", type=Path, default=None, help="draw the curves to this PNG")
-    parser.add_argument("--cache", type=Path, default=YAW_CACHE, help="the faces' yaw cache")
+    parser.add_argument("--cache", type=Path, default=LANDMARK_CACHE, help="the faces' landmark cache")
     args = parser.parse_args()
     started = time.perf_counter()
     result = sweep(args.model, args.shared, args.limit, args.seed, args.cache)

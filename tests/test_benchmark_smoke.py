@@ -151,7 +151,7 @@ def test_readability_sweep_writes_curves_and_limits(tmp_path: Path) -> None:
     out = tmp_path / "readability.json"
     done = subprocess.run(
         [sys.executable, str(script), "--shared", str(shared_path("")), "--limit", "40", "--json", str(out),
-         "--plot", str(tmp_path / "curves.png"), "--cache", str(tmp_path / "yaw.npz")],
+         "--plot", str(tmp_path / "curves.png"), "--cache", str(tmp_path / "landmarks.npz")],
         capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
