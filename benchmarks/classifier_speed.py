@@ -1,9 +1,10 @@
 """Per-face cost of the expression models on this machine (issue: <= 5 ms/face at batch 16 on CPU).
 
-Prints one table: milliseconds per face at several batch sizes for every shipped model,
-next to a baseline measured in the same run: the plain 10M-parameter VGG-style network
-that the project's seeds used (conv 64-128-256-512 at 48x48), so the ratio shows what
-the design buys.
+Prints one table: milliseconds per face at several batch sizes for every shipped model
+(a decision rule runs its members and its mix), and for both heads run as a mean rule (two
+forward passes, the cost of the mixes ``scripts/tune_decision_rule.py`` compares), next to a
+baseline measured in the same run: the plain 10M-parameter VGG-style network that the
+project's seeds used (conv 64-128-256-512 at 48x48), so the ratio shows what the design buys.
 
     python benchmarks/classifier_speed.py [--threads N] [--repeats R] [--models NAME_OR_PATH ...]
 """
@@ -19,6 +20,7 @@ from rich.table import Table
 from torch import nn
 
 from fervid.devices import cpu_name
+from fervid.models.expression_rule import RuleNet
 from fervid.models.expression_weights import load_weights, shipped_models
 
 
@@ -67,8 +69,14 @@ def main() -> None:
     table.add_column("vs baseline @16", justify="right")
     table.add_row("plain VGG (baseline)", f"{sum(p.numel() for p in baseline.parameters()) / 1e6:.1f}M",
                   *(f"{base[b]:.2f}" for b in batches), "1.0x")  # fmt: skip
-    for name in args.models or shipped_models():
-        model, cfg = load_weights(name)
+    rows = [(name, *load_weights(name)) for name in args.models or shipped_models()]
+    heads = [(n, m, c) for n, m, c in rows if n in ("ferplus", "fer2013")]
+    if len(heads) == 2 and not args.models:
+        (_, first, cfg), (_, second, other) = sorted(heads, key=lambda h: h[0] != "ferplus")
+        both = RuleNet([first, second], [cfg.temperature, other.temperature], [cfg.classes, other.classes],
+                       cfg.classes, [0.0] * len(cfg.classes)).eval()  # fmt: skip
+        rows.append(("ferplus + fer2013 (mean, two passes)", both, cfg))
+    for name, model, cfg in rows:
         cost = {b: ms_per_face(model, b, cfg.input_size, args.repeats) for b in batches}
         table.add_row(name, f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M",
                       *(f"{cost[b]:.2f}" for b in batches), f"{base[16] / cost[16]:.1f}x faster")  # fmt: skip

