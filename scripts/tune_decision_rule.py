@@ -57,7 +57,7 @@ set are then evaluated once, for it and for today's default (``scripts/evaluate_
 Per-face probabilities of each head are cached under ``--cache`` (keyed by the head's sha256), so
 candidates cost nothing to compare once the heads have run. Usage::
 
-    python scripts/tune_decision_rule.py --shared ../shared [--write default]
+    python scripts/tune_decision_rule.py --shared ../shared [--write ferplus-rule]
 """
 
 from __future__ import annotations
