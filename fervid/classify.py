@@ -25,7 +25,9 @@ from fervid.align import (
     similarity_transforms,
 )
 from fervid.models.expression_input import prepare, probabilities
-from fervid.models.expression_weights import load_weights
+from fervid.models.expression_weights import load_weights, resolve_model, sha256_file
+from fervid.quality import crop_measures, landmark_measures
+from fervid.reliability import ReliabilityModel, load_reliability, reliability_path
 from fervid.types import Detections, Predictions
 
 Frames = torch.Tensor | Sequence[torch.Tensor]
@@ -41,7 +43,10 @@ class ExpressionClassifier:
     applies them. ``model`` defaults to annotate's default model.
     """
 
-    def __init__(self, model: str | Path | None = None, device: str | torch.device = "cpu", max_batch: int = 1024):
+    def __init__(
+        self, model: str | Path | None = None, device: str | torch.device = "cpu", max_batch: int = 1024,
+        require_reliability: bool = False,
+    ) -> None:  # fmt: skip
         if model is None:
             from fervid.options import ClassificationOptions
 
@@ -49,6 +54,9 @@ class ExpressionClassifier:
         self.device = torch.device(device)
         net, self.config = load_weights(model)
         self.model_name = str(model)
+        #: The model's readable limits and p_correct (:mod:`fervid.reliability`), None when it has none and
+        #: none is required; ``require_reliability`` makes a missing one a one-line WeightsError.
+        self.reliability = _reliability_of(model, require_reliability)
         self.model = net.to(self.device).eval()
         # What ``classify`` runs: the same network with batch norms folded in, channels-last.
         self._net = fold_batchnorms(self.model).to(memory_format=torch.channels_last)
@@ -61,6 +69,12 @@ class ExpressionClassifier:
     @property
     def classes(self) -> tuple[str, ...]:
         return self.config.classes
+
+    @property
+    def data_columns(self) -> tuple[str, ...]:
+        """The per-face values :meth:`classify` adds to each ``Detections.data`` (faces-table columns)."""
+        measured = ("face_px", "roll", "yaw", "sharpness", "brightness", "contrast")
+        return (*measured, "readable", "p_correct") if self.reliability is not None else measured
 
     def crops(self, frames: Frames, detections: Sequence[Detections]) -> torch.Tensor:
         """(n, 1, S, S) aligned grayscale crops in [0, 255] for all faces, frame by frame in order.
@@ -85,14 +99,33 @@ class ExpressionClassifier:
 
     @torch.inference_mode()
     def classify(self, frames: Frames, detections: Sequence[Detections]) -> list[Predictions]:
-        """Probabilities for every face; frames are (B, H, W, 3) uint8 RGB, one Detections per frame."""
+        """Probabilities for every face; frames are (B, H, W, 3) uint8 RGB, one Detections per frame.
+
+        Each Detections also gets its faces' measurements (:mod:`fervid.quality`: from the landmarks,
+        and from the very crop the model reads) and, with a reliability model, ``readable`` and
+        ``p_correct`` in its ``data`` (:attr:`data_columns`).
+        """
         crops = self.crops(frames, detections)
         probs = self._probs(crops)
+        measures = self.measure(crops, detections, probs)
         out, start = [], 0
         for d in detections:
-            out.append(Predictions(probs[start : start + len(d)], self.classes))
+            rows = slice(start, start + len(d))
+            d.data.update({key: values[rows] for key, values in measures.items()})
+            out.append(Predictions(probs[rows], self.classes))
             start += len(d)
         return out
+
+    def measure(
+        self, crops: torch.Tensor, detections: Sequence[Detections], probs: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """The :attr:`data_columns` of all faces, in order, from their crops, landmarks and probabilities."""
+        landmarks = np.concatenate([d.landmarks for d in detections]) if detections else np.zeros((0, 5, 2))
+        measures = {**landmark_measures(landmarks), **crop_measures(crops)}
+        if self.reliability is not None:
+            measures["readable"] = self.reliability.readable(measures)
+            measures["p_correct"] = self.reliability.p_correct(probs, measures)
+        return {key: measures[key] for key in self.data_columns}
 
     @torch.inference_mode()
     def _probs(self, crops: torch.Tensor) -> np.ndarray:
@@ -103,6 +136,14 @@ class ExpressionClassifier:
             probabilities(self._net(x[i : i + self.max_batch]), self.config) for i in range(0, len(x), self.max_batch)
         ]
         return torch.cat(parts).cpu().numpy()
+
+
+def _reliability_of(model: str | Path, required: bool) -> ReliabilityModel | None:
+    """The reliability model beside ``model``'s file (checked against its sha256); None if absent and optional."""
+    path = resolve_model(model)
+    if not required and not reliability_path(path).is_file():
+        return None
+    return load_reliability(path, sha256_file(path))
 
 
 def fold_batchnorms(model: nn.Module) -> nn.Module:

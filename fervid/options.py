@@ -216,6 +216,14 @@ class ClassificationOptions:
         "past SECONDS only, as a live system would.",
         metavar="MODE",
     )
+    min_p_correct: float = option(
+        0.5,
+        "Conclusions (summaries, persons, report, moments, ELAN, corpus tables) rest only on readable faces whose "
+        "p_correct reaches this; the faces table keeps every face. 0: every face counts.",
+        min=0,
+        max=1,
+        metavar="P",
+    )
 
     def __post_init__(self) -> None:
         from fervid.smooth import check_mode, check_window
@@ -223,11 +231,13 @@ class ClassificationOptions:
         check_window(self.smooth)
         object.__setattr__(self, "smooth", float(self.smooth))
         object.__setattr__(self, "smooth_mode", check_mode(self.smooth_mode))
+        check_range("min_p_correct", self.min_p_correct, 0.0, 1.0)
+        object.__setattr__(self, "min_p_correct", float(self.min_p_correct))
 
     def build(self, device: Any) -> Any:
         from fervid.classify import ExpressionClassifier
 
-        return ExpressionClassifier(self.model, device)
+        return ExpressionClassifier(self.model, device, require_reliability=self.min_p_correct > 0)
 
 
 @dataclass(frozen=True)
@@ -333,7 +343,9 @@ class AnnotateOptions:
     def models_key(self) -> tuple[Any, ...]:
         """What decides which models are loaded: reuse loaded models when this is equal."""
         identity = self.identity
-        return (self.runtime.device, self.detection, self.classification.model, identity.identity, identity.people)
+        reliability = self.classification.min_p_correct > 0  # the classifier then needs its reliability model
+        return (self.runtime.device, self.detection, self.classification.model, reliability, identity.identity,
+                identity.people)  # fmt: skip
 
 
 def _suggestion(name: str) -> str | None:

@@ -144,7 +144,7 @@ def _process(
     is_video = isinstance(reader, VideoReader)
     if not is_video and reader.frame_count == 0:
         raise InputError(media.path, "no readable images")
-    timeline = TimelineBuilder(engine.classes, with_file=not is_video)
+    timeline = TimelineBuilder(engine.classes, with_file=not is_video, data_columns=engine.classifier.data_columns)
     with reader:
         face_ids = face_ids_for(media, options, reader.fps)
         identity = _identity_stage(engine, options)
