@@ -31,6 +31,9 @@ import numpy as np
 
 from fervid.models.errors import WeightsError
 
+#: Eye distance of a face in FER's 48 px framing (fervid.train.conditions.FER_EYE_PX, without importing training).
+FER_EYE_PX = 17.45
+
 FORMAT = "fervid-reliability/1"
 SUFFIX = ".reliability.json"
 #: The measurements a readable limit may name (``abs_yaw``, ``abs_roll``: the size of the turn or tilt).
@@ -51,13 +54,17 @@ FEATURES: dict[str, Callable[[np.ndarray, Mapping[str, np.ndarray]], np.ndarray]
     "top": lambda p, m: _top_two(p)[:, 0],
     "margin": lambda p, m: _top_two(p)[:, 0] - _top_two(p)[:, 1],
     "entropy": lambda p, m: _entropy(p),
-    "log_face_px": lambda p, m: np.log(np.maximum(m["face_px"], 1.0)),
+    # Capped at FER's eye distance: the model reads a 48 px crop, so a larger face adds no detail to it.
+    "log_face_px": lambda p, m: np.log(np.clip(m["face_px"], 1.0, FER_EYE_PX)),
     "log_sharpness": lambda p, m: np.log1p(np.maximum(m["sharpness"], 0.0)),
     "brightness": lambda p, m: m["brightness"] / 255.0,
     "contrast": lambda p, m: m["contrast"] / 255.0,
     "abs_yaw": lambda p, m: np.abs(m["yaw"]) / 90.0,
     "abs_roll": lambda p, m: np.abs(m["roll"]) / 90.0,
 }
+#: A feature ``label:<class>`` is 1 where that class is the top label (some labels are wrong more often:
+#: the shipped models read real expressions as neutral more than the reverse).
+LABEL_FEATURE = "label:"
 
 
 def measurement(measures: Mapping[str, np.ndarray], name: str) -> np.ndarray:
@@ -80,15 +87,17 @@ class ReliabilityModel:
     coef: tuple[float, ...]
     intercept: float
     default_threshold: float = 0.5
+    classes: tuple[str, ...] = ()  # the model's classes, for ``label:<class>`` features
     info: dict[str, Any] = field(default_factory=dict)  # how it was fitted and judged
 
     def __post_init__(self) -> None:
         unknown = [k for k in (*self.minimum, *self.maximum) if k not in MEASUREMENTS]
         if unknown:
             raise ValueError(f"unknown readable limit {unknown[0]!r}; measurements: {', '.join(MEASUREMENTS)}")
-        bad = [f for f in self.features if f not in FEATURES]
+        bad = [f for f in self.features if f not in FEATURES and f.removeprefix(LABEL_FEATURE) not in self.classes]
         if bad:
-            raise ValueError(f"unknown feature {bad[0]!r}; features: {', '.join(FEATURES)}")
+            labels = ", ".join(LABEL_FEATURE + c for c in self.classes)
+            raise ValueError(f"unknown feature {bad[0]!r}; features: {', '.join(FEATURES)}, {labels}")
         n = len(self.features)
         if not len(self.mean) == len(self.scale) == len(self.coef) == n:
             raise ValueError(f"{n} features need {n} means, scales and coefficients, got "
@@ -111,7 +120,12 @@ class ReliabilityModel:
         probs = np.asarray(probs, dtype=np.float64)
         if len(probs) == 0:
             return np.zeros((0, len(self.features)))
-        columns = [FEATURES[name](probs, measures) for name in self.features]
+        top = probs.argmax(axis=1)
+        columns = [
+            FEATURES[name](probs, measures) if name in FEATURES
+            else (top == self.classes.index(name.removeprefix(LABEL_FEATURE))).astype(np.float64)
+            for name in self.features
+        ]  # fmt: skip
         x = np.stack(columns, axis=1).astype(np.float64)
         return (x - np.asarray(self.mean)) / np.asarray(self.scale)
 
@@ -157,7 +171,7 @@ def load_reliability(model_path: Path, model_sha256: str) -> ReliabilityModel:
     raw.pop("format")
     try:
         model = ReliabilityModel(
-            **{**raw, **{k: tuple(raw[k]) for k in ("features", "mean", "scale", "coef") if k in raw}}
+            **{**raw, **{k: tuple(raw[k]) for k in ("features", "mean", "scale", "coef", "classes") if k in raw}}
         )
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"{path}: unreadable reliability model ({exc})") from None
@@ -180,7 +194,7 @@ class LogisticFit:
 
 def fit_logistic(
     probs: np.ndarray, measures: Mapping[str, np.ndarray], correct: np.ndarray, features: tuple[str, ...],
-    weights: np.ndarray | None = None, l2: float = 1e-3,
+    weights: np.ndarray | None = None, l2: float = 1e-3, classes: tuple[str, ...] = (),
 ) -> LogisticFit:  # fmt: skip
     """Fit ``p(correct)`` as a logistic function of ``features`` by weighted, L2-penalised maximum likelihood.
 
@@ -189,8 +203,8 @@ def fit_logistic(
     """
     from scipy.optimize import minimize
 
-    probe = ReliabilityModel("", {}, {}, features, (0.0,) * len(features), (1.0,) * len(features),
-                             (0.0,) * len(features), 0.0)  # fmt: skip
+    n = len(features)
+    probe = ReliabilityModel("", {}, {}, features, (0.0,) * n, (1.0,) * n, (0.0,) * n, 0.0, classes=classes)
     raw = probe.design(probs, measures)
     mean, scale = raw.mean(axis=0), raw.std(axis=0)
     scale = np.where(scale > 1e-9, scale, 1.0)

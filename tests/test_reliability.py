@@ -116,3 +116,22 @@ def test_a_bad_reliability_file_is_a_one_line_error(tmp_path: Path, content, mes
     with pytest.raises(WeightsError, match=message) as error:
         load_reliability(model_path, "ab" * 32)
     assert "\n" not in str(error.value) and str(model_path.stem) in str(error.value)
+
+
+def test_label_features_mark_the_top_class() -> None:
+    model = _model(features=("label:neutral",), mean=(0.0,), scale=(1.0,), coef=(1.0,), intercept=0.0,
+                   classes=("happy", "neutral"))  # fmt: skip
+    probs = np.array([[0.2, 0.8], [0.7, 0.3]], dtype=np.float32)
+    np.testing.assert_allclose(model.design(probs, _measures(2))[:, 0], [1.0, 0.0])
+    with pytest.raises(ValueError, match="unknown feature 'label:sad'"):
+        _model(features=("label:sad",), mean=(0.0,), scale=(1.0,), coef=(1.0,), classes=("happy", "neutral"))
+
+
+def test_the_face_size_feature_stops_at_fers_eye_distance() -> None:
+    from fervid.reliability import FER_EYE_PX
+    from fervid.train.conditions import FER_EYE_PX as measured
+
+    assert abs(FER_EYE_PX - measured) < 0.01
+    model = _model(features=("log_face_px",), mean=(0.0,), scale=(1.0,), coef=(1.0,))
+    x = model.design(np.full((3, 2), 0.5), {**_measures(3), "face_px": np.array([5.0, 17.45, 80.0])})[:, 0]
+    np.testing.assert_allclose(x, np.log([5.0, 17.45, 17.45]))
