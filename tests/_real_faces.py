@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from conftest import SHARED
 
+from fervid.columns import FACE_COLUMN_NAMES
 from fervid.geometry import box_iou_np
 
 LABELS = Path(__file__).resolve().parent / "data" / "real_faces.csv"
@@ -133,10 +134,11 @@ def measure(
 
     Returns:
         One row per labelled face: ``clip, frame, x1, y1, x2, y2, label, predicted, matched, iou,
-        confidence`` and ``p_<class>`` for each model class. ``predicted`` is the model's top class on the
-        matched detection (unsmoothed), or None (and NaN probabilities) when no detection overlaps the
-        label by ``min_iou``. The probabilities let the card quote how near a miss was (p(happy) of a
-        smile read as neutral).
+        confidence``, ``p_<class>`` for each model class, and the matched face's measurements and reliability
+        (:mod:`fervid.columns`: ``readable``, ``p_correct``, ``face_px``... where the faces table has them).
+        ``predicted`` is the model's top class on the matched detection (unsmoothed), or None (and NaN
+        probabilities) when no detection overlaps the label by ``min_iou``. The probabilities let the card
+        quote how near a miss was (p(happy) of a smile read as neutral).
     """
     table = labels if isinstance(labels, pd.DataFrame) else load_labels(labels)
     media = Path(media)
@@ -162,6 +164,7 @@ def measure(
                     row["predicted"] = classes[int(probs.argmax())]
                     row["confidence"] = float(probs.max())
                     row.update(zip(prob_cols, probs.tolist(), strict=True))
+                    row.update({c: on_frame[c].iloc[best] for c in FACE_COLUMN_NAMES if c in on_frame})
                     row["matched"] = True
             rows.append(row)
     return pd.DataFrame(rows)
