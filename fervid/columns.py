@@ -45,3 +45,10 @@ def ordered(names: set[str] | list[str] | tuple[str, ...]) -> list[str]:
     """``names`` in the faces table's order: the defined columns first, in their order, any others sorted."""
     known = [n for n in FACE_COLUMN_NAMES if n in names]
     return known + sorted(n for n in names if n not in BY_NAME)
+
+
+def column_table_markdown() -> str:
+    """The docs' table of the per-face columns (docs/outputs.md holds it verbatim; a test checks it)."""
+    lines = ["| column | type | unit | what it is |", "|---|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.dtype} | {c.unit or '–'} | {c.definition} |" for c in FACE_COLUMNS]
+    return "\n".join(lines)

@@ -1,0 +1,191 @@
+"""Judge p_correct and readable: risk-coverage, AURC and ECE against the top probability, on data never fitted on.
+
+For the default model (or ``--model``), through its reliability file:
+
+* **real footage**: the labelled faces of ``tests/data/real_faces.csv`` through ``fervid.annotate``;
+* **FER+ test**, clean and under the conditions (each face under one condition drawn across its
+  range, as the fit drew FER+ validation; a different seed);
+* **Hamilton**: the share of frames each labelled person of ``short_hamilton_clip.mp4`` is trusted
+  (readable and p_correct at the threshold): the blurred, dark audience of shot 2 and the glass
+  should not be, the singer and the four clear audience members of the last shot should.
+
+Per set: faces, accuracy, AURC of p_correct and of the top probability (lower is better; the
+target is p_correct's at most 0.8 of the baseline's on real footage, 0.85 on FER+ test under the
+conditions), accuracy over the 70 % of faces p_correct trusts most, ECE of p_correct, and how many
+faces the threshold keeps and how right they are. ``--json`` and ``--plot`` keep the figures and
+the risk-coverage curves for the model card.
+
+    python benchmarks/reliability.py --shared ../shared [--model ferplus-rule] --json x.json --plot x.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _real_faces import measure  # noqa: E402 - the real-footage helper lives with the tests
+
+from fervid.geometry import box_iou_np  # noqa: E402
+from fervid.models.expression_weights import resolve_model, sha256_file  # noqa: E402
+from fervid.options import ClassificationOptions  # noqa: E402
+from fervid.reliability import expected_calibration_error, load_reliability, risk_coverage  # noqa: E402
+from fervid.train.reliability_data import fer_faces  # noqa: E402
+
+HAMILTON = "media/face_recognition/short_hamilton_clip.mp4"
+HAMILTON_LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "hamilton_persons.csv"
+#: hamilton_persons.csv rows (0-based) the issue names: shot 2's blurred audience and the glass; the singer
+#: in shot 3 and the four clear audience members of shot 4.
+UNREADABLE_ROWS = (2, 3, 5, 6, 8, 9)
+READABLE_ROWS = (10, 11, 12, 13, 15)
+COVERAGE = 0.7
+
+
+def scores(p_correct: np.ndarray, top: np.ndarray, correct: np.ndarray, trusted: np.ndarray) -> dict:
+    """The figures of one set (see the module docstring)."""
+    correct = np.asarray(correct, dtype=np.float64)
+    _, _, aurc = risk_coverage(p_correct, correct)
+    _, _, baseline = risk_coverage(top, correct)
+    keep = np.argsort(-p_correct, kind="stable")[: int(round(COVERAGE * len(correct)))]
+    return {
+        "n": int(len(correct)), "accuracy": float(correct.mean()), "aurc_p_correct": aurc, "aurc_top": baseline,
+        "aurc_ratio": aurc / baseline if baseline > 0 else float("nan"),
+        "accuracy_top70_p_correct": float(correct[keep].mean()),
+        "accuracy_top70_top": float(correct[np.argsort(-top, kind="stable")[: len(keep)]].mean()),
+        "ece_p_correct": expected_calibration_error(p_correct, correct),
+        "ece_top": expected_calibration_error(top, correct), "trusted_share": float(trusted.mean()),
+        "accuracy_trusted": float(correct[trusted].mean()) if trusted.any() else None,
+    }  # fmt: skip
+
+
+def real_footage(model: str, threshold: float) -> tuple[dict, dict]:
+    rows = measure(model, min_p_correct=threshold)
+    rows = rows[rows["matched"]]
+    correct = (rows["predicted"] == rows["label"]).to_numpy()
+    p, top = rows["p_correct"].to_numpy(np.float64), rows["confidence"].to_numpy(np.float64)
+    trusted = rows["readable"].to_numpy(bool) & (p >= threshold)
+    return scores(p, top, correct, trusted), {"p_correct": p, "top": top, "correct": correct}
+
+
+def fer_test(model: str, shared: Path, clean: bool, threshold: float, cache: Path) -> tuple[dict, dict]:
+    from fervid.classify import ExpressionClassifier
+
+    reliability = ExpressionClassifier(model, require_reliability=True).reliability
+    probs, measures, correct = fer_faces(model, shared, "test", seed=1, cache=cache, clean_share=1.0 if clean else 0.2)
+    p = reliability.p_correct(probs, measures)
+    trusted = reliability.readable(measures) & (p >= threshold)
+    top = probs.max(axis=1)
+    return scores(p, top, correct, trusted), {"p_correct": p, "top": top, "correct": correct}
+
+
+def hamilton(shared: Path, model: str, threshold: float) -> list[dict]:
+    """Per named Hamilton track: its frames and the share trusted (matched to hamilton_persons.csv by first frame
+    and box)."""
+    import fervid
+
+    faces = fervid.annotate(shared / HAMILTON, model=model, min_p_correct=threshold, video=False, report=False,
+                            plots=False).faces  # fmt: skip
+    labels = pd.read_csv(HAMILTON_LABELS)
+    trusted = faces["readable"] & (faces["p_correct"] >= threshold)
+    out = []
+    for row in (*UNREADABLE_ROWS, *READABLE_ROWS):
+        label = labels.iloc[row]
+        best, best_iou = None, 0.5
+        for face_id, track in faces.groupby("face_id"):
+            first = track.sort_values("frame").iloc[0]
+            if abs(int(first["frame"]) - int(label["first_frame"])) <= 3:
+                iou = box_iou_np(label[["x1", "y1", "x2", "y2"]].to_numpy(float)[None],
+                                 first[["x1", "y1", "x2", "y2"]].to_numpy(float)[None])[0, 0]  # fmt: skip
+                if iou > best_iou:
+                    best, best_iou = face_id, iou
+        rows = faces["face_id"] == best
+        out.append({"row": row, "who": f"{label['person']}: {str(label['note'])[:60]}",
+                    "should_be": "trusted" if row in READABLE_ROWS else "not trusted", "face_id": best,
+                    "frames": int(rows.sum()),
+                    "readable_share": float(faces.loc[rows, "readable"].mean()) if rows.any() else None,
+                    "trusted_share": float(trusted[rows].mean()) if rows.any() else None})  # fmt: skip
+    return out
+
+
+def plot(curves: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6), sharey=False)
+    for ax, (name, c) in zip(np.atleast_1d(axes), curves.items()):
+        for key, colour in (("p_correct", "#1f77b4"), ("top", "#7f7f7f")):
+            coverage, risk, aurc = risk_coverage(c[key], c["correct"])
+            ax.plot(coverage, risk, color=colour, label=f"{key} (AURC {aurc:.3f})")
+        ax.set_title(name)
+        ax.set_xlabel("coverage (share of faces kept, most trusted first)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    np.atleast_1d(axes)[0].set_ylabel("risk (error rate of the kept faces)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=Path("../shared"))
+    parser.add_argument("--model", default=ClassificationOptions().model)
+    parser.add_argument("--threshold", type=float, default=None, help="default: the reliability file's")
+    parser.add_argument("--cache", type=Path, default=Path("runs/reliability/ferplus_test_landmarks.npz"))
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["real", "fer", "hamilton"], help="sets to leave out")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    path = resolve_model(args.model)
+    reliability = load_reliability(path, sha256_file(path))
+    threshold = reliability.default_threshold if args.threshold is None else args.threshold
+    results, curves = {}, {}
+    if "real" not in args.skip:
+        results["real footage"], curves["real footage"] = real_footage(args.model, threshold)
+    if "fer" not in args.skip:
+        results["FER+ test, clean"], curves["FER+ test, clean"] = fer_test(args.model, args.shared, True, threshold,
+                                                                             args.cache)  # fmt: skip
+        results["FER+ test, conditions"], curves["FER+ test, conditions"] = fer_test(
+            args.model, args.shared, False, threshold, args.cache
+        )
+    table = Table(title=f"{args.model}: p_correct against the top probability (threshold {threshold:g})")
+    columns = ["n", "accuracy", "aurc_p_correct", "aurc_top", "aurc_ratio", "accuracy_top70_p_correct",
+               "accuracy_top70_top", "ece_p_correct", "ece_top", "trusted_share", "accuracy_trusted"]  # fmt: skip
+    table.add_column("set")
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="right")
+    for name, r in results.items():
+        table.add_row(name, *(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in columns))
+    console = Console(width=200)
+    console.print(table)
+    if "hamilton" not in args.skip:
+        results["hamilton"] = hamilton(args.shared, args.model, threshold)
+        ham = Table(title="Hamilton: share of each labelled person's frames trusted")
+        for column in ("who", "should be", "face", "frames", "readable", "trusted"):
+            ham.add_column(column)
+        for r in results["hamilton"]:
+            ham.add_row(r["who"], r["should_be"], str(r["face_id"]), str(r["frames"]),
+                        f"{r['readable_share']:.2f}" if r["readable_share"] is not None else "-",
+                        f"{r['trusted_share']:.2f}" if r["trusted_share"] is not None else "-")  # fmt: skip
+        console.print(ham)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"model": str(args.model), "threshold": threshold, **results}, indent=1,
+                                        default=str))  # fmt: skip
+    if args.plot and curves:
+        plot(curves, args.plot)
+    console.print(f"{time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

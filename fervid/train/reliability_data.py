@@ -1,0 +1,67 @@
+"""The faces reliability is fitted and judged on, with what annotate would measure of each.
+
+* :func:`fer_faces`: a FER+ split, each face under a video condition drawn across its whole range
+  (:func:`fervid.train.conditions.conditioned`), through the model as ``fervid evaluate`` runs it, with
+  the crop measurements annotate takes and the geometry (face size, yaw, roll) the condition gives it;
+* :func:`realfaces`: ``../shared/data/realfaces`` (real photos labelled by eye) through ``fervid.annotate``
+  as a user runs it, the largest face of each photo.
+
+``scripts/fit_reliability.py`` fits on FER+ validation and realfaces; ``benchmarks/reliability.py`` judges on
+FER+ test and the real-footage set, never on what was fitted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fervid.columns import FACE_COLUMN_NAMES
+from fervid.models.expression_weights import load_weights
+from fervid.quality import crop_measures, landmark_measures
+from fervid.train.conditions import conditioned, dataset_landmarks
+from fervid.train.data import EVALUATION_SPLITS, load_dataset
+from fervid.train.predict import predict_probs
+
+
+def fer_faces(
+    model: str, shared: Path, split: str, seed: int, cache: Path, clean_share: float = 0.2
+) -> tuple[np.ndarray, dict, np.ndarray]:
+    """FER+ ``split`` faces under conditions: probabilities, measurements (with ``condition`` and ``strength``),
+    and whether the top label is right. ``cache``: the split's landmarks (measured once)."""
+    data = load_dataset(shared / EVALUATION_SPLITS["ferplus"][split], split)
+    landmarks = dataset_landmarks(data.images, cache)
+    geometry = landmark_measures(np.nan_to_num(landmarks))
+    faces = conditioned(data.images, geometry["yaw"], geometry["roll"], seed, clean_share)
+    net, cfg = load_weights(model, verify=False)
+    probs = predict_probs(net, cfg, faces.images, "cpu")
+    measures = crop_measures(torch.from_numpy(faces.images).float().unsqueeze(1))
+    measures |= {"face_px": faces.face_px, "yaw": faces.yaw, "roll": faces.roll}
+    labels = np.array([cfg.classes.index(data.classes[k]) for k in data.labels])
+    extra = {"condition": faces.condition, "strength": faces.strength}
+    return probs, {**measures, **extra}, probs.argmax(axis=1) == labels
+
+
+def realfaces(model: str, shared: Path) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
+    """The realfaces photos through fervid.annotate: probabilities, measurements, correct, and each face's identity."""
+    import fervid
+
+    root = shared / "data" / "realfaces"
+    labels = pd.read_csv(root / "labels.csv")
+    rows = []
+    for label_dir in sorted((root / "images").iterdir()):
+        result = fervid.annotate(label_dir, model=model, min_p_correct=0.0, identity=False, video=False,
+                                 report=False, plots=False)  # fmt: skip
+        table = result.faces
+        faces = table.assign(area=(table["x2"] - table["x1"]) * (table["y2"] - table["y1"]))
+        largest = faces.sort_values("area", ascending=False).drop_duplicates("file")
+        largest["path"] = "images/" + label_dir.name + "/" + largest["file"]
+        rows.append(largest)
+        classes = result.classes
+    faces = pd.concat(rows).merge(labels[["path", "label", "identity"]], on="path")
+    probs = faces[[f"p_{c}" for c in classes]].to_numpy(np.float64)
+    measures = {c: faces[c].to_numpy(np.float64) for c in FACE_COLUMN_NAMES if c in faces}
+    correct = np.asarray(classes, dtype=object)[probs.argmax(axis=1)] == faces["label"].to_numpy()
+    return probs, measures, correct, faces["identity"].to_numpy()
