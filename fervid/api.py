@@ -44,7 +44,7 @@ _TABLE_SUFFIXES = (".parquet", ".csv")
 #: Columns of the per-face tables that are not float32 (timeline) / float64 (summary).
 _TIMELINE_DTYPES = {"frame": "int64", "time_s": "float64", "face_id": "int64", "person_id": "int64"}
 _SUMMARY_DTYPES = {"face_id": "int64", "person_id": "int64", "first_time_s": "float64", "last_time_s": "float64",
-                   "frames": "int64"}  # fmt: skip
+                   "frames": "int64", "readable_frames": "int64"}  # fmt: skip
 _TEXT_COLUMNS = ("file", "files", "emotion", "dominant_emotion", "input", "source", "model", "person", "face_ids")
 
 
@@ -223,14 +223,17 @@ def read_table(path: PathLike) -> pd.DataFrame:
     """A faces, summary or corpus summary table from CSV or Parquet, with the dtypes it was made with.
 
     Parquet keeps dtypes itself; CSV has none, so ids and counts come back as int64, the
-    timeline's measurements as float32, times and summary statistics as float64. A corpus
+    timeline's measurements as float32 (its per-face columns as :mod:`fervid.columns` defines them:
+    ``readable`` is bool), times and summary statistics as float64. A corpus
     summary's ``person_id`` is missing for inputs run without identity: it is then Int64 (nullable).
     """
+    from fervid.columns import BY_NAME
+
     path = Path(path)
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     is_summary = path.name.endswith((".summary.csv", ".persons.csv"))
-    fixed = _SUMMARY_DTYPES if is_summary else _TIMELINE_DTYPES
+    fixed = _SUMMARY_DTYPES if is_summary else {**{c.name: c.dtype for c in BY_NAME.values()}, **_TIMELINE_DTYPES}
     header = pd.read_csv(path, nrows=0).columns
     dtypes: dict[str, Any] = {c: fixed.get(c, "float64" if is_summary else "float32") for c in header}
     for c in _TEXT_COLUMNS:

@@ -170,7 +170,7 @@ def _process(
         final_names = found.names if options.identity.people else {}
         # With --people the faces table always has the ``person`` column, empty where nobody matched.
         frame = add_persons(frame, found.person_of_track, final_names if options.identity.people else None)
-        persons = summarize_persons(frame, engine.classes, frame_times)
+        persons = summarize_persons(frame, engine.classes, frame_times, options.classification.min_p_correct)
         run["identity"] = _identity_record(found, options)
     if smoother.window_s > 0:
         frame = add_smoothed(frame, engine.classes, smoother.window_s, smoother.mode)
@@ -178,7 +178,9 @@ def _process(
         run["identity"]["pictures_redrawn"] = _relabel(
             sinks, frame, engine.classes, FinalLabels(found.person_of_track, final_names)
         )
-    summary = summarize_tracks(frame, engine.classes, frame_times=frame_times)
+    summary = summarize_tracks(
+        frame, engine.classes, frame_times=frame_times, min_p_correct=options.classification.min_p_correct
+    )
     result = InputResult(
         media.path, "video" if is_video else "images", frame, summary, loop.frames,
         time.perf_counter() - started, loop.written, warning, engine.classes, loop.span, run, media, loop.seconds,

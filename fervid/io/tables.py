@@ -4,20 +4,28 @@ Column layout is part of the public contract (researchers script against it):
 timeline: ``frame, [file], time_s, face_id, x1, y1, x2, y2, det_score, lm1_x, lm1_y, ... lm5_x,
 lm5_y, emotion, confidence, p_<class>..., [readable, p_correct, face_px, ...]`` (the per-face columns of
 :mod:`fervid.columns`, when the classifier measures them); summary: ``face_id, [file], first_time_s, last_time_s,
-frames, visible_s, dominant_emotion, mean_p_<class>..., share_<class>...``.
+frames, visible_s, readable_frames, readable_share, dominant_emotion, mean_p_<class>..., share_<class>...``.
+
+Conclusions (dominant emotion, means, shares; the report, moments, ELAN and plots too) rest only on the faces
+:func:`trusted` keeps: readable, with ``p_correct`` at or above ``--min-p-correct``. The faces table keeps every
+face with its raw probabilities; time on screen counts every face.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from fervid.columns import BY_NAME, ordered
 from fervid.io.atomic import atomic_path
-from fervid.types import FrameResult
+from fervid.types import Detections, FrameResult
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"lm{i}_{axis}" for i in range(1, 6) for axis in ("x", "y"))
 #: Without the times of the frames that had no face, a step longer than this many typical steps is a stretch
@@ -25,6 +33,42 @@ LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"lm{i}_{axis}" for i in range(1, 6) f
 GAP_STEPS = 2.5
 #: Separator of the ``files`` column of ``persons`` (a character file names rarely hold; Windows forbids it).
 FILES_SEPARATOR = " | "
+
+
+def default_min_p_correct() -> float:
+    """The ``--min-p-correct`` default (``fervid.options``, where the option is defined once)."""
+    from fervid.options import ClassificationOptions
+
+    return float(ClassificationOptions.min_p_correct)
+
+
+def trusted(faces: pd.DataFrame | Detections, min_p_correct: float | None = None) -> np.ndarray:
+    """Which faces a conclusion may rest on (bool per row): ``readable`` and ``p_correct >= min_p_correct``.
+
+    ``faces`` is a faces table or one frame's :class:`~fervid.types.Detections` (its ``data``
+    carries the classifier's ``readable`` and ``p_correct``), so the tables, the report and the
+    annotated video apply one rule. Every face counts when ``min_p_correct`` is 0 (the filter is
+    off) or when there is nothing to judge by: no ``readable``/``p_correct`` (a table made before
+    they existed, a model without a reliability file). A missing value does not count.
+    ``min_p_correct`` None: the option's default.
+    """
+    threshold = default_min_p_correct() if min_p_correct is None else float(min_p_correct)
+    values: Mapping[str, object] | pd.DataFrame = faces.data if isinstance(faces, Detections) else faces
+    n = len(faces)
+    if threshold <= 0 or "readable" not in values or "p_correct" not in values:
+        return np.ones(n, dtype=bool)
+    readable = _as_bool(np.asarray(values["readable"]))
+    p_correct = np.asarray(values["p_correct"], dtype=np.float64)
+    return readable & (p_correct >= threshold)  # NaN compares False
+
+
+def _as_bool(values: np.ndarray) -> np.ndarray:
+    """A bool column however it was stored: bool, 0/1 (NaN: False), or the text ``True``/``False``."""
+    if values.dtype == bool:
+        return values
+    if values.dtype.kind in "fiu":
+        return np.nan_to_num(values.astype(np.float64), nan=0.0) != 0
+    return np.isin(np.asarray(values, dtype=object), [True, 1, "True", "true", "1"])
 
 
 def timeline_columns(
@@ -175,46 +219,60 @@ def visible_seconds(timeline: pd.DataFrame, by: str, frame_times: np.ndarray | N
 
 
 def summarize_tracks(
-    timeline: pd.DataFrame, classes: Sequence[str], by: str = "face_id", frame_times: np.ndarray | None = None
-) -> pd.DataFrame:
+    timeline: pd.DataFrame, classes: Sequence[str], by: str = "face_id", frame_times: np.ndarray | None = None,
+    min_p_correct: float | None = None,
+) -> pd.DataFrame:  # fmt: skip
     """One row per face track (or per person, ``by="person_id"``): time span, frame count, time on screen,
-    dominant emotion, mean probabilities, label shares.
+    how many faces the conclusions rest on, dominant emotion, mean probabilities, label shares.
 
     ``dominant_emotion`` is the label that is on top in most of the face's frames (ties go to
-    the higher mean probability), which is what a reader of the video would call it. When the
-    timeline has ``person_id``, the per-track table carries each track's person too; for image
-    inputs, ``file`` is the file of the track's first face (an independent photo's face is a
-    track of its own, so: its photo). ``visible_s`` is :func:`visible_seconds` (``frame_times``:
-    every processed frame's time, from :meth:`TimelineBuilder.frame_times`).
+    the higher mean probability), which is what a reader of the video would call it. It, the
+    means and the shares count only the :func:`trusted` faces (``min_p_correct``; None: the
+    option's default): ``readable_frames`` of them, ``readable_share`` of ``frames``. A track
+    with none has no dominant emotion (NA) and NaN means and shares. Time span, ``frames`` and
+    ``visible_s`` count every face: time on screen is a fact, whatever could be read.
+
+    When the timeline has ``person_id``, the per-track table carries each track's person too;
+    for image inputs, ``file`` is the file of the track's first face (an independent photo's
+    face is a track of its own, so: its photo). ``visible_s`` is :func:`visible_seconds`
+    (``frame_times``: every processed frame's time, from :meth:`TimelineBuilder.frame_times`).
     """
     prob_cols = [f"p_{c}" for c in classes]
     head = [by, "person_id"] if by == "face_id" and "person_id" in timeline else [by]
     if by == "face_id" and "file" in timeline:
         head.append("file")
-    columns = [*head, "first_time_s", "last_time_s", "frames", "visible_s", "dominant_emotion",
-               *(f"mean_p_{c}" for c in classes), *(f"share_{c}" for c in classes)]  # fmt: skip
+    columns = [*head, "first_time_s", "last_time_s", "frames", "visible_s", "readable_frames", "readable_share",
+               "dominant_emotion", *(f"mean_p_{c}" for c in classes), *(f"share_{c}" for c in classes)]  # fmt: skip
     tracked = timeline[timeline[by] >= 1]
     if tracked.empty:
         text = ("dominant_emotion", "file")
-        return pd.DataFrame({c: pd.Series(dtype="object" if c in text else "float64") for c in columns})
+        dtypes = {c: "object" if c in text else "int64" if c == "readable_frames" else "float64" for c in columns}
+        return pd.DataFrame({c: pd.Series(dtype=dtype) for c, dtype in dtypes.items()})
     grouped = tracked.groupby(by, sort=True)
-    means = grouped[prob_cols].mean()
-    label_index = tracked[prob_cols].to_numpy().argmax(axis=1)
-    onehot = pd.DataFrame(np.eye(len(classes))[label_index], index=tracked.index, columns=list(classes))
-    shares = onehot.groupby(tracked[by]).mean()
-    # most frequent top label; ties broken by the mean probability (tiny tie-breaking weight)
-    dominant = (shares.to_numpy() + 1e-9 * means.to_numpy()).argmax(axis=1)
+    ids = grouped.size().index
+    counted = tracked[trusted(tracked, min_p_correct)]
+    means = counted.groupby(by)[prob_cols].mean().reindex(ids)
+    label_index = counted[prob_cols].to_numpy().argmax(axis=1)
+    onehot = pd.DataFrame(np.eye(len(classes))[label_index], index=counted.index, columns=list(classes))
+    shares = onehot.groupby(counted[by]).mean().reindex(ids)
+    readable_frames = counted.groupby(by).size().reindex(ids, fill_value=0).to_numpy().astype(np.int64)
+    # most frequent top label; ties broken by the mean probability (tiny tie-breaking weight); none without faces
+    dominant = np.nan_to_num(shares.to_numpy() + 1e-9 * means.to_numpy(), nan=-1.0).argmax(axis=1)
+    dominant_emotion = np.where(readable_frames > 0, np.asarray(classes, dtype=object)[dominant], None)
+    frames = grouped.size().to_numpy().astype(np.int64)
     summary = pd.DataFrame(
         {
-            by: means.index.astype(np.int64),
+            by: ids.astype(np.int64),
             **({"person_id": grouped["person_id"].first().to_numpy().astype(np.int64)} if head[1:2] == ["person_id"]
                else {}),
             **({"file": grouped["file"].first().to_numpy().astype(object)} if "file" in head else {}),
             "first_time_s": grouped["time_s"].min().to_numpy(),
             "last_time_s": grouped["time_s"].max().to_numpy(),
-            "frames": grouped.size().to_numpy().astype(np.int64),
-            "visible_s": visible_seconds(timeline, by, frame_times).reindex(means.index).to_numpy(np.float64),
-            "dominant_emotion": np.asarray(classes, dtype=object)[dominant],
+            "frames": frames,
+            "visible_s": visible_seconds(timeline, by, frame_times).reindex(ids).to_numpy(np.float64),
+            "readable_frames": readable_frames,
+            "readable_share": readable_frames / frames,
+            "dominant_emotion": dominant_emotion,
         }
     )  # fmt: skip
     for c in classes:
@@ -236,12 +294,14 @@ def add_persons(timeline: pd.DataFrame, person_of_track: dict[int, int], names: 
 
 
 def summarize_persons(
-    timeline: pd.DataFrame, classes: Sequence[str], frame_times: np.ndarray | None = None
-) -> pd.DataFrame:
+    timeline: pd.DataFrame, classes: Sequence[str], frame_times: np.ndarray | None = None,
+    min_p_correct: float | None = None,
+) -> pd.DataFrame:  # fmt: skip
     """One row per identified person: their name (with known people), their face IDs, for image inputs the
     file of each of those tracks (``files``, in the order of ``face_ids``, joined by ``FILES_SEPARATOR``: for
-    independent photos, the photos the person is in), then the track columns."""
-    summary = summarize_tracks(timeline, classes, by="person_id", frame_times=frame_times)
+    independent photos, the photos the person is in), then the track columns (:func:`summarize_tracks`: the
+    conclusions over the person's :func:`trusted` faces only)."""
+    summary = summarize_tracks(timeline, classes, by="person_id", frame_times=frame_times, min_p_correct=min_p_correct)
     persons = timeline[timeline["person_id"] >= 1]
     tracks = persons.groupby("person_id")["face_id"].unique()
     ids = [sorted(int(t) for t in tracks[p]) for p in summary["person_id"]]

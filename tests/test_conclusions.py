@@ -1,0 +1,113 @@
+"""Issue 30, item 4: every conclusion rests only on readable faces whose p_correct reaches ``--min-p-correct``.
+
+The faces table keeps every face with its raw probabilities; the summaries, persons, the report (numbers,
+timelines, moments, gallery), the ELAN file, the timeline PNG, the annotated video, ``fervid summarize`` and
+the corpus index count only the faces :func:`fervid.io.tables.trusted` keeps. Synthetic faces tables carry
+``readable``/``p_correct`` of their own, so these tests do not depend on any fitted reliability model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fervid.api import read_table
+from fervid.io.tables import summarize_persons, summarize_tracks, trusted, write_table
+from fervid.types import Detections
+
+CLASSES = ("happy", "sad", "neutral")
+
+
+def faces_table(
+    probs: list[list[float]], face_ids: list[int], readable: list[bool] | None = None,
+    p_correct: list[float] | None = None, persons: list[int] | None = None, step: float = 0.1,
+) -> pd.DataFrame:  # fmt: skip
+    """A faces table with the columns the consumers read: one face per frame, ``step`` seconds apart."""
+    n = len(face_ids)
+    table = pd.DataFrame({"frame": np.arange(n), "time_s": np.arange(n) * step, "face_id": face_ids})
+    if persons is not None:
+        table["person_id"] = persons
+    for name, value in zip(("x1", "y1", "x2", "y2"), (10.0, 10.0, 60.0, 70.0)):
+        table[name] = np.float32(value)
+    table["det_score"] = np.float32(0.9)
+    for k in range(1, 6):
+        table[f"lm{k}_x"], table[f"lm{k}_y"] = np.float32(20 + 5 * k), np.float32(30 + 3 * k)
+    p = np.asarray(probs, dtype=np.float32)
+    table["emotion"] = np.asarray(CLASSES, dtype=object)[p.argmax(axis=1)]
+    table["confidence"] = p.max(axis=1)
+    for j, c in enumerate(CLASSES):
+        table[f"p_{c}"] = p[:, j]
+    if readable is not None:
+        table["readable"] = np.asarray(readable, dtype=bool)
+        table["p_correct"] = np.asarray(p_correct, dtype=np.float32)
+    return table
+
+
+HAPPY, SAD, NEUTRAL = [0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]
+
+
+# ------------------------------------------------------------------------------ the rule
+def test_trusted_is_readable_and_p_correct_at_or_above_the_threshold() -> None:
+    table = faces_table([HAPPY] * 5, [1] * 5, [True, True, False, True, True], [0.9, 0.5, 0.9, 0.49, np.nan])
+    np.testing.assert_array_equal(trusted(table, 0.5), [True, True, False, False, False])
+    np.testing.assert_array_equal(trusted(table, 0.0), [True] * 5)  # 0 turns the filter off
+    np.testing.assert_array_equal(trusted(table.drop(columns=["readable", "p_correct"]), 0.5), [True] * 5)
+    data = {"readable": np.array([True, False]), "p_correct": np.array([0.7, 0.9], dtype=np.float32)}
+    dets = Detections(np.zeros((2, 4)), np.ones(2), np.zeros((2, 5, 2)), data=data)
+    np.testing.assert_array_equal(trusted(dets, 0.5), [True, False])
+    np.testing.assert_array_equal(trusted(Detections(np.zeros((2, 4)), np.ones(2), np.zeros((2, 5, 2))), 0.5),
+                                  [True, True])  # fmt: skip
+
+
+def test_a_csv_faces_table_reads_back_with_readable_as_bool(tmp_path: Path) -> None:
+    table = faces_table([HAPPY, SAD], [1, 1], [True, False], [0.9, 0.8])
+    write_table(table, tmp_path / "x.faces.csv")
+    back = read_table(tmp_path / "x.faces.csv")
+    assert back["readable"].dtype == bool and list(back["readable"]) == [True, False]
+    np.testing.assert_array_equal(trusted(back, 0.5), [True, False])
+
+
+# ------------------------------------------------------------------------------ summaries
+def test_summaries_count_only_trusted_faces_and_time_on_screen_counts_every_face() -> None:
+    """Face 1: two happy faces it can read, three sad ones it cannot (unreadable, or p_correct too low);
+    face 2 (person 2): never readable."""
+    probs = [HAPPY, HAPPY, SAD, SAD, SAD, NEUTRAL, NEUTRAL]
+    table = faces_table(probs, [1, 1, 1, 1, 1, 2, 2], [True, True, False, True, False, False, False],
+                        [0.9, 0.6, 0.9, 0.3, 0.2, 0.9, 0.9], persons=[1, 1, 1, 1, 1, 2, 2])  # fmt: skip
+    for summary in (summarize_tracks(table, CLASSES, min_p_correct=0.5).set_index("face_id"),
+                    summarize_persons(table, CLASSES, min_p_correct=0.5).set_index("person_id")):  # fmt: skip
+        assert list(summary.columns[summary.columns.get_loc("visible_s") :][:4]) == [
+            "visible_s", "readable_frames", "readable_share", "dominant_emotion"]  # fmt: skip
+        one, two = summary.loc[1], summary.loc[2]
+        assert one["frames"] == 5 and one["readable_frames"] == 2 and one["readable_share"] == pytest.approx(0.4)
+        assert one["visible_s"] == pytest.approx(0.5) and one["last_time_s"] == pytest.approx(0.4)
+        assert one["dominant_emotion"] == "happy"  # 3 of its 5 faces are sad, none of them trusted
+        assert one["mean_p_happy"] == pytest.approx(0.8) and one["share_sad"] == 0
+        assert two["frames"] == 2 and two["readable_frames"] == 0 and two["readable_share"] == 0
+        assert pd.isna(two["dominant_emotion"])
+        assert np.isnan(two[[f"mean_p_{c}" for c in CLASSES]].to_numpy(float)).all()
+        assert np.isnan(two[[f"share_{c}" for c in CLASSES]].to_numpy(float)).all()
+        assert two["visible_s"] == pytest.approx(0.2)
+    off = summarize_tracks(table, CLASSES, min_p_correct=0).set_index("face_id")
+    assert off.loc[1, "dominant_emotion"] == "sad" and off.loc[1, "readable_frames"] == 5
+    assert off.loc[2, "dominant_emotion"] == "neutral"
+
+
+def test_a_table_without_reliability_counts_every_face() -> None:
+    table = faces_table([HAPPY, SAD, SAD], [1, 1, 1])
+    summary = summarize_tracks(table, CLASSES)
+    assert summary.loc[0, "readable_frames"] == 3 and summary.loc[0, "readable_share"] == 1
+    assert summary.loc[0, "dominant_emotion"] == "sad"
+
+
+def test_summary_of_a_never_readable_face_writes_an_empty_dominant_emotion(tmp_path: Path) -> None:
+    table = faces_table([HAPPY, SAD], [1, 2], [True, False], [0.9, 0.9])
+    summary = summarize_tracks(table, CLASSES, min_p_correct=0.5)
+    write_table(summary, tmp_path / "x.summary.csv")
+    back = read_table(tmp_path / "x.summary.csv")
+    assert back.loc[0, "dominant_emotion"] == "happy" and pd.isna(back.loc[1, "dominant_emotion"])
+    assert back["readable_frames"].dtype == np.int64 and list(back["readable_frames"]) == [1, 0]
+    assert "readable_frames" in summarize_tracks(table.iloc[:0], CLASSES).columns
