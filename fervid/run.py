@@ -93,7 +93,8 @@ def is_tracked(media: MediaInfo, options: AnnotateOptions) -> bool:
 def smoother_for(media: MediaInfo, options: AnnotateOptions) -> StreamSmoother:
     """The ``--smooth`` smoother for tracked inputs; off for independent photos, which have no time."""
     smooth = options.classification
-    return StreamSmoother(smooth.smooth if is_tracked(media, options) else 0.0, smooth.smooth_mode)
+    window = smooth.smooth if is_tracked(media, options) else 0.0
+    return StreamSmoother(window, smooth.smooth_mode, min_p_correct=smooth.min_p_correct)
 
 
 def face_ids_for(media: MediaInfo, options: AnnotateOptions, fps: float | None) -> FaceIds:
@@ -173,7 +174,7 @@ def _process(
         persons = summarize_persons(frame, engine.classes, frame_times, options.classification.min_p_correct)
         run["identity"] = _identity_record(found, options)
     if smoother.window_s > 0:
-        frame = add_smoothed(frame, engine.classes, smoother.window_s, smoother.mode)
+        frame = add_smoothed(frame, engine.classes, smoother.window_s, smoother.mode, smoother.min_p_correct)
     if identity is not None:
         run["identity"]["pictures_redrawn"] = _relabel(
             sinks, frame, engine.classes, FinalLabels(found.person_of_track, final_names)

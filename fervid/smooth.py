@@ -18,6 +18,12 @@ Two implementations share :func:`kernel_weights`, so they give the same numbers:
 the ``ps_<class>`` columns), :class:`StreamSmoother` works frame by frame inside the
 annotate loop, so the label drawn on the video is the smoothed one. Rows without a track
 (``face_id < 1``, e.g. independent photos) are left as they are.
+
+Only faces a conclusion may rest on (:func:`fervid.io.tables.trusted`: readable, ``p_correct`` at
+or above ``--min-p-correct``) are smoothed and smoothed over: a blurred or dark frame's output
+never pulls its neighbours' smoothed values, and a face that cannot be trusted has no smoothed
+value (NaN in the ``ps_`` columns; the stream keeps its raw output in ``shown``, which the
+video does not draw: it marks the face ``?``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fervid.io.tables import default_min_p_correct, trusted
 from fervid.types import FrameResult, Predictions
 
 MODES: tuple[str, ...] = ("centred", "causal")
@@ -67,9 +74,13 @@ def kernel_weights(dt: np.ndarray, window_s: float, mode: str) -> np.ndarray:
 
 
 def smooth_probs(
-    time_s: np.ndarray, track_id: np.ndarray, probs: np.ndarray, window_s: float, mode: str = "centred"
-) -> np.ndarray:
+    time_s: np.ndarray, track_id: np.ndarray, probs: np.ndarray, window_s: float, mode: str = "centred",
+    trusted: np.ndarray | None = None,
+) -> np.ndarray:  # fmt: skip
     """Smoothed copy of ``probs`` (n, k): each tracked row becomes the kernel-weighted mean of its track.
+
+    ``trusted`` (bool per row; default: every row): only those rows are smoothed over, and a
+    tracked row that is not trusted becomes NaN (no smoothed value rests on it).
 
     Rows may come in any order (the result is row-aligned with the input). Vectorized over
     all rows at once: the rows are sorted by (track, time) and the k-th neighbour on each
@@ -84,7 +95,10 @@ def smooth_probs(
         return out
     times = np.asarray(time_s, dtype=np.float64)
     ids = np.asarray(track_id, dtype=np.int64)
+    counts = np.ones(n, dtype=bool) if trusted is None else np.asarray(trusted, dtype=bool)
     tracked = np.flatnonzero(ids >= 1)
+    out[tracked[~counts[tracked]]] = np.nan
+    tracked = tracked[counts[tracked]]
     order = tracked[np.lexsort((times[tracked], ids[tracked]))]
     t, g, p = times[order], ids[order], probs[order].astype(np.float64)
     acc, wsum = p.copy(), np.ones(len(order))  # dt = 0: the row itself, weight 1
@@ -106,14 +120,19 @@ def smoothed_columns(classes: Sequence[str]) -> list[str]:
     return [f"ps_{c}" for c in classes]
 
 
-def add_smoothed(timeline: pd.DataFrame, classes: Sequence[str], window_s: float, mode: str) -> pd.DataFrame:
+def add_smoothed(
+    timeline: pd.DataFrame, classes: Sequence[str], window_s: float, mode: str, min_p_correct: float | None = None
+) -> pd.DataFrame:
     """The timeline with ``ps_<class>`` columns appended after the raw ``p_<class>`` ones (raw untouched).
 
-    Works on any timeline table, so a saved ``faces.csv`` can be re-smoothed with another
-    window without re-running the models: ``add_smoothed(pd.read_csv(...), classes, 1.0, "causal")``.
+    Only the faces :func:`fervid.io.tables.trusted` keeps at ``min_p_correct`` (None: the
+    option's default) are smoothed over; the others' ``ps_`` values are empty (NaN). Works on
+    any timeline table, so a saved ``faces.csv`` can be re-smoothed with another window
+    without re-running the models: ``add_smoothed(read_table(...), classes, 1.0, "causal")``.
     """
     raw = timeline[[f"p_{c}" for c in classes]].to_numpy()
-    smoothed = smooth_probs(timeline["time_s"].to_numpy(), timeline["face_id"].to_numpy(), raw, window_s, mode)
+    times, tracks = timeline["time_s"].to_numpy(), timeline["face_id"].to_numpy()
+    smoothed = smooth_probs(times, tracks, raw, window_s, mode, trusted(timeline, min_p_correct))
     out = timeline.drop(columns=[c for c in smoothed_columns(classes) if c in timeline.columns])
     return out.assign(**{name: smoothed[:, j] for j, name in enumerate(smoothed_columns(classes))})
 
@@ -141,12 +160,19 @@ class StreamSmoother:
     long windows), the oldest frame is emitted early with the look-ahead it has, so memory
     stays bounded; only its drawn label can then differ from the ``ps_`` columns, which are
     always computed over the whole window. Per-track history is pruned to the window.
+
+    Only faces :func:`fervid.io.tables.trusted` keeps at ``min_p_correct`` (None: the option's
+    default) enter the history; a face it does not keep is emitted with its raw probabilities.
     """
 
-    def __init__(self, window_s: float, mode: str = "centred", max_buffer_bytes: int = MAX_BUFFER_BYTES) -> None:
+    def __init__(
+        self, window_s: float, mode: str = "centred", max_buffer_bytes: int = MAX_BUFFER_BYTES,
+        min_p_correct: float | None = None,
+    ) -> None:  # fmt: skip
         self.window_s = check_window(window_s)
         self.mode = check_mode(mode)
         self.max_buffer_bytes = max_buffer_bytes
+        self.min_p_correct = default_min_p_correct() if min_p_correct is None else float(min_p_correct)
         self.reset()
 
     def reset(self) -> None:
@@ -160,8 +186,9 @@ class StreamSmoother:
         if self.window_s == 0:
             return [SmoothedResult(result.frame, result.detections, result.predictions, None)]
         t = result.frame.time_s
-        for track, probs in zip(result.detections.track_id, result.predictions.probs):
-            if track >= 1:
+        counts = trusted(result.detections, self.min_p_correct)
+        for track, probs, ok in zip(result.detections.track_id, result.predictions.probs, counts):
+            if track >= 1 and ok:
                 self._history.setdefault(int(track), deque()).append((t, probs.astype(np.float64)))
         self._pending.append(result)
         self._pending_bytes += result.frame.image.nbytes
@@ -192,9 +219,10 @@ class StreamSmoother:
         self._pending_bytes -= result.frame.image.nbytes
         t = result.frame.time_s
         probs = result.predictions.probs.copy()
+        counts = trusted(result.detections, self.min_p_correct)
         for row, track in enumerate(result.detections.track_id):
             history = self._history.get(int(track))
-            if track < 1 or not history:
+            if track < 1 or not history or not counts[row]:
                 continue
             times = np.fromiter((h[0] for h in history), dtype=np.float64, count=len(history))
             w = kernel_weights(times - t, self.window_s, self.mode)

@@ -111,3 +111,54 @@ def test_summary_of_a_never_readable_face_writes_an_empty_dominant_emotion(tmp_p
     assert back.loc[0, "dominant_emotion"] == "happy" and pd.isna(back.loc[1, "dominant_emotion"])
     assert back["readable_frames"].dtype == np.int64 and list(back["readable_frames"]) == [1, 0]
     assert "readable_frames" in summarize_tracks(table.iloc[:0], CLASSES).columns
+
+
+# ------------------------------------------------------------------------------ smoothing (item 7)
+def _random_faces(n: int = 90, seed: int = 3) -> pd.DataFrame:
+    """Two tracks at 30 fps, random probabilities, a third of the faces untrusted (unreadable or unsure)."""
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(len(CLASSES)), size=2 * n)
+    table = faces_table(probs.tolist(), [1, 2] * n, list(rng.random(2 * n) > 0.2), list(rng.random(2 * n)),
+                        step=1 / 60)  # fmt: skip
+    table["time_s"] = np.repeat(np.arange(n) / 30, 2)
+    table["frame"] = np.repeat(np.arange(n), 2)
+    return table
+
+
+@pytest.mark.parametrize("mode", ["centred", "causal"])
+def test_smoothing_skips_untrusted_faces_and_leaves_them_empty(mode: str) -> None:
+    from fervid.smooth import add_smoothed
+
+    table = _random_faces()
+    ok = trusted(table, 0.5)
+    assert 0 < ok.sum() < len(table)
+    smoothed = add_smoothed(table, CLASSES, 0.3, mode, min_p_correct=0.5)
+    ps = [f"ps_{c}" for c in CLASSES]
+    assert smoothed.loc[~ok, ps].isna().all().all()
+    # the trusted faces' smoothed values are those of a table that never had the untrusted faces
+    alone = add_smoothed(table[ok], CLASSES, 0.3, mode, min_p_correct=0)
+    np.testing.assert_allclose(smoothed.loc[ok, ps].to_numpy(), alone[ps].to_numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(smoothed[[f"p_{c}" for c in CLASSES]], table[[f"p_{c}" for c in CLASSES]])
+    everything = add_smoothed(table, CLASSES, 0.3, mode, min_p_correct=0)
+    assert not everything[ps].isna().any().any()
+
+
+@pytest.mark.parametrize("mode", ["centred", "causal"])
+def test_the_stream_smooths_trusted_faces_as_the_table_does(mode: str) -> None:
+    from fervid.smooth import StreamSmoother, add_smoothed
+    from fervid.types import Frame, FrameResult, Predictions
+
+    table = _random_faces()
+    results = []
+    for index, rows in table.groupby("frame", sort=True):
+        n = len(rows)
+        data = {"readable": rows["readable"].to_numpy(), "p_correct": rows["p_correct"].to_numpy()}
+        dets = Detections(np.zeros((n, 4)), np.ones(n), np.zeros((n, 5, 2)), rows["face_id"].to_numpy(), data=data)
+        frame = Frame(int(index), float(rows["time_s"].iloc[0]), np.zeros((4, 4, 3), np.uint8))
+        results.append(FrameResult(frame, dets, Predictions(rows[[f"p_{c}" for c in CLASSES]].to_numpy(), CLASSES)))
+    streamed = np.concatenate([r.shown.probs for r in StreamSmoother(0.3, mode, min_p_correct=0.5)(results)])
+    ok = trusted(table, 0.5)
+    expected = add_smoothed(table, CLASSES, 0.3, mode, min_p_correct=0.5)[[f"ps_{c}" for c in CLASSES]].to_numpy()
+    np.testing.assert_allclose(streamed[ok], expected[ok], rtol=1e-5, atol=1e-7)
+    # an untrusted face is drawn as "?", and keeps its raw output in `shown`
+    np.testing.assert_allclose(streamed[~ok], table.loc[~ok, [f"p_{c}" for c in CLASSES]].to_numpy(), rtol=1e-6)
