@@ -6,6 +6,10 @@ returns it. Sizes (line width, font) are derived from the image's short side, so
 the same annotator is readable on 360p and on 1080p. Colours come from a fixed
 palette indexed by person ID (or track ID before identity, or without it), so a person
 keeps their colour for the whole video; untracked rows (``track_id < 1``) are grey.
+
+A face whose label cannot be trusted (:func:`fervid.io.tables.trusted`: not readable, or
+``p_correct`` below ``--min-p-correct``; the classifier puts both in ``detections.data``) gets
+a grey box and a grey tag ``P2 ?``: who it is, no emotion and no bars.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fervid.io.tables import default_min_p_correct, trusted
 from fervid.types import Detections, Predictions
 
 Colour = tuple[int, int, int]
@@ -48,6 +53,8 @@ PALETTE: tuple[Colour, ...] = (
     (100, 180, 255),
 )
 UNTRACKED: Colour = (160, 160, 160)
+#: Box and tag of a face whose label cannot be trusted (its tag says ``?``).
+UNTRUSTED: Colour = (160, 160, 160)
 #: Landmark dot colours: left eye, right eye, nose, left and right mouth corner.
 LANDMARK_COLOURS: tuple[Colour, ...] = ((255, 0, 0), (255, 255, 0), (255, 0, 255), (0, 255, 0), (0, 80, 255))
 
@@ -117,6 +124,8 @@ class FrameAnnotator:
         thickness: box line width in pixels; None derives it from the image size.
         max_faces_for_bars: bars are drawn only in frames with at most this many faces;
             in a crowd they would cover the neighbours' faces and labels.
+        min_p_correct: faces below it, or not readable (``detections.data``), are drawn grey with ``?``
+            (:func:`fervid.io.tables.trusted`); 0 draws every label. None: the option's default.
     """
 
     def __init__(
@@ -126,9 +135,11 @@ class FrameAnnotator:
         thickness: int | None = None,
         max_faces_for_bars: int = 3,
         names: Callable[[int], str | None] | None = None,
+        min_p_correct: float | None = None,
     ):
         if thickness is not None and thickness < 1:
             raise ValueError(f"thickness must be >= 1 or None (automatic), got {thickness}")
+        self.min_p_correct = default_min_p_correct() if min_p_correct is None else float(min_p_correct)
         self.show_landmarks = show_landmarks
         self.show_bars = show_bars
         self.thickness = thickness
@@ -152,8 +163,10 @@ class FrameAnnotator:
         rows = np.flatnonzero(np.isfinite(detections.xyxy).all(axis=1))
         boxes = np.rint(np.clip(np.nan_to_num(detections.xyxy), -_COORD_LIMIT, _COORD_LIMIT)).astype(np.int64)
         who = [self._who(int(t), int(p)) for t, p in zip(detections.track_id, detections.person_id)]
-        colours = [colour_for(int(p) if p >= 1 else int(t)) for t, p in zip(detections.track_id, detections.person_id)]
-        texts = {int(i): _label_text(who[i], predictions, int(i)) for i in rows}
+        ok = trusted(detections, self.min_p_correct)
+        colours = [colour_for(int(p) if p >= 1 else int(t)) if good else UNTRUSTED
+                   for t, p, good in zip(detections.track_id, detections.person_id, ok)]  # fmt: skip
+        texts = {int(i): _label_text(who[i], predictions if ok[i] else None, int(i), not ok[i]) for i in rows}
         labels = {i: _label_rect(canvas.shape, boxes[i], text, style) for i, text in texts.items() if text}
         for i in rows:
             x0, y0, x1, y1 = boxes[i].tolist()
@@ -163,7 +176,7 @@ class FrameAnnotator:
             self._draw_landmarks(canvas, detections.landmarks[rows], style)
         if self.show_bars and predictions is not None and len(rows) <= self.max_faces_for_bars:
             short = abbreviations(predictions.classes)
-            for i in rows:
+            for i in rows[ok[rows]]:
                 label = labels.get(int(i))
                 self._draw_bars(canvas, boxes[i], label, predictions.probs[i], short, colours[i], style)
         # Labels last so no other face's box or bars cover them.
@@ -287,10 +300,13 @@ def _overlap(a: _Rect, b: _Rect) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _label_text(who: str, predictions: Predictions | None, row: int) -> str:
-    """``#3 happy 0.87`` or ``P2 Ada happy 0.87``; parts that are unknown (no ID, no predictions) are left out."""
+def _label_text(who: str, predictions: Predictions | None, row: int, untrusted: bool = False) -> str:
+    """``#3 happy 0.87`` or ``P2 Ada happy 0.87``; parts that are unknown (no ID, no predictions) are left out.
+    An untrusted face: ``P2 ?``."""
     parts = [who] if who else []
-    if predictions is not None:
+    if untrusted:
+        parts.append("?")
+    elif predictions is not None:
         probs = predictions.probs[row]
         top = int(np.argmax(probs))
         parts.append(f"{predictions.classes[top]} {float(probs[top]):.2f}")

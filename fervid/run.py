@@ -266,7 +266,9 @@ def _frame_sinks(
     """The annotated video or images; each can read its input again to redraw persons identity changed at the end."""
     if not options.output.video:
         return []
-    annotator = FrameAnnotator(show_bars=options.output.bars, names=names)
+    annotator = FrameAnnotator(
+        show_bars=options.output.bars, names=names, min_p_correct=options.classification.min_p_correct
+    )
     if isinstance(reader, VideoReader):
         path = outdir / f"{stem}.annotated.mp4"
         o = options.input

@@ -102,7 +102,8 @@ class TimelineFrames:
     """The faces table read back frame by frame as the annotator's input: detections and the probabilities shown.
 
     The probabilities are the smoothed ``ps_`` columns when the table has them (what the video
-    shows with ``--smooth``), the raw ``p_`` columns otherwise.
+    shows with ``--smooth``), the raw ``p_`` columns otherwise. ``readable`` and ``p_correct``
+    go back into ``Detections.data``, so a redrawn face is marked untrusted as it was the first time.
     """
 
     def __init__(self, timeline: pd.DataFrame, classes: tuple[str, ...]) -> None:
@@ -119,13 +120,17 @@ class TimelineFrames:
         self._person = person.to_numpy(np.int64)
         shown = "ps_" if all(f"ps_{c}" in table for c in classes) else "p_"
         self._probs = table[[f"{shown}{c}" for c in classes]].to_numpy(np.float32)
+        raw = table[[f"p_{c}" for c in classes]].to_numpy(np.float32)
+        self._probs = np.where(np.isnan(self._probs), raw, self._probs)  # untrusted faces: no smoothed value
+        self._data = {name: table[name].to_numpy() for name in ("readable", "p_correct") if name in table}
 
     def at(self, frame_index: int) -> tuple[Detections, Predictions]:
         """The faces of one frame (none: empty containers)."""
         rows = slice(*np.searchsorted(self._frame, [frame_index, frame_index + 1]))
         detections = Detections(
-            self._xyxy[rows], self._score[rows], self._landmarks[rows], self._track[rows], self._person[rows]
-        )
+            self._xyxy[rows], self._score[rows], self._landmarks[rows], self._track[rows], self._person[rows],
+            {name: values[rows] for name, values in self._data.items()},
+        )  # fmt: skip
         return detections, Predictions(self._probs[rows], self.classes)
 
 

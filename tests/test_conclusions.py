@@ -162,3 +162,45 @@ def test_the_stream_smooths_trusted_faces_as_the_table_does(mode: str) -> None:
     np.testing.assert_allclose(streamed[ok], expected[ok], rtol=1e-5, atol=1e-7)
     # an untrusted face is drawn as "?", and keeps its raw output in `shown`
     np.testing.assert_allclose(streamed[~ok], table.loc[~ok, [f"p_{c}" for c in CLASSES]].to_numpy(), rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------ annotated video (item 5)
+def _two_faces(readable: list[bool], p_correct: list[float]) -> Detections:
+    boxes = np.array([[100, 150, 200, 260], [400, 150, 500, 260]], dtype=np.float32)
+    landmarks = np.repeat(((boxes[:, :2] + boxes[:, 2:]) / 2)[:, None, :], 5, axis=1)
+    data = {"readable": np.asarray(readable), "p_correct": np.asarray(p_correct, dtype=np.float32)}
+    return Detections(boxes, np.full(2, 0.9), landmarks, np.array([1, 2]), np.array([1, 2]), data)
+
+
+def test_an_untrusted_face_gets_a_grey_box_and_a_question_mark_tag_without_bars() -> None:
+    from fervid.annotate import UNTRUSTED, FrameAnnotator, _label_text, colour_for
+    from fervid.types import Predictions
+
+    image = np.full((360, 640, 3), 40, np.uint8)
+    probs = Predictions(np.tile(np.float32([0.8, 0.1, 0.1]), (2, 1)), CLASSES)
+    out = FrameAnnotator(min_p_correct=0.5).annotate(image, _two_faces([True, True], [0.9, 0.3]), probs)
+    np.testing.assert_array_equal(out[205, 100], colour_for(1))  # the left edge of each box
+    np.testing.assert_array_equal(out[205, 400], UNTRUSTED)
+    assert (out[150:260, 205:320] != image[150:260, 205:320]).any()  # face 1's bars
+    np.testing.assert_array_equal(out[150:260, 505:620], image[150:260, 505:620])  # none for face 2
+    tag = lambda x0: int((out[135:150, x0 : x0 + 200] == UNTRUSTED).all(axis=2).any(axis=0).sum())  # noqa: E731
+    grey_tag, colour_tag = tag(400), int((out[135:150, 100:300] == colour_for(1)).all(axis=2).any(axis=0).sum())
+    assert 0 < grey_tag < colour_tag  # "P2 ?" is a shorter tag than "P1 happy 0.80"
+    assert _label_text("P2", probs, 1, untrusted=True) == "P2 ?"
+    assert _label_text("P1", probs, 0) == "P1 happy 0.80"
+    everything = FrameAnnotator(min_p_correct=0).annotate(image, _two_faces([False, False], [0.1, 0.1]), probs)
+    np.testing.assert_array_equal(everything[205, 400], colour_for(2))  # 0: every face keeps its label
+
+
+def test_the_redraw_from_the_faces_table_marks_the_same_faces() -> None:
+    from fervid.annotate import UNTRUSTED, FrameAnnotator
+    from fervid.sinks import TimelineFrames
+
+    table = faces_table([HAPPY, HAPPY], [1, 2], [True, False], [0.9, 0.9])
+    table["frame"] = 0
+    table.loc[1, ["x1", "x2"]] = [300.0, 350.0]
+    detections, shown = TimelineFrames(table, CLASSES).at(0)
+    np.testing.assert_array_equal(detections.data["readable"], [True, False])
+    out = FrameAnnotator(min_p_correct=0.5).annotate(np.full((200, 400, 3), 40, np.uint8), detections, shown)
+    np.testing.assert_array_equal(out[40, 300], UNTRUSTED)
+    assert not np.array_equal(out[40, 10], UNTRUSTED)
