@@ -8,6 +8,7 @@ the corpus index count only the faces :func:`fervid.io.tables.trusted` keeps. Sy
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +205,161 @@ def test_the_redraw_from_the_faces_table_marks_the_same_faces() -> None:
     out = FrameAnnotator(min_p_correct=0.5).annotate(np.full((200, 400, 3), 40, np.uint8), detections, shown)
     np.testing.assert_array_equal(out[40, 300], UNTRUSTED)
     assert not np.array_equal(out[40, 10], UNTRUSTED)
+
+
+# ------------------------------------------------------------------------------ report and ELAN (items 2, 3, 8)
+def _two_persons() -> pd.DataFrame:
+    """P1: happy 0-1 s, an unreadable stretch 1-2 s (where the model says sad), happy again 2-3 s; P2 beside
+    them all along, never readable (dark, blurred). 10 fps."""
+    n = 30
+    probs, ids, readable, p_correct = [], [], [], []
+    for i in range(n):
+        unread = 10 <= i < 20
+        probs += [SAD if unread else HAPPY, NEUTRAL]
+        ids += [1, 2]
+        readable += [not unread, False]
+        p_correct += [0.9, 0.95]
+    table = faces_table(probs, ids, readable, p_correct, persons=ids)
+    table["time_s"] = np.repeat(np.arange(n) / 10, 2)
+    table["frame"] = np.repeat(np.arange(n), 2)
+    table.loc[table["face_id"] == 2, ["x1", "x2"]] = [300.0, 350.0]
+    return table
+
+
+def _report(tmp_path: Path, table: pd.DataFrame, **options: object) -> tuple[object, Path]:
+    """The report of a synthetic video input (no models, no media): tables, gallery sheet, ELAN file, HTML."""
+    from fervid.options import AnnotateOptions
+    from fervid.report.sink import ReportSink
+    from fervid.run import InputResult
+
+    opts = AnnotateOptions.from_flat(**options)
+    threshold = opts.classification.min_p_correct
+    result = InputResult(
+        Path("clip.mp4"), "video", table, summarize_tracks(table, CLASSES, min_p_correct=threshold), 30, 1.0,
+        classes=CLASSES, time_range=(0.0, 2.9), run={"input": {"fps": 10.0, "kind": "video"}, "options": opts.flat()},
+        persons=summarize_persons(table, CLASSES, min_p_correct=threshold),
+    )  # fmt: skip
+    result.outputs = ReportSink(opts).write(result, tmp_path, "clip")
+    return result, tmp_path
+
+
+def test_report_numbers_gallery_and_settings_rest_on_trusted_faces(tmp_path: Path) -> None:
+    from fervid.report.context import NEVER_READABLE
+
+    _, folder = _report(tmp_path, _two_persons())
+    page = (folder / "clip.report.html").read_text()
+    assert '<th scope="row">Conclusions</th><td>readable faces with p_correct ≥ 0.5 (--min-p-correct)</td>' in page
+    rows = {r[0]: r for r in _table_rows(page, "persons")}
+    head = _table_head(page, "persons")
+    p1, p2 = (dict(zip(head, rows[k])) for k in ("P1", "P2"))
+    assert p1["Frames"] == "30" and p1["Readable"] == "67 %" and p1["Dominant"] == "happy"
+    assert p2["Frames"] == "30" and p2["Readable"] == "0 %" and p2["Dominant"] == "–"
+    assert rows["P2"][-3:] == ["–", "–", "–"] and rows["P1"][-3:] == ["80", "10", "10"]  # happy, sad, neutral
+    tiles = re.findall(r'<li class="tile" id="tile-(P\d)".*?</li>', page, flags=re.S)
+    assert tiles == ["P1", "P2"]
+    tile = {k: re.search(rf'id="tile-{k}".*?</figure>', page, flags=re.S).group(0) for k in tiles}
+    assert NEVER_READABLE in tile["P2"] and "happy" not in tile["P2"] and "neutral" not in tile["P2"]
+    assert NEVER_READABLE not in tile["P1"] and "happy · readable 67 %" in tile["P1"]
+
+
+def test_report_timelines_shade_untrusted_stretches_and_moments_and_elan_skip_them(tmp_path: Path) -> None:
+    from fervid.report.elan import read_segments
+
+    _, folder = _report(tmp_path, _two_persons(), elan_min_run=0.0)
+    page = (folder / "clip.report.html").read_text()
+    assert "Grey stripes: visible, but not readable or below the p_correct threshold" in page
+    charts = dict(re.findall(r'<article class="subject" id="timeline-(P\d)".*?(<svg.*?</svg>)', page, flags=re.S))
+    untrusted = {k: re.findall(r'<rect class="untrusted"[^>]*x="([\d.]+)"[^>]*width="([\d.]+)"', svg)
+                 for k, svg in charts.items()}  # fmt: skip
+    seen = {
+        k: re.findall(r'<rect class="seen" x="([\d.]+)" y="\d+" width="([\d.]+)"', svg) for k, svg in charts.items()
+    }
+    assert len(untrusted["P1"]) == 1 and seen["P2"] == untrusted["P2"]  # P2: all of its time on screen
+    x, w = (float(v) for v in untrusted["P1"][0])
+    x0, w0 = (float(v) for v in seen["P1"][0])
+    assert x == pytest.approx(x0 + w0 / 3, abs=1) and w == pytest.approx(w0 / 3, abs=1)  # 1-2 s of 0-3 s
+    assert len(re.findall(r"<polyline", charts["P1"])) == 2 * len(CLASSES)  # broken at the unreadable stretch
+    assert "<polyline" not in charts["P2"]
+    assert "never readable" in charts["P2"]  # the chart's description
+    assert "No moment: none of P2's faces could be read" in page
+    tiers = read_segments(folder / "clip.eaf")
+    assert tiers["P2"] == []
+    labels = [(a, b, v) for a, b, v in tiers["P1"]]
+    assert [v for *_, v in labels] == ["happy", "happy"]
+    assert labels[0][1] <= 1000 and labels[1][0] >= 2000  # a gap where P1 could not be read
+
+
+def test_report_of_a_run_without_the_filter_says_every_face(tmp_path: Path) -> None:
+    _, folder = _report(tmp_path, _two_persons(), min_p_correct=0.0)
+    page = (folder / "clip.report.html").read_text()
+    assert "<td>every face (--min-p-correct 0)</td>" in page
+    assert '<span class="badge">never readable: no expression reported</span>' not in page
+    assert '<rect class="untrusted"' not in page
+    rows = {r[0]: r for r in _table_rows(page, "persons")}
+    assert rows["P2"][-1] == "80" and rows["P1"][-3:] == ["57", "33", "10"]  # every face counts
+
+
+@pytest.mark.parametrize(
+    ("times", "labels", "expected"),
+    [
+        ([0.0, 0.1, 0.2, 0.3, 0.4], ["a", "a", None, "a", "a"], [(0.0, 0.2, "a"), (0.3, 0.5, "a")]),
+        ([0.0, 0.1, 0.2, 0.3], [None, None, "b", "b"], [(0.2, 0.4, "b")]),
+        ([0.0, 0.1, 0.2], [None, None, None], []),
+    ],
+)
+def test_an_untrusted_face_is_a_gap_in_the_elan_tier(times: list[float], labels: list, expected: list) -> None:
+    from fervid.report.elan import label_runs
+
+    got = [(round(s.start_s, 6), round(s.end_s, 6), s.label) for s in label_runs(np.array(times), labels, 0.1, 0.0)]
+    assert got == expected
+    # a short run never joins across the gap
+    merged = label_runs(np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5]), ["a", "a", "a", None, "b", "a"], 0.1, 0.15)
+    assert [(round(s.start_s, 6), round(s.end_s, 6), s.label) for s in merged] == [(0.0, 0.3, "a"), (0.4, 0.6, "b")]
+
+
+def _table_head(page: str, table_id: str) -> list[str]:
+    table = re.search(rf'<table id="{table_id}">(.*?)</table>', page, flags=re.S).group(1)
+    head = re.search(r"<thead>\s*<tr>(.*?)</tr>", table, flags=re.S).group(1)
+    return re.findall(r"<th[^>]*>(.*?)</th>", head)[:-1]  # less the "Mean probability" group header
+
+
+def _table_rows(page: str, table_id: str) -> list[list[str]]:
+    table = re.search(rf'<table id="{table_id}">(.*?)</table>', page, flags=re.S).group(1)
+    body = re.search(r"<tbody>(.*?)</tbody>", table, flags=re.S).group(1)
+    return [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row) for row in re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)]
+
+
+@pytest.mark.parametrize(("window", "mode"), [(0.2, "centred"), (0.3, "causal")])
+def test_moments_are_the_peaks_of_trusted_faces_only(window: float, mode: str) -> None:
+    """The streamed peaks equal those of the whole timeline smoothed over trusted faces, at trusted faces."""
+    from test_report_parts import _stream
+
+    from fervid.report.moments import PeakCollector, Smoothing
+    from fervid.smooth import smooth_probs
+    from fervid.types import EMOTIONS
+
+    items, times, tracks, probs = _stream(4)
+    rng = np.random.default_rng(9)
+    ok = rng.random(len(times)) > 0.35
+    collector, start = PeakCollector(Smoothing(window, mode, True), threshold=0.3, min_p_correct=0.5), 0
+    for frame, dets, preds in items:
+        rows = slice(start, start + len(dets))
+        data = {"readable": ok[rows], "p_correct": np.full(len(dets), 0.9, np.float32)}
+        collector.add(frame, Detections(dets.xyxy, dets.score, dets.landmarks, dets.track_id, data=data), preds)
+        start += len(dets)
+    peaks = collector.finish()
+    smoothed = smooth_probs(times, tracks, probs, window, mode, ok)
+    expected = {}
+    for k in (1, 2):
+        rows = np.flatnonzero((tracks == k) & ok)
+        for j, emotion in enumerate(EMOTIONS):
+            best = rows[np.argmax(smoothed[rows, j])]
+            if emotion != "neutral" and smoothed[best, j] >= 0.3:
+                expected[(k, emotion)] = (smoothed[best, j], times[best])
+    assert expected and set(peaks) == set(expected)
+    for key, (value, time_s) in expected.items():
+        assert peaks[key].value == pytest.approx(value, abs=1e-6) and peaks[key].time_s == time_s
+    everything = PeakCollector(Smoothing(window, mode, True), threshold=0.3, min_p_correct=0.5)
+    for frame, dets, preds in items:  # no readable/p_correct: every face counts
+        everything.add(frame, dets, preds)
+    assert {k: p.value for k, p in everything.finish().items()} != {k: p.value for k, p in peaks.items()}

@@ -1,9 +1,11 @@
 """A subject's timeline as numbers for an inline SVG: one line per class, its moments marked.
 
 Pure geometry (pixel coordinates, tick labels, texts); the report template draws it. Lines are
-the smoothed probabilities, broken where the subject was not visible, and averaged per pixel
-column, so an hour of video is a few hundred points, not a hundred thousand. Every chart of
-an input shares the processed time range, so subjects line up with each other.
+the smoothed probabilities, broken where the subject was not visible and where its face could
+not be trusted (no smoothed value: not readable, or ``p_correct`` below ``--min-p-correct``;
+those stretches are shaded apart from the not-visible ones), and averaged per pixel column,
+so an hour of video is a few hundred points, not a hundred thousand. Every chart of an input
+shares the processed time range, so subjects line up with each other.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Chart:
     lines: list[Line] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
     spans: list[tuple[float, float]] = field(default_factory=list)  # visible stretches: x from, width
+    untrusted: list[tuple[float, float]] = field(default_factory=list)  # visible, but no label: x from, width
     xticks: list[tuple[float, str]] = field(default_factory=list)
     yticks: list[tuple[float, str]] = field(default_factory=list)
     width: int = WIDTH
@@ -58,7 +61,8 @@ def subject_chart(
     title: str, times: np.ndarray, smoothed: np.ndarray, classes: Sequence[str], moments: Sequence[Moment],
     time_range: tuple[float, float], frame_step: float,
 ) -> Chart:  # fmt: skip
-    """The chart of one subject: its rows' times (sorted), smoothed probabilities (n, k), its moments."""
+    """The chart of one subject: its rows' times (sorted), smoothed probabilities (n, k; NaN rows: untrusted
+    faces), its moments."""
     t0, t1 = time_range[0], max(time_range[1], time_range[0] + 1e-3)
     x0, y0, x1, y1 = LEFT, TOP, WIDTH - RIGHT, HEIGHT - BOTTOM
 
@@ -74,10 +78,18 @@ def subject_chart(
     for part in parts:
         start, end = float(x_of(times[part][0])), float(x_of(times[part][-1] + frame_step))
         chart.spans.append((start, max(end - start, 1.0)))
+    labelled = ~np.isnan(smoothed).any(axis=1) if smoothed.size else np.ones(len(times), dtype=bool)
+    for part in parts:
+        t = times[part]
+        ends = np.append(t[1:], t[-1] + frame_step)  # a row lasts until the next one
+        for run in _runs(~labelled[part]):
+            start, end = float(x_of(t[run][0])), float(x_of(ends[run][-1]))
+            chart.untrusted.append((start, max(end - start, 1.0)))
+    pieces = [slice(part.start + run.start, part.start + run.stop) for part in parts for run in _runs(labelled[part])]
     for k, emotion in enumerate(classes):
         polylines = []
-        for part in parts:
-            xs, ps = _per_column(np.asarray(x_of(times[part])), smoothed[part, k])
+        for piece in pieces:
+            xs, ps = _per_column(np.asarray(x_of(times[piece])), smoothed[piece, k])
             ys = np.asarray(y_of(ps))
             polylines.append(" ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys)))
         chart.lines.append(Line(emotion, colours[emotion], tuple(polylines)))
@@ -88,6 +100,12 @@ def subject_chart(
     chart.xticks = [(float(x_of(t)), _time_label(t)) for t in _ticks(t0, t1)]
     chart.yticks = [(float(y_of(p)), f"{p:.1f}") for p in (0.0, 0.5, 1.0)]
     return chart
+
+
+def _runs(flags: np.ndarray) -> list[slice]:
+    """The runs of consecutive True values."""
+    edges = np.flatnonzero(np.diff(np.r_[0, flags.astype(np.int8), 0]))
+    return [slice(int(a), int(b)) for a, b in zip(edges[0::2], edges[1::2])]
 
 
 def _per_column(xs: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,6 +125,7 @@ def _ticks(t0: float, t1: float, most: int = 8) -> np.ndarray:
 
 
 def _time_label(t: float) -> str:
+    t = float(t) + 0.0  # -0.0 (the first tick of a range starting at 0) reads "0 s"
     if t >= 60:
         minutes, seconds = divmod(t, 60)
         return f"{int(minutes)}:{seconds:04.1f}" if seconds % 1 else f"{int(minutes)}:{int(seconds):02d}"
@@ -120,10 +139,15 @@ def _describe(
     """The chart in words (the SVG's description, for screen readers and text browsers)."""
     if len(times) == 0:
         return f"{title} has no rows."
-    top = np.asarray(classes)[smoothed.argmax(axis=1)]
+    labelled = ~np.isnan(smoothed).any(axis=1)
+    seen = f"visible from {times[0]:.2f} s to {times[-1]:.2f} s in {len(parts)} stretch(es)"
+    if not labelled.any():
+        return f"{title}: {seen}; never readable: no expression reported."
+    top = np.asarray(classes)[smoothed[labelled].argmax(axis=1)]
     names, counts = np.unique(top, return_counts=True)
     order = np.argsort(-counts)
     shares = ", ".join(f"{names[i]} {100 * counts[i] / len(top):.0f} %" for i in order[:3])
-    seen = f"visible from {times[0]:.2f} s to {times[-1]:.2f} s in {len(parts)} stretch(es)"
+    if not labelled.all():
+        seen += f", readable in {100 * labelled.mean():.0f} % of its frames"
     peaks = "; ".join(f"{m.emotion} peaks at {m.peak.time_s:.2f} s ({m.peak.value:.2f})" for m in moments)
     return f"{title}: {seen}; top label {shares}." + (f" Moments: {peaks}." if peaks else "")

@@ -35,7 +35,9 @@ class ReportCollector:
     def __init__(self, options: Any) -> None:
         self.smoothing = report_smoothing(options)
         self._gallery = GalleryCollector()
-        self._peaks = PeakCollector(self.smoothing, options.output.moment_threshold)
+        self._peaks = PeakCollector(
+            self.smoothing, options.output.moment_threshold, min_p_correct=options.classification.min_p_correct
+        )
         self._material: ReportMaterial | None = None
 
     def add(self, result: SmoothedResult) -> None:

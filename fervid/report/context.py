@@ -27,11 +27,17 @@ class Picture:
 
 @dataclass
 class Tile:
-    """One gallery tile: a subject, its best face, its faces over time."""
+    """One gallery tile: a subject, its best face, its faces over time, and what its faces showed.
+
+    ``verdict``: the dominant label and how much of the subject could be read (empty for a subject with no
+    trusted face); ``badge``: the mark of a subject that was never readable (:func:`never_readable`).
+    """
 
     subject: Subject
     best: Picture | None
     spread: list[Picture] = field(default_factory=list)
+    verdict: str = ""
+    badge: str = ""
 
 
 @dataclass
@@ -41,6 +47,7 @@ class Section:
     subject: Subject
     chart: Chart
     moments: list[Picture] = field(default_factory=list)
+    never_readable: bool = False  # no face the conclusions may rest on: no line, no moment
 
 
 def seconds(value: Any, digits: int = 2) -> str:
@@ -81,6 +88,30 @@ def input_facts(result: Any, tracked: bool = True) -> list[tuple[str, str]]:
     return facts
 
 
+#: The gallery's mark of a subject none of whose faces a conclusion may rest on.
+NEVER_READABLE = "never readable: no expression reported"
+
+
+def conclusions_text(timeline: pd.DataFrame, options: Any) -> str:
+    """Which faces the conclusions rest on, in words (the report's settings, the ELAN file's properties)."""
+    threshold = options.classification.min_p_correct
+    if threshold <= 0:
+        return "every face (--min-p-correct 0)"
+    if not all(c in timeline.columns for c in ("readable", "p_correct")):
+        return "every face (no readable or p_correct column: the model has no reliability estimate)"
+    return f"readable faces with p_correct ≥ {threshold:g} (--min-p-correct)"
+
+
+def never_readable(table: pd.DataFrame, subjects: Sequence[Subject]) -> dict[int, str]:
+    """Subject key -> :data:`NEVER_READABLE` for the subjects of a summary or persons table without a trusted face
+    (``readable_frames`` 0); a table from before ``readable_frames`` marks none."""
+    if "readable_frames" not in table.columns:
+        return {}
+    column = "person_id" if "person_id" in table.columns and "face_ids" in table.columns else "face_id"
+    counts = dict(zip(table[column].astype(int), table["readable_frames"]))
+    return {s.key: NEVER_READABLE for s in subjects if counts.get(s.key, 1) == 0}
+
+
 def run_settings(result: Any, options: Any, smoothing: Smoothing | None) -> list[tuple[str, str]]:
     """The settings a reader needs to judge the labels: models, thresholds, smoothing, range, versions."""
     models = result.run.get("models", {})
@@ -100,6 +131,7 @@ def run_settings(result: Any, options: Any, smoothing: Smoothing | None) -> list
     ]  # fmt: skip
     if o.identity.people:
         settings.append(("Known people", str(o.identity.people)))
+    settings.append(("Conclusions", conclusions_text(result.timeline, o)))
     if smoothing is not None:
         settings.append(("Smoothing (moments, timelines, ELAN)", smoothing.describe()))
         settings.append(("Moment threshold", f"smoothed p ≥ {o.output.moment_threshold:g}"))
@@ -113,8 +145,13 @@ def picture(jpeg: bytes, alt: str, caption: str) -> Picture:
     return Picture(data_uri(jpeg), alt, caption)
 
 
-def gallery_tiles(entries: Sequence[GalleryEntry]) -> list[Tile]:
-    """Tiles with captions that say where each face is: time and frame in a video, the file of an image."""
+def gallery_tiles(
+    entries: Sequence[GalleryEntry], badges: dict[int, str] | None = None, table: pd.DataFrame | None = None
+) -> list[Tile]:
+    """Tiles with captions that say where each face is: time and frame in a video, the file of an image; with
+    the summary or persons ``table``, each subject's dominant label and readable share; ``badges`` by subject key
+    (:func:`never_readable`)."""
+    verdicts = _verdicts(table) if table is not None else {}
     tiles = []
     for entry in entries:
         who = entry.subject.title
@@ -126,8 +163,23 @@ def gallery_tiles(entries: Sequence[GalleryEntry]) -> list[Tile]:
                 where = f"{seconds(b.time_s)}, {where}"
             best = picture(b.jpeg, f"Best face of {who} ({where}, face {b.track_id})", f"{where} · face {b.track_id}")
         spread = [picture(c.jpeg, f"{who} at {seconds(c.time_s)}", seconds(c.time_s)) for c in entry.spread]
-        tiles.append(Tile(entry.subject, best, spread))
+        badge = (badges or {}).get(entry.subject.key, "")
+        verdict = "" if badge else verdicts.get(entry.subject.key, "")
+        tiles.append(Tile(entry.subject, best, spread, verdict, badge))
     return tiles
+
+
+def _verdicts(table: pd.DataFrame) -> dict[int, str]:
+    """Subject key -> ``happy · readable 85 %`` (the dominant label; how much of the subject could be read)."""
+    column = "person_id" if "person_id" in table.columns and "face_ids" in table.columns else "face_id"
+    out = {}
+    for _, row in table.iterrows():
+        if pd.isna(row["dominant_emotion"]):
+            continue
+        share = row.get("readable_share", float("nan"))
+        readable = f" · readable {100 * share:.0f} %" if pd.notna(share) and share < 1 else ""
+        out[int(row[column])] = f"{row['dominant_emotion']}{readable}"
+    return out
 
 
 def moment_pictures(moments: Sequence[Moment], files: dict[int, str] | None = None) -> list[Picture]:
@@ -171,7 +223,9 @@ def summary_table(table: pd.DataFrame, subjects: Sequence[Subject], frame_step: 
 
     Videos and ``--sequence`` folders: first and last seen, frames and time on screen
     (``visible_s``, from the frames' own times); photos: the files the subject is in and how
-    many faces. The Name column is there only when a subject has a ``--people`` name.
+    many faces. The Name column is there only when a subject has a ``--people`` name. Readable:
+    the share of those faces the conclusions rest on (``readable_share``); the dominant label and
+    the means come from them only, a dash where there is none.
     """
     column = "person_id" if "person_id" in table.columns and "face_ids" in table.columns else "face_id"
     by_key = {int(row[column]): row for _, row in table.iterrows()}
@@ -182,6 +236,9 @@ def summary_table(table: pd.DataFrame, subjects: Sequence[Subject], frame_step: 
         head += ["First seen", "Last seen", "Frames", "Visible"]
     else:
         head += ["Photos", "Faces"]
+    readable = "readable_share" in table.columns
+    if readable:
+        head.append("Readable")
     head.append("Dominant")
     rows = []
     for s in subjects:
@@ -197,8 +254,11 @@ def summary_table(table: pd.DataFrame, subjects: Sequence[Subject], frame_step: 
             cells += [seconds(row["first_time_s"]), seconds(row["last_time_s"]), str(int(row["frames"])), visible]
         else:
             cells += [listed(files.get(s.key, []), ", ") or "–", str(int(row["frames"]))]
-        cells.append(str(row["dominant_emotion"]))
-        rows.append(cells + [f"{100 * float(row[f'mean_p_{c}']):.0f}" for c in classes])
+        if readable:
+            cells.append(f"{100 * float(row['readable_share']):.0f} %")
+        cells.append("–" if pd.isna(row["dominant_emotion"]) else str(row["dominant_emotion"]))
+        means = [float(row[f"mean_p_{c}"]) for c in classes]
+        rows.append(cells + ["–" if math.isnan(m) else f"{100 * m:.0f}" for m in means])
     first_number = head.index("First seen") if tracked else head.index("Faces")
     numeric = {*range(first_number, head.index("Dominant")), *range(len(head), len(head) + len(classes))}
     lists = {head.index(name) for name in ("Name", "Face IDs", "Photos") if name in head}

@@ -2,6 +2,11 @@
 
 * **Labels.** Each row's label is its top class after smoothing (the ``--smooth`` window, or
   the report's default window when smoothing is off: :func:`fervid.report.moments.report_smoothing`).
+* **Untrusted faces are gaps.** A face that is not readable or whose ``p_correct`` is below
+  ``--min-p-correct`` (:func:`fervid.io.tables.trusted`) has no label: the annotation before it
+  ends where it starts, and nothing is written until a trusted face follows. An ELAN user reads
+  an annotation as a claim about that stretch, so fervid makes none where it could not read the
+  face; the faces table tells an unreadable stretch from one where the person was not visible.
 * **Runs.** A row lasts until the subject's next row; the subject is visible in stretches with
   no gap longer than 2.5 processed frames (as in the timeline plot), and a run never spans a gap
   (the last row of a stretch lasts one frame step).
@@ -60,8 +65,11 @@ def stretches(times: np.ndarray, frame_step: float) -> list[slice]:
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def raw_runs(times: np.ndarray, labels: Sequence[str], frame_step: float) -> list[list[Segment]]:
-    """Per visible stretch, the runs of equal consecutive labels, each lasting until the next row."""
+def raw_runs(times: np.ndarray, labels: Sequence[str | None], frame_step: float) -> list[list[Segment]]:
+    """Per visible stretch of labelled rows, the runs of equal consecutive labels, each lasting until the next row.
+
+    A row without a label (None: an untrusted face) ends the stretch: the run before it lasts until that row.
+    """
     out = []
     for part in stretches(times, frame_step):
         t = times[part]
@@ -71,9 +79,15 @@ def raw_runs(times: np.ndarray, labels: Sequence[str], frame_step: float) -> lis
         start = 0
         for i in range(1, len(t) + 1):
             if i == len(t) or names[i] != names[start]:
-                runs.append(Segment(float(t[start]), float(ends[i - 1]), names[start]))
+                if names[start] is None:
+                    if runs:
+                        out.append(runs)
+                    runs = []
+                else:
+                    runs.append(Segment(float(t[start]), float(ends[i - 1]), names[start]))
                 start = i
-        out.append(runs)
+        if runs:
+            out.append(runs)
     return out
 
 
@@ -90,8 +104,8 @@ def merge_short(runs: list[Segment], min_run_s: float) -> list[Segment]:
     return [run for run in merged if run.duration_s >= min_run_s]
 
 
-def label_runs(times: np.ndarray, labels: Sequence[str], frame_step: float, min_run_s: float) -> list[Segment]:
-    """The annotations of one subject: its rows' times (sorted) and top labels -> segments."""
+def label_runs(times: np.ndarray, labels: Sequence[str | None], frame_step: float, min_run_s: float) -> list[Segment]:
+    """The annotations of one subject: its rows' times (sorted) and top labels (None: untrusted) -> segments."""
     times = np.asarray(times, dtype=np.float64)
     labels = np.asarray(labels, dtype=object)
     if len(times) == 0:

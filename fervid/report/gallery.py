@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -321,8 +322,11 @@ def gallery_files(entry: GalleryEntry) -> list[tuple[str, FaceCrop]]:
     return files + [(f"faces/{label}-{k}.jpg", crop) for k, crop in enumerate(entry.spread, start=1)]
 
 
-def write_gallery(entries: list[GalleryEntry], outdir: Path, stem: str) -> list[Path]:
-    """``faces/*.jpg`` (the JPEG bytes as collected) and the contact sheet ``<stem>.faces.png``."""
+def write_gallery(
+    entries: list[GalleryEntry], outdir: Path, stem: str, badges: dict[int, str] | None = None
+) -> list[Path]:
+    """``faces/*.jpg`` (the JPEG bytes as collected) and the contact sheet ``<stem>.faces.png`` (``badges``: a
+    mark per subject key, such as never readable)."""
     written = []
     for entry in entries:
         for name, crop in gallery_files(entry):
@@ -332,7 +336,7 @@ def write_gallery(entries: list[GalleryEntry], outdir: Path, stem: str) -> list[
             written.append(path)
     remove_stale(outdir / "faces", set(written), GALLERY_FILE)
     if entries:
-        written.append(write_contact_sheet(entries, outdir / f"{stem}.faces.png"))
+        written.append(write_contact_sheet(entries, outdir / f"{stem}.faces.png", badges))
     return written
 
 
@@ -347,9 +351,9 @@ def remove_stale(folder: Path, keep: set[Path], pattern: re.Pattern[str]) -> Non
         folder.rmdir()
 
 
-def write_contact_sheet(entries: list[GalleryEntry], path: Path) -> Path:
+def write_contact_sheet(entries: list[GalleryEntry], path: Path, badges: dict[int, str] | None = None) -> Path:
     """One row per subject: its ID and name, its best face (with its file, for images), then its faces over time
-    with their times.
+    with their times. A subject with a badge (never readable) has it under its ID, in red, wrapped to the column.
 
     At most ``SHEET_ROWS`` subjects (in ID order); a last line says how many more are in ``faces/``.
     """
@@ -373,6 +377,10 @@ def write_contact_sheet(entries: list[GalleryEntry], path: Path) -> Path:
         draw.text((gap + 14, y + 34), entry.subject.name[:16], fill=(20, 20, 20), font=font)
         tracks = " ".join(str(t) for t in entry.subject.tracks)
         draw.text((gap + 14, y + 56), f"faces {tracks}"[:18], fill=(90, 90, 90), font=font)
+        badge = (badges or {}).get(entry.subject.key)
+        if badge:
+            lines = textwrap.wrap(badge, 16)
+            draw.text((gap + 14, y + 80), "\n".join(lines[:4]), fill=(180, 20, 20), font=font, spacing=2)
         if entry.best is not None:
             sheet.paste(_decoded(entry.best, CROP_PX), (label_w, y))
             if entry.best.file:  # a photo: which one

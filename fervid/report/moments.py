@@ -4,7 +4,8 @@ Raw per-frame probabilities flicker, so a moment is the peak of the *smoothed* p
 the ``--smooth`` window and mode when smoothing is on (the same numbers as the ``ps_<class>``
 columns), else a centred window of ``DEFAULT_WINDOW_S`` seconds used for the report only
 (:func:`report_smoothing`; the report and ``<stem>.moments.csv`` say which). A peak below
-``--moment-threshold`` is no moment.
+``--moment-threshold`` is no moment. Only trusted faces (:func:`fervid.io.tables.trusted`: readable,
+``p_correct`` at or above ``--min-p-correct``) are smoothed over and can be a moment.
 
 The thumbnail must be cut while the frame is still there, so :class:`PeakCollector` smooths
 each track's probabilities as frames stream, with the same kernel as
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from fervid.io.atomic import atomic_path
-from fervid.io.tables import write_table
+from fervid.io.tables import default_min_p_correct, trusted, write_table
 from fervid.report.gallery import Pads, encode_jpeg, face_region, padded, remove_stale, resized
 from fervid.report.subjects import Subject, subject_column
 from fervid.smooth import kernel_weights, smooth_probs
@@ -71,14 +72,30 @@ def report_smoothing(options: Any) -> Smoothing:
     return Smoothing(DEFAULT_WINDOW_S, "centred", False)
 
 
-def smoothed_probs(timeline: pd.DataFrame, classes: tuple[str, ...], smoothing: Smoothing) -> np.ndarray:
-    """The timeline's smoothed probabilities (n, k): its ``ps_`` columns, or smoothed here with ``smoothing``."""
+def smoothed_probs(
+    timeline: pd.DataFrame, classes: tuple[str, ...], smoothing: Smoothing, min_p_correct: float | None = None
+) -> np.ndarray:
+    """The timeline's smoothed probabilities (n, k): its ``ps_`` columns, or smoothed here with ``smoothing``.
+
+    Over trusted faces only (``min_p_correct``; None: the option's default); an untrusted face's row is NaN.
+    """
     columns = [f"ps_{c}" for c in classes]
+    counts = trusted(timeline, min_p_correct)
     if smoothing.from_options and all(c in timeline.columns for c in columns):
-        return timeline[columns].to_numpy(dtype=np.float64)
+        smoothed = timeline[columns].to_numpy(dtype=np.float64)
+        smoothed[~counts] = np.nan
+        return smoothed
     raw = timeline[[f"p_{c}" for c in classes]].to_numpy()
     times, tracks = timeline["time_s"].to_numpy(), timeline["face_id"].to_numpy()
-    return smooth_probs(times, tracks, raw, smoothing.window_s, smoothing.mode).astype(np.float64)
+    smoothed = smooth_probs(times, tracks, raw, smoothing.window_s, smoothing.mode, counts).astype(np.float64)
+    smoothed[~counts] = np.nan  # untracked rows too
+    return smoothed
+
+
+def top_labels(smoothed: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    """The top class of each row of :func:`smoothed_probs` (object array), None where the row has no value."""
+    labels = np.asarray(classes, dtype=object)[np.nan_to_num(smoothed, nan=-1.0).argmax(axis=1)]
+    return np.where(np.isnan(smoothed).any(axis=1), None, labels)
 
 
 @dataclass
@@ -128,11 +145,16 @@ class PeakCollector:
 
     Frames wait (by reference) until their rows are final, at most the smoothing window; past
     ``max_held_bytes`` of pixels the oldest frame's faces are cut at once and the frame let go.
+    Only trusted faces (``min_p_correct``; None: the option's default) enter a track.
     """
 
-    def __init__(self, smoothing: Smoothing, threshold: float, max_held_bytes: int = MAX_HELD_BYTES) -> None:
+    def __init__(
+        self, smoothing: Smoothing, threshold: float, max_held_bytes: int = MAX_HELD_BYTES,
+        min_p_correct: float | None = None,
+    ) -> None:  # fmt: skip
         self.smoothing = smoothing
         self.threshold = threshold
+        self.min_p_correct = default_min_p_correct() if min_p_correct is None else float(min_p_correct)
         self.max_held_bytes = max_held_bytes
         self.peaks: dict[tuple[int, str], Peak] = {}
         self._tracks: dict[int, deque[_Row]] = {}
@@ -149,8 +171,9 @@ class PeakCollector:
             self._classes = predictions.classes
             self._watch = np.array([j for j, c in enumerate(self._classes) if c != NEUTRAL], dtype=np.int64)
         held = _Held(frame.image)
+        counts = trusted(detections, self.min_p_correct)
         for row, track_id in enumerate(detections.track_id.tolist()):
-            if track_id >= 1:
+            if track_id >= 1 and counts[row]:
                 probs = predictions.probs[row].astype(np.float64)
                 held.rows.append(_Row(t, probs, frame.index, detections.xyxy[row].copy(), held))
                 self._tracks.setdefault(track_id, deque()).append(held.rows[-1])

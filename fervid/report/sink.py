@@ -2,6 +2,9 @@
 
 Videos and ``--sequence`` folders get everything; independent photos (no time) get the
 lighter version: gallery, per-person numbers and links, no moments, timelines or ELAN file.
+Every conclusion rests on the trusted faces (:func:`fervid.io.tables.trusted` at
+``--min-p-correct``): the numbers come from the summaries, which count only those; timelines,
+moments and ELAN labels are smoothed over them; a subject with none is marked in the gallery.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from fervid.report.chart import subject_chart
 from fervid.report.collect import KEY, ReportMaterial
 from fervid.report.context import (
     Section,
+    conclusions_text,
     frame_step,
     gallery_tiles,
     input_facts,
     moment_pictures,
+    never_readable,
     run_settings,
     summary_table,
 )
@@ -31,6 +36,7 @@ from fervid.report.moments import (
     pick_moments,
     report_smoothing,
     smoothed_probs,
+    top_labels,
     write_moments,
 )
 from fervid.report.subjects import Subject, rows_of, subjects_of
@@ -49,26 +55,27 @@ class ReportSink:
         material: ReportMaterial | None = result.collected.get(KEY)
         subjects = subjects_of(result.timeline)
         tracked = result.kind == "video" or o.input.sequence
+        table = result.persons if result.persons is not None else result.summary
+        badges = never_readable(table, subjects)
         entries = pick_gallery(material.tracks if material else {}, subjects)
-        written = write_gallery(entries, outdir, stem)
+        written = write_gallery(entries, outdir, stem, badges)
         smoothing = report_smoothing(o) if tracked else None
         sections, moments = [], []
         if smoothing is not None:
             moments = pick_moments(material.peaks if material else {}, subjects, result.classes)
             written += write_moments(moments, result.timeline, smoothing, outdir, stem, o.output.table_suffixes)
             step = frame_step(result, o) or 1.0
-            smoothed = smoothed_probs(result.timeline, result.classes, smoothing)
+            smoothed = smoothed_probs(result.timeline, result.classes, smoothing, o.classification.min_p_correct)
             sections = self._sections(result, subjects, smoothed, moments, step)
             written.append(self._elan(result, subjects, smoothed, step, outdir / f"{stem}.eaf"))
-        table = result.persons if result.persons is not None else result.summary
         numbers = summary_table(table, subjects, frame_step(result, o), result.classes, result.timeline, tracked)
         page = render(
             "report.html.j2", title=result.source.name, facts=input_facts(result, tracked),
-            settings=run_settings(result, o, smoothing), tiles=gallery_tiles(entries), numbers=numbers,
+            settings=run_settings(result, o, smoothing), tiles=gallery_tiles(entries, badges, table), numbers=numbers,
             sections=sections, files=self._files(result, outdir, stem, tracked, bool(entries)), tracked=tracked,
             who=self._who(result, tracked), one_photo=not tracked and result.frames == 1,
             smoothing=smoothing.describe() if smoothing else "",
-            threshold=o.output.moment_threshold,
+            threshold=o.output.moment_threshold, conclusions=conclusions_text(result.timeline, o),
         )  # fmt: skip
         written.append(write_html(outdir / f"{stem}.report.html", page))
         return written
@@ -85,11 +92,12 @@ class ReportSink:
             mine = [m for m in moments if m.subject == subject]
             chart = subject_chart(f"Timeline of {subject.title}", times[rows], smoothed[rows], result.classes, mine,
                                   span, step)  # fmt: skip
-            sections.append(Section(subject, chart, moment_pictures(mine, frame_files(result.timeline))))
+            never = bool(np.isnan(smoothed[rows]).any(axis=1).all())
+            sections.append(Section(subject, chart, moment_pictures(mine, frame_files(result.timeline)), never))
         return sections
 
     def _elan(self, result: Any, subjects: list[Subject], smoothed: np.ndarray, step: float, path: Path) -> Path:
-        labels = np.asarray(result.classes, dtype=object)[smoothed.argmax(axis=1)]
+        labels = top_labels(smoothed, result.classes)  # None for an untrusted face: a gap in the tier
         times = result.timeline["time_s"].to_numpy()
         tiers, participants = {}, {}
         for subject in subjects:
@@ -99,7 +107,9 @@ class ReportSink:
         media = result.source if result.kind == "video" else None
         smoothing = report_smoothing(self.options)
         notes = {"fervid:labels": f"top class, {smoothing.describe()}",
-                 "fervid:min_run_s": f"{self.options.output.elan_min_run:g}"}  # fmt: skip
+                 "fervid:min_run_s": f"{self.options.output.elan_min_run:g}",
+                 "fervid:conclusions": conclusions_text(result.timeline, self.options)
+                 + "; other faces are gaps"}  # fmt: skip
         return write_eaf(path, tiers, media, participants, notes)
 
     @staticmethod
