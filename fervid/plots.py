@@ -3,6 +3,9 @@
 A panel shows every class's probability as a line (the smoothed ``ps_`` columns when the
 run was smoothed, else the raw ``p_`` ones), a coloured band on top with the label that is
 on top at each moment, and grey shading with broken lines where the face was not visible.
+Where the face was visible but cannot be trusted (:func:`fervid.io.tables.trusted`: not
+readable, or ``p_correct`` below ``--min-p-correct``) the lines and the band stop too, and grey
+stripes mark the stretch, so a reader sees both kinds of gap apart.
 Panels share the time axis (the whole processed range), so faces line up with each other
 and with the video.
 
@@ -26,6 +29,7 @@ import pandas as pd
 
 from fervid.annotate import colour_for
 from fervid.io.atomic import atomic_path
+from fervid.io.tables import trusted
 
 #: One colour per canonical class (matplotlib's tab10, assigned so related feelings do not share hues).
 EMOTION_COLOURS: dict[str, str] = {
@@ -43,6 +47,7 @@ _SPARE_COLOURS = ("#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c3
 MAX_PANELS = 12
 _BAND = (1.04, 0.12)  # the top-label band: y position and height, in probability units
 _HIDDEN = "#f0f0f0"  # background where the face was not visible
+_UNTRUSTED = {"facecolor": "#f7f7f7", "edgecolor": "#b0b0b0", "hatch": "////"}  # visible, but no label
 
 
 def class_colours(classes: Sequence[str]) -> dict[str, str]:
@@ -55,6 +60,12 @@ def _segments(times: np.ndarray, gap_s: float) -> list[slice]:
     breaks = np.flatnonzero(np.diff(times) > gap_s) + 1
     edges = [0, *breaks.tolist(), len(times)]
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def _runs(flags: np.ndarray) -> list[slice]:
+    """The runs of consecutive True values."""
+    edges = np.flatnonzero(np.diff(np.r_[0, flags.astype(np.int8), 0]))
+    return [slice(int(a), int(b)) for a, b in zip(edges[0::2], edges[1::2])]
 
 
 def _frame_step(timeline: pd.DataFrame) -> float:
@@ -73,6 +84,7 @@ def plot_timeline(
     time_range: tuple[float, float] | None = None,
     frame_step: float | None = None,
     max_panels: int = MAX_PANELS,
+    min_p_correct: float | None = None,
 ) -> Path:
     """Draw the per-face timeline PNG at ``path`` (written atomically) and return the path.
 
@@ -84,6 +96,8 @@ def plot_timeline(
         frame_step: seconds between processed frames; a face missing for more than 2.5 steps
             counts as not visible. Default: the median step between the timeline's times.
         max_panels: at most this many persons or faces (the ones visible longest) are drawn.
+        min_p_correct: faces that are not readable or below it get no line or band, but stripes
+            (:func:`fervid.io.tables.trusted`; 0: every face is drawn). None: the option's default.
 
     Example::
 
@@ -104,6 +118,7 @@ def plot_timeline(
     prob_cols = [f"{'ps' if smoothed else 'p'}_{c}" for c in classes]
     who = "person_id" if "person_id" in timeline.columns else "face_id"
     tracked = timeline[(timeline["face_id"] >= 1) & (timeline[who] >= 1)]
+    tracked = tracked.assign(_trusted=trusted(tracked, min_p_correct))
     counts = tracked.groupby(who).size().sort_values(ascending=False, kind="stable")
     shown_ids = sorted(counts.index[:max_panels].tolist())
     step = frame_step if frame_step and frame_step > 0 else _frame_step(timeline)
@@ -121,7 +136,8 @@ def plot_timeline(
         if len(counts) > len(shown_ids):
             things = "persons" if who == "person_id" else "faces"
             extra = f"  (the {len(shown_ids)} longest-visible of {len(counts)} {things})"
-        _add_title_and_legend(fig, fig_h, f"{title}{extra}", classes, colours, smoothed)
+        untrusted = not tracked["_trusted"].all()
+        _add_title_and_legend(fig, fig_h, f"{title}{extra}", classes, colours, smoothed, untrusted)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
         plt.close(fig)
@@ -182,28 +198,36 @@ def panel_labels(who: str, shown_id: int, rows: pd.DataFrame) -> tuple[str, str 
 def _label_panel(
     ax: Any, who: str, shown_id: int, rows: pd.DataFrame, prob_cols: list[str], classes: list[str]
 ) -> None:  # fmt: skip
-    """The side label on the box colour of the video, the title (:func:`panel_labels`), and frames, time span and
-    top label at the right."""
-    top = np.bincount(rows[prob_cols].to_numpy().argmax(axis=1), minlength=len(classes))
-    best = int(top.argmax())
+    """The side label on the box colour of the video, the title (:func:`panel_labels`), and frames, time span,
+    top label (over trusted faces) and how many frames could be read at the right."""
+    counted = rows[rows["_trusted"]] if "_trusted" in rows.columns else rows
     rgb = tuple(v / 255 for v in colour_for(shown_id))
     label, title = panel_labels(who, shown_id, rows)
     if title:
         ax.set_title(title, loc="left", fontsize=8.5, pad=2)
     ax.set_ylabel(label, fontweight="bold", rotation=0, ha="right", va="center", labelpad=8)
     ax.yaxis.label.set_bbox({"facecolor": rgb, "edgecolor": "none", "alpha": 0.6, "pad": 2.5})
+    if len(counted):
+        top = np.bincount(counted[prob_cols].to_numpy().argmax(axis=1), minlength=len(classes))
+        best = int(top.argmax())
+        share = f"{top[best] / len(counted):.0%} of frames"
+        if len(counted) < len(rows):  # the share is of the readable frames: say how many those are
+            share = f"{top[best] / len(counted):.0%} of readable\nreadable: {len(counted) / len(rows):.0%}"
+        verdict = f"top: {classes[best]}\n{share}"
+    else:
+        verdict = "never readable:\nno expression"
     ax.text(
-        1.01, 0.5,
-        f"{len(rows)} frames\n{rows['time_s'].min():.1f}-{rows['time_s'].max():.1f} s\n"
-        f"top: {classes[best]}\n{top[best] / len(rows):.0%} of frames",
+        1.01, 0.5, f"{len(rows)} frames\n{rows['time_s'].min():.1f}-{rows['time_s'].max():.1f} s\n{verdict}",
         transform=ax.transAxes, ha="left", va="center", fontsize=8, color="#333333",
     )  # fmt: skip
 
 
 def _add_title_and_legend(
-    fig: Any, fig_h: float, title: str, classes: list[str], colours: dict[str, str], smoothed: bool
-) -> None:
-    """The title, then one legend for all panels: a line per class and the not-visible shading."""
+    fig: Any, fig_h: float, title: str, classes: list[str], colours: dict[str, str], smoothed: bool,
+    untrusted: bool = False,
+) -> None:  # fmt: skip
+    """The title, then one legend for all panels: a line per class, the not-visible shading and, when some face
+    could not be trusted, its stripes."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -211,6 +235,8 @@ def _add_title_and_legend(
     fig.text(0.5, 1 - 0.12 / fig_h, title, ha="center", va="top", fontsize=11, fontweight="bold")
     handles = [Line2D([], [], color=colours[c], linewidth=2.2, label=c) for c in classes]
     handles.append(Patch(facecolor=_HIDDEN, edgecolor="#cccccc", label="face not visible"))
+    if untrusted:
+        handles.append(Patch(**_UNTRUSTED, label="not readable / p_correct low"))
     fig.legend(
         handles=handles, loc="upper center", ncol=len(handles), frameon=False, handlelength=1.6,
         bbox_to_anchor=(0.5, 1 - 0.36 / fig_h), title=f"lines: {what} of each class; top band: the top class",
@@ -222,10 +248,13 @@ def _draw_face(
     ax: object, rows: pd.DataFrame, prob_cols: list[str], classes: list[str], colours: dict[str, str],
     gap_s: float, step: float, xlim: tuple[float, float],
 ) -> None:  # fmt: skip
-    """Lines per class, the top-label band, and grey shading where the face was not visible."""
+    """Lines per class, the top-label band, grey shading where the face was not visible, and stripes where it was
+    visible but cannot be trusted (no line, no band there)."""
     times = rows["time_s"].to_numpy()
     probs = rows[prob_cols].to_numpy(dtype=np.float64)
-    top = probs.argmax(axis=1)
+    ok = rows["_trusted"].to_numpy(bool) if "_trusted" in rows.columns else np.ones(len(rows), dtype=bool)
+    ok = ok & ~np.isnan(probs).any(axis=1)  # smoothed columns are empty where the face cannot be trusted
+    top = np.nan_to_num(probs, nan=-1.0).argmax(axis=1)
     half = step / 2
     segments = _segments(times, gap_s)
     # shading: everything outside the visible segments
@@ -234,7 +263,13 @@ def _draw_face(
     for a, b in zip(edges[0::2], edges[1::2]):
         if b > a:
             ax.axvspan(a, b, color=_HIDDEN, linewidth=0, zorder=0)
+    pieces = []
     for seg in segments:
+        t = times[seg]
+        for run in _runs(~ok[seg]):  # stripes over the rows that cannot be trusted
+            ax.axvspan(t[run][0] - half, t[run][-1] + half, linewidth=0.0, zorder=1, **_UNTRUSTED)
+        pieces += [slice(seg.start + run.start, seg.start + run.stop) for run in _runs(ok[seg])]
+    for seg in pieces:
         t = times[seg]
         for j, c in enumerate(classes):
             if len(t) == 1:  # a single frame: a dot, a line would be invisible

@@ -294,7 +294,7 @@ class TimelinePlotSink:
         path = plot_timeline(
             result.timeline, result.classes, outdir / f"{stem}.timeline.png",
             title=f"{result.source.name}: model {smooth.model}{smoothing}", time_range=result.time_range,
-            frame_step=o.input.every / fps if fps else None,
+            frame_step=o.input.every / fps if fps else None, min_p_correct=smooth.min_p_correct,
         )  # fmt: skip
         return [path]
 

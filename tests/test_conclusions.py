@@ -363,3 +363,33 @@ def test_moments_are_the_peaks_of_trusted_faces_only(window: float, mode: str) -
     for frame, dets, preds in items:  # no readable/p_correct: every face counts
         everything.add(frame, dets, preds)
     assert {k: p.value for k, p in everything.finish().items()} != {k: p.value for k, p in peaks.items()}
+
+
+# ------------------------------------------------------------------------------ timeline PNG (item 6)
+def test_the_timeline_png_stripes_untrusted_stretches_and_draws_no_line_there(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from fervid.plots import plot_timeline
+
+    def column(path: Path, t: float) -> np.ndarray:
+        """The pixel column at time ``t`` (axes from 1.15 in to 12 - 1.35 in, x range 0-2.9 s padded 1 %)."""
+        image = np.asarray(Image.open(path).convert("RGB")).astype(int)
+        left, right, pad = 115, 1200 - 135, 0.029
+        return image[:, round(left + (t + pad) / (2.9 + 2 * pad) * (right - left))]
+
+    def stripes(pixels: np.ndarray) -> int:  # the hatch's grey, #b0b0b0
+        return int((np.abs(pixels - 176).max(axis=1) <= 12).sum())
+
+    def colour(pixels: np.ndarray, rgb: tuple[int, int, int]) -> int:
+        return int((np.abs(pixels - rgb).max(axis=1) <= 30).sum())
+
+    table = _two_persons()
+    on = plot_timeline(table, CLASSES, tmp_path / "on.png", time_range=(0, 2.9), frame_step=0.1, min_p_correct=0.5)
+    off = plot_timeline(table, CLASSES, tmp_path / "off.png", time_range=(0, 2.9), frame_step=0.1, min_p_correct=0)
+    p1, p2 = slice(100, 228), slice(300, 410)  # the panels' rows (0.95 in from the top, 1.6 in each)
+    assert stripes(column(on, 1.5)[p1]) > 10 and stripes(column(off, 1.5)[p1]) == 0  # P1's unreadable second
+    assert stripes(column(on, 0.5)[p2]) > 10 and stripes(column(off, 0.5)[p2]) == 0  # P2, never readable
+    assert stripes(column(on, 0.5)[p1]) == 0
+    happy, sad = (44, 160, 44), (31, 119, 180)  # their lines and band
+    assert colour(column(on, 1.5)[p1], sad) == 0 < colour(column(off, 1.5)[p1], sad)  # nothing where P1 is unread
+    assert colour(column(on, 1.5)[p1], happy) == 0 < colour(column(on, 0.5)[p1], happy)
