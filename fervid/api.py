@@ -225,7 +225,8 @@ def read_table(path: PathLike) -> pd.DataFrame:
     Parquet keeps dtypes itself; CSV has none, so ids and counts come back as int64, the
     timeline's measurements as float32 (its per-face columns as :mod:`fervid.columns` defines them:
     ``readable`` is bool), times and summary statistics as float64. A corpus
-    summary's ``person_id`` is missing for inputs run without identity: it is then Int64 (nullable).
+    summary's ``person_id`` is missing for inputs run without identity, its ``readable_frames`` for
+    runs made before it existed: such a column is then Int64 (nullable).
     """
     from fervid.columns import BY_NAME
 
@@ -239,11 +240,23 @@ def read_table(path: PathLike) -> pd.DataFrame:
     for c in _TEXT_COLUMNS:
         if c in dtypes:
             dtypes[c] = "str"
-    if is_summary and "person_id" in dtypes:
-        dtypes["person_id"] = "Int64"  # empty in a corpus summary's rows of inputs run without identity
+    nullable = [c for c in _NULLABLE_COUNTS if c in dtypes] if is_summary else []
+    dtypes |= dict.fromkeys(nullable, "Int64")  # empty in some rows of a corpus summary
     frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""])
-    if is_summary and "person_id" in frame and not frame["person_id"].isna().any():
-        frame["person_id"] = frame["person_id"].astype("int64")
+    return _int64_where_complete(frame, nullable)
+
+
+#: Integer columns of a corpus summary that some inputs lack: ``person_id`` (runs without identity),
+#: ``readable_frames`` (runs made before it existed).
+_NULLABLE_COUNTS = ("person_id", "readable_frames")
+
+
+def _int64_where_complete(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Each of ``columns`` as int64 when no value is missing, else as Int64 (nullable)."""
+    for c in columns:
+        frame[c] = frame[c].astype("Int64")
+        if not frame[c].isna().any():
+            frame[c] = frame[c].astype("int64")
     return frame
 
 
@@ -257,10 +270,13 @@ def summarize(outdir: PathLike) -> pd.DataFrame:
     when some input has names), ``face_ids`` (the person's face tracks, space-separated),
     ``first_time_s``, ``last_time_s``, ``duration_s`` (last - first), ``visible_s`` (the time
     on screen: each of the face's frames lasts until the next processed frame), ``frames``,
-    ``dominant_emotion``, ``mean_p_<class>`` for every class of any input's model (NaN where a
-    model lacks the class), then the per-input table's other columns as they are (``share_<class>``,
-    a photo's ``file``). Inputs without faces have no rows; inputs without a complete run.json
-    (unfinished or failed) are skipped with a warning.
+    ``readable_frames`` and ``readable_share`` (the faces the conclusions rest on: readable, with
+    ``p_correct`` at or above the run's ``--min-p-correct``; NaN for a run made before they existed),
+    ``dominant_emotion`` (empty for a person with no such face), ``mean_p_<class>`` for every class
+    of any input's model (NaN where a model lacks the class, or the person has no such face), then
+    the per-input table's other columns as they are (``share_<class>``, a photo's ``file``). Inputs
+    without faces have no rows; inputs without a complete run.json (unfinished or failed) are
+    skipped with a warning.
 
     Example::
 
@@ -283,14 +299,13 @@ def summarize(outdir: PathLike) -> pd.DataFrame:
     if not any(len(part) for part in parts):
         return pd.DataFrame({c: pd.Series(dtype=_corpus_dtype(c)) for c in columns})
     table = pd.concat([part for part in parts if len(part)], ignore_index=True).reindex(columns=columns)
-    if not table["person_id"].isna().any():
-        table["person_id"] = table["person_id"].astype("int64")
-    return table
+    return _int64_where_complete(table, list(_NULLABLE_COUNTS))
 
 
 #: The corpus table's first columns, in order; each input's other columns follow.
 _CORPUS_HEAD = ("input", "source", "model", "person_id", "person", "face_ids", "first_time_s", "last_time_s",
-                "duration_s", "visible_s", "frames", "dominant_emotion")  # fmt: skip
+                "duration_s", "visible_s", "frames", "readable_frames", "readable_share",
+                "dominant_emotion")  # fmt: skip
 
 
 def _corpus_rows(folder: Path, stem: str, run: dict[str, Any], label: str) -> pd.DataFrame:
@@ -337,7 +352,7 @@ def _corpus_dtype(column: str) -> str:
         return "str"
     if column == "person_id":
         return "Int64"
-    return "int64" if column == "frames" else "float64"
+    return "int64" if column in ("frames", "readable_frames") else "float64"
 
 
 def _find_table(folder: Path, stem: str, what: str) -> Path:

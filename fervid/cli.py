@@ -676,6 +676,18 @@ def _person(person_id: Any, name: Any) -> str:
     return f"P{person_id}" + (f" {name}" if isinstance(name, str) and name else "")
 
 
+def _share(value: float) -> str:
+    """A share in percent; a dash when unknown (a run made before readable_share existed)."""
+    return "-" if value != value else f"{100 * value:.0f} %"
+
+
+def _dominant(row: Any) -> str:
+    """``happy (0.81)``: the dominant label and its mean probability; ``- (never readable)`` without a trusted face."""
+    if not isinstance(row.dominant_emotion, str):
+        return "- (never readable)"
+    return f"{row.dominant_emotion} ({getattr(row, f'mean_p_{row.dominant_emotion}', float('nan')):.2f})"
+
+
 def _seen(first: float, last: float) -> str:
     """A face's time span, or a dash for photos (which have no time)."""
     return "-" if first != first else f"{first:.1f}-{last:.1f}"  # NaN != NaN
@@ -746,16 +758,17 @@ def summarize(
 
     written.append(str(write_index(folder)))  # every input's report; incomplete runs listed as such
     shown = Table(title=_corpus_title(folder, table, complete))
-    shown.caption = "dominant: the most frequent top label; its mean p: that class's mean probability"
-    for column in ("input", "person", "tracks", "seen (s)", "frames", "dominant (its mean p)"):
-        numeric = column in ("tracks", "seen (s)", "frames")
+    shown.caption = ("readable: the share of the frames whose face the conclusions rest on (readable, p_correct "
+                     "at or above --min-p-correct); dominant: the most frequent top label over those faces; its mean "
+                     "p: that class's mean probability")  # fmt: skip
+    for column in ("input", "person", "tracks", "seen (s)", "frames", "readable", "dominant (its mean p)"):
+        numeric = column in ("tracks", "seen (s)", "frames", "readable")
         shown.add_column(column, justify="right" if numeric else "left", overflow="fold", no_wrap=column == "input")
     names = table["person"] if "person" in table else pd.Series("", index=table.index)
     for row, name in zip(table.head(rows).itertuples(index=False), names):
-        mean_p = getattr(row, f"mean_p_{row.dominant_emotion}", float("nan"))
         shown.add_row(
             escape(str(row.input)), escape(_person(row.person_id, name)), str(row.face_ids),
-            _seen(row.first_time_s, row.last_time_s), str(row.frames), f"{row.dominant_emotion} ({mean_p:.2f})",
+            _seen(row.first_time_s, row.last_time_s), str(row.frames), _share(row.readable_share), _dominant(row),
         )  # fmt: skip
     out = Console()
     out.print(shown)

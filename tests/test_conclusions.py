@@ -393,3 +393,54 @@ def test_the_timeline_png_stripes_untrusted_stretches_and_draws_no_line_there(tm
     happy, sad = (44, 160, 44), (31, 119, 180)  # their lines and band
     assert colour(column(on, 1.5)[p1], sad) == 0 < colour(column(off, 1.5)[p1], sad)  # nothing where P1 is unread
     assert colour(column(on, 1.5)[p1], happy) == 0 < colour(column(on, 0.5)[p1], happy)
+
+
+# ------------------------------------------------------------------------------ fervid summarize and the index (item 4)
+def _corpus(out: Path) -> Path:
+    """An annotate -o folder with one input as the run leaves it (tables from _two_persons, then run.json)."""
+    from fervid import metadata
+
+    table = _two_persons()
+    folder = out / "clip"
+    folder.mkdir(parents=True)
+    outputs = ["clip.faces.csv", "clip.summary.csv", "clip.persons.csv"]
+    write_table(table, folder / outputs[0])
+    write_table(summarize_tracks(table, CLASSES, min_p_correct=0.5), folder / outputs[1])
+    write_table(summarize_persons(table, CLASSES, min_p_correct=0.5), folder / outputs[2])
+    record = {"options": {"model": "ferplus-rule", "min_p_correct": 0.5}, "input": {"path": "/media/clip.mp4"},
+              "identity": {"persons": 2}, "kind": "video", "frames_processed": 30,
+              "time_range_s": [0.0, 2.9]}  # fmt: skip
+    metadata.write_run(folder, "clip", {**record, "outputs": outputs})
+    return out
+
+
+def test_summarize_carries_readable_frames_and_no_dominant_emotion_without_a_trusted_face(tmp_path: Path) -> None:
+    import fervid
+
+    table = fervid.summarize(_corpus(tmp_path / "out")).set_index("person_id")
+    head = list(table.columns)
+    assert head[head.index("frames") :][:4] == ["frames", "readable_frames", "readable_share", "dominant_emotion"]
+    assert table.loc[1, "readable_frames"] == 20 and table.loc[1, "readable_share"] == pytest.approx(2 / 3)
+    assert table.loc[1, "dominant_emotion"] == "happy" and table.loc[1, "mean_p_happy"] == pytest.approx(0.8)
+    assert table.loc[2, "readable_frames"] == 0 and pd.isna(table.loc[2, "dominant_emotion"])
+    assert np.isnan(table.loc[2, "mean_p_neutral"])
+
+
+def test_summarize_prints_the_readable_share_and_never_readable(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fervid.cli import app
+
+    out = _corpus(tmp_path / "out")
+    result = CliRunner().invoke(app, ["summarize", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert re.search(r"clip │ P1 │ 1 │ 0\.0-2\.9 │ 30 │ 67 % │ happy \(0\.80\)", text), text
+    assert re.search(r"clip │ P2 │ 2 │ 0\.0-2\.9 │ 30 │ 0 % │ - \(never readable\)", text), text
+    assert not re.search(r"\bnan\b", text), text
+    back = read_table(out / "corpus.summary.csv").set_index("person_id")
+    assert back.loc[2, "readable_frames"] == 0 and pd.isna(back.loc[2, "dominant_emotion"])
+    index = (out / "index.html").read_text()
+    row = re.search(r'<tr><th scope="row">clip</th>(.*?)</tr>', index, flags=re.S).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", row, flags=re.S)
+    assert "33 % of faces, 1 person never readable" in cells and "happy (1)" in cells  # 20 of 60 faces

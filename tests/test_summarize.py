@@ -166,5 +166,5 @@ def test_the_header_counts_every_complete_input_and_names_persons(three_shots: P
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert f"{three_shots}: 3 inputs (1 without faces), 2 persons, 1 face track (run with --no-identity)" in text
-    assert re.search(r"shots │ P1 Ada │ 1 3 │ 0\.0-5\.0 │ 50 │ happy \(0\.90\)", text), text
+    assert re.search(r"shots │ P1 Ada │ 1 3 │ 0\.0-5\.0 │ 50 │ - │ happy \(0\.90\)", text), text  # no readable_share
     assert re.search(r"plain │ - │ 7 │", text), text

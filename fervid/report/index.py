@@ -4,8 +4,10 @@
 the batch report), ``fervid summarize`` from the folder alone (:func:`write_index`: inputs whose
 run is incomplete are listed as "incomplete"). One row per complete input: its persons (or
 face tracks without identity), the file's duration and what was processed (as the report says
-them), dominant emotions (the label most often on top per person, counted over persons) and a
-relative link to ``<stem>/<stem>.report.html`` when there is one.
+them), how much of the faces the conclusions rest on (readable, ``p_correct`` at or above the
+run's ``--min-p-correct``; persons never readable), dominant emotions (the label most often on
+top per person over those faces, counted over persons that have one) and a relative link to
+``<stem>/<stem>.report.html`` when there is one.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class IndexRow:
     processed: str  # what the run covered: a time range and frames, or photos
     dominant: str
     report: str | None  # relative link, when the input has a report
+    readable: str = "–"  # the share of faces the conclusions rest on, and who was never readable
 
 
 def _table(folder: Path, stem: str, what: str) -> Path | None:
@@ -43,18 +46,27 @@ def _table(folder: Path, stem: str, what: str) -> Path | None:
     return None
 
 
-def _dominant(folder: Path, stem: str) -> str:
-    """Dominant emotions of an input: how many persons (or tracks) had each one most often on top."""
+def _conclusions(folder: Path, stem: str, who: str) -> tuple[str, str]:
+    """An input's dominant emotions (how many persons, or tracks, had each one most often on top) and how much of
+    it could be read: ``72 % of faces, 2 persons never readable`` (``who``: person or track)."""
     from fervid.api import read_table
 
     path = _table(folder, stem, "persons") or _table(folder, stem, "summary")
     if path is None:
-        return "–"
+        return "–", "–"
     try:
-        counts = Counter(read_table(path)["dominant_emotion"].dropna().astype(str))
+        table = read_table(path)
+        counts = Counter(table["dominant_emotion"].dropna().astype(str))
     except (OSError, ValueError, KeyError):
-        return "–"
-    return ", ".join(f"{name} ({n})" for name, n in counts.most_common(3)) or "no faces"
+        return "–", "–"
+    dominant = ", ".join(f"{name} ({n})" for name, n in counts.most_common(3)) or "no faces"
+    if "readable_frames" not in table.columns or not len(table):  # a run from before readable_frames; no faces
+        return dominant, "–"
+    never = int((table["readable_frames"] == 0).sum())
+    readable = f"{100 * table['readable_frames'].sum() / table['frames'].sum():.0f} % of faces"
+    if never:
+        readable += f", {plural(never, who)} never readable"
+    return dominant if counts else "–", readable
 
 
 def row_for(outdir: Path, folder: Path, stem: str) -> IndexRow:
@@ -70,8 +82,9 @@ def row_for(outdir: Path, folder: Path, stem: str) -> IndexRow:
     kind = str(record.get("kind", ""))
     if kind == "images":
         kind = "frames (--sequence)" if is_timed(span) else "photos"
-    return IndexRow(name, str(facts.get("path", "")), kind, persons, duration_text(facts), processed,
-                    _dominant(folder, stem), link)  # fmt: skip
+    dominant, readable = _conclusions(folder, stem, "person" if identity else faces)
+    return IndexRow(name, str(facts.get("path", "")), kind, persons, duration_text(facts), processed, dominant, link,
+                    readable)  # fmt: skip
 
 
 def write_index(outdir: Path, failures: Iterable[tuple[str, str, str]] = ()) -> Path:
