@@ -444,3 +444,35 @@ def test_summarize_prints_the_readable_share_and_never_readable(tmp_path: Path) 
     row = re.search(r'<tr><th scope="row">clip</th>(.*?)</tr>', index, flags=re.S).group(1)
     cells = re.findall(r"<td>(.*?)</td>", row, flags=re.S)
     assert "33 % of faces, 1 person never readable" in cells and "happy (1)" in cells  # 20 of 60 faces
+
+
+# ------------------------------------------------------------------------------ the option (items 8, 9)
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "abc"])
+def test_a_threshold_out_of_range_is_a_usage_error_before_any_work(tmp_path: Path, value: str) -> None:
+    from conftest import shared_path
+    from typer.testing import CliRunner
+
+    from fervid.cli import app
+
+    clip = shared_path("media/pyfeat/no_face.mp4")
+    result = CliRunner().invoke(app, ["annotate", str(clip), "-o", str(tmp_path / "out"), "--min-p-correct", value])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--min-p-correct'" in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="min_p_correct"):
+        import fervid
+
+        fervid.annotate(clip, min_p_correct=1.5)
+
+
+def test_run_json_records_the_threshold(tmp_path: Path) -> None:
+    import json
+
+    from conftest import shared_path
+
+    import fervid
+
+    clip = shared_path("media/pyfeat/no_face.mp4")
+    fervid.annotate(clip, tmp_path, device="cpu", end=0.5, video=False, plots=False, report=False, min_p_correct=0)
+    record = json.loads((tmp_path / clip.stem / f"{clip.stem}.run.json").read_text())
+    assert record["options"]["min_p_correct"] == 0
