@@ -25,7 +25,7 @@ from fervid.align import (
     similarity_transforms,
 )
 from fervid.models.expression_input import prepare, probabilities
-from fervid.models.expression_weights import load_weights, resolve_model, sha256_file
+from fervid.models.expression_weights import check_manifest, load_weights, resolve_model, sha256_file
 from fervid.quality import crop_measures, landmark_measures
 from fervid.reliability import ReliabilityModel, load_reliability, reliability_path
 from fervid.types import Detections, Predictions
@@ -143,6 +143,8 @@ def _reliability_of(model: str | Path, required: bool) -> ReliabilityModel | Non
     path = resolve_model(model)
     if not required and not reliability_path(path).is_file():
         return None
+    if reliability_path(path).is_file():
+        check_manifest(reliability_path(path))  # a shipped file is in SHA256SUMS like the weights
     return load_reliability(path, sha256_file(path))
 
 

@@ -163,13 +163,14 @@ def load_weights(name_or_path: str | Path, verify: bool = True) -> tuple[Express
     """
     path = resolve_model(name_or_path)
     if verify:
-        _check_manifest(path)
+        check_manifest(path)
     if _rule_name(path) is not None:
         return load_rule(path, verify)
     return _load_network(path)
 
 
-def _check_manifest(path: Path) -> None:
+def check_manifest(path: Path) -> None:
+    """A WeightsError when ``path`` is listed in the SHA256SUMS beside it with another sha256."""
     expected = _expected_sha256(path)
     if expected is not None and sha256_file(path) != expected:
         raise WeightsError(f"{path}: sha256 does not match {MANIFEST} (corrupted or modified weight file)")
