@@ -1,0 +1,90 @@
+"""readable and p_correct through annotate: the columns, the shipped reliability file, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import shared_path
+from typer.testing import CliRunner
+
+import fervid
+from fervid.cli import app
+from fervid.models.expression_weights import resolve_model, sha256_file
+from fervid.options import ClassificationOptions
+from fervid.reliability import load_reliability
+
+SINGLE_FACE = "media/pyfeat/single_face.mp4"
+QUICK = ["--no-video", "--no-plots", "--no-report", "--det-size", "320", "--end", "0.5"]
+
+
+def _invoke(args: list) -> tuple[int, str]:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_the_default_model_ships_its_reliability_fitted_for_it() -> None:
+    path = resolve_model(ClassificationOptions().model)
+    reliability = load_reliability(path, sha256_file(path))
+    assert set(reliability.minimum) >= {"face_px", "sharpness", "brightness", "contrast"}
+    assert reliability.default_threshold == ClassificationOptions().min_p_correct
+    assert reliability.info["fitted_on"]["realfaces"] > 250
+
+
+def test_annotate_gives_every_face_its_measurements_readable_and_p_correct() -> None:
+    faces = fervid.annotate(shared_path(SINGLE_FACE), end=0.5, det_size=320).faces
+    for column in ("readable", "p_correct", "face_px", "sharpness", "brightness", "contrast", "yaw", "roll"):
+        assert column in faces and faces[column].notna().all(), column
+    assert faces["readable"].dtype == bool and ((faces["p_correct"] >= 0) & (faces["p_correct"] <= 1)).all()
+    assert faces["readable"].all()  # a large, lit, frontal face in focus
+    assert (faces["face_px"] > 40).all() and (faces["yaw"].abs() < 30).all()
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "often"])
+def test_a_threshold_outside_zero_to_one_is_a_usage_error(tmp_path: Path, value: str) -> None:
+    code, output = _invoke(["annotate", shared_path(SINGLE_FACE), "-o", tmp_path / "out", "--min-p-correct", value])
+    assert code == 2 and "min-p-correct" in output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_without_a_reliability_file_is_a_one_line_error_unless_the_filter_is_off(tmp_path: Path) -> None:
+    code, output = _invoke(["annotate", shared_path(SINGLE_FACE), "-o", tmp_path / "out", "--model", "fer2013",
+                            *QUICK])  # fmt: skip
+    assert code == 2 and "fer2013.pt: no reliability model" in output and "--min-p-correct 0" in output
+    assert "Traceback" not in output and not (tmp_path / "out").exists()
+    code, _ = _invoke(["annotate", shared_path(SINGLE_FACE), "-o", tmp_path / "out", "--model", "fer2013",
+                       "--min-p-correct", "0", *QUICK])  # fmt: skip
+    assert code == 0
+
+
+def test_a_reliability_file_for_another_model_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    weights = resolve_model("ferplus")
+    model = tmp_path / "mine.pt"
+    shutil.copy(weights, model)
+    shutil.copy(
+        resolve_model("ferplus-rule").with_name("ferplus-rule.reliability.json"), tmp_path / "mine.reliability.json"
+    )
+    code, output = _invoke(["annotate", shared_path(SINGLE_FACE), "-o", tmp_path / "out", "--model", model, *QUICK])
+    assert code == 2 and "fitted for another model" in output
+
+
+@pytest.mark.slow
+def test_hamilton_blurred_audience_is_not_trusted_and_the_clear_faces_are() -> None:
+    """Issue 30's Hamilton targets, by the benchmark's own matching of tracks to tests/data/hamilton_persons.csv."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from reliability import hamilton
+
+    rows = hamilton(shared_path("").resolve(), ClassificationOptions().model, ClassificationOptions().min_p_correct)
+    for row in rows:
+        assert row["face_id"] is not None, row
+        if row["should_be"] == "trusted":
+            assert row["trusted_share"] >= 0.8, row
+        else:
+            assert row["trusted_share"] <= 0.2, row
+    assert np.mean([r["trusted_share"] for r in rows if r["should_be"] == "trusted"]) >= 0.8
