@@ -9,7 +9,7 @@ keeps their colour for the whole video; untracked rows (``track_id < 1``) are gr
 
 A face whose label cannot be trusted (:func:`fervid.io.tables.trusted`: not readable, or
 ``p_correct`` below ``--min-p-correct``; the classifier puts both in ``detections.data``) gets
-a grey box and a grey tag ``P2 ?``: who it is, no emotion and no bars.
+a dashed grey box and a grey tag ``P2 ?``: who it is, no emotion and no bars.
 """
 
 from __future__ import annotations
@@ -170,8 +170,11 @@ class FrameAnnotator:
         labels = {i: _label_rect(canvas.shape, boxes[i], text, style) for i, text in texts.items() if text}
         for i in rows:
             x0, y0, x1, y1 = boxes[i].tolist()
-            # Axis-aligned on whole pixels: LINE_8 is crisp, LINE_AA would only blur the edge.
-            cv2.rectangle(canvas, (x0, y0), (x1, y1), colours[i], style.thickness, cv2.LINE_8)
+            if ok[i]:
+                # Axis-aligned on whole pixels: LINE_8 is crisp, LINE_AA would only blur the edge.
+                cv2.rectangle(canvas, (x0, y0), (x1, y1), colours[i], style.thickness, cv2.LINE_8)
+            else:  # dashed: grey alone could pass for a pale person colour
+                _dashed_rectangle(canvas, (x0, y0, x1, y1), colours[i], style.thickness)
         if self.show_landmarks:
             self._draw_landmarks(canvas, detections.landmarks[rows], style)
         if self.show_bars and predictions is not None and len(rows) <= self.max_faces_for_bars:
@@ -253,6 +256,19 @@ class FrameAnnotator:
         for face in points:
             for (x, y), colour in zip(face.tolist(), LANDMARK_COLOURS, strict=True):
                 cv2.circle(canvas, (x, y), radius, colour, cv2.FILLED, cv2.LINE_AA)
+
+
+def _dashed_rectangle(canvas: np.ndarray, box: _Rect, colour: Colour, thickness: int) -> None:
+    """A box of dashes (``4 * thickness + 2`` px on, as much off), starting at the corners' left and top."""
+    x0, y0, x1, y1 = box
+    h, w = canvas.shape[:2]
+    period = 2 * (4 * thickness + 2)
+    for a, b, fixed, horizontal in ((x0, x1, y0, True), (x0, x1, y1, True), (y0, y1, x0, False), (y0, y1, x1, False)):
+        first = a + max(0, (-period - a) // period) * period  # the first dash that may reach the image
+        for start in range(first, min(b, w if horizontal else h) + 1, period):
+            end = min(start + period // 2, b)
+            ends = ((start, fixed), (end, fixed)) if horizontal else ((fixed, start), (fixed, end))
+            cv2.line(canvas, *ends, colour, thickness, cv2.LINE_8)
 
 
 def _label_rect(shape: tuple[int, ...], box: np.ndarray, text: str, style: _Style) -> _Rect:
