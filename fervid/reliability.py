@@ -44,6 +44,11 @@ def _top_two(probs: np.ndarray) -> np.ndarray:
     return -np.sort(-probs, axis=1)[:, :2] if probs.shape[1] >= 2 else np.c_[probs, np.zeros(len(probs))]
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
 def _entropy(probs: np.ndarray) -> np.ndarray:
     p = np.clip(probs, 1e-12, 1.0)
     return -(p * np.log(p)).sum(axis=1) / np.log(max(2, probs.shape[1]))
@@ -52,6 +57,9 @@ def _entropy(probs: np.ndarray) -> np.ndarray:
 #: Inputs ``p_correct`` may use, by name: f(probabilities (n, k), measurements) -> (n,).
 FEATURES: dict[str, Callable[[np.ndarray, Mapping[str, np.ndarray]], np.ndarray]] = {
     "top": lambda p, m: _top_two(p)[:, 0],
+    # In logit units: near certainty, 0.99 and 0.9999 are far apart, which a linear ``top`` hides.
+    "logit_top": lambda p, m: _logit(_top_two(p)[:, 0]),
+    "log_ratio": lambda p, m: np.log(np.clip(_top_two(p)[:, 0], 1e-6, 1) / np.clip(_top_two(p)[:, 1], 1e-6, 1)),
     "margin": lambda p, m: _top_two(p)[:, 0] - _top_two(p)[:, 1],
     "entropy": lambda p, m: _entropy(p),
     # Capped at FER's eye distance: the model reads a 48 px crop, so a larger face adds no detail to it.

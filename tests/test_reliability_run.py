@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import shared_path
 from typer.testing import CliRunner
@@ -73,18 +72,20 @@ def test_a_reliability_file_for_another_model_is_refused(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_hamilton_blurred_audience_is_not_trusted_and_the_clear_faces_are() -> None:
-    """Issue 30's Hamilton targets, by the benchmark's own matching of tracks to tests/data/hamilton_persons.csv."""
+def test_hamilton_blurred_audience_is_not_trusted_and_the_clear_faces_are_readable() -> None:
+    """Issue 30's Hamilton targets, by the benchmark's own matching of tracks to tests/data/hamilton_persons.csv:
+    shot 2's blurred audience and the glass unreadable or below the threshold in at least 80 % of their frames;
+    the singer and the four clear audience members of the last shot readable in at least 80 % of theirs."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from reliability import hamilton
 
     rows = hamilton(shared_path("").resolve(), ClassificationOptions().model, ClassificationOptions().min_p_correct)
+    assert len(rows) == 11
     for row in rows:
         assert row["face_id"] is not None, row
         if row["should_be"] == "trusted":
-            assert row["trusted_share"] >= 0.8, row
+            assert row["readable_share"] >= 0.8, row
         else:
             assert row["trusted_share"] <= 0.2, row
-    assert np.mean([r["trusted_share"] for r in rows if r["should_be"] == "trusted"]) >= 0.8

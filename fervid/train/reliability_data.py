@@ -35,6 +35,13 @@ def fer_faces(
     landmarks = dataset_landmarks(data.images, cache)
     geometry = landmark_measures(np.nan_to_num(landmarks))
     faces = conditioned(data.images, geometry["yaw"], geometry["roll"], seed, clean_share)
+    # A turned face's yaw as annotate measures it: from the landmarks of the turned picture (where found)
+    turned = np.flatnonzero(faces.condition == "turn")
+    seen = landmark_measures(np.nan_to_num(dataset_landmarks(faces.images[turned], cache.with_name(
+        f"{cache.stem}_turned_seed{seed}.npz"))))  # fmt: skip
+    found = np.isfinite(seen["yaw"]) & (seen["face_px"] > 0)
+    faces.yaw[turned[found]] = seen["yaw"][found]
+    faces.roll[turned[found]] = seen["roll"][found]
     net, cfg = load_weights(model, verify=False)
     probs = predict_probs(net, cfg, faces.images, "cpu")
     measures = crop_measures(torch.from_numpy(faces.images).float().unsqueeze(1))
