@@ -258,7 +258,7 @@ def test_report_numbers_gallery_and_settings_rest_on_trusted_faces(tmp_path: Pat
     assert rows["P2"][-3:] == ["–", "–", "–"] and rows["P1"][-3:] == ["80", "10", "10"]  # happy, sad, neutral
     tiles = re.findall(r'<li class="tile" id="tile-(P\d)".*?</li>', page, flags=re.S)
     assert tiles == ["P1", "P2"]
-    tile = {k: re.search(rf'id="tile-{k}".*?</figure>', page, flags=re.S).group(0) for k in tiles}
+    tile = {k: re.search(rf'id="tile-{k}".*?</li>', page, flags=re.S).group(0) for k in tiles}
     assert NEVER_READABLE in tile["P2"] and "happy" not in tile["P2"] and "neutral" not in tile["P2"]
     assert NEVER_READABLE not in tile["P1"] and "happy · readable 67 %" in tile["P1"]
 
@@ -313,9 +313,24 @@ def test_an_untrusted_face_is_a_gap_in_the_elan_tier(times: list[float], labels:
 
     got = [(round(s.start_s, 6), round(s.end_s, 6), s.label) for s in label_runs(np.array(times), labels, 0.1, 0.0)]
     assert got == expected
-    # a short run never joins across the gap
-    merged = label_runs(np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5]), ["a", "a", "a", None, "b", "a"], 0.1, 0.15)
-    assert [(round(s.start_s, 6), round(s.end_s, 6), s.label) for s in merged] == [(0.0, 0.3, "a"), (0.4, 0.6, "b")]
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        (["a", "a", "a", None, "b", "a", "a"], [(0.0, 0.7, "a")]),  # one untrusted frame: flicker, bridged
+        (["a", "a", "a", None, None, "b", "b", "b"], [(0.0, 0.3, "a"), (0.5, 0.8, "b")]),  # 0.2 s: a gap
+        ([None, "a", "a", "a", None], [(0.1, 0.4, "a")]),  # at a stretch's ends: gaps however short
+        (["a", "a", None, "b", "b", "b", "b"], [(0.0, 0.3, "a"), (0.3, 0.7, "b")]),  # it joins the one before it
+    ],
+)
+def test_an_untrusted_stretch_shorter_than_the_shortest_run_is_bridged(labels: list, expected: list) -> None:
+    """--elan-min-run 0.15: p_correct wavering about the threshold for one frame does not cut the annotation."""
+    from fervid.report.elan import label_runs
+
+    times = np.arange(len(labels)) / 10
+    got = [(round(s.start_s, 6), round(s.end_s, 6), s.label) for s in label_runs(times, labels, 0.1, 0.15)]
+    assert got == expected
 
 
 def _table_head(page: str, table_id: str) -> list[str]:

@@ -7,6 +7,9 @@
   ends where it starts, and nothing is written until a trusted face follows. An ELAN user reads
   an annotation as a claim about that stretch, so fervid makes none where it could not read the
   face; the faces table tells an unreadable stretch from one where the person was not visible.
+  Like a short run, an untrusted stretch shorter than ``--elan-min-run`` between labelled runs is
+  flicker (``p_correct`` wavering about the threshold), not a gap: the annotation before it goes on
+  (:func:`split_at_gaps`). Its labels still come from trusted faces only.
 * **Runs.** A row lasts until the subject's next row; the subject is visible in stretches with
   no gap longer than 2.5 processed frames (as in the timeline plot), and a run never spans a gap
   (the last row of a stretch lasts one frame step).
@@ -66,10 +69,8 @@ def stretches(times: np.ndarray, frame_step: float) -> list[slice]:
 
 
 def raw_runs(times: np.ndarray, labels: Sequence[str | None], frame_step: float) -> list[list[Segment]]:
-    """Per visible stretch of labelled rows, the runs of equal consecutive labels, each lasting until the next row.
-
-    A row without a label (None: an untrusted face) ends the stretch: the run before it lasts until that row.
-    """
+    """Per visible stretch, the runs of equal consecutive labels (None: untrusted faces), each lasting until the
+    next row."""
     out = []
     for part in stretches(times, frame_step):
         t = times[part]
@@ -79,16 +80,29 @@ def raw_runs(times: np.ndarray, labels: Sequence[str | None], frame_step: float)
         start = 0
         for i in range(1, len(t) + 1):
             if i == len(t) or names[i] != names[start]:
-                if names[start] is None:
-                    if runs:
-                        out.append(runs)
-                    runs = []
-                else:
-                    runs.append(Segment(float(t[start]), float(ends[i - 1]), names[start]))
+                runs.append(Segment(float(t[start]), float(ends[i - 1]), names[start]))
                 start = i
-        if runs:
-            out.append(runs)
+        out.append(runs)
     return out
+
+
+def split_at_gaps(runs: list[Segment], min_run_s: float) -> list[list[Segment]]:
+    """One stretch's runs cut where its faces cannot be trusted (label None), leaving those stretches out.
+
+    An untrusted stretch shorter than ``min_run_s`` between two labelled runs is flicker, like a
+    short run: it stays in, to join the annotation before it. A longer one, or one at the start or
+    end of the stretch, is a gap.
+    """
+    groups: list[list[Segment]] = [[]]
+    for run in runs:
+        if run.label is None and (run.duration_s >= min_run_s or not groups[-1]):
+            groups.append([])
+        else:
+            groups[-1].append(run)
+    for group in groups:
+        while group and group[-1].label is None:
+            group.pop()
+    return [group for group in groups if group]
 
 
 def merge_short(runs: list[Segment], min_run_s: float) -> list[Segment]:
@@ -110,7 +124,8 @@ def label_runs(times: np.ndarray, labels: Sequence[str | None], frame_step: floa
     labels = np.asarray(labels, dtype=object)
     if len(times) == 0:
         return []
-    return [run for part in raw_runs(times, labels, frame_step) for run in merge_short(part, min_run_s)]
+    parts = [group for part in raw_runs(times, labels, frame_step) for group in split_at_gaps(part, min_run_s)]
+    return [run for part in parts for run in merge_short(part, min_run_s)]
 
 
 def media_origin_s(path: Path) -> float:
