@@ -95,7 +95,7 @@ def test_photo_report_speaks_of_photos_not_time(photos: Path) -> None:
     facts = facts_of(text)
     assert facts["Processed"] == "3 photos" and facts["Kind"] == "folder of photos" and "Duration" not in facts
     heads = column_heads(text)
-    assert heads[:6] == ["ID", "Name", "Face IDs", "Photos", "Faces", "Dominant"]  # names given: Name is there
+    assert heads[:7] == ["ID", "Name", "Face IDs", "Photos", "Faces", "Readable", "Dominant"]  # names given: Name
     assert re.search(rf"<td class=\"list\">{NAME}</td>", text)
 
 
@@ -129,8 +129,8 @@ def test_video_report_hides_the_name_column_without_names_and_shows_visible_time
     text = (cut_video / "face_noface" / "face_noface.report.html").read_text()
     heads = column_heads(text)
     assert "Name" not in heads  # no --people: the column would be all dashes
-    assert heads[:7] == ["ID", "Face IDs", "First seen", "Last seen", "Frames", "Visible", "Dominant"]
-    assert heads[7:] == list(fervid.api.load(cut_video / "face_noface").classes)
+    assert heads[:8] == ["ID", "Face IDs", "First seen", "Last seen", "Frames", "Visible", "Readable", "Dominant"]
+    assert heads[8:] == list(fervid.api.load(cut_video / "face_noface").classes)
     row = re.search(r'<tr><th scope="row">P1</th>(.*?)</tr>', section(text, "numbers"), re.S).group(1)
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
     assert cells[3:5] == ["72", "2.4 s"]  # 72 frames 1/30 s apart; the average rate made it 2.7 s
