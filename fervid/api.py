@@ -199,6 +199,8 @@ def load(directory: PathLike, stem: str | None = None) -> AnnotateResult:
         result = fervid.load("fervid-out/clip")
         result.faces.head()
     """
+    from fervid.io.tables import classes_of
+
     directory = Path(directory)
     if stem is None:
         records = sorted(directory.glob(f"*{metadata.SUFFIX}"))
@@ -211,7 +213,7 @@ def load(directory: PathLike, stem: str | None = None) -> AnnotateResult:
     faces = read_table(_find_table(directory, stem, "faces"))
     summary = read_table(_find_table(directory, stem, "summary"))
     persons = read_table(_find_table(directory, stem, "persons")) if "identity" in run else None
-    classes = tuple(c[2:] for c in faces.columns if c.startswith("p_"))
+    classes = classes_of(faces)
     return AnnotateResult(
         source=Path(run.get("input", {}).get("path", directory)), stem=stem, faces=faces, summary=summary,
         classes=classes, frames=int(run.get("frames_processed", 0)), seconds=float(run.get("wall_time_s", 0.0)),

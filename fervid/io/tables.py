@@ -71,6 +71,11 @@ def _as_bool(values: np.ndarray) -> np.ndarray:
     return np.isin(np.asarray(values, dtype=object), [True, 1, "True", "true", "1"])
 
 
+def classes_of(faces: pd.DataFrame) -> tuple[str, ...]:
+    """The classes of a faces table, from its ``p_<class>`` columns (``p_correct`` is none: :mod:`fervid.columns`)."""
+    return tuple(c[2:] for c in faces.columns if c.startswith("p_") and c not in BY_NAME)
+
+
 def timeline_columns(
     classes: Sequence[str], with_file: bool, with_person: bool = False, with_name: bool = False,
     data_columns: Sequence[str] = (),
