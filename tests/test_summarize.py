@@ -51,10 +51,12 @@ def test_summarize_two_inputs_gives_one_row_per_input_and_person(corpus: Path) -
     np.testing.assert_allclose(table["visible_s"], expected["visible_s"])
     assert (table["model"] == ClassificationOptions().model).all()  # the default model the runs used
     assert table["source"].str.endswith((".mp4",)).all()
-    assert list(table.columns[:12]) == ["input", "source", "model", "person_id", "face_ids", "first_time_s",
-                                        "last_time_s", "duration_s", "visible_s", "frames", "dominant_emotion",
-                                        "mean_p_angry"]  # fmt: skip
+    assert list(table.columns[:14]) == ["input", "source", "model", "person_id", "face_ids", "first_time_s",
+                                        "last_time_s", "duration_s", "visible_s", "frames", "readable_frames",
+                                        "readable_share", "dominant_emotion", "mean_p_angry"]  # fmt: skip
     assert table["person_id"].dtype == np.int64 and table["frames"].dtype == np.int64
+    assert table["readable_frames"].dtype == np.int64
+    assert table["readable_frames"].tolist() == expected["readable_frames"].tolist()  # issue 30
 
 
 def test_cli_writes_csv_and_parquet_and_prints_a_table(corpus: Path) -> None:
