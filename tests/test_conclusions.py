@@ -492,3 +492,41 @@ def test_run_json_records_the_threshold(tmp_path: Path) -> None:
     fervid.annotate(clip, tmp_path, device="cpu", end=0.5, video=False, plots=False, report=False, min_p_correct=0)
     record = json.loads((tmp_path / clip.stem / f"{clip.stem}.run.json").read_text())
     assert record["options"]["min_p_correct"] == 0
+
+
+# ------------------------------------------------------------------------------ the real clip (item 5)
+def test_the_hamilton_video_draws_untrusted_faces_as_grey_dashes_and_the_others_in_colour(tmp_path: Path) -> None:
+    """Shot 2 (from 1.5 s) has dark, blurred audience faces; the first shot's faces are clear. The encoded video is
+    lossy (a one-pixel coloured line loses most of its colour to chroma subsampling), so a box's left edge is judged
+    against the input's own frame: drawn all along for a trusted face, on about half of it (dashes) otherwise."""
+    import av
+    from conftest import shared_path
+
+    import fervid
+
+    clip = shared_path("media/face_recognition/short_hamilton_clip.mp4")
+    result = fervid.annotate(clip, tmp_path, device="cpu", end=2.7, plots=False, report=False, bars=False)
+    faces = result.faces
+    ok = trusted(faces, 0.5)
+    tall = (faces["y2"] - faces["y1"] > 40) & (faces["x1"] > 4) & (faces["y1"] > 4)
+    picks = {"trusted": faces[ok & tall].iloc[len(faces[ok & tall]) // 2],
+             "untrusted": faces[~ok & tall].iloc[len(faces[~ok & tall]) // 2]}  # fmt: skip
+
+    def frames_at(path: Path) -> dict[str, np.ndarray]:
+        found = {}
+        with av.open(str(path)) as video:
+            for frame in video.decode(video=0):
+                for kind, row in picks.items():
+                    if abs(float(frame.time) - row["time_s"]) < 1e-3:
+                        found[kind] = frame.to_ndarray(format="rgb24").astype(int)
+        return found
+
+    drawn, source = frames_at(tmp_path / clip.stem / f"{clip.stem}.annotated.mp4"), frames_at(clip)
+    assert set(drawn) == set(source) == {"trusted", "untrusted"}
+    for kind, row in picks.items():
+        x, y0, y1 = round(float(row["x1"])), round(float(row["y1"])) + 3, round(float(row["y2"])) - 3
+        changed = np.abs(drawn[kind] - source[kind])[y0:y1, x - 1 : x + 2].max(axis=(1, 2)) > 30  # a pixel either side
+        if kind == "trusted":
+            assert changed.mean() > 0.9, (kind, changed.mean())  # every face of the clip: 0.98-1
+        else:
+            assert 0.3 < changed.mean() < 0.8, (kind, changed.mean())  # every face of the clip: 0.55-0.75
