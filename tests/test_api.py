@@ -14,6 +14,7 @@ from conftest import shared_path
 
 import fervid
 from fervid import api, metadata
+from fervid.columns import FACE_COLUMN_NAMES
 from fervid.io.tables import timeline_columns
 from fervid.smooth import SmoothedResult
 from fervid.types import EMOTIONS
@@ -57,7 +58,10 @@ def in_memory(tmp_path_factory: pytest.TempPathFactory) -> tuple[api.AnnotateRes
 def test_in_memory_annotate_writes_nothing_and_returns_the_tables(in_memory: tuple[api.AnnotateResult, Path]) -> None:
     result, cwd = in_memory
     assert list(cwd.iterdir()) == [] and result.outputs == []
-    assert list(result.faces.columns) == [*timeline_columns(EMOTIONS, with_file=False, with_person=True), *PS_COLS]
+    assert list(result.faces.columns) == [
+        *timeline_columns(EMOTIONS, with_file=False, with_person=True, data_columns=FACE_COLUMN_NAMES),
+        *PS_COLS,
+    ]
     assert result.summary["face_id"].tolist() == result.face_ids
     assert result.frames == 12 and result.classes == EMOTIONS
     assert result.run["options"]["smooth"] == 0.4 and "input" not in result.run  # completed on save

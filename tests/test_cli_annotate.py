@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from fervid import __version__
 from fervid.cli import app
+from fervid.columns import FACE_COLUMN_NAMES
 from fervid.io.tables import timeline_columns
 from fervid.models.expression_weights import shipped_models
 from fervid.types import EMOTIONS
@@ -37,7 +38,9 @@ def wolfgang(tmp_path_factory) -> Path:
 
 def test_wolfgang_one_face_in_every_frame(wolfgang):
     faces = pd.read_csv(wolfgang / "WolfgangLanger_Pexels.faces.csv")
-    assert list(faces.columns) == timeline_columns(EMOTIONS, with_file=False, with_person=True)
+    assert list(faces.columns) == timeline_columns(
+        EMOTIONS, with_file=False, with_person=True, data_columns=FACE_COLUMN_NAMES
+    )
     assert len(faces) == 472
     assert faces["frame"].tolist() == list(range(472))
     assert faces["face_id"].unique().tolist() == [1]
@@ -63,7 +66,9 @@ def test_image_folder_gives_per_image_rows(tmp_path):
     result = runner.invoke(app, ["annotate", str(folder), "-o", str(tmp_path), "--no-plots"])
     assert result.exit_code == 0, result.output
     faces = pd.read_csv(tmp_path / "dlib_faces" / "dlib_faces.faces.csv")
-    assert list(faces.columns) == timeline_columns(EMOTIONS, with_file=True, with_person=True)
+    assert list(faces.columns) == timeline_columns(
+        EMOTIONS, with_file=True, with_person=True, data_columns=FACE_COLUMN_NAMES
+    )
     assert faces["face_id"].is_unique  # independent photos: every face is its own
     assert faces["file"].nunique() >= 10  # faces found in most of the photos
     annotated = list((tmp_path / "dlib_faces" / "annotated").iterdir())

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from fervid import metadata
 from fervid.api import read_table
 from fervid.cli import app
+from fervid.columns import FACE_COLUMN_NAMES
 from fervid.io.tables import timeline_columns
 from fervid.options import AnnotateOptions, require_pyarrow
 from fervid.types import EMOTIONS
@@ -72,7 +73,10 @@ def test_csv_and_parquet_have_the_same_columns_dtypes_and_values(cli_run: Path) 
     assert moments["frame"].dtype == np.int64 and moments["p_smoothed"].dtype == np.float64
     pd.testing.assert_frame_equal(moments_csv, moments, check_dtype=False, check_exact=False, rtol=1e-5)
     faces = read_table(cli_run / f"{STEM}.faces.parquet")
-    assert list(faces.columns) == [*timeline_columns(EMOTIONS, with_file=False, with_person=True), *PS_COLS]
+    assert list(faces.columns) == [
+        *timeline_columns(EMOTIONS, with_file=False, with_person=True, data_columns=FACE_COLUMN_NAMES),
+        *PS_COLS,
+    ]
     assert faces["frame"].dtype == np.int64 and faces["p_happy"].dtype == np.float32
     assert faces["ps_happy"].dtype == np.float32
 
