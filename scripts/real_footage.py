@@ -21,6 +21,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _real_faces import CODED_STILLS, accuracy, measure, stills  # noqa: E402 - the helper lives with the tests
 
+from fervid.io.tables import classes_of  # noqa: E402
 from fervid.models.expression_weights import WEIGHTS_DIR, shipped_models  # noqa: E402
 
 HAMILTON = "face_recognition/short_hamilton_clip.mp4"
@@ -59,8 +60,8 @@ def ece(rows: pd.DataFrame) -> float:
     from fervid.train.calibrate import expected_calibration_error
 
     matched = rows[rows["matched"]]
-    columns = [c for c in rows.columns if c.startswith("p_")]
-    classes = [c[2:] for c in columns]
+    classes = list(classes_of(rows))
+    columns = [f"p_{c}" for c in classes]
     labels = matched["label"].map(lambda label: classes.index(label) if label in classes else -1).to_numpy()
     return expected_calibration_error(matched[columns].to_numpy(dtype=float), labels)
 

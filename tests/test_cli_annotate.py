@@ -15,6 +15,7 @@ from fervid.cli import app
 from fervid.columns import FACE_COLUMN_NAMES
 from fervid.io.tables import timeline_columns
 from fervid.models.expression_weights import shipped_models
+from fervid.options import ClassificationOptions
 from fervid.types import EMOTIONS
 
 runner = CliRunner()
@@ -189,7 +190,7 @@ def test_models_says_the_dataset_the_hardware_and_the_default():
     _needs_model()
     result = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    assert "ferplus (default)" in result.output
+    assert f"{ClassificationOptions().model} (default)" in result.output
     for column in ("dataset", "training hardware"):
         assert column in result.output
     assert "trained on" not in result.output
