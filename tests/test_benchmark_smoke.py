@@ -161,3 +161,14 @@ def test_readability_sweep_writes_curves_and_limits(tmp_path: Path) -> None:
     blur = result["curves"]["blur"]
     assert blur[0]["accuracy"] >= blur[-1]["accuracy"] and blur[0]["sharpness"] > blur[-1]["sharpness"]
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_reliability_cost_prints_both_runs_and_the_measuring_alone() -> None:
+    clip = shared_path("media/pyfeat/single_face.mp4")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "reliability_cost.py"), str(clip), "--repeats", "1"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    for text in ("with measurements, readable and p_correct", "without (baseline)", "the measuring alone"):
+        assert text in done.stdout
