@@ -39,6 +39,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fervid.batch import BatchReport, BatchRunner, discover_inputs, run_batch
+from fervid.classify import threshold_for
 from fervid.options import AnnotateOptions
 from fervid.pipeline import Pipeline
 
@@ -146,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.video.exists():
         parser.error(f"{args.video}: no such file (give a clip; the default lives in ../shared/media)")
     light = {} if args.full else {"video": False, "plots": False, "report": False}
-    options = AnnotateOptions.from_flat(end=args.seconds, device=args.device, model=args.model, **light)
+    options = AnnotateOptions.from_flat(end=args.seconds, device=args.device, model=args.model,
+                                        min_p_correct=threshold_for(args.model), **light)  # fmt: skip
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="fervid-scale-") as tmp:

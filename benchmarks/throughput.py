@@ -54,6 +54,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from fervid.classify import threshold_for
 from fervid.devices import resolve_device
 from fervid.engine import plan_threads
 from fervid.io.probe import probe
@@ -509,7 +510,8 @@ def main(argv: list[str] | None = None) -> int:
 
     times = frame_times(args.video, args.frames)
     end_s = times[-1]
-    options = AnnotateOptions.from_flat(model=args.model, device=str(device), batch_size=args.batch_size,
+    options = AnnotateOptions.from_flat(model=args.model, min_p_correct=threshold_for(args.model),
+                                        device=str(device), batch_size=args.batch_size,
                                         workers=args.workers, end=end_s, plots=False, video=False,
                                         report=False, identity=not args.no_identity)  # fmt: skip
     pipeline = Pipeline(options)

@@ -138,6 +138,14 @@ class ExpressionClassifier:
         return torch.cat(parts).cpu().numpy()
 
 
+def threshold_for(model: str | Path) -> float:
+    """``--min-p-correct`` for ``model`` in tools that run any model (benchmarks): the option's default when the
+    model has a reliability file, else 0 (there is nothing to filter by, and annotate would refuse the model)."""
+    from fervid.options import ClassificationOptions
+
+    return ClassificationOptions().min_p_correct if reliability_path(resolve_model(model)).is_file() else 0.0
+
+
 def _reliability_of(model: str | Path, required: bool) -> ReliabilityModel | None:
     """The reliability model beside ``model``'s file (checked against its sha256); None if absent and optional."""
     path = resolve_model(model)

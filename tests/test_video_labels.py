@@ -18,9 +18,10 @@ import pytest
 from PIL import Image
 
 import fervid
-from fervid.annotate import FrameAnnotator, _label_rect, colour_for
+from fervid.annotate import UNTRUSTED, FrameAnnotator, _label_rect, colour_for
 from fervid.io.tables import TimelineBuilder
 from fervid.io.video_writer import VideoWriter
+from fervid.options import ClassificationOptions
 from fervid.sinks import FinalLabels, ImagesSink, TimelineFrames
 from fervid.smooth import SmoothedResult
 from fervid.types import Detections, Frame, Predictions
@@ -156,16 +157,21 @@ def test_hamilton_merges_a_person_at_the_end(hamilton_smoothed) -> None:
 
 @pytest.mark.slow
 def test_every_label_drawn_in_the_video_is_the_faces_tables_person(hamilton_smoothed) -> None:
+    """Each face's label names the table's person_id, in that person's colour, or in grey with ``?`` when the face
+    is not trusted (not readable, or p_correct below the default threshold)."""
     drawn, faces, _, _ = hamilton_smoothed
+    trusted = faces["readable"] & (faces["p_correct"] >= ClassificationOptions().min_p_correct)
     table = defaultdict(list)
-    for row in faces.itertuples(index=False):
-        table[int(row.frame)].append(int(row.person_id))
+    for row, good in zip(faces.itertuples(index=False), trusted):
+        person = int(row.person_id)
+        table[int(row.frame)].append((person, colour_for(person) if good else UNTRUSTED, not good))
     assert set(drawn) >= set(table)  # every frame with faces was written
     for frame, labels in drawn.items():
-        shown = sorted(int(re.match(r"P(\d+) ", text).group(1)) for text, _ in labels)
+        shown = sorted(
+            (int(re.match(r"P(\d+) ", text).group(1)), colour, text.endswith(" ?")) for text, colour in labels
+        )
         assert shown == sorted(table.get(frame, [])), f"frame {frame}: video {shown}, table {table.get(frame)}"
-        for text, colour in labels:
-            assert colour == colour_for(int(re.match(r"P(\d+) ", text).group(1))), (frame, text, colour)
+    assert any(not good for labels in table.values() for _, _, good in labels)  # both kinds are drawn
 
 
 @pytest.mark.slow
@@ -179,4 +185,7 @@ def test_the_encoded_video_shows_the_singers_table_colour_at_frame_90(hamilton_s
     for row in rows.itertuples(index=False):
         text = next(t for t, _ in drawn[90] if t.startswith(f"P{int(row.person_id)} "))
         seen = _label_colour(image, np.array([row.x1, row.y1, row.x2, row.y2]), text)
-        assert np.abs(seen - np.array(colour_for(int(row.person_id)))).max() <= 40, (row.person_id, seen)
+        trusted = row.readable and row.p_correct >= ClassificationOptions().min_p_correct
+        expected = colour_for(int(row.person_id)) if trusted else UNTRUSTED
+        assert np.abs(seen - np.array(expected)).max() <= 40, (row.person_id, trusted, seen)
+        assert np.abs(seen - np.array(colour_for(10))).max() > 40  # not P10's pink, as in the trial
