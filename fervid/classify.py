@@ -56,7 +56,7 @@ class ExpressionClassifier:
         self.model_name = str(model)
         #: The model's readable limits and p_correct (:mod:`fervid.reliability`), None when it has none and
         #: none is required; ``require_reliability`` makes a missing one a one-line WeightsError.
-        self.reliability = _reliability_of(model, require_reliability)
+        self.reliability = reliability_of(model, require_reliability)
         self.model = net.to(self.device).eval()
         # What ``classify`` runs: the same network with batch norms folded in, channels-last.
         self._net = fold_batchnorms(self.model).to(memory_format=torch.channels_last)
@@ -146,7 +146,7 @@ def threshold_for(model: str | Path) -> float:
     return ClassificationOptions().min_p_correct if reliability_path(resolve_model(model)).is_file() else 0.0
 
 
-def _reliability_of(model: str | Path, required: bool) -> ReliabilityModel | None:
+def reliability_of(model: str | Path, required: bool) -> ReliabilityModel | None:
     """The reliability model beside ``model``'s file (checked against its sha256); None if absent and optional."""
     path = resolve_model(model)
     if not required and not reliability_path(path).is_file():

@@ -317,6 +317,7 @@ def evaluate(
     import json
     from dataclasses import replace
 
+    import numpy as np
     from rich.table import Table
 
     from fervid.devices import resolve_device
@@ -324,6 +325,7 @@ def evaluate(
     from fervid.train.data import DatasetLayoutError, load_dataset
     from fervid.train.evaluate import Evaluation, check_classes, majority_protocol
     from fervid.train.predict import average_probabilities, predict_view_logits
+    from fervid.train.reliability_data import dataset_reliability
 
     try:
         dev = resolve_device(device)
@@ -347,8 +349,14 @@ def evaluate(
             out / f"{stem}.confusion.png", f"{stem} on {data.name}: accuracy {result.accuracy:.4f}, n={result.n}"
         )
     calibration = {"temperature": cfg.temperature, "ece_uncalibrated": uncalibrated.ece}
+    correct = np.asarray(cfg.classes, dtype=object)[probs.argmax(axis=1)] == np.asarray(test.classes)[test.labels]
+    try:
+        reliability = dataset_reliability(model, test.images, probs, correct)  # the model's reliability file, if any
+    except WeightsError as exc:
+        raise fail(str(exc), 2) from None
     if json_output:
         extra = {} if majority is None else {"majority_protocol": majority.to_json()}
+        extra |= {} if reliability is None else {"reliability": reliability}
         typer.echo(json.dumps({"model": str(model), "data": str(data), "tta": tta, **result.to_json(), **calibration,
                                **extra}))  # fmt: skip
         return
@@ -369,6 +377,13 @@ def evaluate(
         shown.print(f"FER+'s own test protocol (only the {majority.n} faces with a clear majority of votes, as "
                     f"published FER+ figures): accuracy [bold]{majority.accuracy:.4f}[/]  "
                     f"macro-F1 {majority.macro_f1:.4f}", highlight=False)  # fmt: skip
+    if reliability is not None:
+        r = reliability
+        kept = f", {r['accuracy_trusted']:.4f} right" if r["accuracy_trusted"] is not None else ""
+        shown.print(f"p_correct (the model's reliability file): AURC {r['aurc_p_correct']:.4f} against "
+                    f"{r['aurc_top_probability']:.4f} for the top probability, ECE {r['ece_p_correct']:.4f}; "
+                    f"trusted at {r['threshold']:g}: {r['trusted_share']:.1%} of faces{kept}",
+                    highlight=False)  # fmt: skip
 
 
 def annotate(**kwargs: Any) -> None:

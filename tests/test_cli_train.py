@@ -356,3 +356,16 @@ def test_training_from_a_pack_needs_no_media_stack(small_ferplus, tmp_path):
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert (tmp_path / "ferplus.pt").exists()
+
+
+def test_evaluate_reports_the_models_reliability_and_none_without_a_file(small_ferplus):
+    """The shipped default's reliability file is read by evaluate too (one definition); a model without one: none."""
+    from fervid.options import ClassificationOptions
+
+    default = runner.invoke(app, ["evaluate", "--data", str(small_ferplus), "--json"])
+    assert default.exit_code == 0, default.output
+    reliability = json.loads(default.stdout.strip().splitlines()[-1])["reliability"]
+    assert reliability["threshold"] == ClassificationOptions().min_p_correct
+    assert 0 <= reliability["aurc_p_correct"] <= 1 and 0 <= reliability["trusted_share"] <= 1
+    alone = runner.invoke(app, ["evaluate", "--model", "ferplus", "--data", str(small_ferplus), "--json"])
+    assert alone.exit_code == 0 and "reliability" not in json.loads(alone.stdout.strip().splitlines()[-1])

@@ -72,3 +72,31 @@ def realfaces(model: str, shared: Path) -> tuple[np.ndarray, dict, np.ndarray, n
     measures = {c: faces[c].to_numpy(np.float64) for c in FACE_COLUMN_NAMES if c in faces}
     correct = np.asarray(classes, dtype=object)[probs.argmax(axis=1)] == faces["label"].to_numpy()
     return probs, measures, correct, faces["identity"].to_numpy()
+
+
+def dataset_reliability(model: str, images: np.ndarray, probs: np.ndarray, correct: np.ndarray) -> dict | None:
+    """How the model's reliability file does on a labelled split (``fervid evaluate``), or None without one.
+
+    The faces are dataset crops, so the measurements come from the crop as annotate takes them, with FER's
+    framing for the geometry (eye distance :data:`~fervid.train.conditions.FER_EYE_PX`, yaw and roll 0: the
+    split's own head poses would need the detector, which ``benchmarks/reliability.py`` runs).
+    """
+    from fervid.classify import reliability_of
+    from fervid.reliability import expected_calibration_error, risk_coverage
+    from fervid.train.conditions import FER_EYE_PX
+
+    reliability = reliability_of(model, required=False)
+    if reliability is None:
+        return None
+    measures = crop_measures(torch.from_numpy(images).float().unsqueeze(1))
+    n = len(images)
+    measures |= {"face_px": np.full(n, FER_EYE_PX), "yaw": np.zeros(n), "roll": np.zeros(n)}
+    p = reliability.p_correct(probs, measures)
+    trusted = reliability.readable(measures) & (p >= reliability.default_threshold)
+    correct = np.asarray(correct, dtype=np.float64)
+    return {
+        "aurc_p_correct": risk_coverage(p, correct)[2], "aurc_top_probability": risk_coverage(probs.max(1), correct)[2],
+        "ece_p_correct": expected_calibration_error(p, correct), "threshold": reliability.default_threshold,
+        "trusted_share": float(trusted.mean()),
+        "accuracy_trusted": float(correct[trusted].mean()) if trusted.any() else None,
+    }  # fmt: skip
