@@ -249,13 +249,8 @@ def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarr
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
-    """ECE of a probability-of-correct estimate: the weighted gap between it and the hit rate, in equal-width bins."""
-    confidence = np.asarray(confidence, dtype=np.float64)
-    correct = np.asarray(correct, dtype=np.float64)
-    which = np.clip((confidence * bins).astype(int), 0, bins - 1)
-    gap = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            gap += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
-    return float(gap)
+    """ECE of a probability-of-correct estimate: the weighted gap between it and the hit rate, in equal-width bins
+    (the same measure ``fervid evaluate`` gives the top probability)."""
+    from fervid.train.calibrate import calibration_gap
+
+    return calibration_gap(confidence, correct, bins)

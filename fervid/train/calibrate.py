@@ -44,8 +44,16 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     """ECE: the confidence-weighted gap between confidence and accuracy, over equal-width confidence bins."""
     if len(probs) == 0:
         return 0.0
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == labels
+    return calibration_gap(probs.max(axis=1), probs.argmax(axis=1) == labels, bins)
+
+
+def calibration_gap(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE of any probability that a label is right (the top probability, ``p_correct``): the share-weighted gap
+    between it and the hit rate, over equal-width bins."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    if len(confidence) == 0:
+        return 0.0
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
     total = 0.0
