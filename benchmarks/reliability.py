@@ -37,8 +37,8 @@ from _real_faces import measure  # noqa: E402 - the real-footage helper lives wi
 from fervid.geometry import box_iou_np  # noqa: E402
 from fervid.models.expression_weights import resolve_model, sha256_file  # noqa: E402
 from fervid.options import ClassificationOptions  # noqa: E402
-from fervid.reliability import expected_calibration_error, load_reliability, risk_coverage  # noqa: E402
-from fervid.train.reliability_data import fer_faces  # noqa: E402
+from fervid.reliability import load_reliability, risk_coverage  # noqa: E402
+from fervid.train.reliability_data import fer_faces, judge  # noqa: E402
 
 HAMILTON = "media/face_recognition/short_hamilton_clip.mp4"
 HAMILTON_LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "hamilton_persons.csv"
@@ -46,24 +46,6 @@ HAMILTON_LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "hami
 #: in shot 3 and the four clear audience members of shot 4.
 UNREADABLE_ROWS = (2, 3, 5, 6, 8, 9)
 READABLE_ROWS = (10, 11, 12, 13, 15)
-COVERAGE = 0.7
-
-
-def scores(p_correct: np.ndarray, top: np.ndarray, correct: np.ndarray, trusted: np.ndarray) -> dict:
-    """The figures of one set (see the module docstring)."""
-    correct = np.asarray(correct, dtype=np.float64)
-    _, _, aurc = risk_coverage(p_correct, correct)
-    _, _, baseline = risk_coverage(top, correct)
-    keep = np.argsort(-p_correct, kind="stable")[: int(round(COVERAGE * len(correct)))]
-    return {
-        "n": int(len(correct)), "accuracy": float(correct.mean()), "aurc_p_correct": aurc, "aurc_top": baseline,
-        "aurc_ratio": aurc / baseline if baseline > 0 else float("nan"),
-        "accuracy_top70_p_correct": float(correct[keep].mean()),
-        "accuracy_top70_top": float(correct[np.argsort(-top, kind="stable")[: len(keep)]].mean()),
-        "ece_p_correct": expected_calibration_error(p_correct, correct),
-        "ece_top": expected_calibration_error(top, correct), "trusted_share": float(trusted.mean()),
-        "accuracy_trusted": float(correct[trusted].mean()) if trusted.any() else None,
-    }  # fmt: skip
 
 
 def real_footage(model: str, threshold: float) -> tuple[dict, dict]:
@@ -72,7 +54,7 @@ def real_footage(model: str, threshold: float) -> tuple[dict, dict]:
     correct = (rows["predicted"] == rows["label"]).to_numpy()
     p, top = rows["p_correct"].to_numpy(np.float64), rows["confidence"].to_numpy(np.float64)
     trusted = rows["readable"].to_numpy(bool) & (p >= threshold)
-    return scores(p, top, correct, trusted), {"p_correct": p, "top": top, "correct": correct}
+    return judge(p, top, correct, trusted), {"p_correct": p, "top": top, "correct": correct}
 
 
 def fer_test(model: str, shared: Path, clean: bool, threshold: float, cache: Path) -> tuple[dict, dict]:
@@ -83,7 +65,7 @@ def fer_test(model: str, shared: Path, clean: bool, threshold: float, cache: Pat
     p = reliability.p_correct(probs, measures)
     trusted = reliability.readable(measures) & (p >= threshold)
     top = probs.max(axis=1)
-    return scores(p, top, correct, trusted), {"p_correct": p, "top": top, "correct": correct}
+    return judge(p, top, correct, trusted), {"p_correct": p, "top": top, "correct": correct}
 
 
 def hamilton(shared: Path, model: str, threshold: float) -> list[dict]:

@@ -141,9 +141,9 @@ class ExpressionClassifier:
 def threshold_for(model: str | Path) -> float:
     """``--min-p-correct`` for ``model`` in tools that run any model (benchmarks): the option's default when the
     model has a reliability file, else 0 (there is nothing to filter by, and annotate would refuse the model)."""
-    from fervid.options import ClassificationOptions
+    from fervid.io.tables import default_min_p_correct
 
-    return ClassificationOptions().min_p_correct if reliability_path(resolve_model(model)).is_file() else 0.0
+    return default_min_p_correct() if reliability_path(resolve_model(model)).is_file() else 0.0
 
 
 def reliability_of(model: str | Path, required: bool) -> ReliabilityModel | None:

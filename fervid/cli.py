@@ -381,7 +381,7 @@ def evaluate(
         r = reliability
         kept = f", {r['accuracy_trusted']:.4f} right" if r["accuracy_trusted"] is not None else ""
         shown.print(f"p_correct (the model's reliability file): AURC {r['aurc_p_correct']:.4f} against "
-                    f"{r['aurc_top_probability']:.4f} for the top probability, ECE {r['ece_p_correct']:.4f}; "
+                    f"{r['aurc_top']:.4f} for the top probability, ECE {r['ece_p_correct']:.4f}; "
                     f"trusted at {r['threshold']:g}: {r['trusted_share']:.1%} of faces{kept}",
                     highlight=False)  # fmt: skip
 

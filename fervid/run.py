@@ -168,16 +168,16 @@ def _process(
     persons = None
     if identity is not None:
         found = identity.finish()
-        final_names = found.names if options.identity.people else {}
         # With --people the faces table always has the ``person`` column, empty where nobody matched.
-        frame = add_persons(frame, found.person_of_track, final_names if options.identity.people else None)
+        final_names = found.names if options.identity.people else None
+        frame = add_persons(frame, found.person_of_track, final_names)
         persons = summarize_persons(frame, engine.classes, frame_times, options.classification.min_p_correct)
         run["identity"] = _identity_record(found, options)
     if smoother.window_s > 0:
         frame = add_smoothed(frame, engine.classes, smoother.window_s, smoother.mode, smoother.min_p_correct)
     if identity is not None:
         run["identity"]["pictures_redrawn"] = _relabel(
-            sinks, frame, engine.classes, FinalLabels(found.person_of_track, final_names)
+            sinks, frame, engine.classes, FinalLabels(found.person_of_track, final_names or {})
         )
     summary = summarize_tracks(
         frame, engine.classes, frame_times=frame_times, min_p_correct=options.classification.min_p_correct

@@ -74,15 +74,40 @@ def realfaces(model: str, shared: Path) -> tuple[np.ndarray, dict, np.ndarray, n
     return probs, measures, correct, faces["identity"].to_numpy()
 
 
+#: Share of faces, most trusted first, whose accuracy :func:`judge` reports (issue 30's 70 %).
+COVERAGE = 0.7
+
+
+def judge(p_correct: np.ndarray, top: np.ndarray, correct: np.ndarray, trusted: np.ndarray) -> dict:
+    """How well ``p_correct`` says which labels are right, beside the top probability: accuracy, AURC of both
+    (and their ratio), accuracy of the :data:`COVERAGE` most trusted by each, ECE of both, and the share the
+    threshold keeps (``trusted``) with its accuracy. ``benchmarks/reliability.py`` and ``fervid evaluate``."""
+    from fervid.reliability import expected_calibration_error, risk_coverage
+
+    correct = np.asarray(correct, dtype=np.float64)
+    _, _, aurc = risk_coverage(p_correct, correct)
+    _, _, baseline = risk_coverage(top, correct)
+    keep = int(round(COVERAGE * len(correct)))
+    return {
+        "n": int(len(correct)), "accuracy": float(correct.mean()), "aurc_p_correct": aurc, "aurc_top": baseline,
+        "aurc_ratio": aurc / baseline if baseline > 0 else float("nan"),
+        "accuracy_top70_p_correct": float(correct[np.argsort(-p_correct, kind="stable")[:keep]].mean()),
+        "accuracy_top70_top": float(correct[np.argsort(-top, kind="stable")[:keep]].mean()),
+        "ece_p_correct": expected_calibration_error(p_correct, correct),
+        "ece_top": expected_calibration_error(top, correct), "trusted_share": float(trusted.mean()),
+        "accuracy_trusted": float(correct[trusted].mean()) if trusted.any() else None,
+    }  # fmt: skip
+
+
 def dataset_reliability(model: str, images: np.ndarray, probs: np.ndarray, correct: np.ndarray) -> dict | None:
-    """How the model's reliability file does on a labelled split (``fervid evaluate``), or None without one.
+    """How the model's reliability file does on a labelled split (``fervid evaluate``): :func:`judge`'s figures
+    and the threshold, or None without a reliability file.
 
     The faces are dataset crops, so the measurements come from the crop as annotate takes them, with FER's
     framing for the geometry (eye distance :data:`~fervid.train.conditions.FER_EYE_PX`, yaw and roll 0: the
     split's own head poses would need the detector, which ``benchmarks/reliability.py`` runs).
     """
     from fervid.classify import reliability_of
-    from fervid.reliability import expected_calibration_error, risk_coverage
     from fervid.train.conditions import FER_EYE_PX
 
     reliability = reliability_of(model, required=False)
@@ -93,10 +118,4 @@ def dataset_reliability(model: str, images: np.ndarray, probs: np.ndarray, corre
     measures |= {"face_px": np.full(n, FER_EYE_PX), "yaw": np.zeros(n), "roll": np.zeros(n)}
     p = reliability.p_correct(probs, measures)
     trusted = reliability.readable(measures) & (p >= reliability.default_threshold)
-    correct = np.asarray(correct, dtype=np.float64)
-    return {
-        "aurc_p_correct": risk_coverage(p, correct)[2], "aurc_top_probability": risk_coverage(probs.max(1), correct)[2],
-        "ece_p_correct": expected_calibration_error(p, correct), "threshold": reliability.default_threshold,
-        "trusted_share": float(trusted.mean()),
-        "accuracy_trusted": float(correct[trusted].mean()) if trusted.any() else None,
-    }  # fmt: skip
+    return {**judge(p, probs.max(axis=1), correct, trusted), "threshold": reliability.default_threshold}
