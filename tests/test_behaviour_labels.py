@@ -19,6 +19,8 @@ from fervid.geometry import box_iou_np
 
 DATA = Path(__file__).resolve().parent / "data" / "behaviour"
 POSE = DATA / "head_pose.csv"
+BLINKS = DATA / "blinks.csv"
+INSPECTED = DATA / "blinks_inspected.csv"
 YAW_BINS = {"left_profile", "left_three_quarter", "frontal", "right_three_quarter", "right_profile"}
 PITCH_BINS = {"up", "level", "down", ""}
 BOX = ["x1", "y1", "x2", "y2"]
@@ -49,6 +51,41 @@ def test_pose_set_holds_the_hamilton_profile() -> None:
     shot2 = pose[(pose["clip"] == "face_recognition/short_hamilton_clip.mp4") & pose["note"].str.contains("curly")]
     assert len(shot2) >= 1
     assert (shot2["yaw_bin"] == "left_profile").all()
+
+
+def load_blinks() -> pd.DataFrame:
+    return pd.read_csv(BLINKS, dtype={"clip": str, "note": str}, keep_default_na=False)
+
+
+def test_blink_set_parses() -> None:
+    blinks = load_blinks()
+    assert list(blinks.columns) == ["clip", *BOX, "onset_frame", "end_frame", "note"]
+    assert (blinks["onset_frame"] >= 0).all()
+    assert (blinks["end_frame"] > blinks["onset_frame"]).all()
+    assert (blinks["x2"] > blinks["x1"]).all() and (blinks["y2"] > blinks["y1"]).all()
+    assert blinks["clip"].nunique() >= 2
+
+
+def test_every_blink_lies_in_a_fully_inspected_range() -> None:
+    """A false-positive count is only fair inside ranges where every blink was labelled; each label must sit in one."""
+    blinks, inspected = load_blinks(), pd.read_csv(INSPECTED, dtype={"clip": str, "face": str})
+    assert list(inspected.columns) == ["clip", "first_frame", "last_frame", "face"]
+    assert (inspected["last_frame"] > inspected["first_frame"]).all()
+    for row in blinks.itertuples():
+        ranges = inspected[inspected["clip"] == row.clip]
+        inside = (ranges["first_frame"] <= row.onset_frame) & (row.end_frame <= ranges["last_frame"])
+        assert inside.any(), f"{row.clip} blink at {row.onset_frame} is outside the inspected ranges"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 32 asks for >= 15 blinks; the clips in ../shared/media hold 6 clear independent ones "
+    "(see tests/data/behaviour/README.md). Remove this mark once more real footage is labelled.",
+)
+def test_blink_set_reaches_the_issues_size() -> None:
+    blinks = load_blinks()
+    independent = blinks[~blinks["note"].str.contains("not an independent blink")]
+    assert len(independent) >= 15
 
 
 def _frames(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
@@ -97,3 +134,10 @@ def test_pose_boxes_match_a_detection() -> None:
     if not (SHARED / "media").exists():
         pytest.skip("needs ../shared/media (real media are not on this machine)")
     assert _unmatched(load_pose(), "frame") == []
+
+
+@pytest.mark.slow  # one RetinaFace pass per labelled blink onset
+def test_blink_boxes_match_a_detection() -> None:
+    if not (SHARED / "media").exists():
+        pytest.skip("needs ../shared/media (real media are not on this machine)")
+    assert _unmatched(load_blinks(), "onset_frame") == []
