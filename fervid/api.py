@@ -229,7 +229,8 @@ def load(directory: PathLike, stem: str | None = None) -> AnnotateResult:
 
 
 def read_table(path: PathLike) -> pd.DataFrame:
-    """A faces, summary or corpus summary table from CSV or Parquet, with the dtypes it was made with.
+    """A faces, summary, persons or events table, or a corpus table (wide or long), from CSV or Parquet, with the
+    dtypes it was made with.
 
     Parquet keeps dtypes itself; CSV has none, so ids and counts come back as int64, the
     timeline's measurements as float32 (its per-face columns as :mod:`fervid.columns` defines them:
@@ -242,7 +243,7 @@ def read_table(path: PathLike) -> pd.DataFrame:
     path = Path(path)
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
-    is_summary = path.name.endswith((".summary.csv", ".persons.csv", ".events.csv"))
+    is_summary = path.name.endswith((".summary.csv", ".persons.csv", ".events.csv", ".long.csv"))
     fixed = _SUMMARY_DTYPES if is_summary else {**{c.name: c.dtype for c in BY_NAME.values()}, **_TIMELINE_DTYPES}
     header = pd.read_csv(path, nrows=0).columns
     dtypes: dict[str, Any] = {c: fixed.get(c, "float64" if is_summary else "float32") for c in header}

@@ -791,12 +791,13 @@ def summarize(
         path = base.with_name(base.name + suffix)
         write_table(table, path)
         written.append(str(path))
-    from fervid.corpus import corpus_tables, table_paths
+    from fervid.corpus import LONG_FLOAT_FORMAT, corpus_tables, table_paths
     from fervid.report.index import write_index
 
     for name, corpus_table in corpus_tables(folder, table).items():  # persons and events, wide and long
+        digits = LONG_FLOAT_FORMAT if name.endswith(".long") else "%.6g"
         for path in table_paths(base, name, TABLE_FORMATS[table_format]):
-            write_table(corpus_table, path)
+            write_table(corpus_table, path, digits)
             written.append(str(path))
     written.append(str(write_index(folder)))  # every input's report; incomplete runs listed as such
     shown = Table(title=_corpus_title(folder, table, complete))

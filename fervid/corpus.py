@@ -106,6 +106,10 @@ def corpus_tables(outdir: str | Path, persons: pd.DataFrame | None = None) -> di
     return tables
 
 
+#: CSV digits of the corpus tables: a long table's ``value`` holds times too (3725.4167 s must not become 3725.42).
+LONG_FLOAT_FORMAT = "%.10g"
+
+
 def table_paths(base: Path, name: str, suffixes: tuple[str, ...]) -> list[Path]:
     """Where a corpus table goes beside the summary ``base`` (``OUT/corpus.summary`` -> ``OUT/corpus.persons.csv``;
     ``-o study`` -> ``study.persons.csv``)."""
