@@ -473,8 +473,8 @@ def _check_events(items: list[BatchInput], options: Any, notes: list[str]) -> tu
     events = load_events(options.output.events, options.output.events_tier)
     items = [probed(item) if item.problem is None else item for item in items]
     fps = options.input.fps if options.input.sequence else None
-    runnable = [(item.stem, item.label, item.media) for item in items if item.problem is None]
-    return items, notes + check_events(events, runnable, fps)
+    inputs = [(item.stem, item.label, item.media if item.problem is None else None) for item in items]
+    return items, notes + check_events(events, inputs, fps)  # an input that fails anyway: its name only
 
 
 def _pipeline(options: Any) -> Any:

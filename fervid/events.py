@@ -261,13 +261,14 @@ def stream_start(media: MediaInfo) -> float:
 
 def check_events(events: Events, inputs: Sequence[tuple[str, str, MediaInfo | None]],
                  sequence_fps: float | None = None) -> list[str]:  # fmt: skip
-    """Check ``events`` against a run's inputs, given as (stem, label, probe result), before any model loads.
+    """Check ``events`` against a run's inputs, given as (stem, label, probe result or None), before any model loads.
 
     Every ``input`` value must name an input (its stem or file name) and every window must lie
     inside each input it applies to. Rows without ``input`` apply to every timed input; photo
     inputs then get no events table, which the returned notes say.
     """
     known = {name for stem, label, media in inputs for name in _names(stem, label, media)}
+    inputs = [(stem, label, media) for stem, label, media in inputs if media is not None]
     unknown = [(int(line), str(name)) for line, name in zip(events.line, events.input) if name and name not in known]
     if unknown:
         line, name = unknown[0]
@@ -276,9 +277,7 @@ def check_events(events: Events, inputs: Sequence[tuple[str, str, MediaInfo | No
         raise EventsError(f"{events.where(line)}: input {name!r} matches no input of this run{more}; "
                           f"inputs: {listed}")  # fmt: skip
     notes = []
-    for stem, label, media in inputs:
-        if media is None:
-            continue  # an input that cannot be read fails with its own reason
+    for stem, label, media in inputs:  # an input that cannot be read (no probe result) fails with its own reason
         mine = events.for_input(*_names(stem, label, media))
         timed = media.kind == "video" or timed_length(media, sequence_fps) is not None
         if len(mine) and not timed and not (mine.input != "").any():
@@ -289,8 +288,9 @@ def check_events(events: Events, inputs: Sequence[tuple[str, str, MediaInfo | No
 
 
 def _names(stem: str, label: str, media: MediaInfo | None) -> list[str]:
-    """The names an events row may give an input by: its output stem and its file name."""
-    return [stem, *([media.path.name] if media is not None else [])]
+    """The names an events row may give an input by: its output stem and its file name (from its label when it
+    could not be probed: ``clips/p01.mp4`` -> ``p01.mp4``)."""
+    return [stem, media.path.name if media is not None else Path(label).name]
 
 
 # ---------------------------------------------------------------------------------- tables
