@@ -38,12 +38,14 @@ class OptionSpec:
     """How one option appears on the command line.
 
     ``switch`` is the flag of a boolean that takes no value (``--no-video`` turns ``video``
-    off; ``--sequence`` turns ``sequence`` on).
+    off; ``--sequence`` turns ``sequence`` on). ``name`` is a flag spelt otherwise than its
+    field (``fervid train``'s ``--degrade`` sets ``degrade_p``).
     """
 
     help: str
     metavar: str | None = None
     switch: str | None = None
+    name: str | None = None
     min: float | None = None
     max: float | None = None
 
@@ -371,7 +373,7 @@ def _suggestion(name: str) -> str | None:
 
 def flag(f: dataclasses.Field) -> str:
     """The option's command-line flag (``--det-threshold``; a switch's own: ``--no-video``, ``--sequence``)."""
-    return spec_of(f).switch or "--" + f.name.replace("_", "-")
+    return spec_of(f).switch or spec_of(f).name or "--" + f.name.replace("_", "-")
 
 
 #: Options that change how fast a run goes, never what it writes (resume does not compare them).
