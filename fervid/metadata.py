@@ -114,7 +114,7 @@ def input_facts(source: Path, info: Any = None) -> dict[str, Any]:
     """Path, size in bytes and what probing says (duration, fps, resolution, frames, codecs); for an image
     folder, its pictures' sizes (:func:`picture_sizes`).
 
-    ``info`` is the input's :class:`~fervid.io.probe.MediaInfo` when the caller has it (the
+    ``info`` is the input's :class:`~fervid.io.media_info.MediaInfo` when the caller has it (the
     run loop does), so the file is not probed again.
     """
     from fervid.io.errors import InputError

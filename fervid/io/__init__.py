@@ -15,7 +15,8 @@ from fervid.io.errors import InputError
 
 if TYPE_CHECKING:
     from fervid.io.images import ImageFolderReader, list_images, read_image
-    from fervid.io.probe import MediaInfo, probe
+    from fervid.io.media_info import MediaInfo
+    from fervid.io.probe import probe
     from fervid.io.video import VideoReader
     from fervid.io.video_writer import VideoWriter
 
@@ -24,7 +25,7 @@ _LAZY = {
     "ImageFolderReader": "images",
     "list_images": "images",
     "read_image": "images",
-    "MediaInfo": "probe",
+    "MediaInfo": "media_info",
     "probe": "probe",
     "VideoReader": "video",
     "VideoWriter": "video_writer",

@@ -8,38 +8,14 @@ can decode them, so their frame timing is kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from fervid.io.errors import InputError, check_file
 from fervid.io.images import image_size, is_animated, list_images, open_image
+from fervid.io.media_info import MediaInfo  # MediaInfo lives in a leaf module: video.py needs it too
 from fervid.io.video import VideoReader, count_in_range
 
-MediaKind = Literal["video", "image", "image_folder"]
 _NOT_VIDEO = "not a readable video file"
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    """Facts about an input. Sizes are as displayed (after rotation / EXIF orientation).
-
-    For images ``fps``/``duration_s`` are None and ``frame_count`` is the number of
-    images; ``video_codec`` holds the image format (``jpeg``, ``png``) for a single
-    image and None for a folder.
-    """
-
-    path: Path
-    kind: MediaKind
-    width: int | None
-    height: int | None
-    fps: float | None
-    duration_s: float | None
-    frame_count: int | None
-    has_audio: bool
-    audio_codec: str | None
-    video_codec: str | None
-    rotation: int
 
 
 def probe(path: str | Path) -> MediaInfo:

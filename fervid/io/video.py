@@ -35,7 +35,7 @@ from fervid.io.tolerant_decode import MAX_FAILED_PACKETS, DamageLog, TolerantDec
 from fervid.types import Frame
 
 if TYPE_CHECKING:
-    from fervid.io.probe import MediaInfo
+    from fervid.io.media_info import MediaInfo
 
 #: Frame rate assumed for streams that declare none (FFmpeg's own default for raw streams).
 DEFAULT_FPS = 25.0
