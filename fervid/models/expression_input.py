@@ -19,13 +19,10 @@ Photometric normalisation (``config.photometric``):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
-
-if TYPE_CHECKING:
-    from fervid.models.expression_weights import ExpressionConfig
 
 PHOTOMETRIC = ("none", "standardize", "equalize")
 #: The normalisations whose output is the pixel scale [0, 1] (``pixel / 255``); a network started from
@@ -34,6 +31,25 @@ PHOTOMETRIC = ("none", "standardize", "equalize")
 PIXEL_SCALE_PHOTOMETRIC = ("equalize", "none")
 #: Grey levels used to build each crop's histogram.
 LEVELS = 256
+
+
+class InputConfig(Protocol):
+    """The part of a weight file's config that says how its input is prepared.
+
+    :class:`~fervid.models.expression_weights.ExpressionConfig` has these fields; naming them here, rather than
+    importing it, keeps this module a leaf that the weight-file module can import.
+    """
+
+    @property
+    def input_size(self) -> int: ...
+    @property
+    def photometric(self) -> str: ...
+    @property
+    def mean(self) -> float: ...
+    @property
+    def std(self) -> float: ...
+    @property
+    def temperature(self) -> float: ...
 
 
 def equalize(crops: torch.Tensor) -> torch.Tensor:
@@ -73,7 +89,7 @@ def photometric(crops: torch.Tensor, method: str) -> torch.Tensor:
     raise ValueError(f"unknown photometric normalisation {method!r}; choose one of: {', '.join(PHOTOMETRIC)}")
 
 
-def prepare(crops: torch.Tensor, config: ExpressionConfig) -> torch.Tensor:
+def prepare(crops: torch.Tensor, config: InputConfig) -> torch.Tensor:
     """(B, 1, H, W) float crops in [0, 255] -> normalised model input, resized to ``config.input_size``."""
     x = crops.float()
     size = config.input_size
@@ -82,6 +98,6 @@ def prepare(crops: torch.Tensor, config: ExpressionConfig) -> torch.Tensor:
     return (photometric(x, config.photometric) - config.mean) / config.std
 
 
-def probabilities(logits: torch.Tensor, config: ExpressionConfig) -> torch.Tensor:
+def probabilities(logits: torch.Tensor, config: InputConfig) -> torch.Tensor:
     """Calibrated class probabilities: softmax of ``logits / config.temperature`` (fitted on validation)."""
     return F.softmax(logits.float() / config.temperature, dim=1)
