@@ -15,39 +15,18 @@ import math
 import torch
 import torch.nn.functional as F
 
+from fervid.train.batch_ops import uniform, warp
 from fervid.train.config import AugmentConfig  # defined with the other training options (fervid train's flags)
 from fervid.train.degrade import random_degradations
-
-
-def _uniform(n: int, low: float, high: float, device: torch.device, gen: torch.Generator | None) -> torch.Tensor:
-    return torch.rand(n, device=device, generator=gen) * (high - low) + low
-
-
-def warp(
-    x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, flip: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Resample each image of a (B, C, H, W) batch by its own similarity transform.
-
-    ``angle`` (B,) in radians, ``scale`` (B,), ``shift`` (B, 2) in fractions of the image
-    size, ``flip`` (B,) of +-1 (horizontal mirror where -1). Edges are replicated.
-    """
-    flip = torch.ones_like(scale) if flip is None else flip
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    shift = shift * 2  # grid units span 2
-    theta = torch.stack(
-        [torch.stack([cos * flip, -sin, shift[:, 0]], 1), torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1
-    )
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
     """Warp each image of a (B, C, H, W) float batch by its own random similarity transform (+ flip)."""
     b, dev = x.shape[0], x.device
-    angle = _uniform(b, -cfg.max_rotation_deg, cfg.max_rotation_deg, dev, gen) * (math.pi / 180)
-    scale = _uniform(b, *cfg.scale_range, dev, gen)
+    angle = uniform(b, -cfg.max_rotation_deg, cfg.max_rotation_deg, dev, gen) * (math.pi / 180)
+    scale = uniform(b, *cfg.scale_range, dev, gen)
     flip = torch.where(torch.rand(b, device=dev, generator=gen) < cfg.flip_p, -1.0, 1.0)
-    shift = _uniform(2 * b, -cfg.max_shift, cfg.max_shift, dev, gen).view(b, 2)
+    shift = uniform(2 * b, -cfg.max_shift, cfg.max_shift, dev, gen).view(b, 2)
     return warp(x, angle, scale, shift, flip)
 
 
@@ -112,7 +91,7 @@ def random_yaw(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None 
     Why: FER's faces are mostly frontal, and on video smiles are often seen in three-quarter view.
     """
     b, dev = x.shape[0], x.device
-    angle = _uniform(b, -cfg.max_yaw_deg, cfg.max_yaw_deg, dev, gen) * (math.pi / 180)
+    angle = uniform(b, -cfg.max_yaw_deg, cfg.max_yaw_deg, dev, gen) * (math.pi / 180)
     chosen = (torch.rand(b, device=dev, generator=gen) < cfg.yaw_p).view(b, 1, 1, 1)
     if cfg.yaw_model == "cylinder":
         return torch.where(chosen, cylinder_yaw(x, angle, cfg.yaw_radius), x)
@@ -122,8 +101,8 @@ def random_yaw(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None 
 def color_jitter(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
     """Random brightness and contrast per image, on [0, 1] images."""
     b, dev = x.shape[0], x.device
-    bright = _uniform(b, -cfg.brightness, cfg.brightness, dev, gen).view(b, 1, 1, 1)
-    contrast = _uniform(b, 1 - cfg.contrast, 1 + cfg.contrast, dev, gen).view(b, 1, 1, 1)
+    bright = uniform(b, -cfg.brightness, cfg.brightness, dev, gen).view(b, 1, 1, 1)
+    contrast = uniform(b, 1 - cfg.contrast, 1 + cfg.contrast, dev, gen).view(b, 1, 1, 1)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     return ((x - mean) * contrast + mean + bright).clamp(0, 1)
 
@@ -132,8 +111,8 @@ def random_erase(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | Non
     """Blank one random rectangle per selected image with noise (occlusion robustness)."""
     b, _, h, w = x.shape
     dev = x.device
-    area = _uniform(b, *cfg.erase_area, dev, gen) * h * w
-    aspect = torch.exp(_uniform(b, math.log(0.3), math.log(3.3), dev, gen))
+    area = uniform(b, *cfg.erase_area, dev, gen) * h * w
+    aspect = torch.exp(uniform(b, math.log(0.3), math.log(3.3), dev, gen))
     eh = (area * aspect).sqrt().clamp(1, h)
     ew = (area / aspect).sqrt().clamp(1, w)
     y0 = torch.rand(b, device=dev, generator=gen) * (h - eh)

@@ -21,11 +21,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from fervid.train.batch_ops import uniform, warp
+
 Apply = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
-
-
-def _uniform(b: int, low: float, high: float, device: torch.device, gen: torch.Generator | None) -> torch.Tensor:
-    return (torch.rand(b, device=device, generator=gen) * (high - low) + low).view(b, 1, 1, 1)
 
 
 def quantize(x: torch.Tensor) -> torch.Tensor:
@@ -35,7 +33,7 @@ def quantize(x: torch.Tensor) -> torch.Tensor:
 
 def low_light(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
     """Brightness x0.25-0.4 plus sensor noise: shot noise (grows with the signal) and read noise."""
-    dark = x * _uniform(len(x), 0.25, 0.4, x.device, gen)
+    dark = x * uniform(len(x), 0.25, 0.4, x.device, gen).view(-1, 1, 1, 1)
     sigma = torch.sqrt(0.002 * dark + 0.005**2)  # ~4 grey levels at 10 % brightness
     return quantize(dark + sigma * torch.randn(x.shape, device=x.device, generator=gen))
 
@@ -43,14 +41,14 @@ def low_light(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tens
 def low_contrast(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
     """Contrast x0.3-0.5 around the crop's mean (haze, flat lighting, a washed-out webcam)."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return quantize((x - mean) * _uniform(len(x), 0.3, 0.5, x.device, gen) + mean)
+    return quantize((x - mean) * uniform(len(x), 0.3, 0.5, x.device, gen).view(-1, 1, 1, 1) + mean)
 
 
 def gamma(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
     """A tone curve: gamma 0.45-0.65 (lifted shadows) or 1.6-2.2 (crushed shadows), half each."""
     b = len(x)
-    low = _uniform(b, 0.45, 0.65, x.device, gen)
-    high = _uniform(b, 1.6, 2.2, x.device, gen)
+    low = uniform(b, 0.45, 0.65, x.device, gen).view(b, 1, 1, 1)
+    high = uniform(b, 1.6, 2.2, x.device, gen).view(b, 1, 1, 1)
     pick = torch.rand(b, device=x.device, generator=gen).view(b, 1, 1, 1) < 0.5
     return quantize(x.clamp_min(0).pow(torch.where(pick, low, high)))
 
@@ -66,7 +64,7 @@ def _filter_each(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
 def gaussian_blur(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
     """Defocus: Gaussian blur with sigma 1.0-2.0 px at 48 px (a soft webcam, a face out of focus)."""
     b, k = len(x), 9
-    sigma = _uniform(b, 1.0, 2.0, x.device, gen).view(b, 1, 1)
+    sigma = uniform(b, 1.0, 2.0, x.device, gen).view(b, 1, 1)
     r = torch.arange(k, device=x.device, dtype=x.dtype) - k // 2
     g = torch.exp(-(r.view(1, k, 1) ** 2 + r.view(1, 1, k) ** 2) / (2 * sigma**2))
     return quantize(_filter_each(x, g / g.sum(dim=(1, 2), keepdim=True)))
@@ -75,7 +73,7 @@ def gaussian_blur(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.
 def motion_blur(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
     """Camera or head motion: a line kernel 5-9 px long at a random angle."""
     b, k = len(x), 9
-    length = _uniform(b, 5.0, 9.0, x.device, gen).view(b, 1, 1)
+    length = uniform(b, 5.0, 9.0, x.device, gen).view(b, 1, 1)
     angle = (torch.rand(b, device=x.device, generator=gen) * math.pi).view(b, 1, 1)
     r = torch.arange(k, device=x.device, dtype=x.dtype) - k // 2
     ys, xs = r.view(1, k, 1), r.view(1, 1, k)
@@ -143,12 +141,10 @@ def jpeg(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
 
 def crop_jitter(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
     """Imperfect alignment: shift up to +-10 % of the crop, scale 0.9-1.1, rotation up to +-10 degrees."""
-    from fervid.train.augment import warp
-
     b, dev = len(x), x.device
-    angle = _uniform(b, -10, 10, dev, gen).view(b) * (math.pi / 180)
-    scale = _uniform(b, 0.9, 1.1, dev, gen).view(b)
-    shift = _uniform(2 * b, -0.1, 0.1, dev, gen).view(b, 2)
+    angle = uniform(b, -10, 10, dev, gen) * (math.pi / 180)
+    scale = uniform(b, 0.9, 1.1, dev, gen)
+    shift = uniform(2 * b, -0.1, 0.1, dev, gen).view(b, 2)
     return quantize(warp(x, angle, scale, shift))
 
 

@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from fervid.train.augment import _uniform
+from fervid.train.batch_ops import uniform
 
 
 def rounded_box_distance(px: torch.Tensor, py: torch.Tensor, half_w: torch.Tensor, half_h: torch.Tensor,
@@ -50,7 +50,7 @@ def hand_occluders(x: torch.Tensor, p: float, gen: torch.Generator | None = None
     xs = ((torch.arange(w, device=dev, dtype=x.dtype) + 0.5) / w * 2 - 1).view(1, 1, w)
 
     def draw(low: float, high: float) -> torch.Tensor:
-        return _uniform(b, low, high, dev, gen).to(x.dtype).view(b, 1, 1)
+        return uniform(b, low, high, dev, gen).to(x.dtype).view(b, 1, 1)
 
     # The fist: a rounded box at the chin, turned up to 45 degrees either way.
     cx, cy = draw(-0.45, 0.45), draw(0.7, 1.05)
@@ -71,7 +71,7 @@ def hand_occluders(x: torch.Tensor, p: float, gen: torch.Generator | None = None
     tilt = draw(-0.5, 0.5)
     fu = (xs - fx) * torch.cos(tilt) - (ys - cy + half_h * 0.5) * torch.sin(tilt)
     fv = (xs - fx) * torch.sin(tilt) + (ys - cy + half_h * 0.5) * torch.cos(tilt)
-    with_finger = (_uniform(b, 0, 1, dev, gen) < 0.5).view(b, 1, 1)
+    with_finger = (uniform(b, 0, 1, dev, gen) < 0.5).view(b, 1, 1)
     shape = torch.where(with_finger, torch.minimum(fist, capsule_distance(fu, fv, finger_len, finger_r)), fist)
     # Lit like the face (its centre's mean brightness), often brighter (nearer the light), with a
     # gradient in a random direction and a soft edge.
@@ -84,7 +84,7 @@ def hand_occluders(x: torch.Tensor, p: float, gen: torch.Generator | None = None
     alpha = torch.sigmoid(-shape / softness)
     # The hand's shadow on the face just outside its edge.
     shadow = draw(0.2, 0.5) * torch.exp(-shape.clamp_min(0) / 0.05) * (shape > 0)
-    chosen = (_uniform(b, 0, 1, dev, gen) < p).view(b, 1, 1)
+    chosen = (uniform(b, 0, 1, dev, gen) < p).view(b, 1, 1)
     alpha = torch.where(chosen, alpha, torch.zeros_like(alpha)).unsqueeze(1)
     shadow = torch.where(chosen, shadow, torch.zeros_like(shadow)).unsqueeze(1)
     return x * (1 - shadow) * (1 - alpha) + shade.unsqueeze(1) * alpha
