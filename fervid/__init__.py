@@ -21,7 +21,8 @@ import sys
 from types import ModuleType  # not `import types`: the submodule fervid.types would replace it
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from fervid.version import __version__
+
 __all__ = ["AnnotateResult", "annotate", "load", "stream", "summarize", "__version__"]
 
 if TYPE_CHECKING:

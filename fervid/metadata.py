@@ -88,7 +88,7 @@ def environment(device: Any) -> dict[str, Any]:
     import pandas
     import torch
 
-    from fervid import __version__
+    from fervid.version import __version__
 
     device_name = platform.processor() or platform.machine()
     if getattr(device, "type", str(device)) == "cuda":

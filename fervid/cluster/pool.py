@@ -21,12 +21,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fervid import __version__
 from fervid.cluster import ClusterError
 from fervid.cluster.plan import Slot
 from fervid.cluster.worker import AnnotateWorker
 from fervid.io.atomic import PARTIAL_TAG
 from fervid.options import AnnotateOptions
+from fervid.version import __version__
 
 #: Times Ray restarts a worker whose process died (a node lost, the OOM killer, a crash).
 MAX_RESTARTS = 3

@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fervid import __version__
 from fervid.batch import BatchInput, BatchRunner, Interrupted, Outcome, error_reason, interrupted
 from fervid.io.atomic import PARTIAL_TAG
 from fervid.options import AnnotateOptions
+from fervid.version import __version__
 
 FAULT_ENV = "FERVID_TEST_WORKER_EXIT"
 
