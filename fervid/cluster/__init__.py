@@ -11,36 +11,21 @@ only changes where ``BatchRunner.process`` runs (:class:`fervid.batch.Executor`)
   reachable, same fervid version), restarting one that dies;
 * :mod:`fervid.cluster.executor`: :class:`RayExecutor`, which hands inputs to idle workers,
   retries an input once when its worker dies, and stops cleanly on Ctrl-C;
-* :mod:`fervid.cluster.view`: the driver's one progress view.
+* :mod:`fervid.cluster.view`: the driver's one progress view;
+* :mod:`fervid.cluster.errors`: :class:`ClusterError` and :func:`require_ray`, which the modules above import
+  from there (not from this package, whose ``RayExecutor`` is the executor module: that would be a cycle).
 """
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from fervid.batch import ExecutorError
+from fervid.cluster.errors import RAY_MISSING, ClusterError, require_ray
 
 if TYPE_CHECKING:
     from fervid.cluster.executor import RayExecutor
 
 __all__ = ["RAY_MISSING", "ClusterError", "RayExecutor", "require_ray"]
-
-#: What a user without Ray is told (plain text: the CLI escapes it for Rich).
-RAY_MISSING = "--ray needs Ray, an optional extra: pip install 'fervid[ray]'"
-
-
-class ClusterError(ExecutorError):
-    """The cluster run cannot start: no cluster to join, no workers, models or output folder unusable there."""
-
-
-def require_ray() -> ModuleType:
-    """The ``ray`` module, or an ImportError that says how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise ImportError(RAY_MISSING) from None
-    return ray
 
 
 def __getattr__(name: str) -> Any:

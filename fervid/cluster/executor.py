@@ -47,7 +47,7 @@ from fervid.batch import (
     interrupted,
 )
 from fervid.checks import plural
-from fervid.cluster import ClusterError, require_ray
+from fervid.cluster.errors import ClusterError, require_ray
 from fervid.cluster.plan import Slot, check_shares, plan_workers, wants_gpus
 from fervid.cluster.pool import WorkerPool, first_line
 from fervid.cluster.view import ClusterView, Counts

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fervid.cluster import ClusterError
+from fervid.cluster.errors import ClusterError
 from fervid.cluster.plan import Slot
 from fervid.cluster.worker import AnnotateWorker
 from fervid.io.atomic import PARTIAL_TAG
