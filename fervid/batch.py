@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from fervid.checks import plural
+from fervid.errors_text import one_line
 from fervid.io.atomic import PARTIAL_TAG, clean_partials
 from fervid.io.errors import InputError
 from fervid.io.images import natural_key
@@ -582,7 +583,7 @@ def error_reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}"
-    text = " ".join(str(exc).split())
+    text = one_line(exc)
     from fervid.models.expression_weights import WeightsError
 
     if isinstance(exc, (ValueError, WeightsError)):
@@ -593,7 +594,7 @@ def error_reason(exc: BaseException) -> str:
 def _notes(caught: list[warnings.WarningMessage]) -> list[str]:
     notes: list[str] = []
     for w in caught:
-        text = " ".join(str(w.message).split())
+        text = one_line(w.message)
         if text and text not in notes:
             notes.append(text)
     return notes
@@ -632,7 +633,7 @@ def _recorded_warning(outdir: Path, stem: str) -> str | None:
 
     record = read_run(outdir, stem) or {}
     warning = record.get("warning")
-    return " ".join(str(warning).split()) if warning else None
+    return one_line(warning) if warning else None
 
 
 def _files_under(folder: Path) -> set[Path]:

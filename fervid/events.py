@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from fervid.checks import plural
+from fervid.errors_text import one_line
 from fervid.io.tables import summarize_tracks, trusted
 
 if TYPE_CHECKING:
@@ -177,9 +178,7 @@ def _read_eaf(path: Path, tier: str | None, sha: str) -> Events:
     try:
         eaf = Eaf(str(path))
     except Exception as exc:  # pympi raises whatever its XML parser does on a file that is no ELAN file
-        raise EventsError(
-            f"{path}: not a readable ELAN file ({' '.join(str(exc).split()) or type(exc).__name__})"
-        ) from None
+        raise EventsError(f"{path}: not a readable ELAN file ({one_line(exc) or type(exc).__name__})") from None
     tiers = sorted(eaf.get_tier_names())
     if tier is None:
         raise EventsError(f"{path}: give --events-tier, the tier that holds the events (tiers: {', '.join(tiers)})")

@@ -49,8 +49,9 @@ from fervid.batch import (
 from fervid.checks import plural
 from fervid.cluster.errors import ClusterError, require_ray
 from fervid.cluster.plan import Slot, check_shares, plan_workers, wants_gpus
-from fervid.cluster.pool import WorkerPool, first_line
+from fervid.cluster.pool import WorkerPool
 from fervid.cluster.view import ClusterView, Counts
+from fervid.errors_text import first_line
 from fervid.io.atomic import clean_partials
 from fervid.io.probe import expected_frames
 from fervid.options import AnnotateOptions

@@ -24,6 +24,7 @@ from typing import Any
 from fervid.cluster.errors import ClusterError
 from fervid.cluster.plan import Slot
 from fervid.cluster.worker import AnnotateWorker
+from fervid.errors_text import first_line  # Ray's errors carry tracebacks and advice after it
 from fervid.io.atomic import PARTIAL_TAG
 from fervid.options import AnnotateOptions
 from fervid.version import __version__
@@ -151,9 +152,3 @@ def check_worker(info: dict[str, Any]) -> None:
         raise ClusterError(
             f"{where} runs fervid {info.get('version')}, this machine {__version__}: install the same on every node"
         )
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception's first non-empty line (Ray's errors carry tracebacks and advice after it)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fervid.batch import BatchInput, BatchRunner, Interrupted, Outcome, error_reason, interrupted
+from fervid.errors_text import one_line
 from fervid.io.atomic import PARTIAL_TAG
 from fervid.options import AnnotateOptions
 from fervid.version import __version__
@@ -53,7 +54,7 @@ class AnnotateWorker:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 pipeline = Pipeline(options, cores=cores)
-            self.notes = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+            self.notes = list(dict.fromkeys(one_line(w.message) for w in caught))
             self.runner = BatchRunner(pipeline, Path(output), overwrite)
         except Exception as exc:
             self.error = error_reason(exc)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fervid.errors_text import one_line
+
 
 class InputError(Exception):
     """A media file or folder that cannot be read, with a one-line, user-facing message."""
 
     def __init__(self, path: str | Path, reason: str) -> None:
         self.path = Path(path)
-        self.reason = " ".join(str(reason).split())  # one line, whatever the library said
+        self.reason = one_line(reason)  # whatever the library said
         super().__init__(f"{path}: {self.reason}")
 
 
@@ -23,7 +25,7 @@ def library_reason(exc: BaseException) -> str:
     """Short reason from a PyAV/Pillow/OS error, without the C function names PyAV appends."""
     strerror = getattr(exc, "strerror", None)
     text = strerror if isinstance(strerror, str) and strerror else str(exc)
-    return " ".join(text.split()) or type(exc).__name__
+    return one_line(text) or type(exc).__name__
 
 
 def check_file(path: Path) -> None:

@@ -199,10 +199,4 @@ def floats(mantissa: np.ndarray, exponent: np.ndarray) -> np.ndarray:
     return value.astype(np.float32)
 
 
-def one_line(err: BaseException) -> str:
-    """The first line of an exception's message (or its type), for one-line errors."""
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
-__all__ = ["DlibFormatError", "DlibReader", "floats", "integer_stream", "one_line"]
+__all__ = ["DlibFormatError", "DlibReader", "floats", "integer_stream"]

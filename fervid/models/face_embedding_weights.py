@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fervid.errors_text import first_line
 from fervid.models.dlib_format import DlibFormatError as _FormatError
 from fervid.models.dlib_format import DlibReader
-from fervid.models.dlib_format import one_line as _one_line
 from fervid.models.errors import WeightsError
 from fervid.models.face_embedding import FaceEmbeddingNet, ResidualUnit, dlib_resnet_v1
 from fervid.models.weights_info import UNKNOWN_LICENCE, WeightsInfo, sha256_file
@@ -123,7 +123,7 @@ def load_face_embedding(path: str | Path | None = None) -> tuple[FaceEmbeddingNe
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:  # the parser fills exactly the module's keys, so this means a bug or a new layout
-        raise FaceEmbeddingWeightsError(f"{path}: weights do not fit the network ({_one_line(err)})") from None
+        raise FaceEmbeddingWeightsError(f"{path}: weights do not fit the network ({first_line(err)})") from None
     model.eval().requires_grad_(False)
     config = FaceEmbeddingConfig(name=path.stem, mean_rgb=mean_rgb, sha256=digest, source=str(path))
     return model, config

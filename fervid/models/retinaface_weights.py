@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fervid.errors_text import first_line
 from fervid.geometry import SIZES, STRIDES, VARIANCES
 from fervid.models.errors import WeightsError
 from fervid.models.retinaface import RetinaFace, filter_state_dict
@@ -105,7 +106,7 @@ def load_checkpoint(
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad file; all mean "unreadable"
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({_one_line(err)})") from None
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({first_line(err, with_type=True)})") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -125,7 +126,7 @@ def _model_from_onnx_bytes(data: bytes, source: str) -> RetinaFace:
     try:
         graph = onnx.load_from_string(data).graph
     except Exception as err:
-        raise WeightsError(f"{source}: not a readable ONNX model ({_one_line(err)})") from None
+        raise WeightsError(f"{source}: not a readable ONNX model ({first_line(err, with_type=True)})") from None
     model = RetinaFace(fused=True)
     _load_strict(model, state_dict_from_onnx(graph, model, source), source)
     return model.eval()
@@ -241,12 +242,6 @@ def _load_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) 
     if problems:
         raise WeightsError(f"{source}: not RetinaFace MobileNet-0.25 weights: {'; '.join(problems)}")
     model.load_state_dict(state, strict=True)
-
-
-def _one_line(err: BaseException) -> str:
-    """First line of an exception message, prefixed by its type, for one-line errors."""
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 __all__ = [
