@@ -27,7 +27,6 @@ from rich.table import Table
 
 from fervid.annotate import FrameAnnotator
 from fervid.classify import ExpressionClassifier
-from fervid.engine import _frame_tensors
 from fervid.io.video import VideoReader
 from fervid.io.video_writer import VideoWriter
 from fervid.options import DetectionOptions
@@ -96,7 +95,7 @@ def measure(video: Path, count: int, model: str, repeats: int) -> list[tuple[str
     rows.append(("track + shot-cut check", cpu_ms(track, repeats) / n, "calling thread"))
     kept = [d[d.score >= options.det_threshold] for d in detections]
     faces = max(1, sum(len(d) for d in kept))
-    tensors = _frame_tensors(images)
+    tensors = [torch.from_numpy(img.copy()) for img in images]  # (H, W, 3) frames, as Engine hands them on
     chunks = range(0, n, 16)
     with torch.inference_mode():
         crops_ms = cpu_ms(lambda: [classifier.crops(tensors[i : i + 16], kept[i : i + 16]) for i in chunks], repeats)

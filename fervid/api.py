@@ -215,10 +215,10 @@ def load(directory: PathLike, stem: str | None = None) -> AnnotateResult:
     if not metadata.is_complete(directory, stem):
         raise FileNotFoundError(f"{directory}: no complete fervid run for {stem!r} (no valid {stem}{metadata.SUFFIX})")
     run = metadata.read_run(directory, stem) or {}
-    faces = read_table(_find_table(directory, stem, "faces"))
-    summary = read_table(_find_table(directory, stem, "summary"))
-    persons = read_table(_find_table(directory, stem, "persons")) if "identity" in run else None
-    events = read_table(_find_table(directory, stem, "events")) if "events" in run else None
+    faces = read_table(find_table(directory, stem, "faces"))
+    summary = read_table(find_table(directory, stem, "summary"))
+    persons = read_table(find_table(directory, stem, "persons")) if "identity" in run else None
+    events = read_table(find_table(directory, stem, "events")) if "events" in run else None
     classes = classes_of(faces)
     return AnnotateResult(
         source=Path(run.get("input", {}).get("path", directory)), stem=stem, faces=faces, summary=summary,
@@ -305,7 +305,7 @@ def summarize(outdir: PathLike) -> pd.DataFrame:
             continue
         run = metadata.read_run(folder, stem) or {}
         parts.append(_corpus_rows(folder, stem, run, stem if folder == outdir else folder.name))
-    columns = _corpus_columns(parts)
+    columns = corpus_columns(parts)
     if not any(len(part) for part in parts):
         return pd.DataFrame({c: pd.Series(dtype=_corpus_dtype(c)) for c in columns})
     table = pd.concat([part for part in parts if len(part)], ignore_index=True).reindex(columns=columns)
@@ -321,7 +321,7 @@ _CORPUS_HEAD = ("input", "source", "model", "person_id", "person", "face_ids", "
 def _corpus_rows(folder: Path, stem: str, run: dict[str, Any], label: str) -> pd.DataFrame:
     """One input's rows of the corpus table: its persons (its face tracks without identity), the run's facts first."""
     by_person = "identity" in run and any((folder / f"{stem}.persons{s}").exists() for s in _TABLE_SUFFIXES)
-    table = read_table(_find_table(folder, stem, "persons" if by_person else "summary"))
+    table = read_table(find_table(folder, stem, "persons" if by_person else "summary"))
     info, opts = run.get("input", {}), run.get("options", {})
     rows = pd.DataFrame({"input": label, "source": info.get("path", ""), "model": opts.get("model", "")},
                         index=table.index)  # fmt: skip
@@ -338,7 +338,7 @@ def _corpus_rows(folder: Path, stem: str, run: dict[str, Any], label: str) -> pd
     return pd.concat([rows, rest], axis=1)
 
 
-def _corpus_columns(
+def corpus_columns(
     parts: list[pd.DataFrame], head_columns: tuple[str, ...] = _CORPUS_HEAD, optional: tuple[str, ...] = ("person",)
 ) -> list[str]:
     """The head columns (``optional`` ones only when some input has them), then the inputs' other columns
@@ -368,7 +368,8 @@ def _corpus_dtype(column: str) -> str:
     return "int64" if column in ("frames", "readable_frames") else "float64"
 
 
-def _find_table(folder: Path, stem: str, what: str) -> Path:
+def find_table(folder: Path, stem: str, what: str) -> Path:
+    """The ``<stem>.<what>`` table in ``folder`` (Parquet or CSV), or FileNotFoundError; fervid.corpus uses it too."""
     for suffix in _TABLE_SUFFIXES:
         path = folder / f"{stem}.{what}{suffix}"
         if path.exists():

@@ -461,7 +461,7 @@ class BatchRunner:
         mismatch = _mismatch(outdir, item)
         notes = [mismatch] if mismatch else []
         metadata.invalidate(outdir, item.stem)  # from here on a crash leaves it incomplete
-        before = _files_under(outdir)
+        before = files_under(outdir)
         created = not outdir.exists()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -470,7 +470,7 @@ class BatchRunner:
                     item.source, outdir, item.stem, progress=progress, images=item.images, media=item.media
                 )
             except BaseException as exc:
-                _discard_new_files(outdir, before, created)
+                discard_new_files(outdir, before, created)
                 if not isinstance(exc, Exception):
                     raise  # KeyboardInterrupt / Interrupted / SystemExit: the caller reports it
                 fatal = isinstance(exc, OSError) and exc.errno in _FATAL_ERRNOS
@@ -636,17 +636,19 @@ def _recorded_warning(outdir: Path, stem: str) -> str | None:
     return one_line(warning) if warning else None
 
 
-def _files_under(folder: Path) -> set[Path]:
+def files_under(folder: Path) -> set[Path]:
+    """Every file (and link) below ``folder``: taken before an attempt, so :func:`discard_new_files` knows what it
+    wrote. Public because the cluster executor (fervid.cluster.executor) cleans up a failed input the same way."""
     if not folder.is_dir():
         return set()
     return {p for p in folder.rglob("*") if p.is_file() or p.is_symlink()}
 
 
-def _discard_new_files(outdir: Path, before: set[Path], created: bool) -> None:
+def discard_new_files(outdir: Path, before: set[Path], created: bool) -> None:
     """Delete what this attempt wrote (finished files of an unfinished input are not a result)."""
     if not outdir.is_dir():
         return
-    for path in _files_under(outdir) - before:
+    for path in files_under(outdir) - before:
         with contextlib.suppress(OSError):
             path.unlink()
     for folder in sorted((p for p in outdir.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):

@@ -35,7 +35,7 @@ def corpus_events(outdir: str | Path) -> pd.DataFrame:
     Inputs run without ``--events`` have no rows; an empty table (no columns) when none has events.
     Inputs run without identity have ``face_id`` and a missing (``<NA>``) ``person_id``.
     """
-    from fervid.api import _corpus_columns, _find_table, read_table
+    from fervid.api import corpus_columns, find_table, read_table
 
     outdir = Path(outdir)
     parts = []
@@ -45,7 +45,7 @@ def corpus_events(outdir: str | Path) -> pd.DataFrame:
         run = metadata.read_run(folder, stem) or {}
         if "events" not in run:
             continue
-        table = read_table(_find_table(folder, stem, "events"))
+        table = read_table(find_table(folder, stem, "events"))
         facts = {"input": stem if folder == outdir else folder.name, "source": run.get("input", {}).get("path", ""),
                  "model": run.get("options", {}).get("model", "")}  # fmt: skip
         rows = pd.DataFrame(facts, index=table.index)
@@ -54,7 +54,7 @@ def corpus_events(outdir: str | Path) -> pd.DataFrame:
         parts.append(pd.concat([rows, table], axis=1))
     if not parts:
         return pd.DataFrame()
-    columns = _corpus_columns(parts, EVENTS_HEAD, optional=("person", "face_id"))
+    columns = corpus_columns(parts, EVENTS_HEAD, optional=("person", "face_id"))
     table = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True).reindex(columns=columns)
     for c in ("person_id", "face_id"):
         if c in table:

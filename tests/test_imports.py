@@ -130,3 +130,77 @@ def test_no_import_cycles_beyond_the_known_ones() -> None:
 @pytest.mark.parametrize("cycle", sorted(KNOWN_CYCLES))
 def test_known_cycles_still_exist(cycle: tuple[str, ...]) -> None:
     assert cycle in _cycles(_graph()), f"{cycle} is no longer a cycle: remove it from KNOWN_CYCLES"
+
+
+# --- no private names across modules -------------------------------------------------------------------------------
+
+SCANNED = ("fervid", "benchmarks", "scripts")  # tests may reach into a module they test; shipped code may not
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _private_uses(path: Path, modules: set[str]) -> list[str]:
+    """``from fervid.x import _name`` and ``x._name`` (``x`` a fervid module) in one file, as readable strings."""
+    module = _module_name(path) if path.is_relative_to(PACKAGE) else ""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    aliases: dict[str, str] = {}  # local name -> the fervid module it is bound to
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in modules:  # `import fervid.a` binds `fervid`; `import fervid.a as fa` binds `fa`
+                    top = alias.name.split(".")[0]
+                    aliases[alias.asname or top] = alias.name if alias.asname else top
+        elif isinstance(node, ast.ImportFrom):
+            target = _resolve(node, module, path.name == "__init__.py")
+            if target not in modules:
+                continue
+            for alias in node.names:
+                if f"{target}.{alias.name}" in modules:
+                    aliases[alias.asname or alias.name] = f"{target}.{alias.name}"
+                elif _private(alias.name) and target != module:
+                    found.append(f"line {node.lineno}: from {target} import {alias.name}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            owner = _dotted(node.value, aliases)
+            if owner in modules and owner != module:
+                found.append(f"line {node.lineno}: {owner}.{node.attr}")
+    return sorted(found)
+
+
+def _dotted(node: ast.expr, aliases: dict[str, str]) -> str | None:
+    """The module an expression such as ``engine`` or ``fervid.io.video`` names, through the file's imports."""
+    if isinstance(node, ast.Name):
+        return aliases.get(node.id)
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value, aliases)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+def test_private_use_finder(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text(
+        "import fervid.a\nimport fervid.a as fa\nfrom fervid import b\nfrom fervid.a import _x, y, __version__\n"
+        "fervid.a._p; fa._q; b._r; b.s; fa.__doc__; obj._t\n"
+    )
+    modules = {"fervid", "fervid.a", "fervid.b"}
+    assert _private_uses(source, modules) == [
+        "line 4: from fervid.a import _x",
+        "line 5: fervid.a._p",
+        "line 5: fervid.a._q",
+        "line 5: fervid.b._r",
+    ]
+
+
+def test_no_private_names_used_across_modules() -> None:
+    modules = set(_modules())
+    found = {
+        str(path.relative_to(ROOT)): uses
+        for folder in SCANNED
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if (uses := _private_uses(path, modules))
+    }
+    assert not found, f"private names used from another module (make them public, or keep the use inside): {found}"

@@ -41,9 +41,9 @@ from fervid.batch import (
     Interrupted,
     Outcome,
     Status,
-    _discard_new_files,
-    _files_under,
+    discard_new_files,
     error_reason,
+    files_under,
     interrupted,
 )
 from fervid.checks import plural
@@ -131,7 +131,7 @@ class _Task:
         for folder in (outdir, outdir / "annotated"):
             clean_partials(folder, only_dead=False)  # the dead pid may be another node's: no one else writes here
         if everything:
-            _discard_new_files(outdir, self.before, created=not self.existed)
+            discard_new_files(outdir, self.before, created=not self.existed)
 
 
 class _Dispatch:
@@ -166,7 +166,7 @@ class _Dispatch:
             task = self.queue.popleft()
             task.worker = self.pool.idle.pop(0)
             if task.attempt == 0:
-                task.before, task.existed = _files_under(self._outdir(task)), self._outdir(task).exists()
+                task.before, task.existed = files_under(self._outdir(task)), self._outdir(task).exists()
             task.frames = 0
             self.running[task.worker.process.remote(portable_item(task.item))] = task
             self.executor.scheduled += 1
