@@ -18,9 +18,7 @@ import numpy as np
 
 from fervid.shots import ShotCutDetector
 from fervid.track import BackfilledTracker, FaceTracker
-from fervid.types import Detections, Frame
-
-Ready = list[tuple[Frame, Detections]]
+from fervid.types import Detections, Frame, Ready
 
 
 class FaceIds(Protocol):

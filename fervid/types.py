@@ -168,6 +168,11 @@ class Predictions:
         return self.probs.max(axis=1) if len(self) else np.zeros(0, dtype=np.float32)
 
 
+#: Frames released by a stage that may hold some back (a tracker confirming tracks, the identity stage waiting
+#: for a track's embedding window), in order, each with the faces to keep: what ``push`` and ``flush`` return.
+Ready = list[tuple[Frame, Detections]]
+
+
 @dataclass
 class FrameResult:
     """Everything known about one processed frame: what the writers consume."""

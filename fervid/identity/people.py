@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,8 +19,10 @@ from fervid.io.errors import InputError
 from fervid.io.images import list_images, natural_key, read_image
 from fervid.types import Detections
 
+if TYPE_CHECKING:
+    from fervid.identity.stage import Embedder  # the stage's embedder is what embeds the photos too
+
 Detect = Callable[[list[np.ndarray]], list[Detections]]
-Embed = Callable[[list[np.ndarray], np.ndarray], np.ndarray]
 
 
 class PeopleError(ValueError):
@@ -40,7 +43,7 @@ def photos_by_name(folder: Path) -> dict[str, list[Path]]:
     return people
 
 
-def known_people(folder: Path, detect: Detect, embed: Embed) -> dict[str, np.ndarray]:
+def known_people(folder: Path, detect: Detect, embed: Embedder) -> dict[str, np.ndarray]:
     """The mean descriptor of each named person's largest face over their photos."""
     folder = Path(folder)
     known: dict[str, np.ndarray] = {}

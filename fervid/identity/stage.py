@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from fervid.identity.persons import Person, PersonRegistry, TrackFaces, cluster_persons
-from fervid.types import Detections, Frame
+from fervid.types import Detections, Frame, Ready
 
 #: Faces smaller than this (box height, pixels) are not embedded: dlib's chips are 150 px and
 #: descriptors of faces much smaller than ~40 px no longer separate people.
@@ -40,7 +40,6 @@ MIN_SHARPNESS = 10.0
 MIN_CONTRAST = 8.0
 #: Embeds (image, landmarks (n, 5, 2)) pairs -> (n, 128) descriptors.
 Embedder = Callable[[list[np.ndarray], np.ndarray], np.ndarray]
-Ready = list[tuple[Frame, Detections]]
 
 
 def sharpness(image: np.ndarray, box: np.ndarray) -> tuple[float, float]:
