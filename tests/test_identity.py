@@ -169,3 +169,12 @@ def test_embeddings_are_written_only_when_asked(tmp_path: Path) -> None:
         assert npz["descriptors"].shape[1] == 128 and npz["face_id"].tolist() == [1]
         assert npz["descriptors"].shape[0] == npz["descriptor_count"].sum() >= 1
     assert saved.run["identity"]["threshold"] == 0.5 and len(saved.run["models"]["identity"]["sha256"]) == 64
+
+
+def test_the_identity_docstring_states_the_threshold_in_use() -> None:
+    """The package docstring once said 0.6 (dlib's threshold) while the default was 0.5."""
+    import fervid.identity
+    from fervid.options import IdentityOptions
+
+    default = IdentityOptions().identity_threshold
+    assert f"default {default:g}," in " ".join((fervid.identity.__doc__ or "").split())

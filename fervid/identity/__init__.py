@@ -1,8 +1,9 @@
 """Person identity: 128-d face descriptors (dlib's ResNet, ported) from frames and our landmarks.
 
-Two faces with descriptors closer than ``config.same_person_distance`` (0.6, Euclidean,
-dlib's threshold) are likely the same person. The chips are cut on the device by
-:func:`~fervid.identity.chips.face_chips`; the network is loaded once per device.
+Two tracks whose descriptors are closer than ``--identity-threshold``
+(:attr:`fervid.options.IdentityOptions.identity_threshold`, default 0.5, Euclidean) are taken as one
+person; dlib's own threshold, 0.6, merges people fervid must keep apart (docs/identity.md). The chips
+are cut on the device by :func:`~fervid.identity.chips.face_chips`; the network is loaded once per device.
 """
 
 from __future__ import annotations

@@ -51,8 +51,8 @@ class FaceEmbeddingConfig:
 
     dlib's input layer computes ``(pixel - mean) / 256`` per RGB channel; ``mean_rgb`` is
     read from the file. Chips are ``input_size`` square, aligned as by
-    ``get_face_chip_details(shape, 150, chip_padding)``. ``same_person_distance`` is
-    dlib's documented Euclidean threshold on the raw descriptors (99.38% on LFW).
+    ``get_face_chip_details(shape, 150, chip_padding)``. The same-person threshold is not the file's: it is
+    ``--identity-threshold`` (fervid.options.IdentityOptions), 0.5 by default, below dlib's documented 0.6.
     """
 
     name: str
@@ -60,7 +60,6 @@ class FaceEmbeddingConfig:
     scale: float = 1.0 / 256.0
     input_size: int = 150
     chip_padding: float = 0.25
-    same_person_distance: float = 0.6
     sha256: str = ""
     source: str = ""
 
