@@ -777,6 +777,8 @@ def persons(
             outcome = edit_persons(folder, edits, progress=bar.advance, on_start=bar.start)
     except (EditError, InputError, OSError) as exc:
         raise fail(str(exc), 2 if isinstance(exc, EditError) else 1) from None
+    except Exception as exc:  # noqa: BLE001 - anything else: one line too, and the outputs are as they were
+        raise fail(f"{folder}: {type(exc).__name__}: {exc} (nothing was changed)") from None
     say = Console()
     say.print(f"{escape(str(outcome.folder))}: {escape(edits.describe())}", highlight=False)
     replayed = f", {outcome.frames_replayed} frames drawn again from the input" if outcome.frames_replayed else ""

@@ -167,9 +167,10 @@ _ROOT = Path(tempfile.mkdtemp(prefix="fervid-persons-tests-"))
 
 @functools.cache
 def _hamilton_run() -> Path:
-    """The Hamilton clip, tables in CSV and Parquet, embeddings saved; made once, copied by each test."""
+    """The Hamilton clip as in the researcher's trial (``--smooth 0.5``), tables in CSV and Parquet, embeddings
+    saved; made once, copied by each test."""
     source = shared_path(HAMILTON)
-    fervid.annotate(source, _ROOT / "run", device="cpu", format="both", save_embeddings=True)
+    fervid.annotate(source, _ROOT / "run", device="cpu", smooth=0.5, format="both", save_embeddings=True)
     return _ROOT / "run" / STEM
 
 
