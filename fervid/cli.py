@@ -754,8 +754,9 @@ def _edit_help(name: str) -> dict[str, Any]:
 
 @app.command()
 def persons(
-    folder: Annotated[
-        Path, typer.Argument(metavar="FOLDER", help="One input's output folder: OUT/<stem>.", show_default=False)
+    targets: Annotated[
+        list[str],
+        typer.Argument(metavar="FOLDER", help="One input's output folder: OUT/<stem>.", show_default=False),
     ],
     merge: Annotated[list[str] | None, typer.Option("--merge", **_edit_help("merge"))] = None,
     name: Annotated[list[str] | None, typer.Option("--name", **_edit_help("names"))] = None,
@@ -766,13 +767,20 @@ def persons(
     Tables, report, gallery, moments, ELAN file, timeline plot and the annotated video (drawn again from the
     input) all change together, or nothing changes. run.json records the edit. See docs/identity.md.
     """
-    from fervid.identity.edits import EditError, PersonEdits
+    from fervid.identity.edits import EditError, PersonEdits, is_person_id
     from fervid.identity.rewrite import edit_persons
     from fervid.io.errors import InputError
 
+    # `--merge P3 P5`: an option takes one value, so P5 arrives here beside the folder; the edits pair it up
+    loose = [t for t in targets if is_person_id(t) and not Path(t).is_dir()]
+    folders = [Path(t) for t in targets if t not in loose]
+    if len(folders) != 1:
+        given = f", not {len(folders)}: {' '.join(map(str, folders))}" if folders else ""
+        raise fail(f"give one output folder (OUT/<stem>){given}", 2)
+    folder = folders[0]
     bar = _EditProgress()
     try:
-        edits = PersonEdits.from_cli(merge or [], name or [], drop or [])
+        edits = PersonEdits.from_cli(merge or [], name or [], drop or [], loose)
         with bar:
             outcome = edit_persons(folder, edits, progress=bar.advance, on_start=bar.start)
     except (EditError, InputError, OSError) as exc:

@@ -52,6 +52,25 @@ def test_edits_from_the_command_line(merge, name, drop, expected) -> None:
 
 
 @pytest.mark.parametrize(
+    ("merge", "more", "expected"),
+    [
+        (["P3"], ["P5"], ((3, 5),)),  # --merge P3 P5: P5 is left over beside the folder
+        (["P3"], ["P5", "P7"], ((3, 5, 7),)),
+        (["P3", "P2"], ["P5", "P7"], ((3, 5), (2, 7))),  # --merge P3 P5 --merge P2 P7
+        (["P3,P5", "P2"], ["P7"], ((3, 5), (2, 7))),
+    ],
+)
+def test_ids_left_over_complete_the_merges_in_order(merge, more, expected) -> None:
+    assert PersonEdits.from_cli(merge, [], [], more).merge == expected
+
+
+@pytest.mark.parametrize(("merge", "more"), [(["P3", "P2"], ["P5"]), ([], ["P5"]), (["P3,P5"], ["P7"])])
+def test_ids_left_over_that_fit_no_merge(merge, more) -> None:
+    with pytest.raises(EditError, match="write each merge as --merge P3,P5"):
+        PersonEdits.from_cli(merge, [], ["P9"], more)
+
+
+@pytest.mark.parametrize(
     ("merge", "name", "drop", "message"),
     [
         ([], [], [], "nothing to do"),
@@ -155,6 +174,9 @@ def test_folders_that_are_no_finished_run_are_one_line_errors(tmp_path: Path) ->
     (tmp_path / "notes.txt").write_text("mine")
     code, output = _invoke(["persons", tmp_path, "--drop", "P1"])
     assert code == 2 and output.startswith(f"error: {tmp_path}: not a fervid output folder"), output
+    code, output = _invoke(["persons", "--merge", "P3", "P5", tmp_path])  # the folder after the IDs
+    assert code == 2 and output.startswith(f"error: {tmp_path}: not a fervid output folder"), output
+    assert _invoke(["persons", "--drop", "P3", "P5"]) == (2, "error: give one output folder (OUT/<stem>)")
     (tmp_path / "clip.run.json").write_text("{not json")
     code, output = _invoke(["persons", tmp_path, "--drop", "P1"])
     assert (code, output) == (2, f"error: {tmp_path / 'clip.run.json'}: not a fervid run record")
@@ -224,14 +246,14 @@ class _Drawn:
 
 @functools.cache
 def _edited() -> tuple[Path, Path, tuple[int, int, int], dict[int, list[str]]]:
-    """The run edited twice: ``--merge keep,other --drop dropped``, then ``--name keep=Ada``; the labels drawn."""
+    """The run edited twice: ``--merge keep other --drop dropped``, then ``--name keep=Ada``; the labels drawn."""
     original = _hamilton_run()
     folder = _ROOT / "edited" / STEM
     shutil.copytree(original, folder)
     keep, other, dropped = _choice(folder)
     with pytest.MonkeyPatch.context() as monkeypatch:
         drawn = _Drawn(monkeypatch)
-        code, output = _invoke(["persons", folder, "--merge", f"P{keep},P{other}", "--drop", f"P{dropped}"])
+        code, output = _invoke(["persons", folder, "--merge", f"P{keep}", f"P{other}", "--drop", f"P{dropped}"])
         assert code == 0, output
         code, output = _invoke(["persons", folder, "--name", f"P{keep}=Ada"])
         assert code == 0, output

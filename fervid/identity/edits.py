@@ -45,6 +45,11 @@ class EditError(ValueError):
     """Person edits that cannot be applied: one line, naming the IDs and the reason."""
 
 
+def is_person_id(text: str) -> bool:
+    """Whether a command-line word is a person ID (``P3``, ``3``) rather than a folder."""
+    return _PERSON.match(text.strip()) is not None
+
+
 def person_id(ref: PersonRef) -> int:
     """The person ID of ``P3`` / ``3``; an :class:`EditError` for anything else."""
     if isinstance(ref, (int, np.integer)) and not isinstance(ref, bool):
@@ -67,7 +72,9 @@ class PersonEdits:
     """
 
     merge: tuple[tuple[int, ...], ...] = option(
-        (), "Merge persons: --merge P3,P5 folds P5 into P3 (the first ID is kept). Repeatable.", metavar="KEEP,OTHER"
+        (),
+        "Merge persons: --merge P3 P5 (or P3,P5) folds P5 into P3 (the first ID is kept). Repeatable.",
+        metavar="KEEP OTHER",
     )
     names: tuple[tuple[int, str], ...] = option((), "Name a person: --name P2=Ada. Repeatable.", metavar="ID=NAME")
     drop: tuple[int, ...] = option(
@@ -110,9 +117,27 @@ class PersonEdits:
         )
 
     @classmethod
-    def from_cli(cls, merge: Sequence[str], name: Sequence[str], drop: Sequence[str]) -> PersonEdits:
-        """Edits from the command line: ``--merge P3,P5`` (commas or spaces), ``--name P2=Ada``, ``--drop P9``."""
+    def from_cli(
+        cls, merge: Sequence[str], name: Sequence[str], drop: Sequence[str], more: Sequence[str] = ()
+    ) -> PersonEdits:
+        """Edits from the command line: ``--merge P3,P5`` (commas or spaces), ``--name P2=Ada``, ``--drop P9``.
+
+        ``more``: IDs the command line left over, in order. ``--merge P3 P5`` reaches here as
+        ``--merge P3`` and a loose ``P5`` (an option takes one value); loose IDs complete the
+        merges that have one ID, in order, when that is unambiguous: all of them to the only
+        such merge, or one to each.
+        """
         groups = [[p for p in re.split(r"[,\s]+", text.strip()) if p] for text in merge]
+        if more:
+            single = [group for group in groups if len(group) == 1]
+            if len(single) == 1:
+                single[0].extend(more)
+            elif single and len(single) == len(more):
+                for group, ref in zip(single, more):
+                    group.append(ref)
+            else:
+                loose = " ".join(more)
+                raise EditError(f"cannot tell which persons {loose} go with; write each merge as --merge P3,P5")
         names: dict[PersonRef, str] = {}
         for text in name:
             ref, sep, value = text.partition("=")
