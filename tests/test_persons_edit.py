@@ -180,7 +180,15 @@ def test_folders_that_are_no_finished_run_are_one_line_errors(tmp_path: Path) ->
     (tmp_path / "clip.run.json").write_text("{not json")
     code, output = _invoke(["persons", tmp_path, "--drop", "P1"])
     assert (code, output) == (2, f"error: {tmp_path / 'clip.run.json'}: not a fervid run record")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.run.json", "notes.txt"]
+    record = {"format": "fervid-run/1", "stem": "clip", "options": {"identity": False}, "outputs": ["clip.faces.csv"]}
+    (tmp_path / "clip.run.json").write_text(json.dumps(record))
+    code, output = _invoke(["persons", tmp_path, "--drop", "P1"])
+    assert (code, output) == (2, f"error: {tmp_path}: the run is incomplete (clip.faces.csv missing)")
+    (tmp_path / "clip.faces.csv").write_text("frame,time_s,face_id\n")
+    code, output = _invoke(["persons", tmp_path, "--drop", "P1"])
+    assert code == 2 and output == f"error: {tmp_path}: this run has no persons (made with --no-identity): nothing "\
+        "to merge, name or drop", output  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.faces.csv", "clip.run.json", "notes.txt"]
 
 
 # ------------------------------------------------------------------------------- a real run
