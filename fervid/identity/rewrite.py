@@ -324,9 +324,13 @@ def _swap(new: Path, folder: Path) -> None:
 
 
 def _refresh_index(outdir: Path) -> None:
-    """``OUT/index.html`` counts each input's persons: write it again when the batch wrote one."""
+    """``OUT/index.html`` counts each input's persons: write it again when the batch wrote one.
+
+    The edit is done by now, so a corpus index that cannot be written (another input's damaged
+    record) does not undo it: ``fervid summarize OUT`` writes the index again.
+    """
     from fervid.report.index import write_index
 
     if (outdir / "index.html").is_file():
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(Exception):
             write_index(outdir)
