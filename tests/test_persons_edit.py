@@ -27,6 +27,7 @@ from fervid.api import read_table
 from fervid.cli import app
 from fervid.identity.edits import NO_PERSON, EditError, PersonEdits, edited_faces, edited_persons, plan_edits
 from fervid.report.context import edited_persons as edits_in_words
+from fervid.report.index import write_index
 
 HAMILTON = "media/face_recognition/short_hamilton_clip.mp4"
 STEM = "short_hamilton_clip"
@@ -259,6 +260,7 @@ def _edited() -> tuple[Path, Path, tuple[int, int, int], dict[int, list[str]]]:
     folder = _ROOT / "edited" / STEM
     shutil.copytree(original, folder)
     keep, other, dropped = _choice(folder)
+    write_index(folder.parent)  # as a batch leaves it
     with pytest.MonkeyPatch.context() as monkeypatch:
         drawn = _Drawn(monkeypatch)
         code, output = _invoke(["persons", folder, "--merge", f"P{keep}", f"P{other}", "--drop", f"P{dropped}"])
@@ -339,6 +341,8 @@ def test_nothing_of_the_persons_who_are_gone_remains(edited) -> None:
     assert record["identity"]["persons"] == len(persons) and record["identity"]["names"] == {str(keep): "Ada"}
     assert sorted(record["outputs"]) == sorted(json.loads((original / f"{STEM}.run.json").read_text())["outputs"])
     assert fervid.load(folder).run["edits"] == record["edits"]  # complete: every output listed exists
+    index = (folder.parent / "index.html").read_text()
+    assert f'<th scope="row">{STEM}</th><td>video</td><td>{len(persons)}</td>' in index  # the corpus index too
     newest = max(p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file())
     assert (folder / f"{STEM}.run.json").stat().st_mtime_ns == newest  # run.json is the last file written
 
