@@ -789,7 +789,7 @@ def persons(
         raise fail(f"{folder}: {type(exc).__name__}: {exc} (nothing was changed)") from None
     say = Console()
     say.print(f"{escape(str(outcome.folder))}: {escape(edits.describe())}", highlight=False)
-    replayed = f", {outcome.frames_replayed} frames drawn again from the input" if outcome.frames_replayed else ""
+    replayed = f", {outcome.frames_replayed} frames read again from the input" if outcome.frames_replayed else ""
     say.print(f"wrote {plural(len(outcome.written), 'output')}{replayed}", highlight=False)
     if outcome.removed:
         say.print(f"no longer written: {escape(', '.join(outcome.removed))}", highlight=False)

@@ -199,9 +199,12 @@ _ROOT = Path(tempfile.mkdtemp(prefix="fervid-persons-tests-"))
 @functools.cache
 def _hamilton_run() -> Path:
     """The Hamilton clip as in the researcher's trial (``--smooth 0.5``), tables in CSV and Parquet, embeddings
-    saved; made once, copied by each test."""
+    saved, an events window per shot; made once, copied by each test."""
     source = shared_path(HAMILTON)
-    fervid.annotate(source, _ROOT / "run", device="cpu", smooth=0.5, format="both", save_embeddings=True)
+    events = _ROOT / "shots.csv"  # one window per shot of the clip
+    events.write_text("onset_s,offset_s,event\n0,3.57,stage\n3.57,7.88,singer\n7.88,10,audience\n")
+    fervid.annotate(source, _ROOT / "run", device="cpu", smooth=0.5, format="both", save_embeddings=True,
+                    events=events)  # fmt: skip
     return _ROOT / "run" / STEM
 
 
@@ -308,6 +311,18 @@ def test_the_tables_agree_after_a_merge_and_a_rename(edited) -> None:
         untouched = [p for p in persons.index if p != keep]
         pd.testing.assert_frame_equal(persons.loc[untouched].drop(columns="person"), persons_before.loc[untouched],
                                       check_exact=suffix == ".parquet", rtol=1e-6)  # fmt: skip
+        events_before = read_table(original / f"{STEM}.events{suffix}")
+        events = read_table(folder / f"{STEM}.events{suffix}")
+        assert set(events["person_id"]) == set(persons.index)
+        assert list(events["event"].unique()) == ["stage", "singer", "audience"]
+        for event, rows in events.groupby("event", sort=False):
+            was = events_before[events_before["event"] == event].set_index("person_id")
+            now = rows.set_index("person_id")
+            assert now.loc[keep, "frames"] == was.loc[[keep, other], "frames"].sum()
+            assert now.loc[keep, "visible_s"] == pytest.approx(was.loc[[keep, other], "visible_s"].sum())
+            assert now.loc[keep, "person"] == "Ada"
+            same = [p for p in now.index if p != keep]
+            pd.testing.assert_frame_equal(now.loc[same].drop(columns="person"), was.loc[same], rtol=1e-6)
     with np.load(folder / f"{STEM}.embeddings.npz") as npz, np.load(original / f"{STEM}.embeddings.npz") as old:
         assert npz["person_id"].tolist() == [mapping.get(int(p), int(p)) for p in old["person_id"]]
         np.testing.assert_array_equal(npz["descriptors"], old["descriptors"])
@@ -354,7 +369,7 @@ def test_elan_report_and_video_name_the_same_persons(edited) -> None:
     original, folder, (keep, other, dropped), drawn = edited
     persons = _persons_after(original, keep, other, dropped)
     eaf = Eaf(str(folder / f"{STEM}.eaf"))
-    assert sorted(eaf.get_tier_names()) == sorted(f"P{p}" for p in persons)
+    assert sorted(eaf.get_tier_names()) == sorted([*(f"P{p}" for p in persons), "Events"])  # --events' tier too
     assert eaf.tiers[f"P{keep}"][2]["PARTICIPANT"] == "Ada"
     page = (folder / f"{STEM}.report.html").read_text()
     record = json.loads((folder / f"{STEM}.run.json").read_text())
@@ -408,6 +423,10 @@ def test_bad_edits_of_a_real_run_change_nothing(run_copy: Path) -> None:
         assert code == 2 and output.startswith("error: ") and message in output, output
         assert "\n" not in output.strip()
     record = json.loads((run_copy / f"{STEM}.run.json").read_text())
+    record["events"]["path"] = str(run_copy.parent / "trials.csv")
+    (run_copy / f"{STEM}.run.json").write_text(json.dumps(record))
+    code, output = _invoke(["persons", run_copy, "--drop", f"P{other}"])
+    assert code == 2 and "trials.csv: the run's --events file is gone" in output, output
     record["input"]["path"] = str(run_copy.parent / "moved.mp4")
     (run_copy / f"{STEM}.run.json").write_text(json.dumps(record))
     code, output = _invoke(["persons", run_copy, "--drop", f"P{other}"])

@@ -107,13 +107,14 @@ def edit_persons(
     run = _read_run(Path(folder))
     plan = plan_edits(run.faces, edits)
     media = _media(run) if run.replays else None  # the input must be there before anything is written
+    windows = _windows(run)  # and the --events file, when the run had one
     temp = run.folder.with_name(f".{run.folder.name}{TEMP_TAG}{os.getpid()}")
     shutil.rmtree(temp, ignore_errors=True)
     outcome = EditOutcome(run.folder, run.stem, edits)
     outcome.entry = {"at": metadata.now_utc(), **edits.record(), "fervid": __version__}
     try:
         temp.mkdir()
-        written = _write_outputs(run, plan, media, temp, progress, on_start, outcome)
+        written = _write_outputs(run, plan, media, windows, temp, progress, on_start, outcome)
         outcome.carried = _carry_over(run, temp)
         outcome.removed = [n for n in run.listed if n not in metadata_names(written, temp)]
         record = _edited_record(run, plan, outcome.entry, written, temp)
@@ -172,9 +173,67 @@ def _media(run: _Run) -> Any:
     return probe(run.source)
 
 
+def _windows(run: _Run) -> Any:
+    """The run's ``--events`` windows for this input, read again from the file run.json names (None: no events).
+
+    The file must still be there and unchanged (its sha256 is in run.json): the events table is one row per
+    person and event, so it is written again with the persons.
+    """
+    from fervid.events import EventsError, _names, load_events
+
+    recorded = run.record.get("events")
+    if not recorded:
+        return None
+    path = Path(recorded.get("path", ""))
+    if not path.is_file():
+        raise EditError(f"{path}: the run's --events file is gone; it is needed to write the events table again")
+    try:
+        events = load_events(path, recorded.get("tier"))
+    except EventsError as exc:
+        raise EditError(str(exc)) from None
+    if recorded.get("sha256") and events.sha256 != recorded["sha256"]:
+        raise EditError(f"{path}: the --events file changed since the run (its sha256 differs from run.json's)")
+    return events.for_input(*_names(run.stem, run.source.name, None))
+
+
+def _edited_events(
+    run: _Run, faces: pd.DataFrame, classes: tuple[str, ...], windows: Any, plan: EditPlan
+) -> pd.DataFrame:  # fmt: skip
+    """The events table from the edited faces; each window's ``visible_s`` per person is the sum of its parts'.
+
+    As for the persons table (:func:`~fervid.identity.edits.edited_persons`): merged persons never share a
+    frame, so their time on screen in a window adds up, as the run measured it with every frame's time.
+    The run's table has a block of rows per window, one row per person in ID order (:func:`event_table`).
+    """
+    from fervid.api import read_table
+    from fervid.events import event_table
+
+    table = event_table(faces, classes, windows, None, run.options.classification.min_p_correct)
+    old = _table(run, "events", read_table)
+    if old is None or not len(table):
+        return table
+    per_window = max(1, len(old) // max(1, len(windows)))
+    visible = {(i // per_window, int(p)): v for i, (p, v) in enumerate(zip(old["person_id"], old["visible_s"]))}
+    per_window_new = len(table) // len(windows)
+    table["visible_s"] = [
+        sum(visible.get((i // per_window_new, o), 0.0) for o in plan.sources(int(p)))
+        for i, p in enumerate(table["person_id"])
+    ]  # fmt: skip
+    return table
+
+
+def _table(run: _Run, what: str, read: Callable[[Path], pd.DataFrame]) -> pd.DataFrame | None:
+    """One of the run's tables (Parquet first: exact values), or None when the run did not write it."""
+    for suffix in (".parquet", ".csv"):
+        name = f"{run.stem}.{what}{suffix}"
+        if name in run.listed:
+            return read(run.folder / name)
+    return None
+
+
 # ------------------------------------------------------------------------------- writing the new outputs
 def _write_outputs(
-    run: _Run, plan: EditPlan, media: Any, out: Path, progress: Callable[[int], None] | None,
+    run: _Run, plan: EditPlan, media: Any, windows: Any, out: Path, progress: Callable[[int], None] | None,
     on_start: Callable[[int], None] | None, outcome: EditOutcome,
 ) -> list[Path]:  # fmt: skip
     from fervid.run import InputResult
@@ -191,6 +250,9 @@ def _write_outputs(
         int(record.get("frames_processed", 0)), 0.0, warning=record.get("warning"), classes=classes,
         time_range=(float(span[0]), float(span[1])) if span else None, run=dict(record), media=media, persons=persons,
     )  # fmt: skip
+    if windows is not None:
+        result.windows = windows
+        result.events = _edited_events(run, faces, classes, windows, plan)
     if media is not None:
         if on_start is not None:
             on_start(result.frames)
