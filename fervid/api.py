@@ -18,13 +18,14 @@ Example::
         print(frame.frame.time_s, frame.detections.track_id, frame.shown.label)
 
     corpus = fervid.summarize("fervid-out")            # every input × person of a CLI run
+    fervid.edit_persons("fervid-out/clip", merge=[("P2", "P11")], names={"P2": "Ada"})  # fix persons after a run
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -226,6 +227,30 @@ def load(directory: PathLike, stem: str | None = None) -> AnnotateResult:
         warning=run.get("warning"), run=run, outputs=[directory / n for n in run.get("outputs", [])], persons=persons,
         events=events,
     )  # fmt: skip
+
+
+def edit_persons(
+    directory: PathLike, merge: Iterable[Sequence[int | str]] = (), names: dict[int | str, str] | None = None,
+    drop: Iterable[int | str] = (),
+) -> AnnotateResult:  # fmt: skip
+    """Merge, name or drop persons of a finished run and rewrite all of its outputs (``fervid persons``).
+
+    IDs are written as the report writes them (``"P3"``) or as numbers. ``merge=[("P3", "P5")]``
+    folds P5 into P3; ``names={"P2": "Ada"}``; ``drop=["P9"]`` takes P9 out of the conclusions
+    (its faces stay in the faces table with ``person_id`` 0). No model runs; the annotated video
+    is drawn again from the input. Either every output changes or none (an error leaves the
+    folder as it was). Returns the run read back, as :func:`load`.
+
+    Example::
+
+        result = fervid.edit_persons("fervid-out/clip", merge=[("P2", "P11")], names={"P2": "Ada"})
+        result.persons
+    """
+    from fervid.identity.edits import PersonEdits
+    from fervid.identity.rewrite import edit_persons as rewrite
+
+    outcome = rewrite(Path(directory), PersonEdits.of(merge, names, drop))
+    return load(outcome.folder, outcome.stem)
 
 
 def read_table(path: PathLike) -> pd.DataFrame:
