@@ -179,7 +179,7 @@ def _windows(run: _Run) -> Any:
     The file must still be there and unchanged (its sha256 is in run.json): the events table is one row per
     person and event, so it is written again with the persons.
     """
-    from fervid.events import EventsError, _names, load_events
+    from fervid.events import EventsError, input_names, load_events
 
     recorded = run.record.get("events")
     if not recorded:
@@ -193,7 +193,7 @@ def _windows(run: _Run) -> Any:
         raise EditError(str(exc)) from None
     if recorded.get("sha256") and events.sha256 != recorded["sha256"]:
         raise EditError(f"{path}: the --events file changed since the run (its sha256 differs from run.json's)")
-    return events.for_input(*_names(run.stem, run.source.name, None))
+    return events.for_input(*input_names(run.stem, run.source.name, None))
 
 
 def _edited_events(
@@ -273,7 +273,7 @@ def _replay(
     progress: Callable[[int], None] | None,
 ) -> tuple[list[Path], dict[str, Any], int]:  # fmt: skip
     """Decode the input again and feed every frame, with its faces from the edited table, to the frame sinks."""
-    from fervid.run import _frame_loop, _frame_sinks, open_reader
+    from fervid.run import frame_loop, frame_sinks, open_reader
     from fervid.sinks import TimelineFrames, collecting_sinks
 
     options = run.options
@@ -281,10 +281,10 @@ def _replay(
         drawn = run.options.output.video and any(
             n.endswith(".annotated.mp4") or n == "annotated/" for n in run.listed
         )  # fmt: skip
-        sinks = _frame_sinks(reader, media, options, out, run.stem, plan.names.get) if drawn else []
+        sinks = frame_sinks(reader, media, options, out, run.stem, plan.names.get) if drawn else []
         sinks += collecting_sinks(options)
         replay = _replayed(iter(reader), TimelineFrames(faces, classes), faces, run.source)
-        loop = _frame_loop(replay, TimelineBuilder(classes), sinks, progress)
+        loop = frame_loop(replay, TimelineBuilder(classes), sinks, progress)
     expected = int(run.record.get("frames_processed", loop.frames))
     if loop.frames != expected:
         raise InputError(run.source, f"gave {loop.frames} frames, the run processed {expected}: it changed since")
@@ -355,9 +355,9 @@ def _carry_over(run: _Run, out: Path) -> list[str]:
 
 def metadata_names(paths: list[Path], folder: Path) -> list[str]:
     """Output names as run.json lists them (a file in a subfolder: the folder, ``faces/``)."""
-    from fervid.run import _relative_outputs
+    from fervid.run import relative_outputs
 
-    return _relative_outputs(paths, folder)
+    return relative_outputs(paths, folder)
 
 
 def _edited_record(run: _Run, plan: EditPlan, entry: dict[str, Any], written: list[Path], out: Path) -> dict[str, Any]:
