@@ -2,9 +2,10 @@
 
 * The port gives dlib's points for the same box. dlib rounds its points to whole pixels, so
   the port's points are rounded the same way (``floor(v + 0.5)``) and compared: mean
-  distance over all points asserted <= 0.05 px (measured 0.0002 px: 1 point of 5848 on 86
-  faces of photos, dlib's own detector boxes, is one pixel off). The same on RetinaFace
-  boxes, from photos and video frames, all in one batched call; grey images too.
+  distance over all points asserted <= 0.05 px. Measured: on dlib's own detector boxes in
+  the photos, 0.0002 px (1 point of 5916, on 87 faces, is one pixel off); on RetinaFace
+  boxes in photos and video frames, all in one batched call, 112 faces, and on grey
+  images, 41 faces, every point equal.
 * A file that is missing, truncated or corrupt is a one-line :class:`ShapePredictorWeightsError`
   naming the file; a small predictor written here in dlib's format is read back exactly and
   walks its trees as dlib does.
