@@ -28,6 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Leaf updates gathered at once per block of trees (about 256 KB of float32), so they stay in cache.
+_BLOCK_VALUES = 1 << 16
+
 
 @dataclass(frozen=True, eq=False)
 class ShapePredictor:
@@ -118,7 +121,8 @@ class ShapePredictor:
         leaf_offsets = trees * (first_leaf + 1)
         node_offsets = trees * first_leaf
         value_offsets = faces * self.anchors.shape[1]
-        stack = np.empty((1 + trees.shape[1], count, 2 * self.num_parts), np.float32)
+        block = max(1, min(trees.shape[1], _BLOCK_VALUES // (count * 2 * self.num_parts)))
+        stack = np.empty((1 + block, count, 2 * self.num_parts), np.float32)
         for level in range(self.anchors.shape[0]):
             transform = _similarity(self._source, shape)  # (N, 2, 2) float32
             delta = self.deltas[level]  # (F, 2)
@@ -135,11 +139,17 @@ class ShapePredictor:
                 difference = flat_values[value_offsets + first[split]] - flat_values[value_offsets + second[split]]
                 node = 2 * node + np.where(difference > thresholds[split], 1, 2)
             # dlib adds the trees' updates to the shape one after another in float32; a reduction
-            # over the first axis of (1 + T, N, 2P) does the same (its outer loop is that axis).
-            stack[0] = shape.reshape(count, -1)
+            # over the first axis of (1 + trees, N, 2P) does the same (its outer loop is that axis).
+            # Blocks of trees keep the buffer in cache.
             rows = (node - first_leaf + leaf_offsets).T  # (T, N) rows of the level's leaf table
-            np.take(self._leaf_table[level], rows, axis=0, out=stack[1:])
-            shape = np.add.reduce(stack, axis=0).reshape(count, -1, 2)
+            flat_shape = shape.reshape(count, -1)
+            for start in range(0, rows.shape[0], block):
+                chunk = rows[start : start + block]
+                buffer = stack[: chunk.shape[0] + 1]
+                buffer[0] = flat_shape
+                np.take(self._leaf_table[level], chunk, axis=0, out=buffer[1:])
+                flat_shape = np.add.reduce(buffer, axis=0)
+            shape = flat_shape.reshape(count, -1, 2)
         return (origin + size * shape.astype(np.float64)).astype(np.float32)
 
 
