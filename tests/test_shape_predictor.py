@@ -200,7 +200,7 @@ def test_a_small_file_loads_with_its_provenance(tmp_path: Path) -> None:
     path = small_file(tmp_path)
     predictor = load_shape_predictor(path)
     assert predictor.name == "small" and predictor.source == str(path) and len(predictor.sha256) == 64
-    assert predictor.num_parts == 3 and predictor.depth == 2
+    assert predictor.num_parts == 3 and predictor.depth == 2 and predictor.licence == ""
 
 
 def _truncate(data: bytes) -> bytes:
@@ -311,7 +311,7 @@ def dlib_detector_boxes(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarra
 
 
 def test_packaged_file_is_dlibs(predictor: ShapePredictor) -> None:
-    assert predictor.sha256 == SHAPE_PREDICTOR_SHA256
+    assert predictor.sha256 == SHAPE_PREDICTOR_SHA256 and "not for commercial use" in predictor.licence
     assert predictor.anchors.shape == (15, 500) and predictor.thresholds.shape == (15, 500, 15)
     assert predictor.num_parts == 68
 

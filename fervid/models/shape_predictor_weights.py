@@ -75,7 +75,8 @@ def load_shape_predictor(path: str | Path | None = None) -> ShapePredictor:
         raise ShapePredictorWeightsError(f"{path}: sha256 {digest[:12]}... is not dlib's 68-point model{hint}")
     try:
         arrays = read_shape_predictor(data)
-        predictor = ShapePredictor(**arrays, name=path.stem, sha256=digest, source=str(path))
+        licence = SHAPE_PREDICTOR_LICENCE if digest == SHAPE_PREDICTOR_SHA256 else ""
+        predictor = ShapePredictor(**arrays, name=path.stem, sha256=digest, source=str(path), licence=licence)
     except (DlibFormatError, ValueError) as err:
         raise ShapePredictorWeightsError(f"{path}: not a dlib shape predictor ({err}){hint}") from None
     if packaged and predictor.num_parts != 68:
