@@ -239,6 +239,17 @@ def test_a_damaged_file_is_a_one_line_error_naming_it(tmp_path: Path, damage, re
     assert isinstance(info.value, WeightsError)
 
 
+def test_a_packaged_file_that_is_not_dlibs_is_a_one_line_error(tmp_path: Path, monkeypatch) -> None:
+    """The installed package's file is checked by sha256 (a valid predictor of other origin is refused there)."""
+    from fervid.models import shape_predictor_weights
+
+    path = small_file(tmp_path)
+    monkeypatch.setattr(shape_predictor_weights, "packaged_shape_predictor_path", lambda: path)
+    with pytest.raises(ShapePredictorWeightsError, match="is not dlib's 68-point model.*reinstall") as info:
+        load_shape_predictor()
+    assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+
+
 def test_a_missing_file_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "nowhere" / "shape_predictor_68_face_landmarks.dat"
     with pytest.raises(ShapePredictorWeightsError, match="not found") as info:
