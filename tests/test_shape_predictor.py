@@ -4,8 +4,8 @@
   the port's points are rounded the same way (``floor(v + 0.5)``) and compared: mean
   distance over all points asserted <= 0.05 px. Measured: on dlib's own detector boxes in
   the photos, 0.0002 px (1 point of 5916, on 87 faces, is one pixel off); on RetinaFace
-  boxes in photos and video frames, all in one batched call, 112 faces, and on grey
-  images, 41 faces, every point equal.
+  faces mapped to dlib's framing, in photos and video frames, all in one batched call (112
+  faces), and on grey images (41 faces), every point equal.
 * A file that is missing, truncated or corrupt is a one-line :class:`ShapePredictorWeightsError`
   naming the file; a small predictor written here in dlib's format is read back exactly and
   walks its trees as dlib does.
@@ -337,11 +337,13 @@ def test_port_equals_dlib_on_dlib_detector_boxes(predictor, dlib_predictor, phot
 
 
 def test_port_equals_dlib_on_retinaface_boxes_in_one_batch(predictor, dlib_predictor, photos, frames) -> None:
+    """RetinaFace's faces mapped to dlib's framing (as fervid runs the cascade), rounded to dlib's integer boxes."""
     from fervid.detect import FaceDetector
+    from fervid.landmarks68 import dlib_boxes
 
     images = photos + frames
     detections = FaceDetector(det_size=640).detect(images)
-    boxes = np.concatenate([d.xyxy for d in detections]).astype(np.float64).round()
+    boxes = np.concatenate([dlib_boxes(d.xyxy, d.landmarks) for d in detections]).round()
     index = np.concatenate([np.full(len(d), i) for i, d in enumerate(detections)]).astype(np.int64)
     assert len(boxes) >= 60 and index.max() >= len(photos), "faces from photos and frames"
     port = predictor.predict(images, boxes, index)
