@@ -33,7 +33,9 @@ from fervid.models.shape_predictor_weights import (
     cached_shape_predictor,
     load_shape_predictor,
     read_shape_predictor,
+    weights_info,
 )
+from fervid.models.weights_info import UNKNOWN_LICENCE
 
 PHOTO_FOLDERS = ("media/pyfeat", "media/face_recognition", "media/dlib_faces", "media/fer")
 #: (clip, frame numbers): video frames for the RetinaFace-box comparison.
@@ -200,7 +202,8 @@ def test_a_small_file_loads_with_its_provenance(tmp_path: Path) -> None:
     path = small_file(tmp_path)
     predictor = load_shape_predictor(path)
     assert predictor.name == "small" and predictor.source == str(path) and len(predictor.sha256) == 64
-    assert predictor.num_parts == 3 and predictor.depth == 2 and predictor.licence == ""
+    assert predictor.num_parts == 3 and predictor.depth == 2
+    assert weights_info(predictor).licence == UNKNOWN_LICENCE and weights_info(predictor).sha256 == predictor.sha256
 
 
 def _truncate(data: bytes) -> bytes:
@@ -322,7 +325,9 @@ def dlib_detector_boxes(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarra
 
 
 def test_packaged_file_is_dlibs(predictor: ShapePredictor) -> None:
-    assert predictor.sha256 == SHAPE_PREDICTOR_SHA256 and "not for commercial use" in predictor.licence
+    assert predictor.sha256 == SHAPE_PREDICTOR_SHA256
+    info = weights_info(predictor)
+    assert "not for commercial use" in info.licence and info.record()["path"] == predictor.source
     assert predictor.anchors.shape == (15, 500) and predictor.thresholds.shape == (15, 500, 15)
     assert predictor.num_parts == 68
 

@@ -49,7 +49,6 @@ class ShapePredictor:
     name: str = ""
     sha256: str = ""
     source: str = ""
-    licence: str = ""  # the model's terms of use, where known (dlib's 68-point model: not for commercial use)
 
     def __post_init__(self) -> None:
         levels, features = self.anchors.shape
