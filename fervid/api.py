@@ -34,6 +34,7 @@ import pandas as pd
 from fervid import metadata
 
 if TYPE_CHECKING:
+    from fervid.agreement import Agreement
     from fervid.options import AnnotateOptions
     from fervid.pipeline import InputResult, Pipeline
     from fervid.smooth import SmoothedResult
@@ -260,6 +261,25 @@ def _int64_where_complete(frame: pd.DataFrame, columns: list[str]) -> pd.DataFra
         if not frame[c].isna().any():
             frame[c] = frame[c].astype("int64")
     return frame
+
+
+def agree(folder: PathLike, *, write: bool = True, **kwargs: Any) -> Agreement:
+    """Compare one run's labels of one person with a human-coded ELAN tier, as ``fervid agree`` does.
+
+    ``folder`` is one input's output folder (``OUT/<stem>``); the keywords are ``fervid agree``'s
+    options by name (:class:`fervid.options.AgreeOptions`): ``eaf``, ``tier``, ``person``,
+    ``smoothed``, ``tolerance``, ``map``. With ``write`` (the default) the results are saved beside
+    the run. Bad input raises :class:`fervid.agreement.AgreementError` (a ValueError) and writes nothing.
+
+    Example::
+
+        found = fervid.api.agree("fervid-out/clip", eaf="coded.eaf", tier="Emotion", person="P2")
+        found.kappa, found.table, found.confusion
+    """
+    from fervid.agreement import agree as compare
+    from fervid.options import AgreeOptions
+
+    return compare(Path(folder), AgreeOptions(**kwargs), write=write)
 
 
 def summarize(outdir: PathLike) -> pd.DataFrame:

@@ -25,10 +25,6 @@ import typer.core
 from fervid.options import GROUPS, AnnotateOptions, flag, leaf_fields, spec_of
 
 
-def _field_type(group: str, f: dataclasses.Field) -> Any:
-    return typing.get_type_hints(GROUPS[group])[f.name]
-
-
 def _is_off_switch(f: dataclasses.Field) -> bool:
     spec = spec_of(f)
     return bool(spec.switch and spec.switch.startswith("--no-"))
@@ -41,21 +37,35 @@ def parameter_name(f: dataclasses.Field) -> str:
 
 def option_parameters() -> list[inspect.Parameter]:
     """One keyword parameter per annotate option, annotated for Typer."""
-    params = []
-    for group, f in leaf_fields():
-        spec = spec_of(f)
-        if spec.switch:
-            annotation: Any = Annotated[bool, typer.Option(spec.switch, help=spec.help, show_default=False)]
-            default: Any = False
-        else:
-            kind = _field_type(group, f)
-            default = f.default
-            option = typer.Option(flag(f), help=spec.help, min=spec.min, max=spec.max, metavar=spec.metavar,
-                                  show_default=default is not None)  # fmt: skip
-            annotation = Annotated[kind, option]
-        params.append(inspect.Parameter(parameter_name(f), inspect.Parameter.KEYWORD_ONLY, default=default,
-                                        annotation=annotation))  # fmt: skip
-    return params
+    return [_parameter(GROUPS[group], f) for group, f in leaf_fields()]
+
+
+def parameters_of(options: type) -> list[inspect.Parameter]:
+    """One keyword parameter per field of another command's options dataclass (:class:`fervid.options.AgreeOptions`)."""
+    return [_parameter(options, f) for f in dataclasses.fields(options)]
+
+
+def from_cli(options: type, values: dict[str, Any]) -> Any:
+    """That dataclass from parsed CLI values (keyed by :func:`parameter_name`)."""
+    fields = dataclasses.fields(options)
+    return options(**{f.name: not values[parameter_name(f)] if _is_off_switch(f) else values[parameter_name(f)]
+                      for f in fields})  # fmt: skip
+
+
+def _parameter(owner: type, f: dataclasses.Field) -> inspect.Parameter:
+    """A field as a Typer parameter: a switch, or an option with its type, range and metavar (required ones have no
+    default)."""
+    spec = spec_of(f)
+    if spec.switch:
+        annotation: Any = Annotated[bool, typer.Option(spec.switch, help=spec.help, show_default=False)]
+        default: Any = False
+    else:
+        kind = typing.get_type_hints(owner)[f.name]
+        default = inspect.Parameter.empty if spec.required else f.default
+        option = typer.Option(flag(f), help=spec.help, min=spec.min, max=spec.max, metavar=spec.metavar,
+                              show_default=default not in (None, inspect.Parameter.empty))  # fmt: skip
+        annotation = Annotated[kind, option]
+    return inspect.Parameter(parameter_name(f), inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
 def options_from_cli(values: dict[str, Any]) -> AnnotateOptions:
@@ -68,10 +78,12 @@ def options_from_cli(values: dict[str, Any]) -> AnnotateOptions:
 
 
 def with_parameters(
-    fn: Callable[..., Any], before: list[inspect.Parameter], after: list[inspect.Parameter]
-) -> Callable[..., Any]:
-    """Give ``fn`` (which takes ``**kwargs``) the signature ``before + options + after``, for Typer."""
-    params = [*before, *option_parameters(), *after]
+    fn: Callable[..., Any], before: list[inspect.Parameter], after: list[inspect.Parameter],
+    options: list[inspect.Parameter] | None = None,
+) -> Callable[..., Any]:  # fmt: skip
+    """Give ``fn`` (which takes ``**kwargs``) the signature ``before + options + after``, for Typer (``options``:
+    the annotate options by default)."""
+    params = [*before, *(option_parameters() if options is None else options), *after]
     fn.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     fn.__annotations__ = {p.name: p.annotation for p in params}
     return fn
