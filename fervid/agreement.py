@@ -96,6 +96,8 @@ def read_run(folder: Path) -> _Run:
     if stem is None or not metadata.is_complete(folder, stem):
         raise AgreementError(f"{folder}: not a finished fervid output folder (no complete <stem>{metadata.SUFFIX})")
     loaded = api.load(folder, stem)
+    if loaded.run.get("kind") != "video" and not (loaded.run.get("options") or {}).get("sequence"):
+        raise AgreementError(f"{folder}: a run of independent photos, which have no time to compare with ELAN")
     return _Run(folder, stem, loaded.faces, tuple(loaded.classes), loaded.run)
 
 
@@ -204,36 +206,41 @@ def fervid_labels(faces: pd.DataFrame, rows: np.ndarray, classes: tuple[str, ...
 
 
 def frame_grid(faces: pd.DataFrame, run: dict[str, Any]) -> tuple[np.ndarray, float]:
-    """The processed frames' times (a frame with a face keeps its own time) and the step between frames."""
+    """The processed frames' times (a frame with a face keeps its own time) and the step between frames.
+
+    The faces table holds only frames with faces, so the frames between are put back on a regular
+    grid from the run's first to its last processed time, ``--every`` / fps apart (the median step
+    between the table's times when the run does not say).
+    """
+    options, facts = run.get("options") or {}, run.get("input") or {}
     times = np.unique(faces["time_s"].to_numpy(np.float64))
     times = times[np.isfinite(times)]
-    fps = (run.get("input") or {}).get("fps") if run.get("kind") == "video" else (run.get("options") or {}).get("fps")
-    every = (run.get("options") or {}).get("every", 1)
-    step = every / fps if fps else (float(np.median(np.diff(times))) if len(times) > 1 else 0.0)
+    fps = facts.get("fps") if run.get("kind") == "video" else options.get("fps")
+    step = options.get("every", 1) / fps if fps else (float(np.median(np.diff(times))) if len(times) > 1 else 0.0)
     span = run.get("time_range_s") or ([times[0], times[-1]] if len(times) else None)
-    if span is None or not step > 0:
-        raise AgreementError("the run has no frame times to compare (photos have no time)")
+    if span is None or not all(np.isfinite(span)) or not step > 0:
+        raise AgreementError("the run has no frame times to compare")
     grid = span[0] + step * np.arange(int(round((span[1] - span[0]) / step)) + 1)
-    if len(times):  # frames with faces keep their own time
-        near = np.clip(np.searchsorted(times, grid), 1, len(times) - 1) if len(times) > 1 else np.zeros(len(grid), int)
-        nearest = np.where(np.abs(times[near - 1] - grid) < np.abs(times[near] - grid), near - 1, near)
-        nearest = nearest if len(times) > 1 else np.zeros(len(grid), int)
-        grid = np.where(np.abs(times[nearest] - grid) <= step / 2, times[nearest], grid)
-    return np.unique(grid), step
+    nearest, close = _nearest(times, grid, step / 2)
+    return np.unique(np.where(close, times[nearest] if len(times) else grid, grid)), step
+
+
+def _nearest(times: np.ndarray, points: np.ndarray, within: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each point, the index of the nearest of ``times`` (sorted) and whether it is at most ``within`` away."""
+    if len(times) == 0:
+        return np.zeros(len(points), np.int64), np.zeros(len(points), bool)
+    after = np.clip(np.searchsorted(times, points), 0, len(times) - 1)
+    before = np.clip(after - 1, 0, len(times) - 1)
+    nearest = np.where(np.abs(times[before] - points) < np.abs(times[after] - points), before, after)
+    return nearest, np.abs(times[nearest] - points) <= within
 
 
 def on_grid(grid: np.ndarray, step: float, times: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per grid frame, the label of the row at that time ("" where there is none within half a step)."""
-    out = np.full(len(grid), "", dtype=object)
-    if len(times) == 0:
-        return out
     order = np.argsort(times, kind="stable")
-    times, labels = times[order], labels[order]
-    at = np.clip(np.searchsorted(times, grid), 0, len(times) - 1)
-    before = np.clip(at - 1, 0, len(times) - 1)
-    nearest = np.where(np.abs(times[before] - grid) < np.abs(times[at] - grid), before, at)
-    close = np.abs(times[nearest] - grid) <= step / 2
-    out[close] = labels[nearest[close]]
+    nearest, close = _nearest(times[order], grid, step / 2)
+    out = np.full(len(grid), "", dtype=object)
+    out[close] = labels[order][nearest[close]]
     return out
 
 

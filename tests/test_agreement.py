@@ -202,6 +202,19 @@ def test_a_folder_that_is_no_fervid_output_is_refused(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_photos_have_no_time_to_compare(tmp_path: Path) -> None:
+    from conftest import shared_path
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(shared_path("media/pyfeat/single_face.jpg"), photos / "single_face.jpg")
+    api.annotate(photos, tmp_path / "out", device="cpu", video=False, report=False)
+    before = sorted(p.name for p in (tmp_path / "out" / "photos").iterdir())
+    result = CliRunner().invoke(app, ["agree", str(tmp_path / "out" / "photos"), "--eaf", str(CODED), "--tier", "x"])
+    assert result.exit_code == 2 and "a run of independent photos" in result.output, result.output
+    assert sorted(p.name for p in (tmp_path / "out" / "photos").iterdir()) == before
+
+
 def test_smoothed_needs_a_smoothed_run(run_dir: Path) -> None:
     faces = pd.read_csv(run_dir / f"{STEM}.faces.csv")
     faces.drop(columns=[c for c in faces if c.startswith("ps_")]).to_csv(run_dir / f"{STEM}.faces.csv", index=False)

@@ -63,7 +63,8 @@ def test_every_column_written_has_its_codebook_entry_and_no_entry_claims_more() 
         stem = next(folder.glob("*.run.json")).name.removesuffix(".run.json")
         book = pd.read_csv(codebook_path(folder, stem), dtype=str, keep_default_na=False)
         tables = written(folder)
-        assert set(tables) <= set(RUN_TABLES) and {"faces", "summary"} <= set(tables), folder
+        assert {"faces", "summary"} <= set(tables), folder
+        assert set(tables) <= set(RUN_TABLES), f"{folder.name}: tables not in fervid.columns.RUN_TABLES: {tables}"
         for table, files in tables.items():
             rows = book[book["table"] == table]
             for name, columns in files.items():
@@ -124,3 +125,13 @@ def test_order_follows_the_definitions_and_adding_a_column_is_one_line() -> None
     names = present("faces", ["happy", "sad"], without={"file", "person", "ps_<class>"}, data=["yaw", "zz", "readable"])
     assert names[:4] == ["frame", "time_s", "face_id", "person_id"]
     assert names[-5:] == ["p_happy", "p_sad", "readable", "yaw", "zz"]  # an undefined per-face value goes last
+
+
+def test_csv_reads_back_with_the_defined_dtypes_as_parquet_keeps_them() -> None:
+    """``fervid.api.read_table`` types a CSV's columns by their definitions: the same dtypes as the Parquet file."""
+    from fervid.api import read_table
+
+    for folder in (wolfgang_smoothed()[1], *photos_and_no_identity()):
+        for parquet in folder.glob("*.parquet"):
+            csv, kept = read_table(parquet.with_suffix(".csv")), pd.read_parquet(parquet)
+            assert csv.dtypes.astype(str).to_dict() == kept.dtypes.astype(str).to_dict(), parquet.name

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fervid.columns import CODEBOOK_HEADER, TABLES, codebook_rows
+from fervid.columns import CODEBOOK_HEADER, codebook_rows
 from fervid.io.atomic import atomic_path
 
 SUFFIX = ".codebook.csv"
@@ -27,12 +27,16 @@ def codebook_path(outdir: Path, stem: str) -> Path:
 
 
 def table_of(path: Path, stem: str) -> str | None:
-    """The table a file holds (``faces`` for ``<stem>.faces.csv``), None when it is no table of :data:`TABLES`."""
+    """The table a file holds (``faces`` for ``<stem>.faces.csv`` or ``.parquet``), None when it is no table.
+
+    Any ``<stem>.<name>.csv`` counts, defined in :data:`~fervid.columns.TABLES` or not: a table
+    without definitions gets codebook rows that say so, which the tests catch.
+    """
     name = Path(path).name
     for suffix in _FORMATS:
-        table = name.removeprefix(f"{stem}.").removesuffix(suffix)
-        if name.startswith(f"{stem}.") and name.endswith(suffix) and table in TABLES:
-            return table
+        if name.startswith(f"{stem}.") and name.endswith(suffix):
+            table = name[len(stem) + 1 : -len(suffix)]
+            return table if table and table != "codebook" else None
     return None
 
 
