@@ -135,3 +135,20 @@ def test_csv_reads_back_with_the_defined_dtypes_as_parquet_keeps_them() -> None:
         for parquet in folder.glob("*.parquet"):
             csv, kept = read_table(parquet.with_suffix(".csv")), pd.read_parquet(parquet)
             assert csv.dtypes.astype(str).to_dict() == kept.dtypes.astype(str).to_dict(), parquet.name
+
+
+def test_faces_summary_and_persons_are_written_in_the_defined_order() -> None:
+    """The order of ``fervid.columns`` is the order written (moments lead with their subject, ``face_id`` without
+    identity, so they are left out)."""
+    for folder in run_folders():
+        for table, files in written(folder).items():
+            if table not in ("faces", "summary", "persons"):
+                continue
+            for name, columns in files.items():
+                place = []
+                for column in columns:
+                    defined = TABLES[table]
+                    exact = [i for i, c in enumerate(defined) if not c.per_class and c.name == column]  # p_correct
+                    at = (exact or [i for i, c in enumerate(defined) if c.matches(column) is not None])[0]
+                    place.append(at)
+                assert place == sorted(place), f"{folder.name}/{name}: {columns}"
