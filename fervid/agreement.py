@@ -368,8 +368,8 @@ def agree(folder: str | Path, options: AgreeOptions, write: bool = True) -> Agre
     first, last = annotations[0][0], max(a[1] for a in annotations)
     inside = (grid_ms >= first) & (grid_ms < last)
     if not inside.any():
-        raise AgreementError(f"{options.eaf}: tier {options.tier!r} spans {first / 1000:g}-{last / 1000:g} s, the run "
-                             f"processed {grid[0]:g}-{grid[-1]:g} s: no frames in common")  # fmt: skip
+        raise AgreementError(f"{options.eaf}: tier {options.tier!r} spans {first / 1000:.2f}-{last / 1000:.2f} s, the "
+                             f"run processed {grid[0]:.2f}-{grid[-1]:.2f} s: no frames in common")  # fmt: skip
     found_all = on_grid(grid, step, run.faces["time_s"].to_numpy(np.float64)[rows], labels)
     coded = np.array([mapping.get(v, "") for v in coded_on_grid(grid_ms[inside], annotations)], dtype=object)
     found = found_all[inside]
