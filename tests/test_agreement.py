@@ -179,7 +179,7 @@ def _bad(run_dir: Path, tmp_path: Path) -> list[tuple[list[str], str]]:
         (["--eaf", str(broken), "--tier", "Emotion"], "broken.eaf: not an ELAN file"),
         (["--eaf", str(CODED), "--tier", "Emotions"], "no tier 'Emotions'; its tiers: 'Emotion'"),
         (["--eaf", str(unknown), "--tier", "Emotion"], "unknown labels 'Elation'"),
-        (["--eaf", str(later), "--tier", "Emotion"], "spans 100.00-102.00 s, the run processed 7.01-12.43 s: no frames"),
+        (["--eaf", str(later), "--tier", "Emotion"], "spans 100.00-102.00 s, the run processed 7.01-12.43 s"),
         (["--eaf", str(CODED), "--tier", "Emotion", "--person", "P4"], "no person 'P4' in the run; its persons: P1"),
         (["--eaf", str(CODED), "--tier", "Emotion", "--map", str(labels)], "needs the columns label,class"),
         (["--eaf", str(CODED), "--tier", "Emotion", "--map", str(tmp_path / "x.csv")], "x.csv: no such label table"),
