@@ -45,8 +45,10 @@ _TABLE_SUFFIXES = (".parquet", ".csv")
 #: Columns of the per-face tables that are not float32 (timeline) / float64 (summary).
 _TIMELINE_DTYPES = {"frame": "int64", "time_s": "float64", "face_id": "int64", "person_id": "int64"}
 _SUMMARY_DTYPES = {"face_id": "int64", "person_id": "int64", "first_time_s": "float64", "last_time_s": "float64",
-                   "frames": "int64", "readable_frames": "int64"}  # fmt: skip
-_TEXT_COLUMNS = ("file", "files", "emotion", "dominant_emotion", "input", "source", "model", "person", "face_ids")
+                   "frames": "int64", "readable_frames": "int64", "onset_s": "float64",
+                   "offset_s": "float64"}  # fmt: skip
+_TEXT_COLUMNS = ("file", "files", "emotion", "dominant_emotion", "input", "source", "model", "person", "face_ids",
+                 "event", "measure")  # fmt: skip
 
 
 @dataclass
@@ -59,6 +61,7 @@ class AnnotateResult:
             emotion, confidence, p_<class>...`` and, when smoothed, ``ps_<class>...``).
         summary: one row per face track (the ``<stem>.summary.csv`` columns).
         persons: one row per identified person (``<stem>.persons.csv``); None with ``identity=False``.
+        events: one row per person and ``events`` window (``<stem>.events.csv``); None without ``events``.
         classes: the model's class names, in column order.
         run: the run record (what ``<stem>.run.json`` holds; versions, models, options, input facts).
         outputs: files written so far (empty for an in-memory run until :meth:`save`).
@@ -75,6 +78,7 @@ class AnnotateResult:
     run: dict[str, Any] = field(default_factory=dict)
     outputs: list[Path] = field(default_factory=list)
     persons: pd.DataFrame | None = None
+    events: pd.DataFrame | None = None
     _input: InputResult | None = field(default=None, repr=False)
     _options: AnnotateOptions | None = field(default=None, repr=False)
 
@@ -103,6 +107,7 @@ class AnnotateResult:
         before = len(self._input.outputs)
         write_outputs(self._input, Path(directory), stem or self.stem, self._options)
         self.outputs, self.run, self.seconds = self._input.outputs, self._input.run, self._input.seconds
+        self.events = self._input.events  # with blink rates when a blinks table was written
         return self.outputs[before:]
 
 
@@ -214,16 +219,19 @@ def load(directory: PathLike, stem: str | None = None) -> AnnotateResult:
     faces = read_table(_find_table(directory, stem, "faces"))
     summary = read_table(_find_table(directory, stem, "summary"))
     persons = read_table(_find_table(directory, stem, "persons")) if "identity" in run else None
+    events = read_table(_find_table(directory, stem, "events")) if "events" in run else None
     classes = classes_of(faces)
     return AnnotateResult(
         source=Path(run.get("input", {}).get("path", directory)), stem=stem, faces=faces, summary=summary,
         classes=classes, frames=int(run.get("frames_processed", 0)), seconds=float(run.get("wall_time_s", 0.0)),
         warning=run.get("warning"), run=run, outputs=[directory / n for n in run.get("outputs", [])], persons=persons,
+        events=events,
     )  # fmt: skip
 
 
 def read_table(path: PathLike) -> pd.DataFrame:
-    """A faces, summary or corpus summary table from CSV or Parquet, with the dtypes it was made with.
+    """A faces, summary, persons or events table, or a corpus table (wide or long), from CSV or Parquet, with the
+    dtypes it was made with.
 
     Parquet keeps dtypes itself; CSV has none, so a table's columns come back with the dtypes
     :mod:`fervid.columns` defines for them (ids and counts int64, the timeline's measurements
@@ -237,7 +245,7 @@ def read_table(path: PathLike) -> pd.DataFrame:
     path = Path(path)
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
-    is_summary = path.name.endswith((".summary.csv", ".persons.csv"))
+    is_summary = path.name.endswith((".summary.csv", ".persons.csv", ".events.csv", ".long.csv"))
     fixed = _SUMMARY_DTYPES if is_summary else {**{c.name: c.dtype for c in BY_NAME.values()}, **_TIMELINE_DTYPES}
     table = next((t for t in sorted(TABLES, key=len, reverse=True) if path.name.endswith(f".{t}.csv")), None)
     header = pd.read_csv(path, nrows=0).columns
@@ -354,16 +362,19 @@ def _corpus_rows(folder: Path, stem: str, run: dict[str, Any], label: str) -> pd
     return pd.concat([rows, rest], axis=1)
 
 
-def _corpus_columns(parts: list[pd.DataFrame]) -> list[str]:
-    """The head columns, then the inputs' other columns (``file``...), ``mean_p_<class>``, ``share_<class>``.
+def _corpus_columns(
+    parts: list[pd.DataFrame], head_columns: tuple[str, ...] = _CORPUS_HEAD, optional: tuple[str, ...] = ("person",)
+) -> list[str]:
+    """The head columns (``optional`` ones only when some input has them), then the inputs' other columns
+    (``file``...), ``mean_p_<class>``, ``share_<class>``, other means (``mean_valence``...) and rates.
 
     Classes follow fervid.types.EMOTIONS (others after them), so inputs of different models line up.
     """
     from fervid.types import EMOTIONS
 
     seen = list(dict.fromkeys(c for part in parts for c in part.columns))
-    head = [c for c in _CORPUS_HEAD if c != "person" or c in seen]
-    blocks = ("mean_p_", "share_")
+    head = [c for c in head_columns if c not in optional or c in seen]
+    blocks = ("mean_p_", "share_", "mean_", "blinks_")
 
     def key(column: str) -> tuple[int, int, int]:
         block = next((k for k, prefix in enumerate(blocks, 1) if column.startswith(prefix)), 0)
@@ -393,5 +404,5 @@ def _wrap(result: InputResult, stem: str, opts: AnnotateOptions) -> AnnotateResu
     return AnnotateResult(
         source=result.source, stem=stem, faces=result.timeline, summary=result.summary, classes=result.classes,
         frames=result.frames, seconds=result.seconds, warning=result.warning, run=result.run,
-        outputs=list(result.outputs), persons=result.persons, _input=result, _options=opts,
+        outputs=list(result.outputs), persons=result.persons, events=result.events, _input=result, _options=opts,
     )  # fmt: skip

@@ -177,6 +177,25 @@ MOMENTS: tuple[Column, ...] = (
     Column("image", "text", "", "the thumbnail of the face at the peak, relative to the folder", _MOMENTS),
 )  # fmt: skip
 
+_EVENTS = "fervid.events.event_table (--events)"
+EVENTS: tuple[Column, ...] = (
+    Column("event", "text", "", "the event's (trial's, stimulus's) name, as in the --events file", _EVENTS),
+    Column("onset_s", "float64", "s", "the window's start on the file's timeline (a frame counts when onset_s <= "
+           "time_s < offset_s)", _EVENTS),
+    Column("offset_s", "float64", "s", "the window's end", _EVENTS),
+    Column("person_id", "int64", "", "the person (as in the faces table)", "identity stage (fervid.identity)",
+           IDENTITY),
+    Column("face_id", "int64", "", "the face track, one row per track", "tracker (fervid.track)", "--no-identity"),
+    Column("person", "text", "", "the --people name; empty when none matches", "identity stage", PEOPLE),
+    *(replace(c, definition=f"{c.definition}, within the window", source=_EVENTS)
+      for c in _SUBJECT_STATS if c.name not in ("first_time_s", "last_time_s")),
+    Column("mean_yaw", "float64", "degrees", "mean yaw over every face in the window with a value (a turned head "
+           "is what makes a face unreadable: only readable faces would bias it to frontal)", _EVENTS,
+           "the faces table has yaw"),
+    Column("mean_roll", "float64", "degrees", "mean roll over every face in the window with a value", _EVENTS,
+           "the faces table has roll"),
+)  # fmt: skip
+
 _AGREE = "fervid agree (fervid.agreement)"
 _BOTH = "over the frames both label"
 AGREEMENT: tuple[Column, ...] = (
@@ -223,11 +242,12 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "summary": SUMMARY,
     "persons": PERSONS,
     "moments": MOMENTS,
+    "events": EVENTS,
     "agreement": AGREEMENT,
     "agreement.confusion": AGREEMENT_CONFUSION,
 }
 #: Tables a run writes (the others are written by other commands: ``fervid agree``).
-RUN_TABLES: tuple[str, ...] = ("faces", "summary", "persons", "moments")
+RUN_TABLES: tuple[str, ...] = ("faces", "summary", "persons", "moments", "events")
 #: What the codebook says of a column the definitions lack (a test keeps this from happening).
 UNDEFINED = "(not defined in fervid.columns)"
 CODEBOOK_HEADER: tuple[str, ...] = ("table", "column", "type", "unit", "definition", "source")

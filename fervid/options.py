@@ -38,13 +38,15 @@ class OptionSpec:
     """How one option appears on the command line.
 
     ``switch`` is the flag of a boolean that takes no value (``--no-video`` turns ``video``
-    off; ``--sequence`` turns ``sequence`` on). ``required``: the command line must give it
-    (its field's default is None, and ``__post_init__`` says so to the API).
+    off; ``--sequence`` turns ``sequence`` on). ``name`` is a flag spelt otherwise than its
+    field (``fervid train``'s ``--degrade`` sets ``degrade_p``). ``required``: the command line
+    must give it (its field's default is None, and ``__post_init__`` says so to the API).
     """
 
     help: str
     metavar: str | None = None
     switch: str | None = None
+    name: str | None = None
     min: float | None = None
     max: float | None = None
     required: bool = False
@@ -262,6 +264,12 @@ class OutputOptions:
         0.5, "ELAN file: a label must stay on top this long to start an annotation (shorter runs join the one "
         "before).", min=0, metavar="SECONDS",
     )  # fmt: skip
+    events: str | None = option(
+        None, "Trials or stimuli: a CSV of onset_s, offset_s, event (and input, for a batch: an input's stem or file "
+        "name), or an ELAN .eaf with --events-tier. Writes <stem>.events.csv: one row per person and event.",
+        metavar="FILE",
+    )  # fmt: skip
+    events_tier: str | None = option(None, "The tier of an --events .eaf file that holds the events.", metavar="TIER")
 
     def __post_init__(self) -> None:
         if self.format not in TABLE_FORMATS:
@@ -270,6 +278,10 @@ class OutputOptions:
             require_pyarrow()
         check_range("moment_threshold", self.moment_threshold, 0.0, 1.0)
         check_range("elan_min_run", self.elan_min_run, 0.0, float("inf"))
+        if self.events_tier is not None and self.events is None:
+            raise ValueError("--events-tier names a tier of the --events file; give --events too")
+        if self.events is not None:
+            object.__setattr__(self, "events", str(self.events))  # a Path from the API: recorded as text
 
     @property
     def table_suffixes(self) -> tuple[str, ...]:
@@ -395,7 +407,7 @@ def _suggestion(name: str) -> str | None:
 
 def flag(f: dataclasses.Field) -> str:
     """The option's command-line flag (``--det-threshold``; a switch's own: ``--no-video``, ``--sequence``)."""
-    return spec_of(f).switch or "--" + f.name.replace("_", "-")
+    return spec_of(f).switch or spec_of(f).name or "--" + f.name.replace("_", "-")
 
 
 #: Options that change how fast a run goes, never what it writes (resume does not compare them).

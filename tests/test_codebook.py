@@ -23,7 +23,8 @@ PARQUET_TYPES = {"text": ("object", "str", "string"), "bool": ("bool",), "int64"
 
 @functools.cache
 def photos_and_no_identity() -> list[Path]:
-    """Two more cached runs for the conditional columns: photos (``file``, ``files``) and ``--no-identity``."""
+    """Two more cached runs for the conditional columns: photos (``file``, ``files``) and ``--no-identity`` with
+    ``--events``."""
     import fervid
 
     photos = _ROOT / "photos-in"
@@ -32,8 +33,10 @@ def photos_and_no_identity() -> list[Path]:
         shutil.copy(shared_path(f"media/face_recognition/{name}"), photos / name)
     fervid.annotate(photos, _ROOT / "codebook", device="cpu", video=False, format="both")
     source = shared_path(WOLFGANG)
+    events = _ROOT / "codebook-events.csv"
+    events.write_text("onset_s,offset_s,event\n0,0.5,first\n0.25,1.0,second\n")
     fervid.annotate(source, _ROOT / "codebook", device="cpu", end=1.0, every=4, video=False, plots=False,
-                    identity=False, format="both")  # fmt: skip
+                    identity=False, format="both", events=events)  # fmt: skip
     return [_ROOT / "codebook" / "photos-in", _ROOT / "codebook" / source.stem]
 
 
@@ -86,7 +89,7 @@ def test_every_column_written_has_its_codebook_entry_and_no_entry_claims_more() 
     for table in RUN_TABLES:
         for column in TABLES[table]:
             if not column.condition:
-                assert any(column.matches(name) is not None for name in seen[table]), (
+                assert any(column.matches(name) is not None for name in seen.get(table, ())), (
                     f"{table}.{column.name} is defined as always written, but no run wrote it"
                 )
 
@@ -137,12 +140,12 @@ def test_csv_reads_back_with_the_defined_dtypes_as_parquet_keeps_them() -> None:
             assert csv.dtypes.astype(str).to_dict() == kept.dtypes.astype(str).to_dict(), parquet.name
 
 
-def test_faces_summary_and_persons_are_written_in_the_defined_order() -> None:
+def test_faces_summary_persons_and_events_are_written_in_the_defined_order() -> None:
     """The order of ``fervid.columns`` is the order written (moments lead with their subject, ``face_id`` without
     identity, so they are left out)."""
     for folder in run_folders():
         for table, files in written(folder).items():
-            if table not in ("faces", "summary", "persons"):
+            if table not in ("faces", "summary", "persons", "events"):
                 continue
             for name, columns in files.items():
                 place = []
