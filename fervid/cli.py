@@ -18,14 +18,16 @@ from rich.markup import escape
 from fervid import __version__
 from fervid.checks import plural
 from fervid.cli_options import (
+    from_cli,
     options_from_cli,
+    parameters_of,
     plain_help_types,
     train_cli_values,
     train_config_from_cli,
     train_parameters,
     with_parameters,
 )
-from fervid.options import ClassificationOptions
+from fervid.options import AgreeOptions, ClassificationOptions
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -572,6 +574,35 @@ def _outcome_table(report: BatchReport, load_s: float | None = None) -> Table:
     if load_s is not None:
         table.caption += f" · models loaded in {load_s:.1f} s before the first input"
     return table
+
+
+def agree(**kwargs: Any) -> None:
+    """Compare a run's labels of one person with a human-coded ELAN tier: Cohen's kappa, per-class precision, recall
+    and F1, a confusion matrix, frame and event agreement (docs/outputs.md, "Agreement with human coding").
+
+    Writes <stem>.agreement.csv, <stem>.agreement.confusion.csv and <stem>.agreement.txt into the run's folder.
+    """
+    from fervid.agreement import agree as compare
+
+    folder = kwargs.pop("folder")
+    try:
+        result = compare(folder, from_cli(AgreeOptions, kwargs))
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc), 2) from None
+    out = Console(soft_wrap=True)  # the text is laid out already
+    out.print(escape(result.text.rstrip()), highlight=False)
+    out.print(f"wrote {escape(', '.join(str(p) for p in result.outputs))}", highlight=False)
+
+
+_AGREE_BEFORE = [
+    inspect.Parameter("folder", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[
+        Path, typer.Argument(metavar="FOLDER", help="One input's output folder (OUT/<stem>, written by fervid "
+                             "annotate).", show_default=False)
+    ]),
+]  # fmt: skip
+
+
+app.command(name="agree")(with_parameters(agree, _AGREE_BEFORE, [], parameters_of(AgreeOptions)))
 
 
 @app.command()

@@ -300,8 +300,8 @@ def write_outputs(result: InputResult, outdir: Path, stem: str, options: Annotat
     outputs = list(result.outputs)
     for sink in input_sinks(options):
         outputs += sink.write(result, outdir, stem)
+        result.outputs = outputs  # current for the sinks that follow (the codebook reads the tables written)
     result.seconds += time.perf_counter() - began
-    result.outputs = outputs
     result.run = {
         **result.run,
         "kind": result.kind,

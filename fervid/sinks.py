@@ -336,6 +336,20 @@ class EmbeddingsSink:
         return [path]
 
 
+class CodebookSink:
+    """``<stem>.codebook.csv``: every column of the tables written before it, defined by :mod:`fervid.columns`.
+
+    It reads the tables' headers back from the files the other sinks wrote (``result.outputs``,
+    which :func:`fervid.run.write_outputs` keeps current), so it describes exactly what was
+    written; it must come last.
+    """
+
+    def write(self, result: InputResult, outdir: Path, stem: str) -> list[Path]:
+        from fervid.io.codebook import codebook_path, write_codebook, written_tables
+
+        return [write_codebook(written_tables(result.outputs, stem), codebook_path(outdir, stem))]
+
+
 def input_sinks(options: AnnotateOptions) -> list[InputSink]:
     """The per-input outputs these options ask for, in the order they are written."""
     sinks: list[InputSink] = [TablesSink(options.output.table_suffixes)]
@@ -351,6 +365,7 @@ def input_sinks(options: AnnotateOptions) -> list[InputSink]:
         from fervid.report.sink import ReportSink
 
         sinks.append(ReportSink(options))
+    sinks.append(CodebookSink())  # last: it describes the tables the others wrote
     return sinks
 
 
