@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from fervid.version import __version__
 
-__all__ = ["AnnotateResult", "annotate", "load", "stream", "summarize", "__version__"]
+__all__ = ["AnnotateResult", "annotate", "edit_persons", "load", "stream", "summarize", "__version__"]
 
 if TYPE_CHECKING:
-    from fervid.api import AnnotateResult, annotate, load, stream, summarize
+    from fervid.api import AnnotateResult, annotate, edit_persons, load, stream, summarize
 
-_LAZY = frozenset({"AnnotateResult", "annotate", "load", "stream", "summarize"})
+_LAZY = frozenset({"AnnotateResult", "annotate", "edit_persons", "load", "stream", "summarize"})
 
 
 def __getattr__(name: str) -> Any:

@@ -18,14 +18,16 @@ from rich.markup import escape
 from fervid import __version__
 from fervid.checks import plural
 from fervid.cli_options import (
+    from_cli,
     options_from_cli,
+    parameters_of,
     plain_help_types,
     train_cli_values,
     train_config_from_cli,
     train_parameters,
     with_parameters,
 )
-from fervid.options import ClassificationOptions
+from fervid.options import AgreeOptions, ClassificationOptions
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -574,6 +576,35 @@ def _outcome_table(report: BatchReport, load_s: float | None = None) -> Table:
     return table
 
 
+def agree(**kwargs: Any) -> None:
+    """Compare a run's labels of one person with a human-coded ELAN tier: Cohen's kappa, per-class precision, recall
+    and F1, a confusion matrix, frame and event agreement (docs/outputs.md, "Agreement with human coding").
+
+    Writes <stem>.agreement.csv, <stem>.agreement.confusion.csv and <stem>.agreement.txt into the run's folder.
+    """
+    from fervid.agreement import agree as compare
+
+    folder = kwargs.pop("folder")
+    try:
+        result = compare(folder, from_cli(AgreeOptions, kwargs))
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc), 2) from None
+    out = Console(soft_wrap=True)  # the text is laid out already
+    out.print(escape(result.text.rstrip()), highlight=False)
+    out.print(f"wrote {escape(', '.join(str(p) for p in result.outputs))}", highlight=False)
+
+
+_AGREE_BEFORE = [
+    inspect.Parameter("folder", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[
+        Path, typer.Argument(metavar="FOLDER", help="One input's output folder (OUT/<stem>, written by fervid "
+                             "annotate).", show_default=False)
+    ]),
+]  # fmt: skip
+
+
+app.command(name="agree")(with_parameters(agree, _AGREE_BEFORE, [], parameters_of(AgreeOptions)))
+
+
 @app.command()
 def models() -> None:
     """List the shipped expression models: dataset, classes, test accuracy, calibration, training hardware."""
@@ -742,6 +773,88 @@ def summarize(
     if len(table) > rows:
         out.print(f"... {len(table) - rows} more rows in the file")
     out.print(f"wrote {escape(', '.join(written))}", highlight=False)
+
+
+def _edit_help(name: str) -> dict[str, Any]:
+    """Help and metavar of a ``fervid persons`` option, from where the edits are defined."""
+    from fervid.identity.edits import edit_option
+
+    spec = edit_option(name)
+    return {"help": spec.help, "metavar": spec.metavar, "show_default": False}
+
+
+@app.command()
+def persons(
+    targets: Annotated[
+        list[str],
+        typer.Argument(metavar="FOLDER", help="One input's output folder: OUT/<stem>.", show_default=False),
+    ],
+    merge: Annotated[list[str] | None, typer.Option("--merge", **_edit_help("merge"))] = None,
+    name: Annotated[list[str] | None, typer.Option("--name", **_edit_help("names"))] = None,
+    drop: Annotated[list[str] | None, typer.Option("--drop", **_edit_help("drop"))] = None,
+) -> None:
+    """Merge, name or drop persons after a run, and write every output of the input again (no model runs).
+
+    Tables, report, gallery, moments, ELAN file, timeline plot and the annotated video (drawn again from the
+    input) all change together, or nothing changes. run.json records the edit. See docs/identity.md.
+    """
+    from fervid.identity.edits import EditError, PersonEdits, is_person_id
+    from fervid.identity.rewrite import edit_persons
+    from fervid.io.errors import InputError
+
+    # `--merge P3 P5`: an option takes one value, so P5 arrives here beside the folder; the edits pair it up
+    loose = [t for t in targets if is_person_id(t) and not Path(t).is_dir()]
+    folders = [Path(t) for t in targets if t not in loose]
+    if len(folders) != 1:
+        given = f", not {len(folders)}: {' '.join(map(str, folders))}" if folders else ""
+        raise fail(f"give one output folder (OUT/<stem>){given}", 2)
+    folder = folders[0]
+    bar = _EditProgress()
+    try:
+        edits = PersonEdits.from_cli(merge or [], name or [], drop or [], loose)
+        with bar:
+            outcome = edit_persons(folder, edits, progress=bar.advance, on_start=bar.start)
+    except (EditError, InputError, OSError) as exc:
+        raise fail(str(exc), 2 if isinstance(exc, EditError) else 1) from None
+    except Exception as exc:  # noqa: BLE001 - anything else: one line too, and the outputs are as they were
+        raise fail(f"{folder}: {type(exc).__name__}: {exc} (nothing was changed)") from None
+    say = Console()
+    say.print(f"{escape(str(outcome.folder))}: {escape(edits.describe())}", highlight=False)
+    replayed = f", {outcome.frames_replayed} frames read again from the input" if outcome.frames_replayed else ""
+    say.print(f"wrote {plural(len(outcome.written), 'output')}{replayed}", highlight=False)
+    if outcome.removed:
+        say.print(f"no longer written: {escape(', '.join(outcome.removed))}", highlight=False)
+    if outcome.carried:
+        say.print(f"kept as they were (not fervid's): {escape(', '.join(outcome.carried))}", highlight=False)
+
+
+class _EditProgress:
+    """A transient bar over the frames ``fervid persons`` replays (none without a terminal, as annotate's)."""
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _EditProgress:
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            columns = (TextColumn("[bold]drawing again"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"))
+            self._progress = Progress(*columns, TimeRemainingColumn(), console=console, transient=True)
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def start(self, total: int) -> None:
+        if self._progress is not None and total:
+            self._task = self._progress.add_task("persons", total=total)
+
+    def advance(self, n: int) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, n)
 
 
 if __name__ == "__main__":

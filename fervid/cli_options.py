@@ -28,10 +28,6 @@ from fervid.options import GROUPS, AnnotateOptions, flag, leaf_fields, spec_of
 from fervid.train.config import AugmentConfig, TrainConfig
 
 
-def _field_type(group: str, f: dataclasses.Field) -> Any:
-    return typing.get_type_hints(GROUPS[group])[f.name]
-
-
 def _is_off_switch(f: dataclasses.Field) -> bool:
     spec = spec_of(f)
     return bool(spec.switch and spec.switch.startswith("--no-"))
@@ -46,21 +42,35 @@ def parameter_name(f: dataclasses.Field) -> str:
 
 def option_parameters() -> list[inspect.Parameter]:
     """One keyword parameter per annotate option, annotated for Typer."""
-    params = []
-    for group, f in leaf_fields():
-        spec = spec_of(f)
-        if spec.switch:
-            annotation: Any = Annotated[bool, typer.Option(spec.switch, help=spec.help, show_default=False)]
-            default: Any = False
-        else:
-            kind = _field_type(group, f)
-            default = f.default
-            option = typer.Option(flag(f), help=spec.help, min=spec.min, max=spec.max, metavar=spec.metavar,
-                                  show_default=default is not None)  # fmt: skip
-            annotation = Annotated[kind, option]
-        params.append(inspect.Parameter(parameter_name(f), inspect.Parameter.KEYWORD_ONLY, default=default,
-                                        annotation=annotation))  # fmt: skip
-    return params
+    return [_parameter(GROUPS[group], f) for group, f in leaf_fields()]
+
+
+def parameters_of(options: type) -> list[inspect.Parameter]:
+    """One keyword parameter per field of another command's options dataclass (:class:`fervid.options.AgreeOptions`)."""
+    return [_parameter(options, f) for f in dataclasses.fields(options)]
+
+
+def from_cli(options: type, values: dict[str, Any]) -> Any:
+    """That dataclass from parsed CLI values (keyed by :func:`parameter_name`)."""
+    fields = dataclasses.fields(options)
+    return options(**{f.name: not values[parameter_name(f)] if _is_off_switch(f) else values[parameter_name(f)]
+                      for f in fields})  # fmt: skip
+
+
+def _parameter(owner: type, f: dataclasses.Field) -> inspect.Parameter:
+    """A field as a Typer parameter: a switch, or an option with its type, range and metavar (required ones have no
+    default)."""
+    spec = spec_of(f)
+    if spec.switch:
+        annotation: Any = Annotated[bool, typer.Option(spec.switch, help=spec.help, show_default=False)]
+        default: Any = False
+    else:
+        kind = typing.get_type_hints(owner)[f.name]
+        default = inspect.Parameter.empty if spec.required else f.default
+        option = typer.Option(flag(f), help=spec.help, min=spec.min, max=spec.max, metavar=spec.metavar,
+                              show_default=default not in (None, inspect.Parameter.empty))  # fmt: skip
+        annotation = Annotated[kind, option]
+    return inspect.Parameter(parameter_name(f), inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
 def options_from_cli(values: dict[str, Any]) -> AnnotateOptions:

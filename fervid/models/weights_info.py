@@ -2,7 +2,8 @@
 
 Each weight loader has a ``weights_info`` beside it that describes what it loads as a :class:`WeightsInfo`
 (:func:`fervid.models.expression_weights.weights_info`, :func:`fervid.models.retinaface_weights.weights_info`,
-:func:`fervid.models.face_embedding_weights.weights_info`), in the spirit of timm's ``PretrainedCfg``; run.json's
+:func:`fervid.models.face_embedding_weights.weights_info`,
+:func:`fervid.models.shape_predictor_weights.weights_info`), in the spirit of timm's ``PretrainedCfg``; run.json's
 ``models`` are :meth:`WeightsInfo.record` of each, so provenance is written one way for all of them.
 """
 
