@@ -17,8 +17,8 @@ PACKAGE = ROOT / "fervid"
 
 # Cycles known today, each as the path from its alphabetically first module round the cycle (the last imports the
 # first). The test fails on any cycle not listed here, and on a listed cycle that no longer exists, so this list can
-# only shrink. Every one runs through a module another branch was editing when this test was written (issue 35,
-# section 4): break them there, then delete the line.
+# only shrink. Each runs through a module another branch was editing when this test was written (issue 35,
+# section 4), or came with a branch merged while it was written: break them there, then delete the line.
 KNOWN_CYCLES: set[tuple[str, ...]] = {
     # run.write_outputs builds the sinks; sinks type their argument with run's InputResult (under TYPE_CHECKING).
     # Fix: move InputResult to a leaf module.
@@ -31,6 +31,14 @@ KNOWN_CYCLES: set[tuple[str, ...]] = {
     # options checks smoothing choices with smooth's check_mode; smooth imports io.tables' default_min_p_correct.
     # Fix for both: the threshold defaults in a leaf module that classify, smooth and io.tables import.
     ("fervid.io.tables", "fervid.options", "fervid.smooth"),
+    # The API module both offers the library's commands and is used by them to read tables (function imports):
+    # api.agree calls agreement, which reads the run with api.load;
+    ("fervid.agreement", "fervid.api"),
+    # api.edit_persons calls identity.rewrite, which reads tables with api.read_table,
+    ("fervid.api", "fervid.identity.rewrite"),
+    # and refreshes the corpus index, which reads tables with api.read_table too.
+    # Fix for all three: reading a run's tables (read_table, load's reading) in a module below api, re-exported by it.
+    ("fervid.api", "fervid.identity.rewrite", "fervid.report.index"),
 }
 
 

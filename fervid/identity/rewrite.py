@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fervid import __version__, metadata
+from fervid import metadata
 from fervid.identity.edits import (
     NO_PERSON,
     EditError,
@@ -47,6 +47,7 @@ from fervid.io.errors import InputError
 from fervid.io.tables import TimelineBuilder, classes_of
 from fervid.options import AnnotateOptions, leaf_fields
 from fervid.types import Frame
+from fervid.version import __version__
 
 #: Frame times of the replay and of the run agree to this many seconds (the tables keep microseconds).
 TIME_TOLERANCE_S = 1e-3
