@@ -30,7 +30,8 @@ import torch
 
 from fervid.concurrency import BoundedStage
 from fervid.devices import resolve_device
-from fervid.face_ids import FaceIds
+from fervid.face_ids import FaceIds, tracked_faces
+from fervid.keyframes import KeyframeSchedule
 from fervid.options import AnnotateOptions, RuntimeOptions
 from fervid.types import Detections, Frame, FrameResult
 
@@ -102,6 +103,8 @@ class Engine:
             "expression": _weights_info(options.classification.model, self.classifier.config.info, self.classes),
             "detector": _detector_info(options.detection.detector_weights),
         }
+        #: The key-frame schedule of the last input run with ``--detect-every`` > 1 (its counts of key frames).
+        self.last_schedule: KeyframeSchedule | None = None
         if self.identity is not None:
             self.models["identity"] = {**self.identity[0].info, "known_people": sorted(self.identity[1])}
 
@@ -131,6 +134,17 @@ class Engine:
         size = runtime.batch_size
         if self.device.type == "cpu" and plan.workers > 0:
             size = min(size, CPU_DETECT_BATCH)
+        tracked = tracked_faces(face_ids)
+        every = self.options.detection.detect_every
+        if every > 1 and tracked is not None:  # video: key frames in full, faces followed in between
+            self.last_schedule = KeyframeSchedule(self.detector, face_ids, tracked, every, plan.workers)
+            followed = self.last_schedule.numbered(frames)
+            try:
+                yield from followed
+                yield from face_ids.flush()
+            finally:
+                followed.close()
+            return
         detected = BoundedStage(self._detect, plan.workers, name="fervid-detect").map(chunks(frames, size))
         try:
             for batch, detections in detected:
