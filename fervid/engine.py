@@ -6,7 +6,9 @@ torch thread count once for its thread plan. :meth:`Engine.results` then runs th
 on a stream of frames:
 
 1. **detect** batches of frames in ``workers`` threads (:class:`~fervid.concurrency.BoundedStage`),
-   results back in frame order;
+   results back in frame order; with ``--detect-every N`` > 1, video is searched in full on key
+   frames only and faces are followed in windows in between, in step with step 2
+   (:mod:`fervid.keyframes`);
 2. **number** the faces frame by frame in the calling thread (:mod:`fervid.face_ids`: a
    tracker for video, left-to-right numbering for photos), which may hold a few frames back;
 3. **classify** the kept faces of a batch of frames in one forward pass.
