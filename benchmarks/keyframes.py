@@ -155,12 +155,14 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column(h, justify="left" if h == "clip" else "right")
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     ok_for: dict[int, bool] = {n: True for n in args.every}
+    console = Console()
     for clip in clips:
         reference, ref_fps, _ = run(pipeline, clip, 1, args.frames)
         cells = [clip.name, "1", "100%", "", "", "", "", "", str(_ids(reference, "face_id")),
                  str(_ids(reference, "person_id")), f"{ref_fps:.0f}", ""]  # fmt: skip
         table.add_row(*cells)
         lines.append("| " + " | ".join(cells) + " |")
+        console.print(lines[-1])  # as it comes: a run over every clip takes a while
         for n in args.every:
             timeline, fps, key = run(pipeline, clip, n, args.frames)
             a = compare(reference, timeline)
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{a.persons[0]}->{a.persons[1]}", f"{fps:.0f}", "yes" if a.ok else "no"]  # fmt: skip
             table.add_row(*cells)
             lines.append("| " + " | ".join(cells) + " |")
-    console = Console()
+            console.print(lines[-1])
     console.print(table)
     passing = [n for n, ok in ok_for.items() if ok]
     verdict = f"largest N meeting every target on every clip: {max(passing) if passing else 'none'}"

@@ -30,7 +30,9 @@ from fervid.checks import check_range
 #: ``--format`` choices -> the table file suffixes written.
 TABLE_FORMATS: dict[str, tuple[str, ...]] = {"csv": (".csv",), "parquet": (".parquet",), "both": (".csv", ".parquet")}
 #: ``--detect-every``'s default: the largest N that keeps the timelines of N = 1 on every clip of
-#: ../shared/media (benchmarks/keyframes.py, benchmarks/RESULTS.md).
+#: ../shared/media (benchmarks/keyframes.py, benchmarks/RESULTS.md). No N >= 2 does yet: windows
+#: small enough to save time move the landmarks enough to flip 1-3 % of labels on clips of
+#: several small faces (Hamilton, facenet's video.mp4), and lose faint faces (MOT20).
 DETECT_EVERY = 1
 #: Detections down to this score feed the tracker's second (ByteTrack) pass, whatever the threshold.
 LOW_SCORE = 0.1
