@@ -18,13 +18,14 @@ Example::
         print(frame.frame.time_s, frame.detections.track_id, frame.shown.label)
 
     corpus = fervid.summarize("fervid-out")            # every input × person of a CLI run
+    fervid.edit_persons("fervid-out/clip", merge=[("P2", "P11")], names={"P2": "Ada"})  # fix persons after a run
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ import pandas as pd
 from fervid import metadata
 
 if TYPE_CHECKING:
+    from fervid.agreement import Agreement
     from fervid.options import AnnotateOptions
     from fervid.pipeline import InputResult, Pipeline
     from fervid.smooth import SmoothedResult
@@ -44,8 +46,10 @@ _TABLE_SUFFIXES = (".parquet", ".csv")
 #: Columns of the per-face tables that are not float32 (timeline) / float64 (summary).
 _TIMELINE_DTYPES = {"frame": "int64", "time_s": "float64", "face_id": "int64", "person_id": "int64"}
 _SUMMARY_DTYPES = {"face_id": "int64", "person_id": "int64", "first_time_s": "float64", "last_time_s": "float64",
-                   "frames": "int64", "readable_frames": "int64"}  # fmt: skip
-_TEXT_COLUMNS = ("file", "files", "emotion", "dominant_emotion", "input", "source", "model", "person", "face_ids")
+                   "frames": "int64", "readable_frames": "int64", "onset_s": "float64",
+                   "offset_s": "float64"}  # fmt: skip
+_TEXT_COLUMNS = ("file", "files", "emotion", "dominant_emotion", "input", "source", "model", "person", "face_ids",
+                 "event", "measure")  # fmt: skip
 
 
 @dataclass
@@ -58,6 +62,7 @@ class AnnotateResult:
             emotion, confidence, p_<class>...`` and, when smoothed, ``ps_<class>...``).
         summary: one row per face track (the ``<stem>.summary.csv`` columns).
         persons: one row per identified person (``<stem>.persons.csv``); None with ``identity=False``.
+        events: one row per person and ``events`` window (``<stem>.events.csv``); None without ``events``.
         classes: the model's class names, in column order.
         run: the run record (what ``<stem>.run.json`` holds; versions, models, options, input facts).
         outputs: files written so far (empty for an in-memory run until :meth:`save`).
@@ -74,6 +79,7 @@ class AnnotateResult:
     run: dict[str, Any] = field(default_factory=dict)
     outputs: list[Path] = field(default_factory=list)
     persons: pd.DataFrame | None = None
+    events: pd.DataFrame | None = None
     _input: InputResult | None = field(default=None, repr=False)
     _options: AnnotateOptions | None = field(default=None, repr=False)
 
@@ -102,6 +108,7 @@ class AnnotateResult:
         before = len(self._input.outputs)
         write_outputs(self._input, Path(directory), stem or self.stem, self._options)
         self.outputs, self.run, self.seconds = self._input.outputs, self._input.run, self._input.seconds
+        self.events = self._input.events  # with blink rates when a blinks table was written
         return self.outputs[before:]
 
 
@@ -213,32 +220,63 @@ def load(directory: PathLike, stem: str | None = None) -> AnnotateResult:
     faces = read_table(_find_table(directory, stem, "faces"))
     summary = read_table(_find_table(directory, stem, "summary"))
     persons = read_table(_find_table(directory, stem, "persons")) if "identity" in run else None
+    events = read_table(_find_table(directory, stem, "events")) if "events" in run else None
     classes = classes_of(faces)
     return AnnotateResult(
         source=Path(run.get("input", {}).get("path", directory)), stem=stem, faces=faces, summary=summary,
         classes=classes, frames=int(run.get("frames_processed", 0)), seconds=float(run.get("wall_time_s", 0.0)),
         warning=run.get("warning"), run=run, outputs=[directory / n for n in run.get("outputs", [])], persons=persons,
+        events=events,
     )  # fmt: skip
 
 
-def read_table(path: PathLike) -> pd.DataFrame:
-    """A faces, summary or corpus summary table from CSV or Parquet, with the dtypes it was made with.
+def edit_persons(
+    directory: PathLike, merge: Iterable[Sequence[int | str]] = (), names: dict[int | str, str] | None = None,
+    drop: Iterable[int | str] = (),
+) -> AnnotateResult:  # fmt: skip
+    """Merge, name or drop persons of a finished run and rewrite all of its outputs (``fervid persons``).
 
-    Parquet keeps dtypes itself; CSV has none, so ids and counts come back as int64, the
-    timeline's measurements as float32 (its per-face columns as :mod:`fervid.columns` defines them:
-    ``readable`` is bool), times and summary statistics as float64. A corpus
+    IDs are written as the report writes them (``"P3"``) or as numbers. ``merge=[("P3", "P5")]``
+    folds P5 into P3; ``names={"P2": "Ada"}``; ``drop=["P9"]`` takes P9 out of the conclusions
+    (its faces stay in the faces table with ``person_id`` 0). No model runs; the annotated video
+    is drawn again from the input. Either every output changes or none (an error leaves the
+    folder as it was). Returns the run read back, as :func:`load`.
+
+    Example::
+
+        result = fervid.edit_persons("fervid-out/clip", merge=[("P2", "P11")], names={"P2": "Ada"})
+        result.persons
+    """
+    from fervid.identity.edits import PersonEdits
+    from fervid.identity.rewrite import edit_persons as rewrite
+
+    outcome = rewrite(Path(directory), PersonEdits.of(merge, names, drop))
+    return load(outcome.folder, outcome.stem)
+
+
+def read_table(path: PathLike) -> pd.DataFrame:
+    """A faces, summary, persons or events table, or a corpus table (wide or long), from CSV or Parquet, with the
+    dtypes it was made with.
+
+    Parquet keeps dtypes itself; CSV has none, so a table's columns come back with the dtypes
+    :mod:`fervid.columns` defines for them (ids and counts int64, the timeline's measurements
+    float32, ``readable`` bool, times and summary statistics float64, text as text), other
+    columns float32 (faces) or float64 (summaries). A corpus
     summary's ``person_id`` is missing for inputs run without identity, its ``readable_frames`` for
     runs made before it existed: such a column is then Int64 (nullable).
     """
-    from fervid.columns import BY_NAME
+    from fervid.columns import BY_NAME, TABLES, lookup
 
     path = Path(path)
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
-    is_summary = path.name.endswith((".summary.csv", ".persons.csv"))
+    is_summary = path.name.endswith((".summary.csv", ".persons.csv", ".events.csv", ".long.csv"))
     fixed = _SUMMARY_DTYPES if is_summary else {**{c.name: c.dtype for c in BY_NAME.values()}, **_TIMELINE_DTYPES}
+    table = next((t for t in sorted(TABLES, key=len, reverse=True) if path.name.endswith(f".{t}.csv")), None)
     header = pd.read_csv(path, nrows=0).columns
     dtypes: dict[str, Any] = {c: fixed.get(c, "float64" if is_summary else "float32") for c in header}
+    defined = {c: lookup(table, c) for c in header} if table else {}
+    dtypes |= {c: "str" if d.dtype == "text" else d.dtype for c, d in defined.items() if d is not None}
     for c in _TEXT_COLUMNS:
         if c in dtypes:
             dtypes[c] = "str"
@@ -260,6 +298,25 @@ def _int64_where_complete(frame: pd.DataFrame, columns: list[str]) -> pd.DataFra
         if not frame[c].isna().any():
             frame[c] = frame[c].astype("int64")
     return frame
+
+
+def agree(folder: PathLike, *, write: bool = True, **kwargs: Any) -> Agreement:
+    """Compare one run's labels of one person with a human-coded ELAN tier, as ``fervid agree`` does.
+
+    ``folder`` is one input's output folder (``OUT/<stem>``); the keywords are ``fervid agree``'s
+    options by name (:class:`fervid.options.AgreeOptions`): ``eaf``, ``tier``, ``person``,
+    ``smoothed``, ``tolerance``, ``map``. With ``write`` (the default) the results are saved beside
+    the run. Bad input raises :class:`fervid.agreement.AgreementError` (a ValueError) and writes nothing.
+
+    Example::
+
+        found = fervid.api.agree("fervid-out/clip", eaf="coded.eaf", tier="Emotion", person="P2")
+        found.kappa, found.table, found.confusion
+    """
+    from fervid.agreement import agree as compare
+    from fervid.options import AgreeOptions
+
+    return compare(Path(folder), AgreeOptions(**kwargs), write=write)
 
 
 def summarize(outdir: PathLike) -> pd.DataFrame:
@@ -330,16 +387,19 @@ def _corpus_rows(folder: Path, stem: str, run: dict[str, Any], label: str) -> pd
     return pd.concat([rows, rest], axis=1)
 
 
-def _corpus_columns(parts: list[pd.DataFrame]) -> list[str]:
-    """The head columns, then the inputs' other columns (``file``...), ``mean_p_<class>``, ``share_<class>``.
+def _corpus_columns(
+    parts: list[pd.DataFrame], head_columns: tuple[str, ...] = _CORPUS_HEAD, optional: tuple[str, ...] = ("person",)
+) -> list[str]:
+    """The head columns (``optional`` ones only when some input has them), then the inputs' other columns
+    (``file``...), ``mean_p_<class>``, ``share_<class>``, other means (``mean_valence``...) and rates.
 
     Classes follow fervid.types.EMOTIONS (others after them), so inputs of different models line up.
     """
     from fervid.types import EMOTIONS
 
     seen = list(dict.fromkeys(c for part in parts for c in part.columns))
-    head = [c for c in _CORPUS_HEAD if c != "person" or c in seen]
-    blocks = ("mean_p_", "share_")
+    head = [c for c in head_columns if c not in optional or c in seen]
+    blocks = ("mean_p_", "share_", "mean_", "blinks_")
 
     def key(column: str) -> tuple[int, int, int]:
         block = next((k for k, prefix in enumerate(blocks, 1) if column.startswith(prefix)), 0)
@@ -369,5 +429,5 @@ def _wrap(result: InputResult, stem: str, opts: AnnotateOptions) -> AnnotateResu
     return AnnotateResult(
         source=result.source, stem=stem, faces=result.timeline, summary=result.summary, classes=result.classes,
         frames=result.frames, seconds=result.seconds, warning=result.warning, run=result.run,
-        outputs=list(result.outputs), persons=result.persons, _input=result, _options=opts,
+        outputs=list(result.outputs), persons=result.persons, events=result.events, _input=result, _options=opts,
     )  # fmt: skip

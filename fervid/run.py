@@ -22,6 +22,7 @@ import pandas as pd
 from fervid.annotate import FrameAnnotator
 from fervid.checks import plural
 from fervid.engine import Engine
+from fervid.events import Events, event_table, events_for_input
 from fervid.face_ids import FaceIds, PhotoFaces, TrackedFaces
 from fervid.identity.persons import PersonRegistry
 from fervid.identity.stage import IdentifiedFaces, IdentityResult, IdentityStage
@@ -61,6 +62,8 @@ class InputResult:
     persons: pd.DataFrame | None = None  # one row per identified person (None: identity off)
     identity: IdentityResult | None = None  # the final grouping of tracks into persons
     collected: dict[str, Any] = field(default_factory=dict)  # what frame sinks kept for the input sinks (report)
+    windows: Events | None = None  # the --events windows of this input (None: no --events)
+    events: pd.DataFrame | None = None  # one row per person and event (fervid.events.event_table)
 
     @property
     def fps(self) -> float:
@@ -127,17 +130,18 @@ def run_input(
     With ``outdir=None`` nothing is written; :func:`write_outputs` can save the result later.
     """
     media = media or probe(source)
+    windows = events_for_input(options, media, stem)  # a bad --events file or window: before any work
     if outdir is None:
-        return _process(engine, options, media, None, stem, progress, images)
+        return _process(engine, options, media, None, stem, progress, images, windows)
     invalidate_run(outdir, stem)  # outputs are about to change: no longer complete
     with removed_if_left_empty(outdir):
         outdir.mkdir(parents=True, exist_ok=True)
-        return _process(engine, options, media, outdir, stem, progress, images)
+        return _process(engine, options, media, outdir, stem, progress, images, windows)
 
 
 def _process(
     engine: Engine, options: AnnotateOptions, media: MediaInfo, outdir: Path | None, stem: str,
-    progress: ProgressCallback | None, images: Sequence[Path] | None,
+    progress: ProgressCallback | None, images: Sequence[Path] | None, windows: Events | None = None,
 ) -> InputResult:  # fmt: skip
     started = time.perf_counter()
     skipped: list[str] = []
@@ -152,11 +156,11 @@ def _process(
         if identity is not None:
             face_ids = IdentifiedFaces(face_ids, identity)
         names = identity.online_name if identity is not None else None
-        sinks = _frame_sinks(reader, media, options, outdir, stem, names) if outdir is not None else []
+        sinks = frame_sinks(reader, media, options, outdir, stem, names) if outdir is not None else []
         sinks += collecting_sinks(options)  # keep what the input sinks need of the frames (report faces)
         smoother = smoother_for(media, options)
         results = smoother(engine.results(iter(reader), face_ids, options.runtime))
-        loop = _frame_loop(results, timeline, sinks, progress)
+        loop = frame_loop(results, timeline, sinks, progress)
         warning = reader.decode_error if is_video else None
     if is_video and loop.frames == 0:
         raise InputError(media.path, "no frames could be decoded in the requested range")
@@ -188,6 +192,10 @@ def _process(
         persons, found if identity is not None else None,
         collected={k: v for sink in sinks for k, v in getattr(sink, "collected", {}).items()},
     )  # fmt: skip
+    if windows is not None:
+        result.windows = windows
+        result.events = event_table(frame, engine.classes, windows, frame_times, options.classification.min_p_correct)
+        run["events"] = windows.record(len(windows))
     if outdir is not None:
         write_outputs(result, outdir, stem, options)
     return result
@@ -203,7 +211,7 @@ class _Loop:
     written: list[Path] = field(default_factory=list)
 
 
-def _frame_loop(
+def frame_loop(
     results: Iterator[SmoothedResult], timeline: TimelineBuilder, sinks: list[FrameSink],
     progress: ProgressCallback | None,
 ) -> _Loop:  # fmt: skip
@@ -259,7 +267,7 @@ def _identity_record(found: IdentityResult, options: AnnotateOptions) -> dict[st
     }
 
 
-def _frame_sinks(
+def frame_sinks(
     reader: Reader, media: MediaInfo, options: AnnotateOptions, outdir: Path, stem: str,
     names: Callable[[int], str | None] | None,
 ) -> list[FrameSink]:  # fmt: skip
@@ -292,8 +300,8 @@ def write_outputs(result: InputResult, outdir: Path, stem: str, options: Annotat
     outputs = list(result.outputs)
     for sink in input_sinks(options):
         outputs += sink.write(result, outdir, stem)
+        result.outputs = outputs  # current for the sinks that follow (the codebook reads the tables written)
     result.seconds += time.perf_counter() - began
-    result.outputs = outputs
     result.run = {
         **result.run,
         "kind": result.kind,
@@ -304,13 +312,13 @@ def write_outputs(result: InputResult, outdir: Path, stem: str, options: Annotat
         "wall_time_s": round(result.seconds, 3),
         "processing_s": round(result.processing_s, 3),
         "finished_at": now_utc(),
-        "outputs": _relative_outputs(outputs, outdir),
+        "outputs": relative_outputs(outputs, outdir),
     }
     outputs.append(write_run(outdir, stem, result.run))
     return result
 
 
-def _relative_outputs(paths: list[Path], outdir: Path) -> list[str]:
+def relative_outputs(paths: list[Path], outdir: Path) -> list[str]:
     """Output names relative to ``outdir``; files in a subfolder (annotated images) are listed as the folder."""
     names: list[str] = []
     for path in paths:

@@ -112,6 +112,14 @@ def never_readable(table: pd.DataFrame, subjects: Sequence[Subject]) -> dict[int
     return {s.key: NEVER_READABLE for s in subjects if counts.get(s.key, 1) == 0}
 
 
+def edited_persons(run: dict[str, Any]) -> list[str]:
+    """Each ``fervid persons`` edit of run.json in words, with its time: ``P11 merged into P2 (2026-… UTC)``."""
+    from fervid.identity.edits import PersonEdits
+
+    return [f"{PersonEdits.from_record(e).describe()} ({str(e.get('at', ''))[:16].replace('T', ' ')} UTC)"
+            for e in run.get("edits", [])]  # fmt: skip
+
+
 def run_settings(result: Any, options: Any, smoothing: Smoothing | None) -> list[tuple[str, str]]:
     """The settings a reader needs to judge the labels: models, thresholds, smoothing, range, versions."""
     models = result.run.get("models", {})
@@ -133,6 +141,7 @@ def run_settings(result: Any, options: Any, smoothing: Smoothing | None) -> list
     ]  # fmt: skip
     if o.identity.people:
         settings.append(("Known people", str(o.identity.people)))
+    settings += [("Persons edited", edit) for edit in edited_persons(result.run)]
     settings.append(("Conclusions", conclusions_text(result.timeline, o)))
     if smoothing is not None:
         settings.append(("Smoothing (moments, timelines, ELAN)", smoothing.describe()))
@@ -265,6 +274,32 @@ def summary_table(table: pd.DataFrame, subjects: Sequence[Subject], frame_step: 
     numeric = {*range(first_number, head.index("Dominant")), *range(len(head), len(head) + len(classes))}
     lists = {head.index(name) for name in ("Name", "Face IDs", "Photos") if name in head}
     return Numbers(head, list(classes), rows, numeric, lists, head.index("Photos") if "Photos" in head else -1)
+
+
+def event_numbers(events: pd.DataFrame, subjects: Sequence[Subject], classes: Sequence[str]) -> Numbers:
+    """The events table of the report: one row per event and subject, as ``<stem>.events.csv`` has them.
+
+    Frames and Visible count every face in the window; Readable, the dominant label and the means only
+    the faces the conclusions rest on (a dash where there is none). A subject not seen in a window has a row
+    in the table (``frames`` 0) but none here: the report lists who was there.
+    """
+    who = "person_id" if "person_id" in events.columns else "face_id"
+    by_key = {s.key: s for s in subjects}
+    named = any(s.name for s in subjects)
+    head = ["Event", "Window", "ID", *(["Name"] if named else []), "Frames", "Visible", "Readable", "Dominant"]
+    rows = []
+    for _, row in events[events["frames"] > 0].iterrows():
+        subject = by_key.get(int(row[who]))
+        label = subject.label if subject is not None else str(row[who])
+        share = row["readable_share"]
+        cells = [str(row["event"]), f"{row['onset_s']:.2f}–{row['offset_s']:.2f} s", label,
+                 *([(subject.name if subject else "") or "–"] if named else []), str(int(row["frames"])),
+                 seconds(row["visible_s"], 1), "–" if pd.isna(share) else f"{100 * float(share):.0f} %",
+                 "–" if pd.isna(row["dominant_emotion"]) else str(row["dominant_emotion"])]  # fmt: skip
+        means = [float(row[f"mean_p_{c}"]) for c in classes]
+        rows.append(cells + ["–" if math.isnan(m) else f"{100 * m:.0f}" for m in means])
+    numeric = {*range(head.index("Frames"), head.index("Dominant")), *range(len(head), len(head) + len(classes))}
+    return Numbers(head, list(classes), rows, numeric, {head.index("Name")} if named else set())
 
 
 def _files_of(timeline: pd.DataFrame, subjects: Sequence[Subject]) -> dict[int, list[str]]:
