@@ -10,11 +10,21 @@ move little from one frame to the next. So the whole frame is searched only on *
 * every image (frames with a ``source``): photos and ``--sequence`` folders are never followed.
 
 On the other frames, each face the tracker matched in the previous frame (tentative ones
-too) is searched for in a **window**: a square twice its predicted box, resized to 128 px
-(about 7 % of a 640x360 frame's pixels). Of the faces found there, the one that overlaps the
-prediction best is kept; the frame's faces then go to the tracker as a full-frame detection
-would. A window with no face leaves its track unmatched, exactly as a missed detection does.
+too) is searched for in a **window** around its predicted box: 1.5 times the box and at least
+64 network pixels beyond it on every side, cut from the frame's network input on the network's
+32-px grid (:meth:`fervid.detect.FaceDetector.detect_windows`), so its pixels and anchors are
+the full frame's. Of the faces found there, the one that overlaps the prediction best is kept;
+the frame's faces then go to the tracker as a full-frame detection would. A window with no
+face leaves its track unmatched, exactly as a missed detection does. A frame whose windows
+would cover most of it (``FULL_SHARE``) is searched in full: no dearer, and exact.
 **New faces enter only at key frames, so up to N - 1 frames late.** With N = 1 nothing here runs.
+
+Why not small resized windows (128 px, the obvious choice): RetinaFace's boxes and landmarks
+depend on the face's scale and on what it sees around the face, far past twice the box. Resized
+windows moved boxes to IoU 0.8-0.93 with the full-frame box, and the expression model flips
+near-tie labels when landmarks move by a few per cent of the eye distance. Measured against
+N = 1 on every clip (``benchmarks/keyframes.py``, benchmarks/RESULTS.md), even these windows
+flip 1-3 % of labels on clips of several small faces, so the default stays N = 1.
 
 Threads: the windows of a frame need the tracker's state after the frame before, so window
 detection runs in the calling thread, in step with the tracker. The key frames that are
