@@ -80,6 +80,18 @@ def test_a_shot_cut_forces_a_key_frame(detector: FaceDetector) -> None:
     assert keys == [0, *cut_at]
 
 
+def test_images_are_always_searched_in_full(detector: FaceDetector) -> None:
+    """A --sequence folder is tracked, but its frames (images, with a ``source``) are never followed in windows."""
+    images = [Frame(i, float(i), np.full((64, 64, 3), 10, np.uint8), source=f"{i}.jpg") for i in range(6)]
+    faces = _tracked()
+    keys = [key for _, key in KeyframeSchedule(detector, faces, faces, every=4, workers=0)._scheduled(iter(images))]
+    assert keys == [True] * len(images)
+    video = [Frame(i, i / 30, np.zeros((64, 64, 3), np.uint8)) for i in range(6)]
+    faces = _tracked()
+    keys = [key for _, key in KeyframeSchedule(detector, faces, faces, every=4, workers=0)._scheduled(iter(video))]
+    assert keys == [True, False, False, False, True, False]
+
+
 def test_a_face_coming_in_is_found_by_the_next_key_frame(detector: FaceDetector) -> None:
     frames = _frames(NOFACE_FACE, 170)
     every = 8
