@@ -6,6 +6,8 @@ Prints one table, every row measured in this run on the same first ``--frames`` 
    the practical upper limit for anything that looks at every frame;
 2. fervid timeline only (``--no-video --no-report``: the tables, person identity included);
 2'. the same with ``--no-identity``, so 2'/2 is what person identity costs;
+2''. with ``--detect-every N`` (each N given; default N = 1 when row 2's default differs): timeline only
+   with the whole frame searched on key frames only (fervid.keyframes), each as a ratio to row 1;
 3. fervid full annotate (annotated H.264 video encoded as well, and the research report:
    gallery, moments, ELAN file, HTML; the default);
 3'. the same with ``--no-report``, so 3'/3 is what the report costs;
@@ -20,7 +22,7 @@ then the ratios 2/1, 3/1, 2/4, 2'/2 and 3'/3. Each row has the peak resident mem
 least ``--long-minutes`` (default 10): its peak RSS shows whether memory stays flat.
 
     python benchmarks/throughput.py VIDEO [--device cpu|cuda] [--frames N] [--batch-size B]
-        [--workers W] [--long] [--results benchmarks/RESULTS.md]
+        [--workers W] [--detect-every N ...] [--long] [--results benchmarks/RESULTS.md]
 
 Timings are only meaningful on an otherwise idle machine: the load average and any
 ``fervid train`` processes seen at the start are reported next to the numbers.
@@ -354,6 +356,8 @@ def ratio_rows(rows: dict[str, Row]) -> list[tuple[str, float]]:
              ("(2)/(4) timeline-only vs classic baseline", "timeline", "baseline"),
              ("(2')/(2) identity cost: timeline-only without / with person identity", "no-identity", "timeline"),
              ("(3')/(3) report cost: full annotate without / with the report", "no-report", "full")]  # fmt: skip
+    pairs += [(f"({key})/(1) timeline-only at --detect-every {key.split('-')[1]} vs decode", key, "decode")
+              for key in rows if key.startswith("every-")]  # fmt: skip
     return [(label, rows[a].fps / rows[b].fps) for label, a, b in pairs if a in rows and b in rows]
 
 
@@ -462,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="detector threads (default: automatic)")
     parser.add_argument("--model", default="ferplus", help="expression model name or .pt path")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of stages 1-4; the median is reported")
+    parser.add_argument("--detect-every", type=int, nargs="*", default=[1], metavar="N",
+                        help="also a timeline-only row at each of these --detect-every values, in every round "
+                             "(row 2 runs the default)")  # fmt: skip
     parser.add_argument("--long", action="store_true", help="also run timeline-only on the clip looped")
     parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the looped input")
     parser.add_argument("--no-baseline", action="store_true", help="skip the Haar + CNN baseline")
@@ -527,14 +534,30 @@ def main(argv: list[str] | None = None) -> int:
             unidentified.options = options.replace(identity=False, end=warmup_end_s)
             unidentified.run(args.video, None, "warmup")
             unidentified.options = options.replace(identity=False)
+        every_pipelines: dict[int, Pipeline] = {}  # rows at other --detect-every values, models of their own
+        for n in sorted(set(args.detect_every) - {options.detection.detect_every}):
+            every_pipelines[n] = Pipeline(options.replace(detect_every=n, end=warmup_end_s))
+            every_pipelines[n].run(args.video, None, "warmup")
+            every_pipelines[n].options = options.replace(detect_every=n)
         runs: dict[str, list[Row]] = {}
         shares: dict[str, list[tuple[float, float]]] = {}  # stage: (CPU s, share of the run's CPU) per round
         for _ in range(args.repeats):  # rounds of every stage, so a slow spell of the machine hits all of them
             runs.setdefault("decode", []).append(decode_only(args.video, end_s, device))
             pipeline.options = options
             runs.setdefault("timeline", []).append(
-                fervid_run(pipeline, args.video, out / "timeline", "(2) fervid timeline only", device)
+                fervid_run(
+                    pipeline,
+                    args.video,
+                    out / "timeline",
+                    f"(2) fervid timeline only (--detect-every {options.detection.detect_every}: default)",
+                    device,
+                )
             )
+            for n, other in every_pipelines.items():
+                runs.setdefault(f"every-{n}", []).append(
+                    fervid_run(other, args.video, out / f"every-{n}", f"(every-{n}) timeline only, "
+                               f"--detect-every {n}", device)
+                )  # fmt: skip
             if unidentified is not None:
                 runs.setdefault("no-identity", []).append(
                     fervid_run(
@@ -562,7 +585,15 @@ def main(argv: list[str] | None = None) -> int:
                     console.print(
                         "[yellow]no Haar baseline: pass --opencv-path DIR with OpenCV 4 (see --help)[/yellow]"
                     )
-        for key in ("decode", "timeline", "no-identity", "full", "no-report", "baseline"):
+        for key in (
+            "decode",
+            "timeline",
+            *(k for k in runs if k.startswith("every-")),
+            "no-identity",
+            "full",
+            "no-report",
+            "baseline",
+        ):
             if runs.get(key):
                 rows[key] = median_row(runs[key])
         if "baseline-missing" in rows:

@@ -111,6 +111,56 @@ class FaceDetector:
             loc, conf, landm = self._net(x)
         return self._postprocess(loc, conf, landm, scale, x.shape[-2:])
 
+    @torch.inference_mode()
+    def detect_windows(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: np.ndarray,
+        frame_of: Sequence[int],
+        margin: float = 2.0,
+        context: float = 0.0,
+    ) -> list[Detections]:
+        """Faces near ``boxes``: one ``Detections`` per box, in frame pixels, searching only a window around it.
+
+        Box i belongs to ``images[frame_of[i]]``. Its window is ``margin`` times the box's longer
+        side, and at least ``context`` network pixels beyond the box on every side. It is cut from
+        the frame's network input (resized as :meth:`detect` resizes it) on the network's coarsest
+        grid (32 px), so its anchors and pixels are the full frame's, and what it finds differs
+        from :meth:`detect` only by the context cut off at its edges: RetinaFace looks far around
+        a face, so small windows move boxes and landmarks a little (benchmarks/keyframes.py).
+        Windows of one size share a forward pass, across boxes and frames.
+        """
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if len(boxes) == 0:
+            return []
+        frame_ids = sorted(set(int(j) for j in frame_of))
+        x, scale = self._inputs.prepare(_upload([images[j] for j in frame_ids], self.device), self.det_size)
+        height, width = (-(-n // _GRID) * _GRID for n in x.shape[-2:])
+        x = F.pad(x, (0, width - x.shape[-1], 0, height - x.shape[-2]))  # zeros, as the convs pad the frame
+        row = np.searchsorted(frame_ids, np.asarray(frame_of, dtype=np.int64))
+        scale_np = scale.cpu().numpy().astype(np.float64)[row]
+        windows = grid_windows(boxes * np.tile(scale_np, 2), margin, width, height, context)
+        found: list[Detections | None] = [None] * len(boxes)
+        sizes = windows[:, 2:] - windows[:, :2]
+        for size in np.unique(sizes, axis=0):
+            members = np.flatnonzero((sizes == size).all(axis=1))
+            batch = torch.cat([x[row[i] : row[i] + 1, :, y0:y1, x0:x1] for i in members.tolist()
+                               for x0, y0, x1, y1 in [windows[i].tolist()]])  # fmt: skip
+            batch = batch.contiguous(memory_format=torch.channels_last)
+            if self.half:
+                loc, conf, landm = (out.float() for out in self._net(batch.half()))
+            else:
+                loc, conf, landm = self._net(batch)
+            dets = self._postprocess(
+                loc, conf, landm, scale[torch.as_tensor(row[members])], (int(size[1]), int(size[0]))
+            )
+            for i, d in zip(members.tolist(), dets):
+                offset = windows[i, :2] / scale_np[i]
+                d.xyxy += np.tile(offset, 2).astype(d.xyxy.dtype)
+                d.landmarks += offset.astype(d.landmarks.dtype)
+                found[i] = d
+        return found  # type: ignore[return-value]
+
     # --- steps ----------------------------------------------------------------------------------
 
     def _postprocess(
@@ -218,6 +268,27 @@ class NetworkInput:
         return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
+def grid_windows(
+    boxes: np.ndarray, margin: float, width: int, height: int, context: float = 0.0, grid: int = 32
+) -> np.ndarray:
+    """Integer xyxy windows on a ``grid``-pixel grid inside (width, height) around ``boxes``.
+
+    A window is ``margin`` times its box's longer side, and reaches at least ``context`` pixels
+    beyond the box on every side (the network's view of a face reaches that far, whatever its size).
+    Boxes and windows are in network-input pixels; ``width`` and ``height`` are multiples of ``grid``.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    side = (boxes[:, 2:] - boxes[:, :2]).max(axis=1, keepdims=True)
+    half = np.maximum(margin * side / 2, side / 2 + context)
+    start = np.floor((centre - half) / grid).astype(np.int64) * grid
+    end = np.ceil((centre + half) / grid).astype(np.int64) * grid
+    limit = np.array([width, height])
+    start = np.clip(start, 0, limit - grid)
+    end = np.clip(end, start + grid, limit)
+    return np.column_stack([start, end])
+
+
 def target_size(height: int, width: int, det_size: int | None) -> tuple[int, int]:
     """Network input size of a frame: long side ``det_size``, aspect ratio kept (None: unchanged)."""
     if det_size is None:
@@ -267,6 +338,8 @@ def decode_detections(
 
 # --- helpers ------------------------------------------------------------------------------------
 
+#: The coarsest stride of the network: windows start and end on multiples of it (``detect_windows``).
+_GRID = 32
 #: Frames are converted to float at most this many bytes at a time before resizing.
 _FLOAT_BUDGET_BYTES = 64 * 2**20
 

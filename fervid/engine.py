@@ -6,7 +6,9 @@ torch thread count once for its thread plan. :meth:`Engine.results` then runs th
 on a stream of frames:
 
 1. **detect** batches of frames in ``workers`` threads (:class:`~fervid.concurrency.BoundedStage`),
-   results back in frame order;
+   results back in frame order; with ``--detect-every N`` > 1, video is searched in full on key
+   frames only and faces are followed in windows in between, in step with step 2
+   (:mod:`fervid.keyframes`);
 2. **number** the faces frame by frame in the calling thread (:mod:`fervid.face_ids`: a
    tracker for video, left-to-right numbering for photos), which may hold a few frames back;
 3. **classify** the kept faces of a batch of frames in one forward pass.
@@ -28,7 +30,8 @@ import torch
 
 from fervid.concurrency import BoundedStage
 from fervid.devices import resolve_device
-from fervid.face_ids import FaceIds
+from fervid.face_ids import FaceIds, tracked_faces
+from fervid.keyframes import KeyframeSchedule
 from fervid.models.weights_info import WeightsInfo
 from fervid.options import AnnotateOptions, RuntimeOptions
 from fervid.types import Detections, Frame, FrameResult
@@ -104,6 +107,8 @@ class Engine:
             "expression": expression_weights_info(options.classification.model, self.classifier.config),
             "detector": detector_weights_info(options.detection.detector_weights),
         }
+        #: The key-frame schedule of the last input run with ``--detect-every`` > 1 (its counts of key frames).
+        self.last_schedule: KeyframeSchedule | None = None
         if self.identity is not None:
             self.weights["identity"] = self.identity[0].weights
         self.models = {role: weights.record() for role, weights in self.weights.items()}  # run.json's "models"
@@ -136,6 +141,17 @@ class Engine:
         size = runtime.batch_size
         if self.device.type == "cpu" and plan.workers > 0:
             size = min(size, CPU_DETECT_BATCH)
+        tracked = tracked_faces(face_ids)
+        every = self.options.detection.detect_every
+        if every > 1 and tracked is not None:  # video: key frames in full, faces followed in between
+            self.last_schedule = KeyframeSchedule(self.detector, face_ids, tracked, every, plan.workers)
+            followed = self.last_schedule.numbered(frames)
+            try:
+                yield from followed
+                yield from face_ids.flush()
+            finally:
+                followed.close()
+            return
         detected = BoundedStage(self._detect, plan.workers, name="fervid-detect").map(chunks(frames, size))
         try:
             for batch, detections in detected:

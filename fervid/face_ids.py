@@ -36,14 +36,36 @@ class TrackedFaces:
         self.tracker = tracker
         self._backfill = BackfilledTracker[Frame](tracker)
         self._cuts = ShotCutDetector() if shot_cuts else None
+        self._cut_ahead: dict[int, bool] = {}  # frame index -> cut, for frames asked about before push
+
+    def is_cut(self, frame: Frame) -> bool:
+        """Whether a shot cut comes just before ``frame``; asked in frame order, at most once per frame.
+
+        The key-frame schedule (:mod:`fervid.keyframes`) asks ahead of ``push`` to detect the
+        frame after a cut in full; ``push`` then reuses the answer, as the detector compares
+        each frame with the one before it.
+        """
+        if self._cuts is None:
+            return False
+        cut = self._cut_ahead[frame.index] = self._cuts.is_cut(frame.image)
+        return cut
 
     def push(self, frame: Frame, detections: Detections) -> Ready:
-        if self._cuts is not None and self._cuts.is_cut(frame.image):
+        cut = self._cut_ahead.pop(frame.index, None)
+        if cut is None:
+            cut = self._cuts is not None and self._cuts.is_cut(frame.image)
+        if cut:
             self.tracker.cut()
         return self._backfill.push(frame, detections, frame.time_s)
 
     def flush(self) -> Ready:
         return self._backfill.flush()
+
+
+def tracked_faces(face_ids: FaceIds) -> TrackedFaces | None:
+    """The tracker stage of ``face_ids``, also when the identity stage wraps it (its ``faces``); None for photos."""
+    inner = getattr(face_ids, "faces", face_ids)
+    return inner if isinstance(inner, TrackedFaces) else None
 
 
 class PhotoFaces:

