@@ -32,6 +32,33 @@ card says so.
   where a simpler candidate within 0.002 of it wins.
 * The default threshold is 0.5: a label fervid's conclusions use is more likely right than wrong.
 
+Round 3 (issue 30, written before any round-3 figure). Judged once, round 2 missed its targets:
+p_correct's AURC was 1.35x the top probability's on the real-footage set and 1.08x on FER+ test
+under the conditions, its ECE 0.093 on real footage. Its inputs are all functions of the
+probabilities and the measurements, so it can reorder faces only where they differ in those. Round 3
+adds information the top probability lacks, at the cost of no second network pass: the network's
+penultimate features (read by a hook on the same forward pass) and the probabilities before the
+rule's class offsets. Candidates, each round 2's inputs (d) plus:
+
+  (e) the log norm of the penultimate features;
+  (f) their cosine similarity to the mean feature of the predicted class (FER+ train, clean faces of
+      that label);
+  (g) minus their Mahalanobis distance to that mean (Lee et al. 2018: a covariance shared by the
+      classes, FER+ train, in its top 64 principal components so the file stays small);
+  (h) the model's own top probability before the offsets (in logit units) and whether the offsets
+      changed the label;
+  (i) the top label times the top probability in logit units (one per label);
+  (j) the squares of the measurements (log face size, log sharpness, brightness, contrast);
+  (k) d plus every one of (e)-(j) whose score beats d's.
+
+Selection uses only data never used to judge: out of fold on realfaces (5 folds of whole identities)
+and on FER+ validation under the conditions (5 random folds), each fold's model fitted on the other
+folds of both sets (each set half the weight). Per candidate, the L2 penalty of the lowest mean
+out-of-fold log-loss over the two sets; its score is the mean over the two sets of its out-of-fold
+AURC divided by the top probability's. The winner has the lowest score, where a candidate earlier in
+the order d, e, ..., k within 0.01 of it wins; if that is d, round 2's file stays. The real-footage
+set (seen twice before) and FER+ test under the conditions are judged once, after the choice.
+
 It is judged elsewhere: ``benchmarks/reliability.py`` on the real-footage set
 (tests/data/real_faces.csv) and FER+ test under the conditions.
 
