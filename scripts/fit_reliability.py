@@ -51,12 +51,21 @@ rule's class offsets. Candidates, each round 2's inputs (d) plus:
   (j) the squares of the measurements (log face size, log sharpness, brightness, contrast);
   (k) d plus every one of (e)-(j) whose score beats d's.
 
+Amended before any round-3 figure, after reading realfaces' own confusion table (selection data):
+realfaces holds the expressions about equally (31 of 272 faces labelled neutral; 58 read as neutral,
+half of them wrongly), while FER+ and footage are mostly neutral. A label term fitted there learns
+realfaces' class mix rather than how reliable a label is. So in round 3 realfaces' faces are weighted
+by their label to FER+ validation's label mix, in the fit and in its selection AURC (risk and
+coverage counted in those weights), and each addition is also tried on (c), without the label terms:
+the order is c, c+e, c+f, c+g, c+h, c+j, d, d+e, d+f, d+g, d+h, d+i, d+j, k (k: d plus every
+addition whose d-variant beats d).
+
 Selection uses only data never used to judge: out of fold on realfaces (5 folds of whole identities)
 and on FER+ validation under the conditions (5 random folds), each fold's model fitted on the other
 folds of both sets (each set half the weight). Per candidate, the L2 penalty of the lowest mean
 out-of-fold log-loss over the two sets; its score is the mean over the two sets of its out-of-fold
 AURC divided by the top probability's. The winner has the lowest score, where a candidate earlier in
-the order d, e, ..., k within 0.01 of it wins; if that is d, round 2's file stays. The real-footage
+that order within 0.01 of it wins; if that is d, round 2's file stays. The real-footage
 set (seen twice before) and FER+ test under the conditions are judged once, after the choice.
 
 It is judged elsewhere: ``benchmarks/reliability.py`` on the real-footage set
