@@ -157,6 +157,8 @@ def dataset_reliability(model: str, images: np.ndarray, probs: np.ndarray, corre
     measures = crop_measures(torch.from_numpy(images).float().unsqueeze(1))
     n = len(images)
     measures |= {"face_px": np.full(n, FER_EYE_PX), "yaw": np.zeros(n), "roll": np.zeros(n)}
+    if reliability.needs_embedding:  # the pooled features of the model's own pass over the split
+        measures["embedding"] = probs_and_embedding(model, images)[1]
     p = reliability.p_correct(probs, measures)
     trusted = reliability.readable(measures) & (p >= reliability.default_threshold)
     return {**judge(p, probs.max(axis=1), correct, trusted), "threshold": reliability.default_threshold}
