@@ -106,8 +106,8 @@ class ExpressionClassifier:
         ``p_correct`` in its ``data`` (:attr:`data_columns`).
         """
         crops = self.crops(frames, detections)
-        probs = self._probs(crops)
-        measures = self.measure(crops, detections, probs)
+        probs, embedding = self.outputs(crops, self.reliability is not None and self.reliability.needs_embedding)
+        measures = self.measure(crops, detections, probs, embedding)
         out, start = [], 0
         for d in detections:
             rows = slice(start, start + len(d))
@@ -117,25 +117,36 @@ class ExpressionClassifier:
         return out
 
     def measure(
-        self, crops: torch.Tensor, detections: Sequence[Detections], probs: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        """The :attr:`data_columns` of all faces, in order, from their crops, landmarks and probabilities."""
+        self, crops: torch.Tensor, detections: Sequence[Detections], probs: np.ndarray,
+        embedding: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:  # fmt: skip
+        """The :attr:`data_columns` of all faces, in order, from their crops, landmarks and probabilities, and
+        (for a reliability model that reads them) the network's pooled features from the same pass."""
         landmarks = np.concatenate([d.landmarks for d in detections]) if detections else np.zeros((0, 5, 2))
         measures = {**landmark_measures(landmarks), **crop_measures(crops)}
         if self.reliability is not None:
             measures["readable"] = self.reliability.readable(measures)
-            measures["p_correct"] = self.reliability.p_correct(probs, measures)
+            extra = {"embedding": embedding} if self.reliability.needs_embedding else {}
+            measures["p_correct"] = self.reliability.p_correct(probs, {**measures, **extra})
         return {key: measures[key] for key in self.data_columns}
 
     @torch.inference_mode()
-    def _probs(self, crops: torch.Tensor) -> np.ndarray:
+    def outputs(self, crops: torch.Tensor, embedding: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities of :meth:`crops` and, with ``embedding``, the network's pooled (penultimate) features,
+        which p_correct may read (one forward pass for both; None without ``embedding``)."""
+        wanted = embedding
         if len(crops) == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
+            return np.zeros((0, len(self.classes)), dtype=np.float32), np.zeros((0, 0), np.float32) if wanted else None
         x = prepare(crops, self.config).contiguous(memory_format=torch.channels_last)
-        parts = [
-            probabilities(self._net(x[i : i + self.max_batch]), self.config) for i in range(0, len(x), self.max_batch)
-        ]
-        return torch.cat(parts).cpu().numpy()
+        probs, features = [], []
+        for i in range(0, len(x), self.max_batch):
+            if wanted:
+                logits, pooled = self._net.forward_with_features(x[i : i + self.max_batch])
+                features.append(pooled.float())
+            else:
+                logits = self._net(x[i : i + self.max_batch])
+            probs.append(probabilities(logits, self.config))
+        return torch.cat(probs).cpu().numpy(), torch.cat(features).cpu().numpy() if wanted else None
 
 
 def threshold_for(model: str | Path) -> float:

@@ -10,9 +10,11 @@ right ones (the shipped models are wrong mostly by reading a real expression as 
   sweeps darkness, blur, smallness and head turn on FER+ validation and puts each limit where
   the model's accuracy collapses (the midpoint between clean accuracy and chance).
 * **p_correct** (float): the estimated probability that the label is right, a logistic model
-  of the classifier's output (top probability, margin to the second, entropy) and the
-  measurements, fitted by ``scripts/fit_reliability.py`` on FER validation under the video
-  conditions and on ``../shared/data/realfaces`` (never on the data it is judged on).
+  of the classifier's output (top probability, margin to the second, entropy), the
+  measurements and, optionally, the network's pooled (penultimate) features from the same
+  forward pass (:data:`EMBEDDING_FEATURES`), fitted by ``scripts/fit_reliability.py`` on FER
+  validation under the video conditions and on ``../shared/data/realfaces`` (never on the data
+  it is judged on).
 
 The file records the sha256 of the model it was fitted for: a reliability model says nothing
 about another model's probabilities, so a mismatch is an error, not a silent guess. Every
@@ -70,6 +72,11 @@ FEATURES: dict[str, Callable[[np.ndarray, Mapping[str, np.ndarray]], np.ndarray]
     "abs_yaw": lambda p, m: np.abs(m["yaw"]) / 90.0,
     "abs_roll": lambda p, m: np.abs(m["roll"]) / 90.0,
 }
+#: Inputs read from the network's pooled (penultimate) features, which the classifier passes as ``embedding``
+#: (n, D) in the measurements, from the same forward pass as the probabilities: the classic out-of-distribution
+#: scores, against the statistics of the model's training faces kept in ``ReliabilityModel.reference``.
+EMBEDDING_FEATURES = ("log_feature_norm", "class_cosine", "mahalanobis")
+FEATURES.update({name: (lambda key: lambda p, m: np.asarray(m[key], np.float64))(name) for name in EMBEDDING_FEATURES})
 #: A feature ``label:<class>`` is 1 where that class is the top label (some labels are wrong more often:
 #: the shipped models read real expressions as neutral more than the reverse).
 LABEL_FEATURE = "label:"
@@ -97,6 +104,9 @@ class ReliabilityModel:
     default_threshold: float = 0.5
     classes: tuple[str, ...] = ()  # the model's classes, for ``label:<class>`` features
     info: dict[str, Any] = field(default_factory=dict)  # how it was fitted and judged
+    #: Statistics of the training faces' pooled features, for :data:`EMBEDDING_FEATURES` (see
+    #: :func:`embedding_reference`): ``class_mean`` (K, D); ``components`` (D, C) and ``variance`` (C,).
+    reference: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = [k for k in (*self.minimum, *self.maximum) if k not in MEASUREMENTS]
@@ -106,6 +116,11 @@ class ReliabilityModel:
         if bad:
             labels = ", ".join(LABEL_FEATURE + c for c in self.classes)
             raise ValueError(f"unknown feature {bad[0]!r}; features: {', '.join(FEATURES)}, {labels}")
+        wanted = {"class_cosine": ("class_mean",), "mahalanobis": ("class_mean", "components", "variance")}
+        missing = [k for f in self.features for k in wanted.get(f, ()) if k not in self.reference]
+        if missing:
+            raise ValueError(f"the features need reference statistics {missing[0]!r} (fervid.reliability."
+                             "embedding_reference)")  # fmt: skip
         n = len(self.features)
         if not len(self.mean) == len(self.scale) == len(self.coef) == n:
             raise ValueError(f"{n} features need {n} means, scales and coefficients, got "
@@ -123,12 +138,37 @@ class ReliabilityModel:
             ok &= measurement(measures, name) <= high
         return ok
 
+    @property
+    def needs_embedding(self) -> bool:
+        """Whether ``p_correct`` reads the network's pooled features (``embedding`` in the measurements)."""
+        return any(f in EMBEDDING_FEATURES for f in self.features)
+
+    def embedding_measures(self, embedding: np.ndarray, top: np.ndarray) -> dict[str, np.ndarray]:
+        """Per face, from its (n, D) pooled features and top class: :data:`EMBEDDING_FEATURES`.
+
+        The feature norm; the cosine similarity to the top class's mean feature; minus the Mahalanobis
+        distance to that mean (covariance shared by the classes, in its principal components kept).
+        """
+        f = np.asarray(embedding, dtype=np.float64)
+        norm = np.linalg.norm(f, axis=1)
+        out = {"log_feature_norm": np.log(np.maximum(norm, 1e-12))}
+        if "class_mean" not in self.reference:
+            return out
+        centre = np.asarray(self.reference["class_mean"], dtype=np.float64)[top]
+        out["class_cosine"] = (f * centre).sum(axis=1) / np.maximum(norm * np.linalg.norm(centre, axis=1), 1e-12)
+        if "components" in self.reference:
+            d = (f - centre) @ np.asarray(self.reference["components"]) / np.sqrt(self.reference["variance"])
+            out["mahalanobis"] = -np.sqrt((d**2).sum(axis=1))
+        return out
+
     def design(self, probs: np.ndarray, measures: Mapping[str, np.ndarray]) -> np.ndarray:
         """The standardised (n, features) matrix ``p_correct`` is a logistic function of."""
         probs = np.asarray(probs, dtype=np.float64)
         if len(probs) == 0:
             return np.zeros((0, len(self.features)))
         top = probs.argmax(axis=1)
+        if self.needs_embedding:
+            measures = {**measures, **self.embedding_measures(measures["embedding"], top)}
         columns = [
             FEATURES[name](probs, measures) if name in FEATURES
             else (top == self.classes.index(name.removeprefix(LABEL_FEATURE))).astype(np.float64)
@@ -181,12 +221,27 @@ def load_reliability(model_path: Path, model_sha256: str) -> ReliabilityModel:
         model = ReliabilityModel(
             **{**raw, **{k: tuple(raw[k]) for k in ("features", "mean", "scale", "coef", "classes") if k in raw}}
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise WeightsError(f"{path}: unreadable reliability model ({exc})") from None
     if model.model_sha256 != model_sha256:
         raise WeightsError(f"{path}: fitted for another model (sha256 {model.model_sha256[:12]}…, this model "
                            f"{model_sha256[:12]}…); refit it with scripts/fit_reliability.py")  # fmt: skip
     return model
+
+
+def embedding_reference(embedding: np.ndarray, labels: np.ndarray, classes: int, components: int = 64) -> dict:
+    """:attr:`ReliabilityModel.reference` from training faces' (n, D) pooled features and their labels: each
+    class's mean feature, and the top ``components`` principal axes and variances of the covariance the classes
+    share (Lee et al. 2018's Mahalanobis score; the leading axes keep the file small). A class with no faces
+    gets the overall mean."""
+    f = np.asarray(embedding, dtype=np.float64)
+    labels = np.asarray(labels)
+    means = np.stack([f[labels == k].mean(axis=0) if (labels == k).any() else f.mean(axis=0) for k in range(classes)])
+    centred = f - means[labels]
+    variance, axes = np.linalg.eigh(centred.T @ centred / len(f))
+    keep = np.argsort(-variance)[:components]
+    return {"class_mean": means.tolist(), "components": axes[:, keep].tolist(),
+            "variance": np.maximum(variance[keep], 1e-12).tolist()}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -203,6 +258,7 @@ class LogisticFit:
 def fit_logistic(
     probs: np.ndarray, measures: Mapping[str, np.ndarray], correct: np.ndarray, features: tuple[str, ...],
     weights: np.ndarray | None = None, l2: float = 1e-3, classes: tuple[str, ...] = (),
+    reference: Mapping[str, Any] | None = None,
 ) -> LogisticFit:  # fmt: skip
     """Fit ``p(correct)`` as a logistic function of ``features`` by weighted, L2-penalised maximum likelihood.
 
@@ -212,7 +268,8 @@ def fit_logistic(
     from scipy.optimize import minimize
 
     n = len(features)
-    probe = ReliabilityModel("", {}, {}, features, (0.0,) * n, (1.0,) * n, (0.0,) * n, 0.0, classes=classes)
+    probe = ReliabilityModel("", {}, {}, features, (0.0,) * n, (1.0,) * n, (0.0,) * n, 0.0, classes=classes,
+                             reference=dict(reference or {}))  # fmt: skip
     raw = probe.design(probs, measures)
     mean, scale = raw.mean(axis=0), raw.std(axis=0)
     scale = np.where(scale > 1e-9, scale, 1.0)

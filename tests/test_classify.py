@@ -91,3 +91,52 @@ def test_no_faces_gives_empty_predictions():
     preds = clf.classify(torch.zeros((2, 64, 64, 3), dtype=torch.uint8), [Detections.empty(), Detections.empty()])
     assert [len(p) for p in preds] == [0, 0]
     assert preds[0].probs.shape == (0, len(clf.classes))
+
+
+def _networks() -> list:
+    from fervid.models.expression import ExpressionNet
+    from fervid.models.expression_face_resnet import FaceResNetExpressionNet
+    from fervid.models.expression_rule import RuleNet
+
+    torch.manual_seed(0)
+    small = ExpressionNet(8, widths=(8, 16, 32, 64), blocks=(1, 1, 1))
+    face = FaceResNetExpressionNet(8, widths=(8, 16), units=(1, 1), trunk_size=48)
+    seven = ExpressionNet(7, widths=(8, 16, 32, 64), blocks=(1, 1, 1))
+    classes = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt")
+    rule = RuleNet([small, seven], [1.2, 0.9], [classes, classes[:7]], classes, [0.1] * 7 + [-0.2])
+    return [small, face, rule]
+
+
+@pytest.mark.parametrize("index", [0, 1, 2], ids=["resnet", "face-resnet", "rule"])
+def test_every_expression_network_gives_its_logits_and_pooled_features_in_one_pass(index: int) -> None:
+    from fervid.classify import fold_batchnorms
+
+    net = _networks()[index].eval()
+    x = torch.randn(3, 1, 48, 48)
+    with torch.inference_mode():
+        logits, features = net.forward_with_features(x)
+        torch.testing.assert_close(logits, net(x))
+        primary = net.members[0] if hasattr(net, "members") else net
+        torch.testing.assert_close(features, primary.features(x))
+        folded_logits, folded_features = fold_batchnorms(net).forward_with_features(x)  # what classify runs
+    torch.testing.assert_close(folded_logits, logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(folded_features, features, atol=1e-4, rtol=1e-4)
+
+
+def test_p_correct_reads_the_pooled_features_of_the_same_pass(detector):
+    """The default model's p_correct as classify gives it is the reliability model's on the crops' own features."""
+    clf = ExpressionClassifier(require_reliability=True)
+    if not clf.reliability.needs_embedding:
+        pytest.skip("the default reliability model reads no pooled features")
+    image = read_image(shared_path("media/pyfeat/multi_face.jpg"))
+    frames = torch.from_numpy(image)[None]
+    dets = detector.detect(frames)
+    crops = clf.crops(frames, dets)
+    probs, embedding = clf.outputs(crops, embedding=True)
+    np.testing.assert_allclose(clf.outputs(crops)[0], probs, atol=1e-6)
+    assert clf.outputs(crops)[1] is None and embedding.shape[0] == len(dets[0])
+    preds = clf.classify(frames, dets)
+    measures = {k: dets[0].data[k] for k in ("face_px", "roll", "yaw", "sharpness", "brightness", "contrast")}
+    expected = clf.reliability.p_correct(probs, {**measures, "embedding": embedding})
+    np.testing.assert_allclose(dets[0].data["p_correct"], expected, atol=1e-6)
+    np.testing.assert_allclose(preds[0].probs, probs, atol=1e-6)

@@ -88,7 +88,7 @@ def test_the_default_rule_is_its_members_mix_offsets_and_temperature() -> None:
             w = torch.tensor(rule.weights)
             mixed[:, :7] = w[0] * probs[0][:, :7] + w[1] * (1 - probs[0][:, 7:]) * probs[1]
         expected = torch.softmax((torch.log(mixed) + torch.tensor(rule.offsets)) / rule.temperature, 1)
-    np.testing.assert_allclose(ExpressionClassifier(DEFAULT)._probs(crops), expected.numpy(), atol=1e-5)
+    np.testing.assert_allclose(ExpressionClassifier(DEFAULT).outputs(crops)[0], expected.numpy(), atol=1e-5)
 
 
 def test_the_mix_keeps_contempt_from_the_first_member_and_averages_the_rest() -> None:

@@ -135,3 +135,34 @@ def test_the_face_size_feature_stops_at_fers_eye_distance() -> None:
     model = _model(features=("log_face_px",), mean=(0.0,), scale=(1.0,), coef=(1.0,))
     x = model.design(np.full((3, 2), 0.5), {**_measures(3), "face_px": np.array([5.0, 17.45, 80.0])})[:, 0]
     np.testing.assert_allclose(x, np.log([5.0, 17.45, 17.45]))
+
+
+def test_embedding_features_read_the_pooled_features_against_the_training_faces() -> None:
+    from fervid.reliability import embedding_reference
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[4.0, 0.0, 0.0], [0.0, 4.0, 0.0]])
+    labels = rng.integers(0, 2, 5000)
+    train = centres[labels] + rng.normal(0.0, [1.0, 0.5, 0.1], (5000, 3))  # shared, axis-aligned spread
+    reference = embedding_reference(train, labels, classes=2, components=3)
+    np.testing.assert_allclose(reference["class_mean"], centres, atol=0.05)
+    np.testing.assert_allclose(sorted(reference["variance"], reverse=True), [1.0, 0.25, 0.01], rtol=0.1)
+    features = ("log_feature_norm", "class_cosine", "mahalanobis")
+    model = _model(features=features, mean=(0.0,) * 3, scale=(1.0,) * 3, coef=(1.0,) * 3, reference=reference,
+                   classes=("happy", "sad"))  # fmt: skip
+    faces = np.array([[4.0, 0.0, 0.0], [4.0, 0.0, 0.3], [0.0, 8.0, 0.0]])  # at class 0's mean, off it, far out
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.2, 0.8]])
+    x = model.design(probs, {**_measures(3), "embedding": faces})
+    np.testing.assert_allclose(x[:, 0], np.log(np.linalg.norm(faces, axis=1)))
+    assert x[0, 1] == pytest.approx(1.0, abs=1e-3) and x[1, 1] < x[0, 1]  # cosine to the top class's mean
+    assert x[0, 2] == pytest.approx(0.0, abs=0.2) and x[1, 2] < -2.0 and x[2, 2] < -7.0  # minus Mahalanobis
+    assert model.p_correct(np.zeros((0, 2)), {**_measures(0), "embedding": np.zeros((0, 3))}).shape == (0,)
+
+
+def test_the_feature_norm_needs_no_reference_but_the_class_scores_do(tmp_path: Path) -> None:
+    model = _model(features=("log_feature_norm",), mean=(0.0,), scale=(1.0,), coef=(1.0,))
+    assert model.needs_embedding and not _model().needs_embedding
+    with pytest.raises(ValueError, match="reference statistics 'class_mean'"):
+        _model(features=("class_cosine",), mean=(0.0,), scale=(1.0,), coef=(1.0,))
+    save_reliability(reliability_path(tmp_path / "m.pt"), model)
+    assert load_reliability(tmp_path / "m.pt", "ab" * 32) == model

@@ -32,6 +32,20 @@ def test_the_default_model_ships_its_reliability_fitted_for_it() -> None:
     assert reliability.info["fitted_on"]["realfaces"] > 250
 
 
+def test_evaluate_judges_the_default_models_reliability_on_dataset_crops() -> None:
+    """``fervid evaluate``'s figures for the reliability file on crops alone (pooled features from its own pass)."""
+    import numpy as np
+
+    from fervid.train.reliability_data import dataset_reliability, probs_and_embedding
+
+    model = ClassificationOptions().model
+    images = np.random.default_rng(0).integers(0, 256, (12, 48, 48), dtype=np.uint8)
+    probs, _ = probs_and_embedding(model, images)
+    correct = np.arange(12) % 3 > 0
+    result = dataset_reliability(model, images, probs, correct)
+    assert result is not None and result["n"] == 12 and 0.0 <= result["ece_p_correct"] <= 1.0
+
+
 def test_annotate_gives_every_face_its_measurements_readable_and_p_correct() -> None:
     faces = fervid.annotate(shared_path(SINGLE_FACE), end=0.5, det_size=320).faces
     for column in ("readable", "p_correct", "face_px", "sharpness", "brightness", "contrast", "yaw", "roll"):

@@ -74,5 +74,14 @@ class ExpressionNet(nn.Module):
         """Pooled (B, widths[-1]) features: what every classification head reads."""
         return torch.flatten(self.pool(self.stages(self.stem(x))), 1)
 
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from :meth:`features`."""
+        return self.fc(self.dropout(features))
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the pooled features they come from, in one pass (p_correct reads both)."""
+        features = self.features(x)
+        return self.forward_head(features), features
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(self.features(x)))
+        return self.forward_head(self.features(x))

@@ -87,8 +87,17 @@ class FaceResNetExpressionNet(nn.Module):
             x = F.interpolate(x, size=(self.trunk_size, self.trunk_size), mode="bilinear", align_corners=False)
         return self.neck(trunk_features(self.stem, self.units, x))
 
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from :meth:`features`."""
+        return self.fc(self.dropout(features))
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the pooled features they come from, in one pass (p_correct reads both)."""
+        features = self.features(x)
+        return self.forward_head(features), features
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(self.features(x)))
+        return self.forward_head(self.features(x))
 
 
 __all__ = ["DLIB_TRUNK_SIZE", "FaceResNetExpressionNet", "smallest_trunk_size"]

@@ -189,6 +189,13 @@ class RuleNet(nn.Module):
         raw.temperatures = tuple(1.0 for _ in self.temperatures)
         return raw
 
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rule's output and the primary member's pooled features, each member run once (p_correct reads both)."""
+        primary, features = self.members[0].forward_with_features(x)
+        outputs = [primary, *(net(x) for net in self.members[1:])]
+        probs = [F.softmax(out.float() / t, dim=1) for out, t in zip(outputs, self.temperatures)]
+        mixed = mix_probabilities(probs, self.member_classes, self.classes, self.weights)
+        return rule_logits(mixed, self.offsets), features
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = [F.softmax(net(x).float() / t, dim=1) for net, t in zip(self.members, self.temperatures)]
-        return rule_logits(mix_probabilities(probs, self.member_classes, self.classes, self.weights), self.offsets)
+        return self.forward_with_features(x)[0]

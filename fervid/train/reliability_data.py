@@ -6,6 +6,9 @@
 * :func:`realfaces`: ``../shared/data/realfaces`` (real photos labelled by eye) through ``fervid.annotate``
   as a user runs it, the largest face of each photo.
 
+Both give, with the measurements, each face's ``embedding``: the network's pooled features, which
+p_correct's out-of-distribution inputs read (:data:`fervid.reliability.EMBEDDING_FEATURES`).
+
 ``scripts/fit_reliability.py`` fits on FER+ validation and realfaces; ``benchmarks/reliability.py`` judges on
 FER+ test and the real-footage set, never on what was fitted.
 """
@@ -19,17 +22,19 @@ import pandas as pd
 import torch
 
 from fervid.columns import FACE_COLUMN_NAMES
+from fervid.models.expression_input import probabilities
 from fervid.models.expression_weights import load_weights
 from fervid.quality import crop_measures, landmark_measures
 from fervid.train.conditions import conditioned, dataset_landmarks
 from fervid.train.data import EVALUATION_SPLITS, load_dataset
-from fervid.train.predict import predict_probs
+from fervid.train.predict import normalize
 
 
 def fer_faces(
     model: str, shared: Path, split: str, seed: int, cache: Path, clean_share: float = 0.2
 ) -> tuple[np.ndarray, dict, np.ndarray]:
-    """FER+ ``split`` faces under conditions: probabilities, measurements (with ``condition`` and ``strength``),
+    """FER+ ``split`` faces under conditions: probabilities, measurements (with ``condition``, ``strength``, the
+    ``label`` index and the ``embedding``),
     and whether the top label is right. ``cache``: the split's landmarks (measured once)."""
     data = load_dataset(shared / EVALUATION_SPLITS["ferplus"][split], split)
     landmarks = dataset_landmarks(data.images, cache)
@@ -42,13 +47,47 @@ def fer_faces(
     found = np.isfinite(seen["yaw"]) & (seen["face_px"] > 0)
     faces.yaw[turned[found]] = seen["yaw"][found]
     faces.roll[turned[found]] = seen["roll"][found]
-    net, cfg = load_weights(model, verify=False)
-    probs = predict_probs(net, cfg, faces.images, "cpu")
+    probs, embedding = probs_and_embedding(model, faces.images)
+    _, cfg = load_weights(model, verify=False)
     measures = crop_measures(torch.from_numpy(faces.images).float().unsqueeze(1))
-    measures |= {"face_px": faces.face_px, "yaw": faces.yaw, "roll": faces.roll}
+    measures |= {"face_px": faces.face_px, "yaw": faces.yaw, "roll": faces.roll, "embedding": embedding}
     labels = np.array([cfg.classes.index(data.classes[k]) for k in data.labels])
-    extra = {"condition": faces.condition, "strength": faces.strength}
+    extra = {"condition": faces.condition, "strength": faces.strength, "label": labels}
     return probs, {**measures, **extra}, probs.argmax(axis=1) == labels
+
+
+def probs_and_embedding(model: str, images: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated probabilities and pooled (penultimate) features of uint8 (n, H, W) faces, from one forward pass
+    as the classifier runs it (``forward_with_features``)."""
+    net, cfg = load_weights(model, verify=False)
+    net.eval()
+    probs, features = [], []
+    with torch.inference_mode():
+        for i in range(0, len(images), batch):
+            logits, pooled = net.forward_with_features(normalize(torch.from_numpy(images[i : i + batch]), cfg))
+            probs.append(probabilities(logits, cfg))
+            features.append(pooled.float())
+    if not probs:
+        return np.zeros((0, len(cfg.classes)), np.float32), np.zeros((0, 0), np.float32)
+    return torch.cat(probs).numpy(), torch.cat(features).numpy()
+
+
+def realfaces_embedding(model: str, root: Path, faces: pd.DataFrame) -> np.ndarray:
+    """The pooled features of the faces-table rows ``faces`` (photos under ``root``), cropped as annotate crops
+    them (from the row's box and landmarks)."""
+    from fervid.classify import ExpressionClassifier
+    from fervid.io.images import read_image
+    from fervid.types import Detections
+
+    classifier = ExpressionClassifier(model)
+    landmarks = faces[[f"lm{i}_{a}" for i in range(1, 6) for a in "xy"]].to_numpy(np.float32).reshape(-1, 5, 2)
+    boxes = faces[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
+    out = []
+    for i, path in enumerate(faces["path"]):
+        image = torch.from_numpy(read_image(root / path))[None]
+        crops = classifier.crops(image, [Detections(boxes[i : i + 1], np.ones(1), landmarks[i : i + 1])])
+        out.append(classifier.outputs(crops, embedding=True)[1])
+    return np.concatenate(out)
 
 
 def realfaces(model: str, shared: Path) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
@@ -70,6 +109,8 @@ def realfaces(model: str, shared: Path) -> tuple[np.ndarray, dict, np.ndarray, n
     faces = pd.concat(rows).merge(labels[["path", "label", "identity"]], on="path")
     probs = faces[[f"p_{c}" for c in classes]].to_numpy(np.float64)
     measures = {c: faces[c].to_numpy(np.float64) for c in FACE_COLUMN_NAMES if c in faces}
+    measures["embedding"] = realfaces_embedding(model, root, faces)
+    measures["label"] = np.array([list(classes).index(c) for c in faces["label"]])  # the class index, as FER's
     correct = np.asarray(classes, dtype=object)[probs.argmax(axis=1)] == faces["label"].to_numpy()
     return probs, measures, correct, faces["identity"].to_numpy()
 
@@ -116,6 +157,8 @@ def dataset_reliability(model: str, images: np.ndarray, probs: np.ndarray, corre
     measures = crop_measures(torch.from_numpy(images).float().unsqueeze(1))
     n = len(images)
     measures |= {"face_px": np.full(n, FER_EYE_PX), "yaw": np.zeros(n), "roll": np.zeros(n)}
+    if reliability.needs_embedding:  # the pooled features of the model's own pass over the split
+        measures["embedding"] = probs_and_embedding(model, images)[1]
     p = reliability.p_correct(probs, measures)
     trusted = reliability.readable(measures) & (p >= reliability.default_threshold)
     return {**judge(p, probs.max(axis=1), correct, trusted), "threshold": reliability.default_threshold}
