@@ -118,37 +118,41 @@ def test_fervids_own_elan_export_agrees_with_its_labels(run_dir: Path) -> None:
 def test_a_tier_coded_by_eye_gives_the_figures_computed_by_hand(run_dir: Path) -> None:
     """tests/data/wolfgang_coded.eaf against fervid's raw labels at 8-12 s (see tests/data/README.md).
 
-    The run's rows there (every 2nd frame, 0.0834 s apart; 48 frames in [8.0, 12.0) s), p_correct < 0.5 = no label:
-    coded Sadness 8.0-9.5 (18 frames): fervid sad 2 (8.425, 9.343), surprise 6, none 10;
-    coded neutral 9.5-10.0 (6 frames): fervid happy 5, none 1 (9.51, p_correct 0.34);
+    The run's rows there (every 2nd frame, 0.0834 s apart; 48 frames in [8.0, 12.0) s), p_correct < 0.5 = no label
+    (7.925 s, just before the span: fear at 0.47, no label):
+    coded Sadness 8.0-9.5 (18 frames): fervid fear 3 (8.008-8.175), sad 4 (8.425, 9.259-9.426), surprise 5
+    (8.508, 8.675-8.926), none 6 (8.258, 8.342, 8.592, 9.009-9.176);
+    coded neutral 9.5-10.0 (6 frames): fervid happy 5, none 1 (9.51, p_correct 0.43);
     coded Joy 10.0-12.0 (24 frames): fervid happy 24.
-    Both label 37 frames, 26 agree: p_o = 26/37; coded totals sad 8, neutral 5, happy 24; fervid sad 2,
-    surprise 6, happy 29: p_e = (8*2 + 24*29)/37^2 = 712/1369; kappa = (962 - 712)/(1369 - 712) = 250/657.
+    Both label 41 frames, 28 agree: p_o = 28/41; coded totals sad 12, neutral 5, happy 24; fervid fear 3, sad 4,
+    surprise 5, happy 29: p_e = (12*4 + 24*29)/41^2 = 744/1681; kappa = (1148 - 744)/(1681 - 744) = 404/937.
     Events (±0.5 s): coded sad@8.0 matched by sad@8.425, neutral@9.5 by none, happy@10.0 by happy@9.593: 2 of 3;
-    fervid runs in the span sad@8.425, surprise@8.508, surprise@8.675, sad@9.343, happy@9.593: 2 of 5 matched.
+    fervid runs in the span fear@8.008, sad@8.425, surprise@8.508, surprise@8.675, sad@9.259, happy@9.593: 2 of 6
+    matched.
     """
     result = CliRunner().invoke(app, ["agree", str(run_dir), "--eaf", str(CODED), "--tier", "Emotion"])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(run_dir / f"{STEM}.agreement.csv").set_index("label")
     confusion = pd.read_csv(run_dir / f"{STEM}.agreement.confusion.csv").set_index("coded")
     expected = pd.DataFrame(
-        [[24, 0, 0, 0, 0], [0, 2, 6, 0, 10], [0, 0, 0, 0, 0], [5, 0, 0, 0, 1], [0, 0, 0, 0, 0]],
-        index=(labels := ["happy", "sad", "surprise", "neutral", "(none)"]), columns=labels,
+        [[24, 0, 0, 0, 0, 0], [0, 4, 5, 3, 0, 6], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0], [5, 0, 0, 0, 0, 1],
+         [0, 0, 0, 0, 0, 0]],
+        index=(labels := ["happy", "sad", "surprise", "fear", "neutral", "(none)"]), columns=labels,
     )  # fmt: skip
     assert confusion.loc[expected.index, expected.columns].to_numpy().tolist() == expected.to_numpy().tolist()
     overall = table.loc["overall"]
-    assert overall["kappa"] == pytest.approx(250 / 657, abs=1e-6)
-    assert overall["frame_agreement"] == pytest.approx(26 / 37, abs=1e-6)
-    assert (overall["coded_frames"], overall["agreeing_frames"], overall["no_fervid_label"]) == (37, 26, 11)
-    assert table.loc["sad", ["precision", "recall"]].tolist() == pytest.approx([1.0, 2 / 8])
+    assert overall["kappa"] == pytest.approx(404 / 937, abs=1e-6)
+    assert overall["frame_agreement"] == pytest.approx(28 / 41, abs=1e-6)
+    assert (overall["coded_frames"], overall["agreeing_frames"], overall["no_fervid_label"]) == (41, 28, 7)
+    assert table.loc["sad", ["precision", "recall"]].tolist() == pytest.approx([1.0, 4 / 12])
     assert table.loc["happy", ["precision", "recall", "f1"]].tolist() == pytest.approx([24 / 29, 1.0, 48 / 53])
     assert table.loc["neutral", "recall"] == 0 and np.isnan(table.loc["neutral", "precision"])
     assert (overall["coded_events"], overall["matched_events"]) == (3, 2)
-    assert (overall["fervid_events"], overall["matched_fervid_events"]) == (5, 2)
+    assert (overall["fervid_events"], overall["matched_fervid_events"]) == (6, 2)
     assert table.loc["neutral", ["coded_events", "matched_events"]].tolist() == [1, 0]
-    assert "Cohen's kappa 0.381" in result.output and "2 of 3 coded matched" in result.output
+    assert "Cohen's kappa 0.431" in result.output and "2 of 3 coded matched" in result.output
     text = (run_dir / f"{STEM}.agreement.txt").read_text()
-    assert "Cohen's kappa 0.381" in text and "confusion matrix" in text
+    assert "Cohen's kappa 0.431" in text and "confusion matrix" in text
     book = pd.read_csv(run_dir / f"{STEM}.codebook.csv")
     for name in ("agreement", "agreement.confusion"):
         written = pd.read_csv(run_dir / f"{STEM}.{name}.csv").columns.tolist()
@@ -160,7 +164,7 @@ def test_tolerance_decides_which_events_match(run_dir: Path) -> None:
     """With ±0.3 s neither coded event of 2 of 3 is matched any more (fervid started 0.425 s and 0.407 s away)."""
     found = api.agree(run_dir, eaf=str(CODED), tier="Emotion", tolerance=0.3, write=False)
     assert found.table.iloc[-1]["matched_events"] == 0
-    assert found.kappa == pytest.approx(250 / 657)  # frames do not depend on the tolerance
+    assert found.kappa == pytest.approx(404 / 937)  # frames do not depend on the tolerance
 
 
 # ------------------------------------------------------------------------------ bad input
