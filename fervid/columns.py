@@ -33,9 +33,25 @@ FACE_COLUMNS: tuple[Column, ...] = (
            "(the square the model reads, before its normalisation)"),
     Column("brightness", "float32", "grey level 0-255", "mean grey level of the model's crop"),
     Column("contrast", "float32", "grey level 0-255", "standard deviation of the grey levels of the model's crop"),
-    Column("yaw", "float32", "degrees", "head turn from the five landmarks; positive: the nose points to the "
-           "image's right (the person turns to their left)"),
-    Column("roll", "float32", "degrees", "tilt of the eye line; positive: it runs down to the right on the image"),
+    Column("yaw", "float32", "degrees", "head turn about the image's vertical axis; positive: the nose points to the "
+           "image's right (the person turns to their left); from the 68-point pose or the five landmarks, as "
+           "`pose_source` says (`readable` and `p_correct` always read the five-point value)"),
+    Column("roll", "float32", "degrees", "head tilt about the face's front axis; positive: the eye line runs down to "
+           "the right on the image; source as `yaw`'s"),
+    Column("pitch", "float32", "degrees", "head nod; positive: the face looks up (the nose points to the top of the "
+           "image); 68-point pose only, else empty"),
+    Column("pose_source", "object", "", "where `yaw`, `pitch` and `roll` come from: `68` (solvePnP on the 68 "
+           "landmarks), `5` (five-point yaw and roll, no pitch: the 68-point fit was rejected, e.g. near profile), "
+           "`none` (no angle); empty with --no-behaviour (then yaw and roll are the five-point ones)"),
+    Column("eye_open_l", "float32", "ratio", "eye aspect ratio (Soukupová & Čech 2016) of the eye on the image's "
+           "left (the person's right eye): about 0.3 open, under 0.15 closed; empty unless `pose_source` is `68`"),
+    Column("eye_open_r", "float32", "ratio", "the same for the eye on the image's right (the person's left eye)"),
+    Column("mouth_open", "float32", "ratio", "mean gap between the inner lips over the distance between the eyes' "
+           "centres: 0 closed, 0.5 and more wide open; empty unless `pose_source` is `68`"),
+    Column("valence", "float32", "-1..1", "p(happy) minus the largest of p(angry), p(disgust), p(fear), p(sad) "
+           "(FaceReader's definition)"),
+    Column("valence_s", "float32", "-1..1", "`valence` of the smoothed probabilities (the `ps_` columns; --smooth "
+           "only), empty where they are"),
 )  # fmt: skip
 FACE_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in FACE_COLUMNS)
 BY_NAME: dict[str, Column] = {c.name: c for c in FACE_COLUMNS}
