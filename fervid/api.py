@@ -276,7 +276,8 @@ def summarize(outdir: PathLike) -> pd.DataFrame:
     ``p_correct`` at or above the run's ``--min-p-correct``; NaN for a run made before they existed),
     ``dominant_emotion`` (empty for a person with no such face), ``mean_p_<class>`` for every class
     of any input's model (NaN where a model lacks the class, or the person has no such face), then
-    the per-input table's other columns as they are (``share_<class>``, a photo's ``file``). Inputs
+    the per-input table's other columns as they are (``share_<class>``, a photo's ``file``), and last
+    ``blinks_per_min`` and ``mean_valence`` (NaN for an input run with ``--no-behaviour``). Inputs
     without faces have no rows; inputs without a complete run.json (unfinished or failed) are
     skipped with a warning.
 
@@ -331,10 +332,12 @@ def _corpus_rows(folder: Path, stem: str, run: dict[str, Any], label: str) -> pd
 
 
 def _corpus_columns(parts: list[pd.DataFrame]) -> list[str]:
-    """The head columns, then the inputs' other columns (``file``...), ``mean_p_<class>``, ``share_<class>``.
+    """The head columns, then the inputs' other columns (``file``...), ``mean_p_<class>``, ``share_<class>``, and
+    the behaviour summary's (``blinks_per_min``, ``mean_valence``).
 
     Classes follow fervid.types.EMOTIONS (others after them), so inputs of different models line up.
     """
+    from fervid.behaviour.summary import BEHAVIOUR_SUMMARY
     from fervid.types import EMOTIONS
 
     seen = list(dict.fromkeys(c for part in parts for c in part.columns))
@@ -342,6 +345,8 @@ def _corpus_columns(parts: list[pd.DataFrame]) -> list[str]:
     blocks = ("mean_p_", "share_")
 
     def key(column: str) -> tuple[int, int, int]:
+        if column in BEHAVIOUR_SUMMARY:  # last: an input made with --no-behaviour has none
+            return len(blocks) + 1, BEHAVIOUR_SUMMARY.index(column), 0
         block = next((k for k, prefix in enumerate(blocks, 1) if column.startswith(prefix)), 0)
         name = column.removeprefix(blocks[block - 1]) if block else ""
         return block, EMOTIONS.index(name) if name in EMOTIONS else len(EMOTIONS), seen.index(column)

@@ -13,6 +13,9 @@ import pandas as pd
 
 from fervid.io.tables import trusted
 
+#: The summary and persons tables' behaviour columns, in order (after every other column).
+BEHAVIOUR_SUMMARY: tuple[str, ...] = ("blinks_per_min", "mean_valence")
+
 
 def add_behaviour_summary(
     summary: pd.DataFrame, timeline: pd.DataFrame, blinks: pd.DataFrame | None, by: str = "face_id",
