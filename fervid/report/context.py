@@ -48,6 +48,7 @@ class Section:
     chart: Chart
     moments: list[Picture] = field(default_factory=list)
     never_readable: bool = False  # no face the conclusions may rest on: no line, no moment
+    valence: Chart | None = None  # the subject's valence over time (None with --no-behaviour)
 
 
 def seconds(value: Any, digits: int = 2) -> str:

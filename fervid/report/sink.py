@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from fervid.report.chart import subject_chart
+from fervid.behaviour.valence import valence
+from fervid.report.chart import subject_chart, valence_chart
 from fervid.report.collect import KEY, ReportMaterial
 from fervid.report.context import (
     Section,
@@ -27,7 +28,7 @@ from fervid.report.context import (
     run_settings,
     summary_table,
 )
-from fervid.report.elan import label_runs, write_eaf
+from fervid.report.elan import label_runs, valence_labels, write_eaf
 from fervid.report.gallery import pick_gallery, write_gallery
 from fervid.report.html import render, write_html
 from fervid.report.moments import (
@@ -93,17 +94,27 @@ class ReportSink:
             chart = subject_chart(f"Timeline of {subject.title}", times[rows], smoothed[rows], result.classes, mine,
                                   span, step)  # fmt: skip
             never = bool(np.isnan(smoothed[rows]).any(axis=1).all())
-            sections.append(Section(subject, chart, moment_pictures(mine, frame_files(result.timeline)), never))
+            mood = None
+            if "valence" in result.timeline:  # the behaviour stage ran: valence of the smoothed probabilities
+                mood = valence_chart(f"Valence of {subject.title}", times[rows],
+                                     valence(smoothed[rows], result.classes), span, step)  # fmt: skip
+            pictures = moment_pictures(mine, frame_files(result.timeline))
+            sections.append(Section(subject, chart, pictures, never, mood))
         return sections
 
     def _elan(self, result: Any, subjects: list[Subject], smoothed: np.ndarray, step: float, path: Path) -> Path:
         labels = top_labels(smoothed, result.classes)  # None for an untrusted face: a gap in the tier
         times = result.timeline["time_s"].to_numpy()
         tiers, participants = {}, {}
+        moods = valence_labels(valence(smoothed, result.classes)) if "valence" in result.timeline else None
+        min_run = self.options.output.elan_min_run
         for subject in subjects:
             rows = rows_of(result.timeline, subject)
-            tiers[subject.label] = label_runs(times[rows], labels[rows], step, self.options.output.elan_min_run)
+            tiers[subject.label] = label_runs(times[rows], labels[rows], step, min_run)
             participants[subject.label] = subject.name or subject.label
+            if moods is not None:  # a tier of valence runs beside the labels
+                tiers[f"{subject.label} valence"] = label_runs(times[rows], moods[rows], step, min_run)
+                participants[f"{subject.label} valence"] = subject.name or subject.label
         media = result.source if result.kind == "video" else None
         smoothing = report_smoothing(self.options)
         notes = {"fervid:labels": f"top class, {smoothing.describe()}",
