@@ -266,6 +266,29 @@ def summary_table(table: pd.DataFrame, subjects: Sequence[Subject], frame_step: 
     return Numbers(head, list(classes), rows, numeric, lists, head.index("Photos") if "Photos" in head else -1)
 
 
+#: The behaviour table's columns (issue 32): the summary or persons column -> its heading.
+BEHAVIOUR_HEADS = {"blinks_per_min": "Blinks per min", "mean_valence": "Mean valence"}
+
+
+def behaviour_table(table: pd.DataFrame, subjects: Sequence[Subject], tracked: bool = True) -> Numbers:
+    """Per subject: blinks per minute (videos and sequences) and mean valence; no rows with ``--no-behaviour``."""
+    columns = [c for c in BEHAVIOUR_HEADS if c in table.columns and (tracked or c != "blinks_per_min")]
+    if "mean_valence" not in table.columns:
+        return Numbers(["ID"], [], [])
+    key = "person_id" if "person_id" in table.columns and "face_ids" in table.columns else "face_id"
+    by_key = {int(row[key]): row for _, row in table.iterrows()}
+    rows = []
+    for s in subjects:
+        row = by_key.get(s.key)
+        if row is not None:
+            rows.append([s.label, *("–" if pd.isna(row[c]) else _behaviour_number(c, float(row[c])) for c in columns)])
+    return Numbers(["ID", *(BEHAVIOUR_HEADS[c] for c in columns)], [], rows, set(range(1, len(columns) + 1)))
+
+
+def _behaviour_number(column: str, value: float) -> str:
+    return f"{value:.1f}" if column == "blinks_per_min" else f"{value:+.2f}"
+
+
 def _files_of(timeline: pd.DataFrame, subjects: Sequence[Subject]) -> dict[int, list[str]]:
     """Each subject's image files, in the folder's order (the order of the timeline)."""
     column = "person_id" if "person_id" in timeline.columns else "face_id"

@@ -19,6 +19,7 @@ from fervid.report.chart import subject_chart, valence_chart
 from fervid.report.collect import KEY, ReportMaterial
 from fervid.report.context import (
     Section,
+    behaviour_table,
     conclusions_text,
     frame_step,
     gallery_tiles,
@@ -73,6 +74,7 @@ class ReportSink:
         page = render(
             "report.html.j2", title=result.source.name, facts=input_facts(result, tracked),
             settings=run_settings(result, o, smoothing), tiles=gallery_tiles(entries, badges, table), numbers=numbers,
+            behaviour=behaviour_table(table, subjects, tracked),
             sections=sections, files=self._files(result, outdir, stem, tracked, bool(entries)), tracked=tracked,
             who=self._who(result, tracked), one_photo=not tracked and result.frames == 1,
             smoothing=smoothing.describe() if smoothing else "",
