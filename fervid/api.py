@@ -44,8 +44,10 @@ _TABLE_SUFFIXES = (".parquet", ".csv")
 #: Columns of the per-face tables that are not float32 (timeline) / float64 (summary).
 _TIMELINE_DTYPES = {"frame": "int64", "time_s": "float64", "face_id": "int64", "person_id": "int64"}
 _SUMMARY_DTYPES = {"face_id": "int64", "person_id": "int64", "first_time_s": "float64", "last_time_s": "float64",
-                   "frames": "int64", "readable_frames": "int64"}  # fmt: skip
-_TEXT_COLUMNS = ("file", "files", "emotion", "dominant_emotion", "input", "source", "model", "person", "face_ids")
+                   "frames": "int64", "readable_frames": "int64", "onset_s": "float64",
+                   "offset_s": "float64"}  # fmt: skip
+_TEXT_COLUMNS = ("file", "files", "emotion", "dominant_emotion", "input", "source", "model", "person", "face_ids",
+                 "event", "measure")  # fmt: skip
 
 
 @dataclass
@@ -58,6 +60,7 @@ class AnnotateResult:
             emotion, confidence, p_<class>...`` and, when smoothed, ``ps_<class>...``).
         summary: one row per face track (the ``<stem>.summary.csv`` columns).
         persons: one row per identified person (``<stem>.persons.csv``); None with ``identity=False``.
+        events: one row per person and ``events`` window (``<stem>.events.csv``); None without ``events``.
         classes: the model's class names, in column order.
         run: the run record (what ``<stem>.run.json`` holds; versions, models, options, input facts).
         outputs: files written so far (empty for an in-memory run until :meth:`save`).
@@ -74,6 +77,7 @@ class AnnotateResult:
     run: dict[str, Any] = field(default_factory=dict)
     outputs: list[Path] = field(default_factory=list)
     persons: pd.DataFrame | None = None
+    events: pd.DataFrame | None = None
     _input: InputResult | None = field(default=None, repr=False)
     _options: AnnotateOptions | None = field(default=None, repr=False)
 
@@ -102,6 +106,7 @@ class AnnotateResult:
         before = len(self._input.outputs)
         write_outputs(self._input, Path(directory), stem or self.stem, self._options)
         self.outputs, self.run, self.seconds = self._input.outputs, self._input.run, self._input.seconds
+        self.events = self._input.events  # with blink rates when a blinks table was written
         return self.outputs[before:]
 
 
@@ -213,16 +218,19 @@ def load(directory: PathLike, stem: str | None = None) -> AnnotateResult:
     faces = read_table(_find_table(directory, stem, "faces"))
     summary = read_table(_find_table(directory, stem, "summary"))
     persons = read_table(_find_table(directory, stem, "persons")) if "identity" in run else None
+    events = read_table(_find_table(directory, stem, "events")) if "events" in run else None
     classes = classes_of(faces)
     return AnnotateResult(
         source=Path(run.get("input", {}).get("path", directory)), stem=stem, faces=faces, summary=summary,
         classes=classes, frames=int(run.get("frames_processed", 0)), seconds=float(run.get("wall_time_s", 0.0)),
         warning=run.get("warning"), run=run, outputs=[directory / n for n in run.get("outputs", [])], persons=persons,
+        events=events,
     )  # fmt: skip
 
 
 def read_table(path: PathLike) -> pd.DataFrame:
-    """A faces, summary or corpus summary table from CSV or Parquet, with the dtypes it was made with.
+    """A faces, summary, persons or events table, or a corpus table (wide or long), from CSV or Parquet, with the
+    dtypes it was made with.
 
     Parquet keeps dtypes itself; CSV has none, so ids and counts come back as int64, the
     timeline's measurements as float32 (its per-face columns as :mod:`fervid.columns` defines them:
@@ -235,7 +243,7 @@ def read_table(path: PathLike) -> pd.DataFrame:
     path = Path(path)
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
-    is_summary = path.name.endswith((".summary.csv", ".persons.csv"))
+    is_summary = path.name.endswith((".summary.csv", ".persons.csv", ".events.csv", ".long.csv"))
     fixed = _SUMMARY_DTYPES if is_summary else {**{c.name: c.dtype for c in BY_NAME.values()}, **_TIMELINE_DTYPES}
     header = pd.read_csv(path, nrows=0).columns
     dtypes: dict[str, Any] = {c: fixed.get(c, "float64" if is_summary else "float32") for c in header}
@@ -277,7 +285,7 @@ def summarize(outdir: PathLike) -> pd.DataFrame:
     ``dominant_emotion`` (empty for a person with no such face), ``mean_p_<class>`` for every class
     of any input's model (NaN where a model lacks the class, or the person has no such face), then
     the per-input table's other columns as they are (``share_<class>``, a photo's ``file``), and last
-    ``blinks_per_min`` and ``mean_valence`` (NaN for an input run with ``--no-behaviour``). Inputs
+    ``mean_valence`` and ``blinks_per_min`` (NaN for an input run with ``--no-behaviour``). Inputs
     without faces have no rows; inputs without a complete run.json (unfinished or failed) are
     skipped with a warning.
 
@@ -331,22 +339,21 @@ def _corpus_rows(folder: Path, stem: str, run: dict[str, Any], label: str) -> pd
     return pd.concat([rows, rest], axis=1)
 
 
-def _corpus_columns(parts: list[pd.DataFrame]) -> list[str]:
-    """The head columns, then the inputs' other columns (``file``...), ``mean_p_<class>``, ``share_<class>``, and
-    the behaviour summary's (``blinks_per_min``, ``mean_valence``).
+def _corpus_columns(
+    parts: list[pd.DataFrame], head_columns: tuple[str, ...] = _CORPUS_HEAD, optional: tuple[str, ...] = ("person",)
+) -> list[str]:
+    """The head columns (``optional`` ones only when some input has them), then the inputs' other columns
+    (``file``...), ``mean_p_<class>``, ``share_<class>``, other means (``mean_valence``...) and rates.
 
     Classes follow fervid.types.EMOTIONS (others after them), so inputs of different models line up.
     """
-    from fervid.behaviour.summary import BEHAVIOUR_SUMMARY
     from fervid.types import EMOTIONS
 
     seen = list(dict.fromkeys(c for part in parts for c in part.columns))
-    head = [c for c in _CORPUS_HEAD if c != "person" or c in seen]
-    blocks = ("mean_p_", "share_")
+    head = [c for c in head_columns if c not in optional or c in seen]
+    blocks = ("mean_p_", "share_", "mean_", "blinks_")
 
     def key(column: str) -> tuple[int, int, int]:
-        if column in BEHAVIOUR_SUMMARY:  # last: an input made with --no-behaviour has none
-            return len(blocks) + 1, BEHAVIOUR_SUMMARY.index(column), 0
         block = next((k for k, prefix in enumerate(blocks, 1) if column.startswith(prefix)), 0)
         name = column.removeprefix(blocks[block - 1]) if block else ""
         return block, EMOTIONS.index(name) if name in EMOTIONS else len(EMOTIONS), seen.index(column)
@@ -374,5 +381,5 @@ def _wrap(result: InputResult, stem: str, opts: AnnotateOptions) -> AnnotateResu
     return AnnotateResult(
         source=result.source, stem=stem, faces=result.timeline, summary=result.summary, classes=result.classes,
         frames=result.frames, seconds=result.seconds, warning=result.warning, run=result.run,
-        outputs=list(result.outputs), persons=result.persons, _input=result, _options=opts,
+        outputs=list(result.outputs), persons=result.persons, events=result.events, _input=result, _options=opts,
     )  # fmt: skip

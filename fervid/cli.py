@@ -431,6 +431,8 @@ def annotate(**kwargs: Any) -> None:
                 unvisited: list[Path] = []
                 items = discover_inputs(inputs, recursive=recursive, exclude=[output], unvisited=unvisited)
                 items, notes = check_inputs(items, options)  # --sequence, --start/--end against the inputs
+                if options.output.events is not None:  # --events against the inputs' names and durations
+                    items, notes = _check_events(items, options, notes)
                 for note in notes + _unvisited_note(unvisited):
                     console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
                 runner = BatchRunner(None, output, overwrite=overwrite, options=options)
@@ -461,6 +463,18 @@ def annotate(**kwargs: Any) -> None:
     out.print(_outcome_table(report, load_s))
     if report.exit_code:
         raise typer.Exit(report.exit_code)
+
+
+def _check_events(items: list[BatchInput], options: Any, notes: list[str]) -> tuple[list[BatchInput], list[str]]:
+    """Read the --events file and check it against the inputs (each probed once: the result travels with it)."""
+    from fervid.batch import probed
+    from fervid.events import check_events, load_events
+
+    events = load_events(options.output.events, options.output.events_tier)
+    items = [probed(item) if item.problem is None else item for item in items]
+    fps = options.input.fps if options.input.sequence else None
+    inputs = [(item.stem, item.label, item.media if item.problem is None else None) for item in items]
+    return items, notes + check_events(events, inputs, fps)  # an input that fails anyway: its name only
 
 
 def _pipeline(options: Any) -> Any:
@@ -726,13 +740,21 @@ def summarize(
     ],
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="Table path without suffix (default: FOLDER/corpus.summary)."),
+        typer.Option(
+            "-o",
+            "--output",
+            help="Table path without suffix (default: FOLDER/corpus.summary); the other corpus "
+            "tables go beside it (FOLDER/corpus.persons.csv...; -o study: study.persons.csv...).",
+        ),
     ] = None,
     table_format: Annotated[str, typer.Option("--format", help="csv, parquet (needs pyarrow) or both.")] = "csv",
     rows: Annotated[int, typer.Option(min=0, help="Rows to print (the file always has all of them).")] = 40,
 ) -> None:
     """One table over every finished input: a row per input and person (times, dominant emotion, mean probabilities).
 
+    Beside it, the study's tables (see docs/outputs.md): corpus.persons (a row per input and person, the same
+    numbers) and, when inputs were run with --events, corpus.events (every input's event rows); each also in
+    tidy long form (corpus.persons.long, corpus.events.long: keys, measure, value) for R's lme4 and pandas.
     Also writes FOLDER/index.html, linking every input's report (incomplete inputs are listed as such).
     """
 
@@ -769,8 +791,14 @@ def summarize(
         path = base.with_name(base.name + suffix)
         write_table(table, path)
         written.append(str(path))
+    from fervid.corpus import LONG_FLOAT_FORMAT, corpus_tables, table_paths
     from fervid.report.index import write_index
 
+    for name, corpus_table in corpus_tables(folder, table).items():  # persons and events, wide and long
+        digits = LONG_FLOAT_FORMAT if name.endswith(".long") else "%.6g"
+        for path in table_paths(base, name, TABLE_FORMATS[table_format]):
+            write_table(corpus_table, path, digits)
+            written.append(str(path))
     written.append(str(write_index(folder)))  # every input's report; incomplete runs listed as such
     shown = Table(title=_corpus_title(folder, table, complete))
     shown.caption = ("readable: the share of the frames whose face the conclusions rest on (readable, p_correct "

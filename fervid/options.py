@@ -294,6 +294,12 @@ class OutputOptions:
         0.5, "ELAN file: a label must stay on top this long to start an annotation (shorter runs join the one "
         "before).", min=0, metavar="SECONDS",
     )  # fmt: skip
+    events: str | None = option(
+        None, "Trials or stimuli: a CSV of onset_s, offset_s, event (and input, for a batch: an input's stem or file "
+        "name), or an ELAN .eaf with --events-tier. Writes <stem>.events.csv: one row per person and event.",
+        metavar="FILE",
+    )  # fmt: skip
+    events_tier: str | None = option(None, "The tier of an --events .eaf file that holds the events.", metavar="TIER")
 
     def __post_init__(self) -> None:
         if self.format not in TABLE_FORMATS:
@@ -302,6 +308,10 @@ class OutputOptions:
             require_pyarrow()
         check_range("moment_threshold", self.moment_threshold, 0.0, 1.0)
         check_range("elan_min_run", self.elan_min_run, 0.0, float("inf"))
+        if self.events_tier is not None and self.events is None:
+            raise ValueError("--events-tier names a tier of the --events file; give --events too")
+        if self.events is not None:
+            object.__setattr__(self, "events", str(self.events))  # a Path from the API: recorded as text
 
     @property
     def table_suffixes(self) -> tuple[str, ...]:

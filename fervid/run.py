@@ -24,6 +24,7 @@ from fervid.behaviour.blinks import detect_blinks
 from fervid.behaviour.summary import add_behaviour_summary
 from fervid.checks import plural
 from fervid.engine import Engine
+from fervid.events import Events, event_table, events_for_input
 from fervid.face_ids import FaceIds, PhotoFaces, TrackedFaces
 from fervid.identity.persons import PersonRegistry
 from fervid.identity.stage import IdentifiedFaces, IdentityResult, IdentityStage
@@ -73,6 +74,8 @@ class InputResult:
     identity: IdentityResult | None = None  # the final grouping of tracks into persons
     collected: dict[str, Any] = field(default_factory=dict)  # what frame sinks kept for the input sinks (report)
     blinks: pd.DataFrame | None = None  # one row per blink (None: not looked for: photos, --no-behaviour)
+    windows: Events | None = None  # the --events windows of this input (None: no --events)
+    events: pd.DataFrame | None = None  # one row per person and event (fervid.events.event_table)
 
     @property
     def fps(self) -> float:
@@ -139,17 +142,18 @@ def run_input(
     With ``outdir=None`` nothing is written; :func:`write_outputs` can save the result later.
     """
     media = media or probe(source)
+    windows = events_for_input(options, media, stem)  # a bad --events file or window: before any work
     if outdir is None:
-        return _process(engine, options, media, None, stem, progress, images)
+        return _process(engine, options, media, None, stem, progress, images, windows)
     invalidate_run(outdir, stem)  # outputs are about to change: no longer complete
     with removed_if_left_empty(outdir):
         outdir.mkdir(parents=True, exist_ok=True)
-        return _process(engine, options, media, outdir, stem, progress, images)
+        return _process(engine, options, media, outdir, stem, progress, images, windows)
 
 
 def _process(
     engine: Engine, options: AnnotateOptions, media: MediaInfo, outdir: Path | None, stem: str,
-    progress: ProgressCallback | None, images: Sequence[Path] | None,
+    progress: ProgressCallback | None, images: Sequence[Path] | None, windows: Events | None = None,
 ) -> InputResult:  # fmt: skip
     started = time.perf_counter()
     skipped: list[str] = []
@@ -204,6 +208,10 @@ def _process(
         persons, found if identity is not None else None,
         collected={k: v for sink in sinks for k, v in getattr(sink, "collected", {}).items()}, blinks=blinks,
     )  # fmt: skip
+    if windows is not None:
+        result.windows = windows
+        result.events = event_table(frame, engine.classes, windows, frame_times, options.classification.min_p_correct)
+        run["events"] = windows.record(len(windows))
     if outdir is not None:
         write_outputs(result, outdir, stem, options)
     return result

@@ -23,7 +23,8 @@ CHANGED = {
     "min_hits": 3, "identity": False, "people": None, "identity_threshold": 0.4, "save_embeddings": False,
     "shot_cuts": False, "model": "fer2013", "smooth": 0.5, "smooth_mode": "causal", "min_p_correct": 0.0,
     "behaviour": False, "landmarks": False, "shape_predictor": "x.dat", "video": False, "bars": False,
-    "plots": False, "format": "both", "report": False, "moment_threshold": 0.7, "elan_min_run": 1.0, "device": "cpu",
+    "plots": False, "format": "both", "report": False, "moment_threshold": 0.7, "elan_min_run": 1.0,
+    "events": "trials.eaf", "events_tier": "Trials", "device": "cpu",
     "batch_size": 4, "workers": 0,
 }  # fmt: skip
 
@@ -110,6 +111,7 @@ def test_tracker_is_chosen_by_name_with_a_helpful_error(tmp_path: Path) -> None:
         ({"moment_threshold": 1.5}, "moment_threshold must be in"),
         ({"elan_min_run": -1.0}, "elan_min_run must be in"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"events_tier": "Trials"}, "--events-tier names a tier of the --events file; give --events too"),
     ],
 )
 def test_invalid_values_are_refused_with_the_allowed_range(values: dict, message: str) -> None:

