@@ -200,8 +200,10 @@ def _detector_info(weights: str) -> dict[str, Any]:
 
 
 def _landmarks_info(predictor: Any) -> dict[str, Any]:
-    """run.json's record of the 68-point shape predictor: its file and sha256."""
-    from fervid.models.expression_weights import sha256_file
+    """run.json's record of the 68-point shape predictor: its file, sha256 and terms of use."""
+    from fervid.models.shape_predictor_weights import SHAPE_PREDICTOR_LICENCE, SHAPE_PREDICTOR_SHA256
 
-    path = Path(predictor.path)
-    return {"name": path.name, "path": str(path.resolve()), "sha256": sha256_file(path)}
+    record = {"name": predictor.name, "path": predictor.source, "sha256": predictor.sha256}
+    if predictor.sha256 == SHAPE_PREDICTOR_SHA256:  # dlib's published 68-point model
+        record["licence"] = SHAPE_PREDICTOR_LICENCE
+    return record

@@ -268,10 +268,10 @@ class BehaviourOptions:
         """The behaviour step (its 68-point predictor loaded once); None with ``--no-behaviour``."""
         if not self.behaviour:
             return None
-        from fervid._tmp_dlib_landmarks import load_shape_predictor
         from fervid.behaviour.stage import BehaviourStage
+        from fervid.models.shape_predictor_weights import cached_shape_predictor
 
-        return BehaviourStage(load_shape_predictor(self.shape_predictor))
+        return BehaviourStage(cached_shape_predictor(self.shape_predictor))
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class BehaviourStage:
     def measure(self, images: Sequence[np.ndarray], detections: Sequence[Detections],
                 predictions: Sequence[Predictions]) -> None:  # fmt: skip
         """Fill each frame's ``Detections.data`` with :data:`DATA_COLUMNS` and the 68 points, in place."""
-        from fervid._tmp_dlib_landmarks import landmarks68
+        from fervid._tmp_landmarks68 import landmarks68  # TEMPORARY: fervid.landmarks68 once it is on main
 
         points = landmarks68(self.predictor, images, detections)
         for image, dets, preds, pts in zip(images, detections, predictions, points):
