@@ -16,6 +16,7 @@ from fervid.behaviour.pose import (
     camera_matrix,
     choose_pose,
     fit_pose,
+    nose_side,
     rotation_of,
 )
 from fervid.behaviour.summary import add_behaviour_summary
@@ -73,23 +74,36 @@ def test_angles_invert_rotation(angles: tuple[float, float, float]) -> None:
 
 
 def test_pose_source_rules() -> None:
-    fit = {"yaw": np.array([10.0, 10.0, 10.0, 70.0, np.nan, np.nan]),
-           "pitch": np.array([5.0, 5.0, 5.0, 5.0, np.nan, np.nan]),
-           "roll": np.array([2.0, 2.0, 2.0, 2.0, np.nan, np.nan]),
-           "error": np.array([0.05, 0.5, 0.05, 0.05, np.nan, np.nan])}  # fmt: skip
-    yaw5 = np.array([12.0, 12.0, MAX_FIVE_POINT_YAW + 20, 50.0, -80.0, np.nan])
-    roll5 = np.array([3.0, 3.0, 3.0, 3.0, 4.0, np.nan])
-    pose = choose_pose(fit, yaw5, roll5)
-    assert list(pose["pose_source"]) == ["68", "5", "5", "5", "5", "none"]
-    np.testing.assert_allclose(pose["yaw"], [10.0, 12.0, MAX_FIVE_POINT_YAW + 20, 50.0, -80.0, np.nan])
-    np.testing.assert_allclose(pose["roll"], [2.0, 3.0, 3.0, 3.0, 4.0, np.nan])
+    """A good fit: the mean of the two yaws, the fit's pitch and roll. A bad fit, a large five-point yaw or a nose at
+    the box's edge (profile): the side of the nose, the larger of the two sizes, the five-point roll, no pitch."""
+    fit = {"yaw": np.array([10.0, 10.0, 10.0, 10.0, 70.0, -20.0, np.nan, np.nan]),
+           "pitch": np.array([5.0, 5.0, 5.0, 5.0, 5.0, 5.0, np.nan, np.nan]),
+           "roll": np.array([2.0, 2.0, 2.0, 2.0, 2.0, 2.0, np.nan, np.nan]),
+           "error": np.array([0.05, 0.5, 0.05, 0.05, 0.05, 0.05, np.nan, np.nan])}  # fmt: skip
+    yaw5 = np.array([12.0, 12.0, MAX_FIVE_POINT_YAW + 20, 30.0, 50.0, 80.0, -30.0, np.nan])
+    roll5 = np.array([3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 4.0, np.nan])
+    side = np.array([0.05, 0.05, 0.3, 0.45, 0.3, -0.5, -0.25, 0.0])
+    pose = choose_pose(fit, yaw5, roll5, side)
+    assert list(pose["pose_source"]) == ["68", "5", "5", "5", "5", "5", "5", "none"]
+    expected_yaw = [11.0, 12.0, MAX_FIVE_POINT_YAW + 20, np.degrees(np.arcsin(0.9)), 50.0, -90.0, -30.0, np.nan]
+    np.testing.assert_allclose(pose["yaw"], expected_yaw, rtol=1e-6)
+    np.testing.assert_allclose(pose["roll"], [2.0, 3.0, 3.0, 3.0, 3.0, 3.0, 4.0, np.nan])
     assert pose["pitch"][0] == 5.0 and np.isnan(pose["pitch"][1:]).all()
+
+
+def test_nose_side() -> None:
+    boxes = np.array([[0, 0, 100, 100], [0, 0, 100, 100], [10, 0, 10, 50]], dtype=np.float32)
+    landmarks = np.zeros((3, 5, 2), dtype=np.float32)
+    landmarks[:, 2, 0] = [50, 5, 10]
+    side = nose_side(boxes, landmarks)
+    np.testing.assert_allclose(side[:2], [0.0, -0.45])
+    assert np.isnan(side[2])
 
 
 def test_pose_empty() -> None:
     fit = fit_pose(np.zeros((0, 68, 2)), np.zeros((0, 2)))
     assert all(len(v) == 0 for v in fit.values())
-    assert len(choose_pose(fit, np.zeros(0), np.zeros(0))["pose_source"]) == 0
+    assert len(choose_pose(fit, np.zeros(0), np.zeros(0), np.zeros(0))["pose_source"]) == 0
 
 
 def _eye(height: float, width: float = 30.0) -> np.ndarray:
@@ -163,7 +177,7 @@ def _track(openings: list[float], face_id: int = 1, fps: float = 25.0, t0: float
 
 
 def test_blinks_hysteresis_and_durations() -> None:
-    o, c, half = 0.3, 0.1, 0.22  # open, closed, between the two thresholds (0.18 and 0.24 of a 0.3 open level)
+    o, c, half = 0.3, 0.1, 0.22  # open, closed, between the two thresholds (0.21 and 0.24 of a 0.3 open level)
     signal = [o] * 20 + [c, c, c] + [o] * 20  # a blink of 3 frames: 0.12 s
     signal += [c, half, c, half, c] + [o] * 20  # jitter between the thresholds: one blink, not three
     signal += [c] * 30 + [o] * 20  # 1.2 s shut: not a blink

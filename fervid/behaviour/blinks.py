@@ -6,7 +6,8 @@
 **Open level.** Eye openings differ from person to person and with the head's pitch, so thresholds are
 relative to each track's own open level: the :data:`OPEN_PERCENTILE` th percentile of its eye opening, which
 stays the open level even when the eyes are shut for much of the track (a percentile near the top, not the
-median).
+median), or the same percentile of the last :data:`LEVEL_WINDOW_S` of open eyes when that is lower (a smile
+narrows the eyes for seconds, and a blink then is a smaller dip).
 
 **Hysteresis.** An eye closure starts at the first frame whose opening falls below ``CLOSE_RATIO`` x the open
 level and ends at the first frame that rises above ``OPEN_RATIO`` x it, so jitter around one threshold does not
@@ -15,6 +16,12 @@ closed frame to first open frame again) at least :data:`MIN_BLINK_S` and at most
 closures are shut eyes, not blinks. A closure that meets a gap (the face lost, its fit rejected, a step over
 :data:`~fervid.io.tables.GAP_STEPS` typical steps) or the track's start or end is left out: its start or end
 is not seen.
+
+**Measured** on the by-eye blink labels of tests/data/behaviour (9 onsets, 7 independent blinks, in fully
+inspected frame ranges; ``python tests/_behaviour_validation.py``): 8 of 9 found within ±2 frames, no false
+detection, F1 0.94; the miss is a partial closure (eye opening 0.25 against 0.34 around it). The thresholds
+(0.7 and 0.8 of the open level, the 90th percentile, 1 s) were chosen on those same labels; F1 stayed 0.94
+from the 80th to the 90th percentile and for windows of 0.5 to 2 s.
 
 **Rate.** ``blinks_per_min`` (summary and persons tables, :mod:`fervid.behaviour.summary`) is the number of
 blinks over the minutes of visible face (``visible_s``).
@@ -30,12 +37,14 @@ from fervid.io.tables import GAP_STEPS
 #: The track's open level: this percentile of its eye opening.
 OPEN_PERCENTILE = 90.0
 #: A closure starts below this share of the open level...
-CLOSE_RATIO = 0.6
+CLOSE_RATIO = 0.7
 #: ...and ends above this share of it.
 OPEN_RATIO = 0.8
 #: Shortest and longest closure that counts as a blink (seconds).
 MIN_BLINK_S = 0.04
 MAX_BLINK_S = 0.8
+#: The open level also follows the last this-many seconds of open eyes, when they are narrower than the track's.
+LEVEL_WINDOW_S = 1.0
 #: A track needs this many measured frames before its open level is trusted.
 MIN_FRAMES = 10
 BLINK_COLUMNS: tuple[str, ...] = ("face_id", "person_id", "start_s", "end_s", "duration_s")
@@ -49,23 +58,37 @@ def eye_opening(timeline: pd.DataFrame) -> np.ndarray:
 
 
 def closures(times: np.ndarray, opening: np.ndarray, open_level: float) -> list[tuple[float, float]]:
-    """(start_s, end_s) of every closure seen whole in one track's time-sorted signal (see the module docstring)."""
+    """(start_s, end_s) of every closure seen whole in one track's time-sorted signal (see the module docstring).
+
+    ``open_level`` is the track's open level; while the eyes are open, the level follows the
+    :data:`OPEN_PERCENTILE` th percentile of the last :data:`LEVEL_WINDOW_S` seconds of opening when that is lower
+    (a smile or a lowered gaze narrows the eyes for seconds), and a closure is measured against the level
+    from before it.
+    """
     steps = np.diff(times)
     typical = float(np.median(steps)) if len(steps) else 0.0
     out: list[tuple[float, float]] = []
     start: float | None = None
+    level = open_level
+    recent: list[tuple[float, float]] = []  # (time, opening) of open frames in the last LEVEL_WINDOW_S
     seen_open = False  # a closure starts only after open eyes were seen since the last gap: else its start is unseen
     for i, (t, value) in enumerate(zip(times, opening)):
         if not np.isfinite(value) or (i > 0 and steps[i - 1] > GAP_STEPS * typical):
-            start, seen_open = None, False
+            start, seen_open, recent = None, False, []
             if not np.isfinite(value):
                 continue
-        if start is None and value < CLOSE_RATIO * open_level:
+        if start is None:
+            recent = [(rt, rv) for rt, rv in recent if t - rt <= LEVEL_WINDOW_S]
+            local = np.percentile([rv for _, rv in recent], OPEN_PERCENTILE) if len(recent) >= 3 else open_level
+            level = min(open_level, float(local))
+        if start is None and value < CLOSE_RATIO * level:
             start = float(t) if seen_open else None
-        elif start is not None and value > OPEN_RATIO * open_level:
+        elif start is not None and value > OPEN_RATIO * level:
             out.append((start, float(t)))
             start = None
-        seen_open = seen_open or value >= CLOSE_RATIO * open_level
+        if start is None and value >= CLOSE_RATIO * level:
+            recent.append((float(t), float(value)))
+            seen_open = True
     return out
 
 

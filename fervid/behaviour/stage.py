@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fervid.behaviour.eyes import eye_and_mouth
-from fervid.behaviour.pose import choose_pose, fit_pose
+from fervid.behaviour.pose import choose_pose, fit_pose, nose_side
 from fervid.behaviour.valence import valence
 from fervid.quality import landmark_measures
 from fervid.types import Detections, Predictions
@@ -50,7 +50,8 @@ def measures(points: np.ndarray, dets: Detections, preds: Predictions, size: tup
     n = len(dets)
     points = np.asarray(points, dtype=np.float32).reshape(n, 68, 2)
     five = landmark_measures(dets.landmarks)  # the five-point angles (the classifier's, recomputed: cheap)
-    pose = choose_pose(fit_pose(points, np.tile(size, (n, 1))), five["yaw"], five["roll"])
+    side = nose_side(dets.xyxy, dets.landmarks)
+    pose = choose_pose(fit_pose(points, np.tile(size, (n, 1))), five["yaw"], five["roll"], side)
     eyes = eye_and_mouth(points)
     fitted = pose["pose_source"] == "68"  # the points are the cascade's guess elsewhere: no eye or mouth value
     out = {**pose, **{key: np.where(fitted, value, np.nan).astype(np.float32) for key, value in eyes.items()}}
