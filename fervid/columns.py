@@ -34,15 +34,16 @@ FACE_COLUMNS: tuple[Column, ...] = (
     Column("brightness", "float32", "grey level 0-255", "mean grey level of the model's crop"),
     Column("contrast", "float32", "grey level 0-255", "standard deviation of the grey levels of the model's crop"),
     Column("yaw", "float32", "degrees", "head turn about the image's vertical axis; positive: the nose points to the "
-           "image's right (the person turns to their left); from the 68-point pose or the five landmarks, as "
-           "`pose_source` says (`readable` and `p_correct` always read the five-point value)"),
+           "image's right (the person turns to their left); by `pose_source` (docs/behaviour-measures.md), "
+           "five-point with --no-behaviour (`readable` and `p_correct` always read the five-point value)"),
     Column("roll", "float32", "degrees", "head tilt about the face's front axis; positive: the eye line runs down to "
            "the right on the image; source as `yaw`'s"),
     Column("pitch", "float32", "degrees", "head nod; positive: the face looks up (the nose points to the top of the "
            "image); 68-point pose only, else empty"),
     Column("pose_source", "object", "", "where `yaw`, `pitch` and `roll` come from: `68` (solvePnP on the 68 "
-           "landmarks), `5` (five-point yaw and roll, no pitch: the 68-point fit was rejected, e.g. near profile), "
-           "`none` (no angle); empty with --no-behaviour (then yaw and roll are the five-point ones)"),
+           "landmarks; yaw the mean of its and the five-point yaw), `5` (turned too far for the 68-point fit: yaw "
+           "from the five landmarks and the nose's place in the box, five-point roll, no pitch), `none` (no angle); "
+           "absent with --no-behaviour"),
     Column("eye_open_l", "float32", "ratio", "eye aspect ratio (Soukupová & Čech 2016) of the eye on the image's "
            "left (the person's right eye): about 0.3 open, under 0.15 closed; empty unless `pose_source` is `68`"),
     Column("eye_open_r", "float32", "ratio", "the same for the eye on the image's right (the person's left eye)"),
