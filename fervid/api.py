@@ -47,7 +47,7 @@ _SUMMARY_DTYPES = {"face_id": "int64", "person_id": "int64", "first_time_s": "fl
                    "frames": "int64", "readable_frames": "int64", "onset_s": "float64",
                    "offset_s": "float64"}  # fmt: skip
 _TEXT_COLUMNS = ("file", "files", "emotion", "dominant_emotion", "input", "source", "model", "person", "face_ids",
-                 "event", "measure")  # fmt: skip
+                 "event", "measure", "pose_source")  # fmt: skip
 
 
 @dataclass

@@ -51,7 +51,7 @@ def report_files(folder: Path, formats: tuple[str, ...] = ("csv",)) -> set[str]:
 
 def test_cli_writes_every_output_and_run_json_last(cli_run: Path) -> None:
     names = {p.name for p in cli_run.iterdir()}
-    tables = ("faces", "summary", "persons")
+    tables = ("faces", "summary", "persons", "blinks")  # blinks: issue 32, a table like the others
     expected = {f"{STEM}.{what}.{suffix}" for what in tables for suffix in ("csv", "parquet")}
     report = report_files(cli_run, ("csv", "parquet"))  # moments follow --format (issue 36)
     assert expected | {f"{STEM}.timeline.png", f"{STEM}.run.json"} | report == names
@@ -151,7 +151,8 @@ def test_no_plots_and_csv_only(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     names = {p.name for p in (tmp_path / STEM).iterdir()}
-    expected = {f"{STEM}.faces.csv", f"{STEM}.persons.csv", f"{STEM}.run.json", f"{STEM}.summary.csv"}
+    expected = {f"{STEM}.faces.csv", f"{STEM}.persons.csv", f"{STEM}.run.json", f"{STEM}.summary.csv",
+                f"{STEM}.blinks.csv"}  # fmt: skip
     assert names == expected | report_files(tmp_path / STEM)
     assert not any(c.startswith("ps_") for c in pd.read_csv(tmp_path / STEM / f"{STEM}.faces.csv").columns)
 
