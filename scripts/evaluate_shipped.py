@@ -1,10 +1,10 @@
 """Evaluate the shipped models for the model card (run once, after training; test splits used here only).
 
-Writes weights/metrics.json (figures the CI test checks), weights/cards/<model>-<split>[-tta].confusion.{csv,png}
-and weights/SHA256SUMS (weight files and decision rules). Each model is scored on its own dataset's splits
-(a decision rule: its first member's) as ``val`` and ``test``, and on any other dataset whose classes it
-has as ``<dataset>_val`` and ``<dataset>_test`` (``ferplus`` on FER2013's seven classes, still choosing
-among its own eight). Usage:
+Writes weights/metrics.json (figures the CI test checks), weights/cards/<model>-<split>[-tta].confusion.{csv,png},
+weights/SHA256SUMS (weight files and decision rules) and the model card's results table (fervid.train.card).
+Each model is scored on its own dataset's splits (a decision rule: its first member's) as ``val`` and ``test``,
+and on any other dataset whose classes it has as ``<dataset>_val`` and ``<dataset>_test`` (``ferplus`` on
+FER2013's seven classes, still choosing among its own eight). Usage:
 
     python scripts/evaluate_shipped.py --shared ../shared [--models ferplus-rule]
 """
@@ -27,6 +27,7 @@ from fervid.models.expression_weights import (
     sha256_file,
     shipped_models,
 )
+from fervid.train.card import update_card
 from fervid.train.data import EVALUATION_SPLITS, ExpressionData, load_dataset
 from fervid.train.evaluate import Evaluation, majority_protocol
 from fervid.train.predict import average_probabilities, predict_view_logits
@@ -109,6 +110,7 @@ def main() -> None:
     metrics = {name: metrics[name] for name in card_order(list(metrics))}
     metrics_path.write_text(json.dumps(metrics, indent=1) + "\n")
     (cards / "metrics.md").write_text(markdown(metrics))
+    update_card(WEIGHTS_DIR)
     names = {f"{n}.pt" for n in shipped_models()} | {f"{n}{RULE_SUFFIX}" for n in shipped_models()}
     lines = [f"{sha256_file(p)}  {p.name}" for p in sorted(WEIGHTS_DIR.iterdir()) if p.name in names]
     (WEIGHTS_DIR / MANIFEST).write_text("\n".join(lines) + "\n")

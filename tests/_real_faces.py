@@ -95,7 +95,9 @@ def detected_faces(
     Only the rows of the labelled frames are kept. Returns the rows and the model's class names.
     """
     import fervid
+    from fervid.classify import threshold_for
 
+    options.setdefault("min_p_correct", threshold_for(model))  # a model without a reliability file runs too
     if is_photo(path):
         result = fervid.annotate(path, model=model, device=device, **options)
         return result.faces, result.classes
@@ -195,7 +197,9 @@ def stills(model: str = "ferplus", *, device: str = "cpu", media: str | Path = M
     The largest face of each photo is the labelled one (a still with no face is ``predicted`` None).
     """
     import fervid
+    from fervid.classify import threshold_for
 
+    options.setdefault("min_p_correct", threshold_for(model))  # a model without a reliability file runs too
     rows = []
     for name, label in LABELLED_STILLS.items():
         result = fervid.annotate(Path(media) / "pyfeat" / name, model=model, device=device, **options)

@@ -59,3 +59,16 @@ def two_inputs() -> Path:
     for relative in (WOLFGANG, HAMILTON):
         fervid.annotate(shared_path(relative), out, device="cpu", end=1.5, every=3, video=False, plots=False)
     return out
+
+
+@functools.cache
+def wolfgang_coded_span() -> Path:
+    """WolfgangLanger 7-12.5 s at every 2nd frame, smoothed 0.5 s, ELAN with every run (``elan_min_run=0``, so the
+    ELAN file holds exactly the smoothed labels), no video or plot: the input folder (``fervid agree``'s tests)."""
+    import fervid
+
+    source = shared_path(WOLFGANG)
+    out = _ROOT / "coded"
+    fervid.annotate(source, out, device="cpu", start=7.0, end=12.5, every=2, smooth=SMOOTH_S, elan_min_run=0,
+                    video=False, plots=False, batch_size=8)  # fmt: skip
+    return out / source.stem

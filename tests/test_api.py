@@ -74,7 +74,8 @@ def test_save_then_load_round_trip(in_memory: tuple[api.AnnotateResult, Path], t
     top = {p.relative_to(tmp_path / "clip").parts[0] for p in written}
     report = {"faces", f"{stem}.faces.png", f"{stem}.moments.csv", f"{stem}.eaf", f"{stem}.report.html"}
     assert top - {"moments"} == {f"{stem}.faces.csv", f"{stem}.summary.csv", f"{stem}.persons.csv",
-                                 f"{stem}.blinks.csv", f"{stem}.timeline.png", f"{stem}.run.json"} | report  # fmt: skip
+                                 f"{stem}.blinks.csv", f"{stem}.timeline.png", f"{stem}.codebook.csv",
+                                 f"{stem}.run.json"} | report  # fmt: skip
     assert (tmp_path / "clip" / "faces" / "P1.jpg").stat().st_size > 0  # faces cut while the in-memory run streamed
     assert written[-1].name.endswith(".run.json") and metadata.is_complete(tmp_path / "clip", stem)
     assert result.run["frames_processed"] == 12 and result.run["input"]["width"] == 640

@@ -161,8 +161,11 @@ def test_warm_restart_of_a_joint_network_seeds_every_head_from_its_model():
     """The shipped FER+ and FER2013 models (one joint run) given together: each head starts as its model."""
     weights = Path(fervid.__file__).parent / "weights"
     data, heads = _joint_heads()
-    cfg = TrainConfig(init=(str(weights / "ferplus.pt"), str(weights / "fer2013.pt")))
-    model, shared = _build(cfg, data, heads)
+    cfg = TrainConfig(init=(str(weights / "ferplus.pt"), str(weights / "fer2013.pt")), blocks=(1, 1, 1))
+    model, shared, effective = _build(cfg, data, heads)
+    # the architecture in effect is the init models', returned as a new config; the one asked for is unchanged
+    assert (effective.widths, effective.blocks) == (shared.widths, shared.blocks) == ((32, 64, 128, 256), (1, 2, 2))
+    assert cfg.blocks == (1, 1, 1) and effective.init == cfg.init
     ferplus, ferplus_cfg = load_weights(weights / "ferplus.pt")
     fer2013, _ = load_weights(weights / "fer2013.pt")
     x = torch.randn(3, 1, 48, 48)

@@ -104,7 +104,7 @@ def test_a_training_epoch_with_a_teacher_teaches_from_the_faces_the_student_sees
     data = TrainingSet(images, [LabelSet("ferplus", EMOTIONS, targets, np.ones(64, bool))])
     val = ExpressionData(images[:8], targets[:8], EMOTIONS, [str(i) for i in range(8)])
     cfg = TrainConfig(epochs=1, batch_size=32, widths=(8, 8, 16, 16), mixup=0.4, teachers=("ferplus",), distill=0.7)
-    session, shared = _start(cfg, data, [Head(data.label_sets[0], val, Path("unused.pt"))], CPU)
+    session, shared, _ = _start(cfg, data, [Head(data.label_sets[0], val, Path("unused.pt"))], CPU)
     labels = _Labels.on(data, cfg, CPU)
     teachers = Teachers.load(cfg.teachers, [EMOTIONS], CPU)
 

@@ -63,7 +63,7 @@ def test_a_training_epoch_with_mixup_feeds_the_network_the_blended_batch_and_ble
     data = TrainingSet(images, [LabelSet("toy", ("a", "b", "c"), targets, np.ones(64, bool))])
     val = ExpressionData(images[:8], targets[:8], ("a", "b", "c"), [str(i) for i in range(8)])
     cfg = TrainConfig(epochs=1, batch_size=32, widths=(8, 8, 16, 16), mixup=0.4)
-    session, shared = _start(cfg, data, [Head(data.label_sets[0], val, Path("unused.pt"))], torch.device("cpu"))
+    session, shared, _ = _start(cfg, data, [Head(data.label_sets[0], val, Path("unused.pt"))], torch.device("cpu"))
     labels = _Labels.on(data, cfg, torch.device("cpu"))
 
     blends, fed, losses = [], [], []

@@ -54,7 +54,7 @@ def test_cli_writes_every_output_and_run_json_last(cli_run: Path) -> None:
     tables = ("faces", "summary", "persons", "blinks")  # blinks: issue 32, a table like the others
     expected = {f"{STEM}.{what}.{suffix}" for what in tables for suffix in ("csv", "parquet")}
     report = report_files(cli_run, ("csv", "parquet"))  # moments follow --format (issue 36)
-    assert expected | {f"{STEM}.timeline.png", f"{STEM}.run.json"} | report == names
+    assert expected | {f"{STEM}.timeline.png", f"{STEM}.codebook.csv", f"{STEM}.run.json"} | report == names
     run_mtime = (cli_run / f"{STEM}.run.json").stat().st_mtime_ns
     assert all(p.stat().st_mtime_ns <= run_mtime for p in cli_run.rglob("*"))
     assert metadata.is_complete(cli_run, STEM)
@@ -152,7 +152,7 @@ def test_no_plots_and_csv_only(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     names = {p.name for p in (tmp_path / STEM).iterdir()}
     expected = {f"{STEM}.faces.csv", f"{STEM}.persons.csv", f"{STEM}.run.json", f"{STEM}.summary.csv",
-                f"{STEM}.blinks.csv"}  # fmt: skip
+                f"{STEM}.codebook.csv", f"{STEM}.blinks.csv"}  # fmt: skip
     assert names == expected | report_files(tmp_path / STEM)
     assert not any(c.startswith("ps_") for c in pd.read_csv(tmp_path / STEM / f"{STEM}.faces.csv").columns)
 

@@ -15,7 +15,7 @@ from conftest import shared_path
 import fervid
 from fervid.options import ClassificationOptions
 
-#: The bar: 91 of the 104 labelled faces correct (see the model card, "Real footage"): ``ferplus``
+#: The bar: 91 of the 104 labelled faces correct (see docs/model-history.md, "Real footage"): ``ferplus``
 #: scored 94 once annotate framed faces by the detector's box as FER's crops were framed
 #: (fervid.align; stage 2 and stage 3 of the joint models alike), less three faces; the shipped
 #: stage-7 ``ferplus`` reads 93, the default ``ferplus-rule`` (its decision rule, issue 31) 92. Three faces is
@@ -79,6 +79,6 @@ def test_hamilton_frame_240_keeps_what_the_shipped_model_reads_as_happy(hamilton
 
 
 @pytest.mark.xfail(strict=True, reason="issue 11's target (4 of 5 happy) is not met yet: the shipped model reads "
-                   "3 of 5; see the model card, 'Real footage'")  # fmt: skip
+                   "3 of 5; see docs/model-history.md, 'Real footage'")  # fmt: skip
 def test_hamilton_frame_240_reads_as_happy_in_the_annotated_video(hamilton_frame: list[str]):
     assert hamilton_frame.count("happy") >= 4, hamilton_frame

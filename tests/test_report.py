@@ -327,7 +327,8 @@ def test_no_report_writes_none_of_it(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / clip.stem).iterdir())
-    assert names == [f"{clip.stem}.{n}" for n in ("blinks.csv", "faces.csv", "persons.csv", "run.json", "summary.csv")]
+    written = ("blinks.csv", "codebook.csv", "faces.csv", "persons.csv", "run.json", "summary.csv")
+    assert names == [f"{clip.stem}.{n}" for n in written]
     assert not (tmp_path / "index.html").exists()
 
 

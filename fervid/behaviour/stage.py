@@ -17,6 +17,7 @@ import numpy as np
 from fervid.behaviour.eyes import eye_and_mouth
 from fervid.behaviour.pose import choose_pose, fit_pose, nose_side
 from fervid.behaviour.valence import valence
+from fervid.landmarks68 import landmarks68
 from fervid.quality import landmark_measures
 from fervid.types import Detections, Predictions
 
@@ -38,8 +39,6 @@ class BehaviourStage:
     def measure(self, images: Sequence[np.ndarray], detections: Sequence[Detections],
                 predictions: Sequence[Predictions]) -> None:  # fmt: skip
         """Fill each frame's ``Detections.data`` with :data:`DATA_COLUMNS` and the 68 points, in place."""
-        from fervid._tmp_landmarks68 import landmarks68  # TEMPORARY: fervid.landmarks68 once it is on main
-
         points = landmarks68(self.predictor, images, detections)
         for image, dets, preds, pts in zip(images, detections, predictions, points):
             dets.data.update(measures(pts, dets, preds, (image.shape[1], image.shape[0])))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import torch
 
 from fervid.identity import face_descriptors
-from fervid.models.face_embedding_weights import cached_face_embedding
+from fervid.models.face_embedding_weights import cached_face_embedding, weights_info
+from fervid.models.weights_info import WeightsInfo
 
 
 class FaceEmbedder:
@@ -24,6 +22,6 @@ class FaceEmbedder:
         return face_descriptors([torch.as_tensor(i) for i in images], index, landmarks, device=self.device)
 
     @property
-    def info(self) -> dict[str, Any]:
-        """What run.json records about the model."""
-        return {"name": self.config.name, "sha256": self.config.sha256, "path": str(Path(self.config.source))}
+    def weights(self) -> WeightsInfo:
+        """The descriptor network's provenance (run.json's ``models.identity``)."""
+        return weights_info(self.config)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from fervid.columns import BY_NAME, ordered
+from fervid.columns import BY_NAME, CLASS, lookup, ordered, present
 from fervid.io.atomic import atomic_path
 from fervid.types import Detections, FrameResult
 
@@ -80,14 +80,12 @@ def timeline_columns(
     classes: Sequence[str], with_file: bool, with_person: bool = False, with_name: bool = False,
     data_columns: Sequence[str] = (),
 ) -> list[str]:  # fmt: skip
-    """The faces table's columns: ``person_id`` follows ``face_id`` with identity on, ``person`` with known people,
-    and the per-face ``data_columns`` (:mod:`fervid.columns`) follow the probabilities."""
-    head = ["frame", "file"] if with_file else ["frame"]
-    who = ["face_id", *(["person_id"] if with_person else []), *(["person"] if with_name else [])]
-    return [
-        *head, "time_s", *who, "x1", "y1", "x2", "y2", "det_score", *LANDMARK_COLUMNS,
-        "emotion", "confidence", *(f"p_{c}" for c in classes), *ordered(list(data_columns)),
-    ]  # fmt: skip
+    """The faces table's columns, in the order :mod:`fervid.columns` defines: ``person_id`` follows ``face_id``
+    with identity on, ``person`` with known people, and the per-face ``data_columns`` follow the probabilities
+    (``ps_<class>``, added by smoothing, are not among them)."""
+    without = {f"ps_{CLASS}", *(() if with_file else ("file",)), *(() if with_person else ("person_id",)),
+               *(() if with_name else ("person",))}  # fmt: skip
+    return present("faces", classes, without, data_columns)
 
 
 class TimelineBuilder:
@@ -116,7 +114,8 @@ class TimelineBuilder:
         if with_file:
             shapes["file"] = ((), object)
         for name in self.data_columns:
-            shapes[f"data:{name}"] = ((), np.dtype(BY_NAME[name].dtype if name in BY_NAME else "float32").type)
+            kind = BY_NAME[name].dtype if name in BY_NAME else "float32"
+            shapes[f"data:{name}"] = ((), object if kind == "text" else np.dtype(kind).type)
         self._columns = {name: np.empty((64, *shape), dtype) for name, (shape, dtype) in shapes.items()}
         self._times = np.empty(64, np.float64)  # every processed frame's time, faces or not
         self.frames_seen = 0
@@ -180,10 +179,16 @@ class TimelineBuilder:
 
 def empty_timeline(classes: Sequence[str], with_file: bool = False, data_columns: Sequence[str] = ()) -> pd.DataFrame:
     """A timeline with the full header and zero rows, with the same dtypes as a filled one."""
-    dtypes = {"frame": "int64", "file": "object", "time_s": "float64", "face_id": "int64", "emotion": "object"}
-    dtypes |= {name: BY_NAME[name].dtype for name in data_columns if name in BY_NAME}
     columns = timeline_columns(classes, with_file, data_columns=data_columns)
-    return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "float32")) for c in columns})
+    return pd.DataFrame({c: pd.Series(dtype=dtype_of("faces", c, "float32")) for c in columns})
+
+
+def dtype_of(table: str, column: str, default: str) -> str:
+    """A column's dtype as :mod:`fervid.columns` defines it (``text``: object), ``default`` for an undefined one."""
+    defined = lookup(table, column)
+    if defined is None:
+        return default
+    return "object" if defined.dtype == "text" else defined.dtype
 
 
 def frame_durations(times: np.ndarray, complete: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -246,13 +251,12 @@ def summarize_tracks(
     head = [by, "person_id"] if by == "face_id" and "person_id" in timeline else [by]
     if by == "face_id" and "file" in timeline:
         head.append("file")
-    columns = [*head, "first_time_s", "last_time_s", "frames", "visible_s", "readable_frames", "readable_share",
-               "dominant_emotion", *(f"mean_p_{c}" for c in classes), *(f"share_{c}" for c in classes)]  # fmt: skip
+    # blinks_per_min and mean_valence come later, from the behaviour stage's data (fervid.behaviour.summary)
+    behaviour = {"blinks_per_min", "mean_valence"}
+    columns = present("summary", classes, without=({"face_id", "person_id", "file"} - set(head)) | behaviour)
     tracked = timeline[timeline[by] >= 1]
     if tracked.empty:
-        text = ("dominant_emotion", "file")
-        dtypes = {c: "object" if c in text else "int64" if c == "readable_frames" else "float64" for c in columns}
-        return pd.DataFrame({c: pd.Series(dtype=dtype) for c, dtype in dtypes.items()})
+        return pd.DataFrame({c: pd.Series(dtype=dtype_of("summary", c, "float64")) for c in columns})
     grouped = tracked.groupby(by, sort=True)
     ids = grouped.size().index
     counted = tracked[trusted(tracked, min_p_correct)]
@@ -281,9 +285,9 @@ def summarize_tracks(
         }
     )  # fmt: skip
     for c in classes:
-        summary[f"mean_p_{c}"] = means[f"p_{c}"].to_numpy()
+        summary[f"mean_p_{c}"] = means[f"p_{c}"].to_numpy(np.float64)  # float64, as defined
     for c in classes:
-        summary[f"share_{c}"] = shares[c].to_numpy()
+        summary[f"share_{c}"] = shares[c].to_numpy(np.float64)
     return summary[columns]
 
 

@@ -147,11 +147,14 @@ def integer_stream(data: bytes, chunk: int = 4096) -> np.ndarray:
     padded = np.concatenate([raw, np.zeros(_MAX_BYTES, np.uint8)])
     words = np.ndarray(shape=(size,), dtype="<u8", buffer=padded, strides=(1,))
     keep = np.array([0] + [(1 << (8 * n)) - 1 for n in range(1, _MAX_BYTES + 1)], dtype=np.uint64)
-    magnitude = words[starts + 1] & keep[counts]
-    if (magnitude >> np.uint64(63)).any():
+    starts += 1
+    values = words[starts]
+    values &= keep[counts]
+    values = values.view(np.int64)  # in place from here on: the arrays are 8 bytes per integer
+    if (values < 0).any():
         raise DlibFormatError("an integer of more than 63 bits")
-    values = magnitude.astype(np.int64)
-    return np.where(control & 0x80 != 0, -values, values)
+    np.negative(values, out=values, where=control >= 0x80)
+    return values
 
 
 def _sync_points(step: np.ndarray, size: int, chunk: int) -> np.ndarray:
@@ -194,8 +197,9 @@ def _walk(step: np.ndarray, size: int, sync: np.ndarray) -> tuple[np.ndarray, in
 def floats(mantissa: np.ndarray, exponent: np.ndarray) -> np.ndarray:
     """float32 values of float_details pairs, as dlib's ``deserialize(float&)`` (ldexp of the pair)."""
     value = np.ldexp(mantissa.astype(np.float64), np.clip(exponent, -1100, 1100).astype(np.int32))
-    for code, special in _SPECIAL_EXPONENTS.items():
-        value = np.where(exponent == code, special, value)
+    if (exponent >= min(_SPECIAL_EXPONENTS)).any():
+        for code, special in _SPECIAL_EXPONENTS.items():
+            value[exponent == code] = special
     return value.astype(np.float32)
 
 

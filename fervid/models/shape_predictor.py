@@ -28,6 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Leaf updates gathered at once per block of trees (about 256 KB of float32), so they stay in cache.
+_BLOCK_VALUES = 1 << 16
+
 
 @dataclass(frozen=True, eq=False)
 class ShapePredictor:
@@ -67,6 +70,19 @@ class ShapePredictor:
             raise ValueError(f"anchor landmarks must be in 0..{parts - 1}")
         if self.splits.size and not 0 <= self.splits.min() <= self.splits.max() < features:
             raise ValueError(f"split features must be in 0..{features - 1}")
+        # Per-level flat tables for predict's one-dimensional takes, made once; all read-only, so a
+        # cached predictor can be shared.
+        derived = {
+            "_first": self.splits[..., 0].reshape(levels, -1),
+            "_second": self.splits[..., 1].reshape(levels, -1),
+            "_thresholds": self.thresholds.reshape(levels, -1),
+            "_leaf_table": self.leaves.reshape(levels, -1, 2 * parts),
+            "_source": self.mean_shape.astype(np.float64) - self.mean_shape.astype(np.float64).mean(axis=0),
+        }
+        for name, array in derived.items():
+            object.__setattr__(self, name, np.ascontiguousarray(array))
+        for name in (*expected, "anchors", *derived):
+            getattr(self, name).flags.writeable = False
 
     @property
     def num_parts(self) -> int:
@@ -105,9 +121,10 @@ class ShapePredictor:
         leaf_offsets = trees * (first_leaf + 1)
         node_offsets = trees * first_leaf
         value_offsets = faces * self.anchors.shape[1]
-        stack = np.empty((1 + trees.shape[1], count, 2 * self.num_parts), np.float32)
+        block = max(1, min(trees.shape[1], _BLOCK_VALUES // (count * 2 * self.num_parts)))
+        stack = np.empty((1 + block, count, 2 * self.num_parts), np.float32)
         for level in range(self.anchors.shape[0]):
-            transform = similarity_matrices(self.mean_shape, shape)  # (N, 2, 2) float32
+            transform = _similarity(self._source, shape)  # (N, 2, 2) float32
             delta = self.deltas[level]  # (F, 2)
             local = transform[:, None, :, 0] * delta[None, :, 0:1] + transform[:, None, :, 1] * delta[None, :, 1:2]
             local += shape[:, self.anchors[level]]  # (N, F, 2) float32: dlib's tform*delta + anchor
@@ -115,19 +132,24 @@ class ShapePredictor:
             values = sampler.intensities(pixel)  # (N, F) float32
             # Walk all trees of all faces one depth at a time, with flat indices (1-D takes are fastest).
             flat_values = values.ravel()
-            first, second = self.splits[level, ..., 0].ravel(), self.splits[level, ..., 1].ravel()
-            thresholds = self.thresholds[level].ravel()
+            first, second, thresholds = self._first[level], self._second[level], self._thresholds[level]
             node = np.zeros((count, trees.shape[1]), np.int64)
             for _ in range(self.depth):
                 split = node_offsets + node  # (N, T) into the level's (T * S) splits
                 difference = flat_values[value_offsets + first[split]] - flat_values[value_offsets + second[split]]
                 node = 2 * node + np.where(difference > thresholds[split], 1, 2)
             # dlib adds the trees' updates to the shape one after another in float32; a reduction
-            # over the first axis of (1 + T, N, 2P) does the same (its outer loop is that axis).
-            stack[0] = shape.reshape(count, -1)
+            # over the first axis of (1 + trees, N, 2P) does the same (its outer loop is that axis).
+            # Blocks of trees keep the buffer in cache.
             rows = (node - first_leaf + leaf_offsets).T  # (T, N) rows of the level's leaf table
-            np.take(self.leaves[level].reshape(-1, stack.shape[2]), rows, axis=0, out=stack[1:])
-            shape = np.add.reduce(stack, axis=0).reshape(count, -1, 2)
+            flat_shape = shape.reshape(count, -1)
+            for start in range(0, rows.shape[0], block):
+                chunk = rows[start : start + block]
+                buffer = stack[: chunk.shape[0] + 1]
+                buffer[0] = flat_shape
+                np.take(self._leaf_table[level], chunk, axis=0, out=buffer[1:])
+                flat_shape = np.add.reduce(buffer, axis=0)
+            shape = flat_shape.reshape(count, -1, 2)
         return (origin + size * shape.astype(np.float64)).astype(np.float32)
 
 
@@ -139,14 +161,23 @@ def similarity_matrices(source: np.ndarray, targets: np.ndarray) -> np.ndarray:
     p = sum(a . b) / sum(|a|^2) and q = sum(a x b) / sum(|a|^2). Umeyama's reflection
     guard gives the same proper rotation.
     """
-    a = source.astype(np.float64) - source.astype(np.float64).mean(axis=0)
-    b = targets.astype(np.float64) - targets.astype(np.float64).mean(axis=1, keepdims=True)
-    spread = float((a**2).sum())
+    source = np.asarray(source, np.float64)
+    return _similarity(source - source.mean(axis=0), targets)
+
+
+def _similarity(centred: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """:func:`similarity_matrices` from the source already centred (float64)."""
+    b = targets.astype(np.float64)
+    b -= b.mean(axis=1, keepdims=True)
+    spread = float((centred**2).sum())
+    out = np.empty((targets.shape[0], 2, 2), np.float64)
     if spread == 0:  # all source points equal: dlib's scale is 1 (the rotation is then the identity)
-        return np.repeat(np.eye(2, dtype=np.float32)[None], targets.shape[0], axis=0)
-    p = (a[None, :, 0] * b[..., 0] + a[None, :, 1] * b[..., 1]).sum(axis=1) / spread
-    q = (a[None, :, 0] * b[..., 1] - a[None, :, 1] * b[..., 0]).sum(axis=1) / spread
-    return np.stack([np.stack([p, -q], axis=1), np.stack([q, p], axis=1)], axis=1).astype(np.float32)
+        out[:] = np.eye(2)
+        return out.astype(np.float32)
+    p = (b[..., 0] @ centred[:, 0] + b[..., 1] @ centred[:, 1]) / spread
+    q = (b[..., 1] @ centred[:, 0] - b[..., 0] @ centred[:, 1]) / spread
+    out[:, 0, 0], out[:, 0, 1], out[:, 1, 0], out[:, 1, 1] = p, -q, q, p
+    return out.astype(np.float32)
 
 
 class _Sampler:

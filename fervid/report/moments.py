@@ -82,7 +82,7 @@ def smoothed_probs(
     columns = [f"ps_{c}" for c in classes]
     counts = trusted(timeline, min_p_correct)
     if smoothing.from_options and all(c in timeline.columns for c in columns):
-        smoothed = timeline[columns].to_numpy(dtype=np.float64)
+        smoothed = timeline[columns].to_numpy(dtype=np.float64, copy=True)  # written below: never a view
         smoothed[~counts] = np.nan
         return smoothed
     raw = timeline[[f"p_{c}" for c in classes]].to_numpy()

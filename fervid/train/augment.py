@@ -11,44 +11,12 @@ Python work.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from fervid.train.config import AugmentConfig  # defined with the other training options (fervid train's flags)
 from fervid.train.degrade import random_degradations
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    max_rotation_deg: float = 15.0
-    scale_range: tuple[float, float] = (0.85, 1.15)
-    max_shift: float = 0.1  # fraction of the image size
-    flip_p: float = 0.5
-    brightness: float = 0.2
-    contrast: float = 0.2
-    erase_p: float = 0.5
-    erase_area: tuple[float, float] = (0.02, 0.2)
-    degrade_p: float = 0.0  # chance of each video condition of fervid.train.degrade, per image
-    yaw_p: float = 0.0  # chance of a synthetic head turn (random_yaw), per image
-    #: Chance of a synthetic hand at the chin (fervid.train.occluders), per image. Applied by the
-    #: trainer after :func:`augment`, to the student's view only (teachers see the face without it).
-    hand_p: float = 0.0
-    max_yaw_deg: float = 35.0
-    #: How a turned face is drawn: ``plane`` (a flat face in perspective, :func:`yaw`) or ``cylinder``
-    #: (the face wrapped round a vertical cylinder, :func:`cylinder_yaw`: its far side goes out of view).
-    yaw_model: str = "plane"
-    #: Distance of the (flat) face from the camera's centre of projection, in half crop widths.
-    yaw_distance: float = 2.5
-    #: Half-width of the face on its cylinder, in half crop widths (FER's faces span about 0.8 of the crop).
-    yaw_radius: float = 0.8
-
-    def __post_init__(self) -> None:
-        if self.yaw_model not in YAW_MODELS:
-            raise ValueError(f"unknown head-turn model {self.yaw_model!r}; choose one of: {', '.join(YAW_MODELS)}")
-
-
-YAW_MODELS: tuple[str, ...] = ("plane", "cylinder")
 
 
 def _uniform(n: int, low: float, high: float, device: torch.device, gen: torch.Generator | None) -> torch.Tensor:

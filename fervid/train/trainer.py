@@ -32,7 +32,7 @@ import copy
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,14 +47,14 @@ from fervid.models.expression_pretrained import pretrained_face_resnet
 from fervid.models.expression_weights import (
     ExpressionConfig,
     ExpressionModel,
-    check_input_choices,
     load_weights,
     save_weights,
     sha256_file,
 )
 from fervid.models.face_embedding import DLIB_UNITS, DLIB_WIDTHS
-from fervid.train.augment import AugmentConfig, augment
+from fervid.train.augment import augment
 from fervid.train.calibrate import fit_temperature
+from fervid.train.config import OPTIMIZERS, TrainConfig, changed_options
 from fervid.train.data import ExpressionData
 from fervid.train.distill import Teachers, distilled_targets
 from fervid.train.joint import LabelSet, TrainingSet
@@ -62,40 +62,6 @@ from fervid.train.mixup import mix_batch
 from fervid.train.occluders import hand_occluders
 from fervid.train.pose import BIN_NAMES, pose_bins, pose_class_weights
 from fervid.train.predict import predict_logits
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 40
-    batch_size: int = 128
-    optimizer: str = "adamw"
-    lr: float = 3e-3
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    class_weight_power: float = 0.5
-    ema_decay: float = 0.999
-    warmup_frac: float = 0.15
-    seed: int = 0
-    arch: str = "resnet"  # the network (fervid.models.expression_weights.ARCHITECTURES); face-resnet starts pretrained
-    widths: tuple[int, ...] = (32, 64, 128, 256)
-    blocks: tuple[int, ...] = (1, 1, 1)
-    dropout: float = 0.3
-    photometric: str = "equalize"  # per-crop normalisation (fervid.models.expression_input)
-    alignment: str = "box"  # how annotate frames faces for the model (fervid.align): as FER's crops are
-    init: tuple[str, ...] = ()  # weights to start from (architecture and mean/std from the first)
-    pose_balance: bool = False  # reweight each head-turn bin to the overall class mix (fervid.train.pose)
-    mixup: float = 0.0  # Beta(alpha, alpha) of the blend weight of two faces per batch (fervid.train.mixup); 0: off
-    teachers: tuple[str, ...] = ()  # models whose probabilities the heads learn from too (fervid.train.distill)
-    distill: float = 0.5  # share of the teachers' probabilities in each target (with teachers)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-
-    def __post_init__(self) -> None:
-        """Choices stored in the weight file are checked here, before any data is read."""
-        check_input_choices(self.photometric, self.alignment, self.arch)
-        if not self.mixup >= 0:
-            raise ValueError(f"mixup alpha must be >= 0 (0: off), got {self.mixup}")
-        if not 0 <= self.distill <= 1:
-            raise ValueError(f"distillation weight must be within 0-1, got {self.distill}")
 
 
 @dataclass
@@ -182,9 +148,6 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: tor
     return (per_sample * sample_w).sum() / sample_w.sum().clamp_min(1e-6)
 
 
-OPTIMIZERS = ("adamw", "sgd")
-
-
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW by default: in our runs SGD (lr 0.05-0.1) stayed at the class prior for epochs on FER."""
     if cfg.optimizer == "adamw":
@@ -196,8 +159,11 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
-def _build(cfg: TrainConfig, data: TrainingSet, heads: Sequence[Head]) -> tuple[MultiHead, ExpressionConfig]:
-    """The network and the config its heads share: fresh, or from ``cfg.init`` (a warm restart).
+def _build(
+    cfg: TrainConfig, data: TrainingSet, heads: Sequence[Head]
+) -> tuple[MultiHead, ExpressionConfig, TrainConfig]:
+    """The network, the config its heads share, and the training config in effect: fresh, or from ``cfg.init``
+    (a warm restart).
 
     A warm restart takes the first init model's architecture, backbone and mean/std (its
     features were learned on that scale) and copies each init model's classifier into the
@@ -205,7 +171,8 @@ def _build(cfg: TrainConfig, data: TrainingSet, heads: Sequence[Head]) -> tuple[
     have the same architecture and should come from the same network (the shipped heads do: they
     are best epochs of successive warm restarts of one joint network, so their backbones differ by
     the epochs in between).
-    ``cfg`` is updated to the architecture actually used, so the recorded recipe is true.
+    The config in effect is ``cfg`` with the architecture actually built (the first init model's, or dlib's
+    for ``face-resnet``), so the recorded recipe is true; ``cfg`` itself is not changed.
     """
     size = data.images.shape[-1]
     inits = [(path, *load_weights(path, verify=False)) for path in cfg.init]
@@ -220,29 +187,31 @@ def _build(cfg: TrainConfig, data: TrainingSet, heads: Sequence[Head]) -> tuple[
                 raise ValueError(f"{path}: its architecture differs from {cfg.init[0]}'s")
         if len({tuple(c.classes) for _, _, c in inits}) < len(inits):
             raise ValueError("two --init models have the same classes; give one per head")
-        cfg.arch, cfg.widths, cfg.blocks = init_cfg.arch, init_cfg.widths, init_cfg.blocks
-        cfg.dropout = init_cfg.dropout
+        cfg = replace(cfg, arch=init_cfg.arch, widths=init_cfg.widths, blocks=init_cfg.blocks, dropout=init_cfg.dropout)
         # The hashes are taken now, when the weights are read, not when the result is saved.
         hashes = [sha256_file(Path(path)) for path in cfg.init]
         shared = replace(init_cfg, photometric=cfg.photometric, alignment=cfg.alignment, info={"init_sha256": hashes})
     else:
-        body, shared = _fresh(cfg, data, heads[0].labels.classes)
+        cfg, body, shared = _fresh(cfg, data, heads[0].labels.classes)
     model = MultiHead(body, {h.labels.name: len(h.labels.classes) for h in heads})
     for _, net, c in inits:
         for h in heads:
             if h.labels.classes == c.classes:
                 model.heads[h.labels.name].load_state_dict(net.fc.state_dict())
-    return model, shared
+    return model, shared, cfg
 
 
-def _fresh(cfg: TrainConfig, data: TrainingSet, classes: tuple[str, ...]) -> tuple[ExpressionModel, ExpressionConfig]:
-    """A new network of ``cfg.arch`` and its config: a ``face-resnet`` starts from dlib's trunk at dlib's input
-    scale (``pretrained_sha256`` recorded), a ``resnet`` from random weights at the data's own scale."""
+def _fresh(
+    cfg: TrainConfig, data: TrainingSet, classes: tuple[str, ...]
+) -> tuple[TrainConfig, ExpressionModel, ExpressionConfig]:
+    """The config in effect, a new network of ``cfg.arch`` and its config: a ``face-resnet`` starts from dlib's
+    trunk (dlib's widths and blocks) at dlib's input scale (``pretrained_sha256`` recorded), a ``resnet`` from
+    random weights at the data's own scale."""
     body: ExpressionModel | None = None
     info: dict = {}
     if cfg.arch == "face-resnet":
         trunk = pretrained_face_resnet(len(classes), cfg.dropout)
-        cfg.widths, cfg.blocks = DLIB_WIDTHS, DLIB_UNITS
+        cfg = replace(cfg, widths=tuple(DLIB_WIDTHS), blocks=tuple(DLIB_UNITS))
         body, mean, std, info = trunk.net, trunk.mean, trunk.std, {"pretrained_sha256": trunk.sha256}
     else:
         scaled = photometric(torch.from_numpy(data.images[:4096]).float().unsqueeze(1), cfg.photometric)
@@ -252,7 +221,7 @@ def _fresh(cfg: TrainConfig, data: TrainingSet, classes: tuple[str, ...]) -> tup
         input_size=data.images.shape[-1], mean=mean, std=std, photometric=cfg.photometric, alignment=cfg.alignment,
         info=info,
     )  # fmt: skip
-    return (shared.build() if body is None else body), shared
+    return cfg, (shared.build() if body is None else body), shared
 
 
 def _same_architecture(a: ExpressionModel, b: ExpressionModel) -> bool:
@@ -339,18 +308,18 @@ class _Session:
                 else:
                     e.copy_(m)
 
-    def save(self, path: Path, epoch: int, best: dict, history: list) -> None:
+    def save(self, path: Path, epoch: int, best: dict, history: list, cfg: TrainConfig) -> None:
+        """The resumable state after ``epoch``, with the config in effect (a resume is checked against it)."""
         with atomic_path(path) as tmp:
             torch.save(
                 {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
                  "sched": self.sched.state_dict(), "gen": self.gen.get_state(), "epoch": epoch,
-                 "best": json.dumps(best), "history": json.dumps(history)},
+                 "best": json.dumps(best), "history": json.dumps(history), "config": json.dumps(cfg.to_dict())},
                 tmp,
             )  # fmt: skip
 
-    def resume(self, path: Path, device: torch.device) -> tuple[int, dict, list]:
-        """Load a ``.last.pt`` checkpoint; returns the next epoch, the best scores so far and the history."""
-        ckpt = torch.load(path, map_location=device, weights_only=True)
+    def resume(self, ckpt: dict, device: torch.device) -> tuple[int, dict, list]:
+        """Restore a ``.last.pt`` checkpoint's state; returns the next epoch, the best scores so far and the history."""
         self.model.load_state_dict(ckpt["model"])
         self.ema.load_state_dict(ckpt["ema"])
         self.opt.load_state_dict(ckpt["opt"])
@@ -366,14 +335,45 @@ def checkpoint_path(heads: Sequence[Head]) -> Path:
     return heads[0].out.with_suffix(".last.pt")
 
 
+def _load_checkpoint(path: Path, device: torch.device) -> dict:
+    """A ``.last.pt`` checkpoint; ValueError (one line naming it) when it cannot be read."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: torch raises several kinds
+        raise ValueError(f"{path}: not a readable training checkpoint ({type(exc).__name__}); delete it to start "
+                         "afresh") from None  # fmt: skip
+
+
+def resume_config(path: Path, ckpt: dict, cfg: TrainConfig, resume: bool) -> tuple[TrainConfig, list[str]]:
+    """The config to continue a checkpoint's run with, and how the command's options differ from it.
+
+    The same options resume silently. Different ones (a changed ``--epochs`` would restore the old one-cycle
+    schedule under a new length) are refused with a ValueError naming them, unless ``resume`` is asked: then
+    the checkpoint's run continues as it was recorded, its own options kept. A checkpoint from before configs
+    were recorded continues only when asked, with ``cfg``.
+    """
+    if "config" not in ckpt:
+        if not resume:
+            raise ValueError(f"{path}: the checkpoint does not record its options (an older fervid wrote it); "
+                             "give --resume to continue it with these, or delete it to start afresh")  # fmt: skip
+        return cfg, []
+    recorded = json.loads(ckpt["config"])
+    changes = changed_options(recorded, cfg)
+    if changes and not resume:
+        raise ValueError(f"{path}: its run had other options ({'; '.join(changes)}); give --resume to continue "
+                         "it with its own options, or delete it to start afresh")  # fmt: skip
+    return TrainConfig.from_dict(recorded), changes
+
+
 def _start(
     cfg: TrainConfig, data: TrainingSet, heads: Sequence[Head], device: torch.device
-) -> tuple[_Session, ExpressionConfig]:
-    """Seeded model (fresh or warm-started), its EMA copy, optimiser and one-cycle schedule."""
+) -> tuple[_Session, ExpressionConfig, TrainConfig]:
+    """Seeded model (fresh or warm-started), its EMA copy, optimiser and one-cycle schedule; the shared model
+    config and the training config in effect (see :func:`_build`)."""
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    model, shared = _build(cfg, data, heads)
+    model, shared, cfg = _build(cfg, data, heads)
     model = model.to(device).to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
@@ -381,7 +381,7 @@ def _start(
     opt = make_optimizer(model, cfg)
     steps = cfg.epochs * (len(data) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=cfg.warmup_frac)
-    return _Session(model, ema, opt, sched, gen), shared
+    return _Session(model, ema, opt, sched, gen), shared, cfg
 
 
 def _train_epoch(
@@ -440,20 +440,8 @@ def _select(
     return accuracies
 
 
-def train(
-    data: TrainingSet,
-    heads: Sequence[Head],
-    cfg: TrainConfig,
-    device: torch.device,
-    command: Callable[[TrainConfig], str] | str = "",
-    on_epoch: Callable[[EpochLog], None] | None = None,
-) -> dict[str, ExpressionConfig]:
-    """Train, saving each head's best EMA weights on its validation split to ``head.out``.
-
-    ``data.label_sets`` and ``heads`` are in the same order. The resumable checkpoint is
-    ``heads[0].out`` with suffix ``.last.pt``. ``command`` (or ``command(cfg)``, called once
-    the effective architecture is known) is recorded in each weight file.
-    """
+def _check_heads(data: TrainingSet, heads: Sequence[Head]) -> list[str]:
+    """The label sets' names, after checking that ``heads`` are in their order and share their classes."""
     names = [ls.name for ls in data.label_sets]
     if [h.labels.name for h in heads] != names:
         raise ValueError(f"heads {[h.labels.name for h in heads]} do not match the label sets {names}")
@@ -462,23 +450,53 @@ def train(
             raise ValueError(
                 f"{h.labels.name}: classes {h.labels.classes} differ from the validation's {h.val.classes}"
             )
-    session, shared = _start(cfg, data, heads, device)
-    teachers = None
-    if cfg.teachers:
-        teachers = Teachers.load(cfg.teachers, [h.labels.classes for h in heads], device)
+    return names
+
+
+def train(
+    data: TrainingSet,
+    heads: Sequence[Head],
+    cfg: TrainConfig,
+    device: torch.device,
+    command: Callable[[TrainConfig], str] | str = "",
+    on_epoch: Callable[[EpochLog], None] | None = None,
+    resume: bool = False,
+    on_resume: Callable[[Path, TrainConfig, list[str]], None] | None = None,
+) -> dict[str, ExpressionConfig]:
+    """Train, saving each head's best EMA weights on its validation split to ``head.out``.
+
+    ``data.label_sets`` and ``heads`` are in the same order. The resumable checkpoint is
+    ``heads[0].out`` with suffix ``.last.pt``; it records the config in effect, and a run with the same
+    options continues from it (``on_resume(path, config, [])``). With other options it is refused unless
+    ``resume`` is asked (see :func:`resume_config`): then the checkpoint's own config is kept
+    (``on_resume(path, config, changes)``). ``resume`` without a checkpoint is an error. ``command`` (or
+    ``command(config)``, called once the effective architecture is known) is recorded in each weight file
+    with the config in effect (``recipe``).
+    """
+    names = _check_heads(data, heads)
+    last_path = checkpoint_path(heads)
+    ckpt = _load_checkpoint(last_path, device) if last_path.exists() else None
+    if resume and ckpt is None:
+        raise ValueError(f"{last_path}: no checkpoint to resume")
+    session, shared, cfg = _start(cfg, data, heads, device)
+    start_epoch, best, history = 0, {n: (-1.0, -1) for n in names}, []  # best: accuracy, epoch
+    if ckpt is not None:  # resume an interrupted run
+        kept, changes = resume_config(last_path, ckpt, cfg, resume)
+        if changes:  # asked to resume a run of other options: its own
+            session, shared, cfg = _start(kept, data, heads, device)
+        if on_resume:
+            on_resume(last_path, cfg, changes)
+        start_epoch, best, history = session.resume(ckpt, device)
+    teachers = Teachers.load(cfg.teachers, [h.labels.classes for h in heads], device) if cfg.teachers else None
     info = {
         **shared.info,  # where the weights started: init_sha256 (a warm restart) or pretrained_sha256
         **({"teacher_sha256": teachers.sha256} if teachers else {}),
         "command": command(cfg) if callable(command) else command, "epochs": cfg.epochs,
         "hardware": hardware_description(device), "train_images": len(data), "heads": names,
-        "recipe": json.loads(json.dumps(asdict(cfg), default=list)),
+        "recipe": cfg.to_dict(),
     }  # fmt: skip
     images = torch.from_numpy(data.images).to(device)
     labels = _Labels.on(data, cfg, device)
-    last_path = checkpoint_path(heads)
-    start_epoch, best, history = 0, {n: (-1.0, -1) for n in names}, []  # best: accuracy, epoch
-    if last_path.exists():  # resume an interrupted run
-        start_epoch, best, history = session.resume(last_path, device)
     session.step = start_epoch * (len(data) // cfg.batch_size)
     started = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
@@ -487,12 +505,11 @@ def train(
         accuracies = _select(session, heads, shared, best, epoch + 1, info)
         log = EpochLog(epoch + 1, loss, accuracies, session.sched.get_last_lr()[0], time.perf_counter() - t0)
         history.append(asdict(log))
-        session.save(last_path, epoch, best, history)
+        session.save(last_path, epoch, best, history, cfg)
         if on_epoch:
             on_epoch(log)
     elapsed = time.perf_counter() - started
     for h in heads:
-        h.out.with_suffix(".history.json").write_text(
-            json.dumps({"history": history, "train_seconds": elapsed}, indent=1)
-        )
+        with atomic_path(h.out.with_suffix(".history.json")) as tmp:
+            tmp.write_text(json.dumps({"history": history, "train_seconds": elapsed}, indent=1))
     return {h.labels.name: load_weights(h.out, verify=False)[1] for h in heads}

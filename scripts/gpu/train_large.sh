@@ -35,7 +35,7 @@ if [ ! -f "$PACK" ]; then echo "error: $PACK: no training pack (scripts/gpu/pack
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi") > "$OUT/summary.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/summary.txt"
 
-# The recipe of the shipped models' joint run (fervid/weights/README.md).
+# The recipe of the shipped models' joint run (docs/model-history.md, "Training recipe").
 RECIPE=(--pack "$PACK" --device "$DEVICE" --photometric equalize --degrade 0.15 --class-weight-power 0.6
         --yaw 0.3 --pose-balance --seed "${SEED:-21}")
 
