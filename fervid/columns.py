@@ -106,8 +106,6 @@ FACE_COLUMNS: tuple[Column, ...] = (
            WITH_BEHAVIOUR),
     Column("valence", "float32", "-1..1", "p(happy) minus the largest of p(angry), p(disgust), p(fear), p(sad) "
            "(FaceReader's definition)", "fervid.behaviour.valence", WITH_BEHAVIOUR),
-    Column("valence_s", "float32", "-1..1", "`valence` of the smoothed probabilities (the `ps_` columns), empty "
-           "where they are", "fervid.behaviour.valence", f"{WITH_BEHAVIOUR}, --smooth > 0"),
 )  # fmt: skip
 FACE_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in FACE_COLUMNS)
 BY_NAME: dict[str, Column] = {c.name: c for c in FACE_COLUMNS}
@@ -145,6 +143,8 @@ FACES: tuple[Column, ...] = (
     Column(f"ps_{CLASS}", "float32", "probability", f"probability of {CLASS} smoothed over time within the face "
            "track (the --smooth window and --smooth-mode); empty for an untrusted face", "fervid.smooth",
            "--smooth > 0 (videos and --sequence folders)"),
+    Column("valence_s", "float32", "-1..1", "`valence` of the smoothed probabilities (the `ps_` columns), empty "
+           "where they are", "fervid.behaviour.valence", f"{WITH_BEHAVIOUR}, --smooth > 0"),
 )  # fmt: skip
 
 _SUBJECT_STATS: tuple[Column, ...] = (

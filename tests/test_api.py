@@ -61,6 +61,7 @@ def test_in_memory_annotate_writes_nothing_and_returns_the_tables(in_memory: tup
     assert list(result.faces.columns) == [
         *timeline_columns(EMOTIONS, with_file=False, with_person=True, data_columns=FACE_COLUMN_NAMES),
         *PS_COLS,
+        "valence_s",  # issue 32: the valence of the smoothed probabilities
     ]
     assert result.summary["face_id"].tolist() == result.face_ids
     assert result.frames == 12 and result.classes == EMOTIONS

@@ -76,6 +76,7 @@ def test_csv_and_parquet_have_the_same_columns_dtypes_and_values(cli_run: Path) 
     assert list(faces.columns) == [
         *timeline_columns(EMOTIONS, with_file=False, with_person=True, data_columns=FACE_COLUMN_NAMES),
         *PS_COLS,
+        "valence_s",  # issue 32: the valence of the smoothed probabilities
     ]
     assert faces["frame"].dtype == np.int64 and faces["p_happy"].dtype == np.float32
     assert faces["ps_happy"].dtype == np.float32

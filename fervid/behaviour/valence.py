@@ -32,11 +32,10 @@ def valence(probs: np.ndarray, classes: Sequence[str]) -> np.ndarray:
 
 
 def add_smoothed_valence(timeline: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
-    """The timeline with ``valence_s`` from its ``ps_<class>`` columns, right after ``valence`` (unchanged when it has
-    no ``ps_`` columns or no valence)."""
+    """The timeline with ``valence_s`` from its ``ps_<class>`` columns, after them (unchanged when it has no ``ps_``
+    columns or no valence)."""
     columns = [f"ps_{c}" for c in classes]
     if "valence" not in timeline or not all(c in timeline for c in columns):
         return timeline
     out = timeline.drop(columns=[c for c in ("valence_s",) if c in timeline])
-    out.insert(out.columns.get_loc("valence") + 1, "valence_s", valence(out[columns].to_numpy(), classes))
-    return out
+    return out.assign(valence_s=valence(out[columns].to_numpy(), classes))
