@@ -192,21 +192,24 @@ PERSONS: tuple[Column, ...] = (
 )  # fmt: skip
 
 _BLINKS = "fervid.behaviour.blinks"
+_BLINKS_WHEN = f"{WITH_BEHAVIOUR}, {TRACKED}"
 BLINKS: tuple[Column, ...] = (
-    Column("face_id", "int64", "", "the face track that blinked (as in the faces table)", _BLINKS),
-    Column("person_id", "int64", "", "its person (as in the faces table; -1 with --no-identity)", _BLINKS),
-    Column("start_s", "float64", "s", "time of the first closed frame", _BLINKS),
-    Column("end_s", "float64", "s", "time of the first frame open again", _BLINKS),
-    Column("duration_s", "float64", "s", "end_s - start_s", _BLINKS),
+    Column("face_id", "int64", "", "the face track that blinked (as in the faces table)", _BLINKS, _BLINKS_WHEN),
+    Column("person_id", "int64", "", "its person (as in the faces table; -1 with --no-identity)", _BLINKS,
+           _BLINKS_WHEN),
+    Column("start_s", "float64", "s", "time of the first closed frame", _BLINKS, _BLINKS_WHEN),
+    Column("end_s", "float64", "s", "time of the first frame open again", _BLINKS, _BLINKS_WHEN),
+    Column("duration_s", "float64", "s", "end_s - start_s", _BLINKS, _BLINKS_WHEN),
 )  # fmt: skip
 
 LANDMARKS68: tuple[Column, ...] = (
-    Column("frame", "int64", "", "as in the faces table", "fervid.behaviour.outputs"),
-    Column("file", "text", "", "as in the faces table", "fervid.behaviour.outputs", IMAGES),
-    Column("time_s", "float64", "s", "as in the faces table", "fervid.behaviour.outputs"),
-    Column("face_id", "int64", "", "as in the faces table (join on frame and face_id)", "fervid.behaviour.outputs"),
+    Column("frame", "int64", "", "as in the faces table", "fervid.behaviour.outputs", "--landmarks"),
+    Column("file", "text", "", "as in the faces table", "fervid.behaviour.outputs", f"--landmarks, {IMAGES}"),
+    Column("time_s", "float64", "s", "as in the faces table", "fervid.behaviour.outputs", "--landmarks"),
+    Column("face_id", "int64", "", "as in the faces table (join on frame and face_id)", "fervid.behaviour.outputs",
+           "--landmarks"),
     *(Column(f"pt{i}_{axis}", "float32", "px", f"{axis} of dlib's 68-point landmark {i} (0-based) in the source "
-             "frame's pixels", BEHAVIOUR) for i in range(68) for axis in ("x", "y")),
+             "frame's pixels", BEHAVIOUR, "--landmarks") for i in range(68) for axis in ("x", "y")),
 )  # fmt: skip
 
 _MOMENTS = "fervid.report.moments"
@@ -239,11 +242,17 @@ EVENTS: tuple[Column, ...] = (
     Column("person", "text", "", "the --people name; empty when none matches", "identity stage", PEOPLE),
     *(replace(c, definition=f"{c.definition}, within the window", source=_EVENTS)
       for c in _SUBJECT_STATS if c.name not in ("first_time_s", "last_time_s")),
+    Column("mean_valence", "float64", "-1..1", f"mean valence, {TRUSTED}, within the window", _EVENTS,
+           "the faces table has valence (not --no-behaviour)"),
     Column("mean_yaw", "float64", "degrees", "mean yaw over every face in the window with a value (a turned head "
            "is what makes a face unreadable: only readable faces would bias it to frontal)", _EVENTS,
            "the faces table has yaw"),
+    Column("mean_pitch", "float64", "degrees", "mean pitch over every face in the window with a value", _EVENTS,
+           "the faces table has pitch (not --no-behaviour)"),
     Column("mean_roll", "float64", "degrees", "mean roll over every face in the window with a value", _EVENTS,
            "the faces table has roll"),
+    Column("blinks_per_min", "float64", "blinks/min", "blinks starting in the window per minute of visible_s",
+           _EVENTS, "a blinks table was written (not --no-behaviour; videos and --sequence folders)"),
 )  # fmt: skip
 
 _AGREE = "fervid agree (fervid.agreement)"

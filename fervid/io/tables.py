@@ -82,8 +82,8 @@ def timeline_columns(
 ) -> list[str]:  # fmt: skip
     """The faces table's columns, in the order :mod:`fervid.columns` defines: ``person_id`` follows ``face_id``
     with identity on, ``person`` with known people, and the per-face ``data_columns`` follow the probabilities
-    (``ps_<class>``, added by smoothing, are not among them)."""
-    without = {f"ps_{CLASS}", *(() if with_file else ("file",)), *(() if with_person else ("person_id",)),
+    (``ps_<class>`` and ``valence_s``, added by smoothing, are not among them)."""
+    without = {f"ps_{CLASS}", "valence_s", *(() if with_file else ("file",)), *(() if with_person else ("person_id",)),
                *(() if with_name else ("person",))}  # fmt: skip
     return present("faces", classes, without, data_columns)
 
