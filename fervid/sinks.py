@@ -353,6 +353,10 @@ class CodebookSink:
 def input_sinks(options: AnnotateOptions) -> list[InputSink]:
     """The per-input outputs these options ask for, in the order they are written."""
     sinks: list[InputSink] = [TablesSink(options.output.table_suffixes)]
+    if options.behaviour.behaviour:
+        from fervid.behaviour.outputs import BlinksSink
+
+        sinks.append(BlinksSink(options.output.table_suffixes))
     if options.output.plots:
         sinks.append(TimelinePlotSink(options))
     if options.identity.save_embeddings:
@@ -380,6 +384,15 @@ def collecting_sinks(options: AnnotateOptions) -> list[FrameSink]:
     from fervid.report.collect import ReportCollector
 
     return [ReportCollector(options)]
+
+
+def behaviour_sinks(options: AnnotateOptions, outdir: Path, stem: str, with_file: bool) -> list[FrameSink]:
+    """``<stem>.landmarks.parquet`` with ``--landmarks`` (the 68 points are gone after the frame loop)."""
+    if not options.behaviour.landmarks:
+        return []
+    from fervid.behaviour.outputs import LandmarksSink
+
+    return [LandmarksSink(outdir / f"{stem}.landmarks.parquet", with_file)]
 
 
 def save_image(image: np.ndarray, path: Path) -> Path:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fervid.behaviour.valence import add_smoothed_valence
 from fervid.io.tables import default_min_p_correct, trusted
 from fervid.types import FrameResult, Predictions
 
@@ -123,7 +124,8 @@ def smoothed_columns(classes: Sequence[str]) -> list[str]:
 def add_smoothed(
     timeline: pd.DataFrame, classes: Sequence[str], window_s: float, mode: str, min_p_correct: float | None = None
 ) -> pd.DataFrame:
-    """The timeline with ``ps_<class>`` columns appended after the raw ``p_<class>`` ones (raw untouched).
+    """The timeline with ``ps_<class>`` columns appended after the raw ``p_<class>`` ones (raw untouched), and
+    ``valence_s`` from them when the timeline has ``valence`` (:mod:`fervid.behaviour.valence`).
 
     Only the faces :func:`fervid.io.tables.trusted` keeps at ``min_p_correct`` (None: the
     option's default) are smoothed over; the others' ``ps_`` values are empty (NaN). Works on
@@ -133,8 +135,9 @@ def add_smoothed(
     raw = timeline[[f"p_{c}" for c in classes]].to_numpy()
     times, tracks = timeline["time_s"].to_numpy(), timeline["face_id"].to_numpy()
     smoothed = smooth_probs(times, tracks, raw, window_s, mode, trusted(timeline, min_p_correct))
-    out = timeline.drop(columns=[c for c in smoothed_columns(classes) if c in timeline.columns])
-    return out.assign(**{name: smoothed[:, j] for j, name in enumerate(smoothed_columns(classes))})
+    out = timeline.drop(columns=[c for c in [*smoothed_columns(classes), "valence_s"] if c in timeline.columns])
+    out = out.assign(**{name: smoothed[:, j] for j, name in enumerate(smoothed_columns(classes))})
+    return add_smoothed_valence(out, classes)
 
 
 @dataclass

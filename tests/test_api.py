@@ -61,6 +61,7 @@ def test_in_memory_annotate_writes_nothing_and_returns_the_tables(in_memory: tup
     assert list(result.faces.columns) == [
         *timeline_columns(EMOTIONS, with_file=False, with_person=True, data_columns=FACE_COLUMN_NAMES),
         *PS_COLS,
+        "valence_s",  # issue 32: the valence of the smoothed probabilities
     ]
     assert result.summary["face_id"].tolist() == result.face_ids
     assert result.frames == 12 and result.classes == EMOTIONS
@@ -74,7 +75,7 @@ def test_save_then_load_round_trip(in_memory: tuple[api.AnnotateResult, Path], t
     top = {p.relative_to(tmp_path / "clip").parts[0] for p in written}
     report = {"faces", f"{stem}.faces.png", f"{stem}.moments.csv", f"{stem}.eaf", f"{stem}.report.html"}
     assert top - {"moments"} == {f"{stem}.faces.csv", f"{stem}.summary.csv", f"{stem}.persons.csv",
-                                 f"{stem}.timeline.png", f"{stem}.codebook.csv",
+                                 f"{stem}.blinks.csv", f"{stem}.timeline.png", f"{stem}.codebook.csv",
                                  f"{stem}.run.json"} | report  # fmt: skip
     assert (tmp_path / "clip" / "faces" / "P1.jpg").stat().st_size > 0  # faces cut while the in-memory run streamed
     assert written[-1].name.endswith(".run.json") and metadata.is_complete(tmp_path / "clip", stem)

@@ -16,13 +16,13 @@ from fervid.options import AnnotateOptions, DetectionOptions, TrackingOptions, l
 from fervid.track import TRACKERS
 
 #: A value for every option, other than the default where the options allow it together (the test fails
-#: when an option is added without one). ``ALSO`` changes the options that need identity on.
+#: when an option is added without one). ``ALSO`` changes the options that need identity (or behaviour) on.
 CHANGED = {
     "every": 3, "start": 1.5, "end": 4.0, "sequence": True, "fps": 12.5, "det_threshold": 0.3, "min_face": 8.0,
     "det_size": 0, "detector_weights": "x.pth", "tracker": "bytetrack", "track_buffer": 2.0, "match_iou": 0.4,
     "min_hits": 3, "identity": False, "people": None, "identity_threshold": 0.4, "save_embeddings": False,
     "shot_cuts": False, "model": "fer2013", "smooth": 0.5, "smooth_mode": "causal", "min_p_correct": 0.0,
-    "video": False, "bars": False,
+    "behaviour": False, "landmarks": False, "shape_predictor": "x.dat", "video": False, "bars": False,
     "detect_every": 4,
     "plots": False, "format": "both", "report": False, "moment_threshold": 0.7, "elan_min_run": 1.0,
     "events": "trials.eaf", "events_tier": "Trials", "device": "cpu",
@@ -30,7 +30,7 @@ CHANGED = {
 }  # fmt: skip
 
 
-ALSO = {"people": "friends", "save_embeddings": True}
+ALSO = {"people": "friends", "save_embeddings": True, "landmarks": True}
 
 
 def _annotate_command() -> typer.core.TyperCommand:

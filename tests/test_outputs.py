@@ -51,7 +51,7 @@ def report_files(folder: Path, formats: tuple[str, ...] = ("csv",)) -> set[str]:
 
 def test_cli_writes_every_output_and_run_json_last(cli_run: Path) -> None:
     names = {p.name for p in cli_run.iterdir()}
-    tables = ("faces", "summary", "persons")
+    tables = ("faces", "summary", "persons", "blinks")  # blinks: issue 32, a table like the others
     expected = {f"{STEM}.{what}.{suffix}" for what in tables for suffix in ("csv", "parquet")}
     report = report_files(cli_run, ("csv", "parquet"))  # moments follow --format (issue 36)
     assert expected | {f"{STEM}.timeline.png", f"{STEM}.codebook.csv", f"{STEM}.run.json"} | report == names
@@ -76,6 +76,7 @@ def test_csv_and_parquet_have_the_same_columns_dtypes_and_values(cli_run: Path) 
     assert list(faces.columns) == [
         *timeline_columns(EMOTIONS, with_file=False, with_person=True, data_columns=FACE_COLUMN_NAMES),
         *PS_COLS,
+        "valence_s",  # issue 32: the valence of the smoothed probabilities
     ]
     assert faces["frame"].dtype == np.int64 and faces["p_happy"].dtype == np.float32
     assert faces["ps_happy"].dtype == np.float32
@@ -152,7 +153,7 @@ def test_no_plots_and_csv_only(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     names = {p.name for p in (tmp_path / STEM).iterdir()}
     expected = {f"{STEM}.faces.csv", f"{STEM}.persons.csv", f"{STEM}.run.json", f"{STEM}.summary.csv",
-                f"{STEM}.codebook.csv"}  # fmt: skip
+                f"{STEM}.codebook.csv", f"{STEM}.blinks.csv"}  # fmt: skip
     assert names == expected | report_files(tmp_path / STEM)
     assert not any(c.startswith("ps_") for c in pd.read_csv(tmp_path / STEM / f"{STEM}.faces.csv").columns)
 

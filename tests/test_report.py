@@ -25,11 +25,12 @@ from typer.testing import CliRunner
 
 import fervid
 from fervid import metadata
+from fervid.behaviour.valence import valence
 from fervid.cli import app
 from fervid.geometry import box_iou_np
 from fervid.io.tables import trusted
 from fervid.report.collect import KEY
-from fervid.report.elan import label_runs, read_segments, stretches
+from fervid.report.elan import label_runs, read_segments, stretches, valence_labels
 from fervid.report.gallery import SPREAD, gallery_files, pick_gallery
 from fervid.report.moments import DEFAULT_WINDOW_S
 from fervid.report.sink import ReportSink
@@ -158,17 +159,20 @@ def test_elan_file_has_a_tier_per_person_and_the_timelines_label_runs(
     exact = ReportSink(result._options.replace(elan_min_run=0.0)).write(result._input, tmp_path, STEM)
     assert tmp_path / f"{STEM}.eaf" in exact
     tiers = read_segments(tmp_path / f"{STEM}.eaf")
-    assert list(tiers) == [f"P{p}" for p in result.persons["person_id"]]
+    # each person's label tier, then (issue 32) a tier of the runs of their valence's sign band
+    assert list(tiers) == [t for p in result.persons["person_id"] for t in (f"P{p}", f"P{p} valence")]
+    moods = valence_labels(valence(smoothed, EMOTIONS))
     for person, rows in faces.sort_values("time_s").groupby("person_id"):
-        times, labels = rows["time_s"].to_numpy(), top[rows.index]
-        runs = []
-        for part in stretches(times, FRAME_STEP):
-            t, names = times[part], labels[part]
-            ends = np.append(t[1:], t[-1] + FRAME_STEP)
-            cuts = [0, *(np.flatnonzero(names[1:] != names[:-1]) + 1), len(t)]
-            runs += [(round(t[a] * 1000), round(ends[b - 1] * 1000), names[a]) for a, b in zip(cuts[:-1], cuts[1:])
-                     if names[a] is not None]  # fmt: skip
-        assert tiers[f"P{person}"] == runs, person
+        times = rows["time_s"].to_numpy()
+        for tier, labels in ((f"P{person}", top[rows.index]), (f"P{person} valence", moods[rows.index])):
+            runs = []
+            for part in stretches(times, FRAME_STEP):
+                t, names = times[part], labels[part]
+                ends = np.append(t[1:], t[-1] + FRAME_STEP)
+                cuts = [0, *(np.flatnonzero(names[1:] != names[:-1]) + 1), len(t)]
+                runs += [(round(t[a] * 1000), round(ends[b - 1] * 1000), names[a])
+                         for a, b in zip(cuts[:-1], cuts[1:]) if names[a] is not None]  # fmt: skip
+            assert tiers[tier] == runs, tier
     # the default file (--elan-min-run 0.5): annotations of at least 0.5 s, each run of 0.5 s or more inside one
     # annotation with its label, and read back with pympi as written
     default = read_segments(folder / f"{STEM}.eaf")
@@ -228,7 +232,7 @@ def test_report_html_is_self_contained_and_accessible(hamilton: tuple[fervid.Ann
             assert ":" not in href and (folder / href).exists(), href  # relative, and there
     assert any(f"{STEM}.faces.csv" == h for h in links) and any(f"{STEM}.eaf" == h for h in links)
     assert sum(tag == "li" and (a.get("class") or "") == "tile" for tag, a in tags) == len(result.persons)
-    assert sum(tag == "svg" for tag, _ in tags) == len(result.persons)
+    assert sum(tag == "svg" for tag, _ in tags) == 2 * len(result.persons)  # the timeline and (issue 32) valence
     assert sum(tag == "th" and a.get("scope") == "col" for tag, a in tags) >= 8
     assert "--smooth was off" in text  # the report says it smoothed for itself
 
@@ -307,7 +311,8 @@ def test_sequence_folder_gets_moments_and_an_eaf_without_media(tmp_path: Path) -
     assert {"frames.eaf", "frames.moments.csv", "frames.report.html", "faces"} <= {p.name for p in folder.iterdir()}
     assert "MEDIA_DESCRIPTOR" not in (folder / "frames.eaf").read_text()  # a folder of images is no media file
     tiers = read_segments(folder / "frames.eaf")
-    assert list(tiers) == ["F1"] and tiers["F1"][0][0] == 0 and tiers["F1"][-1][1] == 2000  # 10 frames at 5 fps
+    assert list(tiers) == ["F1", "F1 valence"]  # the label tier and (issue 32) the valence tier
+    assert tiers["F1"][0][0] == 0 and tiers["F1"][-1][1] == 2000  # 10 frames at 5 fps
     assert (folder / "faces" / "F1.jpg").exists()
     moments = pd.read_csv(folder / "frames.moments.csv")  # each moment names its image (issue 36)
     assert "file" in moments.columns and all(moments["file"] == [f"img{f:02d}.png" for f in moments["frame"]])
@@ -322,7 +327,7 @@ def test_no_report_writes_none_of_it(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / clip.stem).iterdir())
-    written = ("codebook.csv", "faces.csv", "persons.csv", "run.json", "summary.csv")
+    written = ("blinks.csv", "codebook.csv", "faces.csv", "persons.csv", "run.json", "summary.csv")
     assert names == [f"{clip.stem}.{n}" for n in written]
     assert not (tmp_path / "index.html").exists()
 

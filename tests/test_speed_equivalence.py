@@ -19,6 +19,7 @@ import torch
 from conftest import shared_path
 
 from fervid.align import FER_TEMPLATE_48, crop_faces, crop_faces_rgb, similarity_transforms, to_gray
+from fervid.behaviour.stage import DATA_COLUMNS as BEHAVIOUR_COLUMNS
 from fervid.columns import FACE_COLUMN_NAMES
 from fervid.concurrency import ordered_map
 from fervid.detect import FaceDetector, decode_detections
@@ -77,9 +78,18 @@ def test_fast_path_writes_the_same_csv_as_the_plain_path(pipeline: Pipeline, cli
         pd.testing.assert_frame_equal(other[["frame", "face_id"]], fast[["frame", "face_id"]])
         numbers = [c for c in fast.columns if c not in ("frame", "face_id", "emotion", *FACE_COLUMN_NAMES)]
         np.testing.assert_allclose(other[numbers].to_numpy(), fast[numbers].to_numpy(), rtol=0, atol=2e-3)
-        measured = [c for c in FACE_COLUMN_NAMES if c in fast]  # sharpness runs to thousands: float32 rounding
+        # sharpness runs to thousands: float32 rounding
+        measured = [c for c in FACE_COLUMN_NAMES if c in fast and c not in BEHAVIOUR_COLUMNS]
         np.testing.assert_allclose(other[measured].to_numpy(float), fast[measured].to_numpy(float), rtol=1e-4,
                                    atol=2e-3)  # fmt: skip
+        # The 68-point cascade (issue 32) compares pixels picked through the box: a box that moves by the float
+        # tolerance above can pick a neighbouring pixel and take another branch, moving the points by about a pixel.
+        # So its measures agree face by face, on nearly every face, not to float tolerance on all of them.
+        behaviour = [c for c in BEHAVIOUR_COLUMNS if c in fast and c != "pose_source"]
+        a, b = other[behaviour].to_numpy(float), fast[behaviour].to_numpy(float)
+        same = np.isclose(a, b, rtol=1e-4, atol=2e-3, equal_nan=True).all(axis=1)
+        assert same.mean() >= 0.98, other[~same]
+        assert (other["pose_source"] == fast["pose_source"]).mean() >= 0.98
         # the label may only differ on a near-tie of the two top classes
         probs = np.sort(fast[[f"p_{c}" for c in classes_of(fast)]].to_numpy(), axis=1)
         clear = probs[:, -1] - probs[:, -2] > 1e-3

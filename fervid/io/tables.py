@@ -82,8 +82,8 @@ def timeline_columns(
 ) -> list[str]:  # fmt: skip
     """The faces table's columns, in the order :mod:`fervid.columns` defines: ``person_id`` follows ``face_id``
     with identity on, ``person`` with known people, and the per-face ``data_columns`` follow the probabilities
-    (``ps_<class>``, added by smoothing, are not among them)."""
-    without = {f"ps_{CLASS}", *(() if with_file else ("file",)), *(() if with_person else ("person_id",)),
+    (``ps_<class>`` and ``valence_s``, added by smoothing, are not among them)."""
+    without = {f"ps_{CLASS}", "valence_s", *(() if with_file else ("file",)), *(() if with_person else ("person_id",)),
                *(() if with_name else ("person",))}  # fmt: skip
     return present("faces", classes, without, data_columns)
 
@@ -114,7 +114,8 @@ class TimelineBuilder:
         if with_file:
             shapes["file"] = ((), object)
         for name in self.data_columns:
-            shapes[f"data:{name}"] = ((), np.dtype(BY_NAME[name].dtype if name in BY_NAME else "float32").type)
+            kind = BY_NAME[name].dtype if name in BY_NAME else "float32"
+            shapes[f"data:{name}"] = ((), object if kind == "text" else np.dtype(kind).type)
         self._columns = {name: np.empty((64, *shape), dtype) for name, (shape, dtype) in shapes.items()}
         self._times = np.empty(64, np.float64)  # every processed frame's time, faces or not
         self.frames_seen = 0
@@ -250,7 +251,9 @@ def summarize_tracks(
     head = [by, "person_id"] if by == "face_id" and "person_id" in timeline else [by]
     if by == "face_id" and "file" in timeline:
         head.append("file")
-    columns = present("summary", classes, without={"face_id", "person_id", "file"} - set(head))
+    # blinks_per_min and mean_valence come later, from the behaviour stage's data (fervid.behaviour.summary)
+    behaviour = {"blinks_per_min", "mean_valence"}
+    columns = present("summary", classes, without=({"face_id", "person_id", "file"} - set(head)) | behaviour)
     tracked = timeline[timeline[by] >= 1]
     if tracked.empty:
         return pd.DataFrame({c: pd.Series(dtype=dtype_of("summary", c, "float64")) for c in columns})

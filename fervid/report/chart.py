@@ -121,6 +121,28 @@ def subject_chart(
     return chart
 
 
+#: The valence line's colour (the report draws it alone on its own chart).
+VALENCE_COLOUR = "#5b3a8c"
+
+
+def valence_chart(
+    title: str, times: np.ndarray, valence: np.ndarray, time_range: tuple[float, float], frame_step: float
+) -> Chart:
+    """A subject's valence over time (-1..1; NaN rows: untrusted faces), drawn like :func:`subject_chart`'s lines:
+    broken where the subject was not visible or not trusted, one point per pixel column."""
+    values = np.asarray(valence, dtype=np.float64).reshape(-1, 1)
+    chart = subject_chart(title, times, (values + 1) / 2, ("valence",), (), time_range, frame_step)
+    chart.lines = [Line("valence", VALENCE_COLOUR, chart.lines[0].polylines)]
+    y0, y1 = TOP, HEIGHT - BOTTOM
+    chart.yticks = [(y1 - (v + 1) / 2 * (y1 - y0), f"{v:+.0f}" if v else "0") for v in (-1.0, 0.0, 1.0)]
+    labelled = np.isfinite(values[:, 0])
+    if len(times) and labelled.any():
+        read = values[labelled, 0]
+        chart.description = (f"{title}: valence from {read.min():+.2f} to {read.max():+.2f}, mean "
+                             f"{read.mean():+.2f}, over its readable faces.")  # fmt: skip
+    return chart
+
+
 def _runs(flags: np.ndarray) -> list[slice]:
     """The runs of consecutive True values."""
     edges = np.flatnonzero(np.diff(np.r_[0, flags.astype(np.int8), 0]))

@@ -48,6 +48,7 @@ class Section:
     chart: Chart
     moments: list[Picture] = field(default_factory=list)
     never_readable: bool = False  # no face the conclusions may rest on: no line, no moment
+    valence: Chart | None = None  # the subject's valence over time (None with --no-behaviour)
 
 
 def seconds(value: Any, digits: int = 2) -> str:
@@ -274,6 +275,29 @@ def summary_table(table: pd.DataFrame, subjects: Sequence[Subject], frame_step: 
     numeric = {*range(first_number, head.index("Dominant")), *range(len(head), len(head) + len(classes))}
     lists = {head.index(name) for name in ("Name", "Face IDs", "Photos") if name in head}
     return Numbers(head, list(classes), rows, numeric, lists, head.index("Photos") if "Photos" in head else -1)
+
+
+#: The behaviour table's columns (issue 32): the summary or persons column -> its heading.
+BEHAVIOUR_HEADS = {"blinks_per_min": "Blinks per min", "mean_valence": "Mean valence"}
+
+
+def behaviour_table(table: pd.DataFrame, subjects: Sequence[Subject], tracked: bool = True) -> Numbers:
+    """Per subject: blinks per minute (videos and sequences) and mean valence; no rows with ``--no-behaviour``."""
+    columns = [c for c in BEHAVIOUR_HEADS if c in table.columns and (tracked or c != "blinks_per_min")]
+    if "mean_valence" not in table.columns:
+        return Numbers(["ID"], [], [])
+    key = "person_id" if "person_id" in table.columns and "face_ids" in table.columns else "face_id"
+    by_key = {int(row[key]): row for _, row in table.iterrows()}
+    rows = []
+    for s in subjects:
+        row = by_key.get(s.key)
+        if row is not None:
+            rows.append([s.label, *("–" if pd.isna(row[c]) else _behaviour_number(c, float(row[c])) for c in columns)])
+    return Numbers(["ID", *(BEHAVIOUR_HEADS[c] for c in columns)], [], rows, set(range(1, len(columns) + 1)))
+
+
+def _behaviour_number(column: str, value: float) -> str:
+    return f"{value:.1f}" if column == "blinks_per_min" else f"{value:+.2f}"
 
 
 def event_numbers(events: pd.DataFrame, subjects: Sequence[Subject], classes: Sequence[str]) -> Numbers:

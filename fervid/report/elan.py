@@ -20,6 +20,9 @@
   MP4/MOV (and most containers) that is the file's own timeline, the ``time_s`` of the tables;
   a container whose first packet is later than 0 (MPEG-TS, program streams) is played from
   that packet, so its start time is subtracted (:func:`media_origin_s`).
+* **Valence** (unless ``--no-behaviour``): each subject also gets a tier ``<subject> valence`` of runs of
+  ``positive`` (valence of the smoothed probabilities at least :data:`VALENCE_BAND`), ``negative`` (at most
+  minus it) and ``neutral`` (between), made like the label tier (same gaps, same ``--elan-min-run``).
 * **Media.** The media descriptor holds the input's absolute ``file://`` URL, its path
   relative to the ``.eaf`` (ELAN's fallback when the folder moved) and its MIME type; a
   ``--sequence`` folder has no media file, so its ``.eaf`` links none.
@@ -40,6 +43,8 @@ from fervid.io.atomic import atomic_path
 
 #: A subject missing for more than this many processed frames is not visible in between.
 GAP_STEPS = 2.5
+#: Valence at least this is ``positive`` in the valence tier, at most minus this ``negative``, between ``neutral``.
+VALENCE_BAND = 0.25
 #: ELAN's MIME types by file suffix (ELAN plays other containers as ``video/*``).
 MIME_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".qt": "video/quicktime",
               ".mpg": "video/mpeg", ".mpeg": "video/mpeg", ".mpe": "video/mpeg", ".m2v": "video/mpeg2",
@@ -126,6 +131,13 @@ def label_runs(times: np.ndarray, labels: Sequence[str | None], frame_step: floa
         return []
     parts = [group for part in raw_runs(times, labels, frame_step) for group in split_at_gaps(part, min_run_s)]
     return [run for part in parts for run in merge_short(part, min_run_s)]
+
+
+def valence_labels(valence: np.ndarray) -> np.ndarray:
+    """``positive``, ``neutral`` or ``negative`` per valence (:data:`VALENCE_BAND`); None where it is NaN."""
+    valence = np.asarray(valence, dtype=np.float64)
+    words = np.where(valence >= VALENCE_BAND, "positive", np.where(valence <= -VALENCE_BAND, "negative", "neutral"))
+    return np.where(np.isnan(valence), None, words.astype(object))
 
 
 def media_origin_s(path: Path) -> float:

@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from fervid.behaviour.valence import valence
 from fervid.events import Events, tier_rows
-from fervid.report.chart import subject_chart
+from fervid.report.chart import subject_chart, valence_chart
 from fervid.report.collect import KEY, ReportMaterial
 from fervid.report.context import (
     Numbers,
     Section,
+    behaviour_table,
     conclusions_text,
     event_numbers,
     frame_step,
@@ -30,7 +32,7 @@ from fervid.report.context import (
     run_settings,
     summary_table,
 )
-from fervid.report.elan import Segment, label_runs, write_eaf
+from fervid.report.elan import Segment, label_runs, valence_labels, write_eaf
 from fervid.report.gallery import pick_gallery, write_gallery
 from fervid.report.html import render, write_html
 from fervid.report.moments import (
@@ -75,6 +77,7 @@ class ReportSink:
         page = render(
             "report.html.j2", title=result.source.name, facts=input_facts(result, tracked),
             settings=run_settings(result, o, smoothing), tiles=gallery_tiles(entries, badges, table), numbers=numbers,
+            behaviour=behaviour_table(table, subjects, tracked),
             sections=sections, files=self._files(result, outdir, stem, tracked, bool(entries)), tracked=tracked,
             who=self._who(result, tracked), one_photo=not tracked and result.frames == 1,
             smoothing=smoothing.describe() if smoothing else "",
@@ -105,17 +108,27 @@ class ReportSink:
             chart = subject_chart(f"Timeline of {subject.title}", times[rows], smoothed[rows], result.classes, mine,
                                   span, step, bands)  # fmt: skip
             never = bool(np.isnan(smoothed[rows]).any(axis=1).all())
-            sections.append(Section(subject, chart, moment_pictures(mine, frame_files(result.timeline)), never))
+            mood = None
+            if "valence" in result.timeline:  # the behaviour stage ran: valence of the smoothed probabilities
+                mood = valence_chart(f"Valence of {subject.title}", times[rows],
+                                     valence(smoothed[rows], result.classes), span, step)  # fmt: skip
+            pictures = moment_pictures(mine, frame_files(result.timeline))
+            sections.append(Section(subject, chart, pictures, never, mood))
         return sections
 
     def _elan(self, result: Any, subjects: list[Subject], smoothed: np.ndarray, step: float, path: Path) -> Path:
         labels = top_labels(smoothed, result.classes)  # None for an untrusted face: a gap in the tier
         times = result.timeline["time_s"].to_numpy()
         tiers, participants = {}, {}
+        moods = valence_labels(valence(smoothed, result.classes)) if "valence" in result.timeline else None
+        min_run = self.options.output.elan_min_run
         for subject in subjects:
             rows = rows_of(result.timeline, subject)
-            tiers[subject.label] = label_runs(times[rows], labels[rows], step, self.options.output.elan_min_run)
+            tiers[subject.label] = label_runs(times[rows], labels[rows], step, min_run)
             participants[subject.label] = subject.name or subject.label
+            if moods is not None:  # a tier of valence runs beside the labels
+                tiers[f"{subject.label} valence"] = label_runs(times[rows], moods[rows], step, min_run)
+                participants[f"{subject.label} valence"] = subject.name or subject.label
         if result.windows is not None:  # --events: one tier, or more when windows overlap (ELAN's cannot)
             for k, rows in enumerate(tier_rows(result.windows)):
                 w = result.windows
