@@ -492,6 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-identity", action="store_true",
                         help="every fervid row without person identity (and no 2' row): for a machine without "
                              "dlib's face-recognition weights, such as a borrowed GPU")  # fmt: skip
+    parser.add_argument("--no-behaviour", action="store_true",
+                        help="every fervid row without the behaviour measures (and no 2'' row): they read "
+                             "dlib's 68-point model from that package; such a machine needs both flags")  # fmt: skip
     parser.add_argument("--opencv-path", type=Path, default=os.environ.get("FERVID_OPENCV4"),
                         help="folder with an OpenCV 4 cv2 package for the Haar baseline (OpenCV 5 has no Haar "
                              "cascades); default $FERVID_OPENCV4")  # fmt: skip
@@ -537,7 +540,8 @@ def main(argv: list[str] | None = None) -> int:
     options = AnnotateOptions.from_flat(model=args.model, min_p_correct=threshold_for(args.model),
                                         device=str(device), batch_size=args.batch_size,
                                         workers=args.workers, end=end_s, plots=False, video=False,
-                                        report=False, identity=not args.no_identity)  # fmt: skip
+                                        report=False, identity=not args.no_identity,
+                                        behaviour=not args.no_behaviour)  # fmt: skip
     pipeline = Pipeline(options)
     rows: dict[str, Row] = {}
     with tempfile.TemporaryDirectory(prefix="fervid-bench-") as tmp:
@@ -551,10 +555,12 @@ def main(argv: list[str] | None = None) -> int:
             unidentified.options = options.replace(identity=False, end=warmup_end_s)
             unidentified.run(args.video, None, "warmup")
             unidentified.options = options.replace(identity=False)
-        unmeasured = Pipeline(options.replace(behaviour=False))  # row 2'': its own models, loaded once
-        unmeasured.options = options.replace(behaviour=False, end=warmup_end_s)
-        unmeasured.run(args.video, None, "warmup")
-        unmeasured.options = options.replace(behaviour=False)
+        unmeasured = None  # with behaviour on, row 2'' runs without it, with its own models, loaded once
+        if not args.no_behaviour:
+            unmeasured = Pipeline(options.replace(behaviour=False))
+            unmeasured.options = options.replace(behaviour=False, end=warmup_end_s)
+            unmeasured.run(args.video, None, "warmup")
+            unmeasured.options = options.replace(behaviour=False)
         every_pipelines: dict[int, Pipeline] = {}  # rows at other --detect-every values, models of their own
         for n in sorted(set(args.detect_every) - {options.detection.detect_every}):
             every_pipelines[n] = Pipeline(options.replace(detect_every=n, end=warmup_end_s))
@@ -570,9 +576,11 @@ def main(argv: list[str] | None = None) -> int:
                 timeline = fervid_run(pipeline, args.video, out / "timeline", label, device)
             runs.setdefault("timeline", []).append(timeline)
             record_shares(shares, spent, timeline, "timeline")
-            runs.setdefault("no-behaviour", []).append(
-                fervid_run(unmeasured, args.video, out / "no-behaviour", "(2'') timeline only, --no-behaviour", device)
-            )
+            if unmeasured is not None:
+                runs.setdefault("no-behaviour", []).append(
+                    fervid_run(unmeasured, args.video, out / "no-behaviour", "(2'') timeline only, --no-behaviour",
+                               device)
+                )  # fmt: skip
             for n, other in every_pipelines.items():
                 runs.setdefault(f"every-{n}", []).append(
                     fervid_run(other, args.video, out / f"every-{n}", f"(every-{n}) timeline only, "
@@ -630,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     workers, threads = plan.workers, plan.torch_threads
     threads_text = f"{threads} torch thread(s) each" if threads else "torch threads unchanged"
     identity_text = ", no person identity" if args.no_identity else ""
+    identity_text += ", no behaviour measures" if args.no_behaviour else ""
     title = (f"{args.video.name}: first {len(times)} frames, {device.type}, batch {args.batch_size}, "
              f"{workers} detector worker(s), {threads_text}{identity_text}")  # fmt: skip
     table, markdown = render(rows, title, device.type == "cuda")

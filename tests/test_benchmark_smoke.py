@@ -41,12 +41,14 @@ def test_throughput_script_prints_the_table(tmp_path: Path) -> None:
         assert row in out, out
     assert "first 12 frames" in out
     text = results.read_text()
-    assert text.startswith("# Throughput results") and "| (2) fervid timeline only | 12 |" in text
+    assert text.startswith("# Throughput results")
+    assert "| (2) fervid timeline only (--detect-every 1: default) | 12 |" in text
     assert "Machine:" in text and f"torch {torch.__version__}" in text
 
 
 def test_throughput_without_identity_needs_no_face_recognition_weights(tmp_path: Path) -> None:
-    """``--no-identity`` (for a borrowed GPU machine without dlib's weights) runs with that package unimportable."""
+    """``--no-identity --no-behaviour`` (for a borrowed GPU machine without dlib's weights: identity's ResNet and the
+    behaviour measures' 68-point model come from that package) runs with the package unimportable."""
     video = shared_path("media/pyfeat/WolfgangLanger_Pexels.mp4")
     config = ExpressionConfig(classes=EMOTIONS, widths=(24, 48, 96, 192))
     save_weights(tmp_path / "model.pt", config.build().eval(), config)
@@ -54,12 +56,13 @@ def test_throughput_without_identity_needs_no_face_recognition_weights(tmp_path:
                f"sys.argv = sys.argv[1:]; runpy.run_path({str(SCRIPT)!r}, run_name='__main__')")  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-c", blocked, str(SCRIPT), str(video), "--frames", "12", "--repeats", "1", "--device", "cpu",
-         "--no-baseline", "--no-identity", "--model", str(tmp_path / "model.pt")],
+         "--no-baseline", "--no-identity", "--no-behaviour", "--model", str(tmp_path / "model.pt")],
         capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "no person identity" in done.stdout and "(2) fervid timeline only" in done.stdout
     assert "(2')" not in done.stdout and "Identity cost" not in done.stdout
+    assert "(2'')" not in done.stdout and "Behaviour cost" not in done.stdout
 
 
 def test_long_input_is_a_longer_file(tmp_path: Path) -> None:

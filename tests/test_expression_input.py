@@ -60,7 +60,7 @@ def test_annotate_and_evaluation_prepare_a_face_identically(faces: np.ndarray, m
     classifier = ExpressionClassifier(tmp_path / "m.pt", "cpu")
     crops = torch.from_numpy(faces).float().unsqueeze(1)
     with torch.inference_mode():
-        annotate = classifier._probs(crops)
+        annotate, _ = classifier.outputs(crops)
     net, cfg = load_weights(tmp_path / "m.pt")
     evaluate = predict_probs(net, cfg, faces, "cpu")
     np.testing.assert_allclose(annotate, evaluate, atol=1e-5)
