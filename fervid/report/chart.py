@@ -126,12 +126,14 @@ VALENCE_COLOUR = "#5b3a8c"
 
 
 def valence_chart(
-    title: str, times: np.ndarray, valence: np.ndarray, time_range: tuple[float, float], frame_step: float
-) -> Chart:
+    title: str, times: np.ndarray, valence: np.ndarray, time_range: tuple[float, float], frame_step: float,
+    events: Sequence[tuple[float, float, str, int]] = (),
+) -> Chart:  # fmt: skip
     """A subject's valence over time (-1..1; NaN rows: untrusted faces), drawn like :func:`subject_chart`'s lines:
-    broken where the subject was not visible or not trusted, one point per pixel column."""
+    broken where the subject was not visible or not trusted, one point per pixel column, with the same ``--events``
+    windows shaded, so a trial's valence reads off the chart under its timeline."""
     values = np.asarray(valence, dtype=np.float64).reshape(-1, 1)
-    chart = subject_chart(title, times, (values + 1) / 2, ("valence",), (), time_range, frame_step)
+    chart = subject_chart(title, times, (values + 1) / 2, ("valence",), (), time_range, frame_step, events)
     chart.lines = [Line("valence", VALENCE_COLOUR, chart.lines[0].polylines)]
     y0, y1 = TOP, HEIGHT - BOTTOM
     chart.yticks = [(y1 - (v + 1) / 2 * (y1 - y0), f"{v:+.0f}" if v else "0") for v in (-1.0, 0.0, 1.0)]

@@ -111,7 +111,7 @@ class ReportSink:
             mood = None
             if "valence" in result.timeline:  # the behaviour stage ran: valence of the smoothed probabilities
                 mood = valence_chart(f"Valence of {subject.title}", times[rows],
-                                     valence(smoothed[rows], result.classes), span, step)  # fmt: skip
+                                     valence(smoothed[rows], result.classes), span, step, bands)  # fmt: skip
             pictures = moment_pictures(mine, frame_files(result.timeline))
             sections.append(Section(subject, chart, pictures, never, mood))
         return sections
