@@ -201,7 +201,7 @@ def _process(
         frame, engine.classes, frame_times=frame_times, min_p_correct=options.classification.min_p_correct
     )
     blinks = detect_blinks(frame) if engine.behaviour is not None and is_tracked(media, options) else None
-    summary, persons = _behaviour_summaries(summary, persons, frame, blinks, options)
+    summary, persons = behaviour_summaries(summary, persons, frame, blinks, options)
     result = InputResult(
         media.path, "video" if is_video else "images", frame, summary, loop.frames,
         time.perf_counter() - started, loop.written, warning, engine.classes, loop.span, run, media, loop.seconds,
@@ -217,11 +217,14 @@ def _process(
     return result
 
 
-def _behaviour_summaries(
+def behaviour_summaries(
     summary: pd.DataFrame, persons: pd.DataFrame | None, timeline: pd.DataFrame, blinks: pd.DataFrame | None,
     options: AnnotateOptions,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:  # fmt: skip
-    """The summary and persons tables with ``blinks_per_min`` and ``mean_valence`` (:mod:`fervid.behaviour.summary`)."""
+    """The summary and persons tables with ``blinks_per_min`` and ``mean_valence`` (:mod:`fervid.behaviour.summary`).
+
+    Shared with ``fervid persons`` (:mod:`fervid.identity.rewrite`), so edited persons get them as a run would.
+    """
     threshold = options.classification.min_p_correct
     summary = add_behaviour_summary(summary, timeline, blinks, "face_id", threshold)
     if persons is not None:

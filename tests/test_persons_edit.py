@@ -25,9 +25,20 @@ from typer.testing import CliRunner
 import fervid
 from fervid.api import read_table
 from fervid.cli import app
-from fervid.identity.edits import NO_PERSON, EditError, PersonEdits, edited_faces, edited_persons, plan_edits
+from fervid.identity.edits import (
+    NO_PERSON,
+    EditError,
+    PersonEdits,
+    edited_blinks,
+    edited_faces,
+    edited_persons,
+    plan_edits,
+)
+from fervid.io.tables import trusted
+from fervid.options import AnnotateOptions
 from fervid.report.context import edited_persons as edits_in_words
 from fervid.report.index import write_index
+from fervid.run import behaviour_summaries
 
 HAMILTON = "media/face_recognition/short_hamilton_clip.mp4"
 STEM = "short_hamilton_clip"
@@ -158,6 +169,24 @@ def test_a_merged_persons_time_on_screen_is_the_sum_of_its_parts() -> None:
     assert persons["visible_s"].tolist()[0] == pytest.approx(0.55)
     assert np.isnan(persons["visible_s"].tolist()[1])
     assert persons["face_ids"].tolist() == ["1 3", "4"] and persons["frames"].tolist() == [4, 1]
+
+
+def test_a_merged_persons_blinks_and_valence_are_those_of_its_parts() -> None:
+    faces = _faces(ROWS).assign(valence=[0.1, -0.5, 0.3, -0.5, 0.6, 0.2, 0.9, -0.2])
+    old = pd.DataFrame({"person_id": [1, 2, 3, 4, 5], "visible_s": [0.25, 0.2, 0.3, 0.1, 0.1]})
+    blinks = pd.DataFrame({"face_id": [1, 1, 3, 2], "person_id": [1, 1, 3, 2], "start_s": [0.0, 0.1, 0.2, 0.0],
+                           "end_s": [0.05, 0.15, 0.25, 0.05], "duration_s": [0.05] * 4})  # fmt: skip
+    plan = plan_edits(faces, PersonEdits.of(merge=[("P1", "P3")], drop=["P2"]))
+    faces = edited_faces(faces, plan)
+    blinks = edited_blinks(blinks, plan)
+    assert blinks["person_id"].tolist() == [1, 1, 1, NO_PERSON] and blinks["face_id"].tolist() == [1, 1, 3, 2]
+    persons = edited_persons(faces, old, plan, ("happy", "neutral"), 0.0)
+    tracks = old.rename(columns={"person_id": "face_id"})  # one track a person: the same times
+    _, persons = behaviour_summaries(tracks, persons, faces, blinks, AnnotateOptions())
+    merged = persons.set_index("person_id").loc[1]
+    assert merged["blinks_per_min"] == pytest.approx(3 / (0.55 / 60))  # 3 blinks in 0.55 s of face
+    assert merged["mean_valence"] == pytest.approx(np.mean([0.1, 0.3, 0.6, 0.2]))
+    assert persons["person_id"].tolist() == [1, 4, 5] and persons["blinks_per_min"].tolist()[1:] == [0, 0]
 
 
 def test_the_record_reads_back_as_the_same_edits() -> None:
@@ -311,6 +340,15 @@ def test_the_tables_agree_after_a_merge_and_a_rename(edited) -> None:
         untouched = [p for p in persons.index if p != keep]
         pd.testing.assert_frame_equal(persons.loc[untouched].drop(columns="person"), persons_before.loc[untouched],
                                       check_exact=suffix == ".parquet", rtol=1e-6)  # fmt: skip
+        blinks_before = read_table(original / f"{STEM}.blinks{suffix}")
+        blinks = read_table(folder / f"{STEM}.blinks{suffix}")  # found per track: only the persons change
+        assert blinks["person_id"].tolist() == blinks_before["person_id"].map(lambda p: mapping.get(p, p)).tolist()
+        pd.testing.assert_frame_equal(blinks.drop(columns="person_id"), blinks_before.drop(columns="person_id"))
+        mine = blinks_before["person_id"].isin([keep, other])
+        assert (blinks["person_id"] == keep).sum() == mine.sum()
+        assert merged["blinks_per_min"] == pytest.approx(mine.sum() / (merged["visible_s"] / 60))
+        counted = after[trusted(after) & (after["person_id"] == keep)]
+        assert merged["mean_valence"] == pytest.approx(counted["valence"].mean())
         events_before = read_table(original / f"{STEM}.events{suffix}")
         events = read_table(folder / f"{STEM}.events{suffix}")
         assert set(events["person_id"]) == set(persons.index)
@@ -369,8 +407,11 @@ def test_elan_report_and_video_name_the_same_persons(edited) -> None:
     original, folder, (keep, other, dropped), drawn = edited
     persons = _persons_after(original, keep, other, dropped)
     eaf = Eaf(str(folder / f"{STEM}.eaf"))
-    assert sorted(eaf.get_tier_names()) == sorted([*(f"P{p}" for p in persons), "Events"])  # --events' tier too
+    labels, moods = [f"P{p}" for p in persons], [f"P{p} valence" for p in persons]  # a valence tier each
+    assert sorted(eaf.get_tier_names()) == sorted([*labels, *moods, "Events"])  # --events' tier too
     assert eaf.tiers[f"P{keep}"][2]["PARTICIPANT"] == "Ada"
+    assert eaf.tiers[f"P{keep} valence"][2]["PARTICIPANT"] == "Ada"
+    assert eaf.get_annotation_data_for_tier(f"P{keep} valence")  # the merged person's valence runs
     page = (folder / f"{STEM}.report.html").read_text()
     record = json.loads((folder / f"{STEM}.run.json").read_text())
     for words in edits_in_words(record):

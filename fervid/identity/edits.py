@@ -280,6 +280,12 @@ def edited_summary(summary: pd.DataFrame, plan: EditPlan) -> pd.DataFrame:
     return out
 
 
+def edited_blinks(blinks: pd.DataFrame, plan: EditPlan) -> pd.DataFrame:
+    """The blinks table with each blink's new person: a blink is found in one face track
+    (:func:`fervid.behaviour.blinks.detect_blinks`), whoever the track belongs to, so only ``person_id`` changes."""
+    return edited_summary(blinks, plan)
+
+
 def edited_persons(
     faces: pd.DataFrame, old_persons: pd.DataFrame, plan: EditPlan, classes: Sequence[str], min_p_correct: float
 ) -> pd.DataFrame:  # fmt: skip

@@ -8,8 +8,11 @@ code that wrote it the first time, fed from the tables instead of the models:
   (as issue 36's end-of-input relabel does), and the report's collector cuts the gallery faces
   and moment thumbnails again, per track, so a merged person's best face is the best of all
   of its tracks;
-* the input sinks (:func:`fervid.sinks.input_sinks`: tables, timeline plot, report with
-  gallery, moments and ELAN file) run on the edited tables, in the formats the run used;
+* the input sinks (:func:`fervid.sinks.input_sinks`: tables, blinks, events, timeline plot, report
+  with gallery, moments and ELAN file, codebook) run on the edited tables, in the formats the run used;
+  the blinks table is the run's with each blink's new person, and the persons table's behaviour
+  columns (``blinks_per_min``, ``mean_valence``) come from :func:`fervid.run.behaviour_summaries`,
+  as in a run;
 * ``<stem>.embeddings.npz`` gets the new person of each track.
 
 Nothing is written in the output folder itself: every file goes to a hidden folder beside it,
@@ -38,6 +41,7 @@ from fervid.identity.edits import (
     EditError,
     EditPlan,
     PersonEdits,
+    edited_blinks,
     edited_faces,
     edited_persons,
     edited_summary,
@@ -237,19 +241,24 @@ def _write_outputs(
     run: _Run, plan: EditPlan, media: Any, windows: Any, out: Path, progress: Callable[[int], None] | None,
     on_start: Callable[[int], None] | None, outcome: EditOutcome,
 ) -> list[Path]:  # fmt: skip
-    from fervid.run import InputResult
+    from fervid.api import read_table
+    from fervid.run import InputResult, behaviour_summaries
     from fervid.sinks import input_sinks
 
     record, options = run.record, run.options
     classes = classes_of(run.faces)
     faces = edited_faces(run.faces, plan)
     persons = edited_persons(faces, run.persons, plan, classes, options.classification.min_p_correct)
+    blinks = _table(run, "blinks", read_table)  # found per face track: the run's, with the new persons
+    blinks = edited_blinks(blinks, plan) if blinks is not None else None
+    summary, persons = behaviour_summaries(edited_summary(run.summary, plan), persons, faces, blinks, options)
     record = {**record, "edits": [*record.get("edits", []), outcome.entry]}  # the report lists the edits
     span = record.get("time_range_s")
     result = InputResult(
-        run.source, str(record.get("kind", "video")), faces, edited_summary(run.summary, plan),
+        run.source, str(record.get("kind", "video")), faces, summary,
         int(record.get("frames_processed", 0)), 0.0, warning=record.get("warning"), classes=classes,
         time_range=(float(span[0]), float(span[1])) if span else None, run=dict(record), media=media, persons=persons,
+        blinks=blinks,
     )  # fmt: skip
     if windows is not None:
         result.windows = windows
