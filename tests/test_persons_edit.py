@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _drawn_labels import DrawnLabels
 from conftest import shared_path
 from typer.testing import CliRunner
 
@@ -262,29 +263,6 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-class _Drawn:
-    """The labels the annotator draws in each frame the video writer writes (as tests/test_video_labels.py)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from fervid.annotate import FrameAnnotator
-        from fervid.io.video_writer import VideoWriter
-
-        self.by_frame: dict[int, list[str]] = {}
-        self._pending: list[str] = []
-        draw_label, write = FrameAnnotator._draw_label, VideoWriter.write
-
-        def spy_label(canvas, rect, text, colour, style):  # noqa: ANN001, ANN202
-            self._pending.append(text)
-            return draw_label(canvas, rect, text, colour, style)
-
-        def spy_write(writer, frame, image):  # noqa: ANN001, ANN202
-            self.by_frame[frame.index], self._pending = self._pending, []
-            return write(writer, frame, image)
-
-        monkeypatch.setattr(FrameAnnotator, "_draw_label", staticmethod(spy_label))
-        monkeypatch.setattr(VideoWriter, "write", spy_write)
-
-
 @functools.cache
 def _edited() -> tuple[Path, Path, tuple[int, int, int], dict[int, list[str]]]:
     """The run edited twice: ``--merge keep other --drop dropped``, then ``--name keep=Ada``; the labels drawn."""
@@ -294,12 +272,12 @@ def _edited() -> tuple[Path, Path, tuple[int, int, int], dict[int, list[str]]]:
     keep, other, dropped = _choice(folder)
     write_index(folder.parent)  # as a batch leaves it
     with pytest.MonkeyPatch.context() as monkeypatch:
-        drawn = _Drawn(monkeypatch)
+        drawn = DrawnLabels(monkeypatch)
         code, output = _invoke(["persons", folder, "--merge", f"P{keep}", f"P{other}", "--drop", f"P{dropped}"])
         assert code == 0, output
         code, output = _invoke(["persons", folder, "--name", f"P{keep}=Ada"])
         assert code == 0, output
-    return original, folder, (keep, other, dropped), drawn.by_frame
+    return original, folder, (keep, other, dropped), drawn.texts()
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ import av
 import numpy as np
 import pandas as pd
 import pytest
+from _drawn_labels import DrawnLabels
 from PIL import Image
 
 import fervid
 from fervid.annotate import UNTRUSTED, FrameAnnotator, _label_rect, colour_for
 from fervid.io.tables import TimelineBuilder
-from fervid.io.video_writer import VideoWriter
 from fervid.options import ClassificationOptions
 from fervid.sinks import FinalLabels, ImagesSink, TimelineFrames
 from fervid.smooth import SmoothedResult
@@ -110,38 +110,13 @@ def test_photos_drawn_with_a_person_merged_at_the_end_are_drawn_again(tmp_path: 
 
 
 # ------------------------------------------------------------------------------- real video
-class _LabelSpy:
-    """Records each label the annotator draws, per frame the video writer writes: the video as drawn.
-
-    Drawing a frame's labels and writing it happen in one thread, one after the other, so the
-    labels drawn since the last write belong to the frame being written. A redraw writes every
-    frame again, and its labels replace the first ones.
-    """
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.by_frame: dict[int, list[tuple[str, tuple[int, int, int]]]] = {}
-        self._pending: list[tuple[str, tuple[int, int, int]]] = []
-        draw_label, write = FrameAnnotator._draw_label, VideoWriter.write
-
-        def spy_label(canvas, rect, text, colour, style):  # noqa: ANN001, ANN202
-            self._pending.append((text, tuple(colour)))
-            return draw_label(canvas, rect, text, colour, style)
-
-        def spy_write(writer, frame, image):  # noqa: ANN001, ANN202
-            self.by_frame[frame.index], self._pending = self._pending, []
-            return write(writer, frame, image)
-
-        monkeypatch.setattr(FrameAnnotator, "_draw_label", staticmethod(spy_label))
-        monkeypatch.setattr(VideoWriter, "write", spy_write)
-
-
 @pytest.fixture(scope="module")
 def hamilton_smoothed(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, pd.DataFrame, Path, dict]:
     """The Hamilton clip as in the researcher's trial (``--smooth 0.5``), with every drawn label recorded."""
     source = shared_path(HAMILTON)
     out = tmp_path_factory.mktemp("labels")
     with pytest.MonkeyPatch.context() as monkeypatch:
-        spy = _LabelSpy(monkeypatch)
+        spy = DrawnLabels(monkeypatch)
         result = fervid.annotate(source, out, device="cpu", smooth=0.5, report=False, plots=False)
     faces = pd.read_csv(out / STEM / f"{STEM}.faces.csv")
     return spy.by_frame, faces, out / STEM, result.run
