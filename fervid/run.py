@@ -3,7 +3,7 @@
 :func:`run_input` opens the input's reader from its probe result (:class:`~fervid.io.probe.MediaInfo`,
 made once), picks how faces are numbered (tracked for video and ``--sequence`` folders,
 numbered per photo otherwise), streams the engine's results through the smoother into the
-timeline and the frame sinks, then hands the finished :class:`InputResult` to
+timeline and the frame sinks, then hands the finished :class:`~fervid.input_result.InputResult` to
 :func:`write_outputs`, which runs the input sinks and writes ``<stem>.run.json`` last.
 """
 
@@ -28,6 +28,7 @@ from fervid.events import Events, event_table, events_for_input
 from fervid.face_ids import FaceIds, PhotoFaces, TrackedFaces
 from fervid.identity.persons import PersonRegistry
 from fervid.identity.stage import IdentifiedFaces, IdentityResult, IdentityStage
+from fervid.input_result import InputResult
 from fervid.io.atomic import removed_if_left_empty
 from fervid.io.errors import InputError
 from fervid.io.images import ImageFolderReader
@@ -51,41 +52,6 @@ from fervid.smooth import SmoothedResult, StreamSmoother, add_smoothed
 
 ProgressCallback = Callable[[int], None]
 Reader = VideoReader | ImageFolderReader
-
-
-@dataclass
-class InputResult:
-    """What one input produced (the CLI's closing table and the API's return value)."""
-
-    source: Path
-    kind: str  # "video" | "images"
-    timeline: pd.DataFrame
-    summary: pd.DataFrame
-    frames: int
-    seconds: float
-    outputs: list[Path] = field(default_factory=list)
-    warning: str | None = None  # e.g. decoding stopped early on a damaged file
-    classes: tuple[str, ...] = ()
-    time_range: tuple[float, float] | None = None  # first and last processed frame time
-    run: dict[str, Any] = field(default_factory=dict)  # the run.json record (written or not)
-    media: MediaInfo | None = None  # the input's probe result
-    processing_s: float = 0.0  # the frame loop alone (``seconds`` adds opening the input and writing outputs)
-    persons: pd.DataFrame | None = None  # one row per identified person (None: identity off)
-    identity: IdentityResult | None = None  # the final grouping of tracks into persons
-    collected: dict[str, Any] = field(default_factory=dict)  # what frame sinks kept for the input sinks (report)
-    blinks: pd.DataFrame | None = None  # one row per blink (None: not looked for: photos, --no-behaviour)
-    windows: Events | None = None  # the --events windows of this input (None: no --events)
-    events: pd.DataFrame | None = None  # one row per person and event (fervid.events.event_table)
-
-    @property
-    def fps(self) -> float:
-        """Frames per second while frames were processed (what the progress bar shows)."""
-        return self.frames / self.processing_s if self.processing_s > 0 else 0.0
-
-    @property
-    def faces(self) -> int:
-        ids = self.timeline["face_id"]
-        return int(ids[ids >= 1].nunique())
 
 
 def open_reader(

@@ -41,8 +41,8 @@ from fervid.smooth import SmoothedResult
 from fervid.types import Detections, Frame, Predictions
 
 if TYPE_CHECKING:
+    from fervid.input_result import InputResult
     from fervid.io.video import VideoReader
-    from fervid.run import InputResult
 
 #: Frames drawn ahead of the encoder at most (the drawing stage's capacity).
 DRAW_QUEUE = 8
