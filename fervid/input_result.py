@@ -21,9 +21,12 @@ if TYPE_CHECKING:
     from fervid.identity.stage import IdentityResult
 
 
-@dataclass
+@dataclass(kw_only=True)
 class InputResult:
-    """What one input produced (the CLI's closing table and the API's return value)."""
+    """What one input produced (the CLI's closing table and the API's return value).
+
+    Built by keyword only: with this many fields (two of them seconds) a positional call is easy to get wrong.
+    """
 
     source: Path
     kind: str  # "video" | "images"

@@ -169,9 +169,10 @@ def _process(
     blinks = detect_blinks(frame) if engine.behaviour is not None and is_tracked(media, options) else None
     summary, persons = behaviour_summaries(summary, persons, frame, blinks, options)
     result = InputResult(
-        media.path, "video" if is_video else "images", frame, summary, loop.frames,
-        time.perf_counter() - started, loop.written, warning, engine.classes, loop.span, run, media, loop.seconds,
-        persons, found if identity is not None else None,
+        source=media.path, kind="video" if is_video else "images", timeline=frame, summary=summary,
+        frames=loop.frames, seconds=time.perf_counter() - started, outputs=loop.written, warning=warning,
+        classes=engine.classes, time_range=loop.span, run=run, media=media, processing_s=loop.seconds,
+        persons=persons, identity=found if identity is not None else None,
         collected={k: v for sink in sinks for k, v in getattr(sink, "collected", {}).items()}, blinks=blinks,
     )  # fmt: skip
     if windows is not None:
