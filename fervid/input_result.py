@@ -19,6 +19,24 @@ from fervid.io.media_info import MediaInfo
 if TYPE_CHECKING:
     from fervid.events import Events
     from fervid.identity.stage import IdentityResult
+    from fervid.options import AnnotateOptions
+
+
+def is_tracked(kind: str, options: AnnotateOptions) -> bool:
+    """Faces are followed over time in a video and a ``--sequence`` folder; independent photos are not.
+
+    ``kind``: the input's (:attr:`MediaInfo.kind`) or its result's (:attr:`InputResult.kind`), "video" in both.
+    """
+    return kind == "video" or options.input.sequence
+
+
+def frame_step(kind: str, fps: float | None, options: AnnotateOptions) -> float | None:
+    """Seconds between processed frames: ``--every`` over the frame rate (a video's own, a ``--sequence``
+    folder's ``--fps``); None for independent photos, and for a video whose frame rate is not known."""
+    if not is_tracked(kind, options):
+        return None
+    rate = fps if kind == "video" else options.input.fps
+    return options.input.every / rate if rate else None
 
 
 @dataclass(kw_only=True)
@@ -52,6 +70,22 @@ class InputResult:
     def fps(self) -> float:
         """Frames per second while frames were processed (what the progress bar shows)."""
         return self.frames / self.processing_s if self.processing_s > 0 else 0.0
+
+    @property
+    def input_fps(self) -> float | None:
+        """The input's frame rate: its probe result's, else its run record's (``fervid persons`` edits a run
+        whose input may be gone)."""
+        if self.media is not None:
+            return self.media.fps
+        return self.run.get("input", {}).get("fps")
+
+    def tracked(self, options: AnnotateOptions) -> bool:
+        """Whether this input's faces were followed over time (:func:`is_tracked`)."""
+        return is_tracked(self.kind, options)
+
+    def frame_step(self, options: AnnotateOptions) -> float | None:
+        """Seconds between its processed frames (:func:`frame_step`)."""
+        return frame_step(self.kind, self.input_fps, options)
 
     @property
     def faces(self) -> int:

@@ -28,7 +28,7 @@ from fervid.events import Events, event_table, events_for_input
 from fervid.face_ids import FaceIds, PhotoFaces, TrackedFaces
 from fervid.identity.persons import PersonRegistry
 from fervid.identity.stage import IdentifiedFaces, IdentityResult, IdentityStage
-from fervid.input_result import InputResult
+from fervid.input_result import InputResult, is_tracked
 from fervid.io.atomic import removed_if_left_empty
 from fervid.io.errors import InputError
 from fervid.io.images import ImageFolderReader
@@ -66,21 +66,16 @@ def open_reader(
     return ImageFolderReader(media.path if images is None else images, fps=fps, on_skip=on_skip)
 
 
-def is_tracked(media: MediaInfo, options: AnnotateOptions) -> bool:
-    """Faces are followed over time in video and ``--sequence`` folders; photos are independent."""
-    return media.kind == "video" or options.input.sequence
-
-
 def smoother_for(media: MediaInfo, options: AnnotateOptions) -> StreamSmoother:
     """The ``--smooth`` smoother for tracked inputs; off for independent photos, which have no time."""
     smooth = options.classification
-    window = smooth.smooth if is_tracked(media, options) else 0.0
+    window = smooth.smooth if is_tracked(media.kind, options) else 0.0
     return StreamSmoother(window, smooth.smooth_mode, min_p_correct=smooth.min_p_correct)
 
 
 def face_ids_for(media: MediaInfo, options: AnnotateOptions, fps: float | None) -> FaceIds:
     """Tracked faces for video and ``--sequence`` folders, per-photo numbering for independent photos."""
-    if is_tracked(media, options) and fps:
+    if is_tracked(media.kind, options) and fps:
         tracker = options.tracking.build(options.detection, fps / options.input.every)
         return TrackedFaces(tracker, shot_cuts=options.tracking.shot_cuts)
     return PhotoFaces(options.detection.det_threshold)
@@ -166,7 +161,7 @@ def _process(
     summary = summarize_tracks(
         frame, engine.classes, frame_times=frame_times, min_p_correct=options.classification.min_p_correct
     )
-    blinks = detect_blinks(frame) if engine.behaviour is not None and is_tracked(media, options) else None
+    blinks = detect_blinks(frame) if engine.behaviour is not None and is_tracked(media.kind, options) else None
     summary, persons = behaviour_summaries(summary, persons, frame, blinks, options)
     result = InputResult(
         source=media.path, kind="video" if is_video else "images", timeline=frame, summary=summary,

@@ -139,8 +139,7 @@ def run_settings(result: InputResult, options: AnnotateOptions, smoothing: Smoot
         *([("Frames", f"every {o.input.every}" + (f", from {o.input.start:g} s" if o.input.start is not None else "")
             + (f", to {o.input.end:g} s" if o.input.end is not None else ""))] if result.kind == "video" else []),
         ("Identity", f"on, descriptor distance < {o.identity.identity_threshold:g}" if o.identity.identity
-         else "off (--no-identity): one row per face" + (" track" if result.kind == "video" or o.input.sequence
-                                                           else "")),
+         else "off (--no-identity): one row per face" + (" track" if result.tracked(o) else "")),
     ]  # fmt: skip
     if o.identity.people:
         settings.append(("Known people", str(o.identity.people)))
@@ -337,15 +336,11 @@ def _files_of(timeline: pd.DataFrame, subjects: Sequence[Subject]) -> dict[int, 
 
 
 def frame_step(result: InputResult, options: AnnotateOptions) -> float | None:
-    """Seconds between processed frames: ``--every`` over the frame rate; None for independent photos."""
-    if result.kind == "video":
-        fps = result.run.get("input", {}).get("fps") or (result.media.fps if result.media else None)
-        if fps:
-            return options.input.every / fps
-    elif options.input.sequence:
-        return options.input.every / options.input.fps
-    else:
-        return None
+    """Seconds between processed frames (:meth:`InputResult.frame_step`); for a video whose frame rate is not
+    known, the median step of its timestamps; None for independent photos."""
+    step = result.frame_step(options)
+    if step is not None or result.kind != "video":
+        return step
     times = np.unique(result.timeline["time_s"].to_numpy())
     steps = np.diff(times)
     return float(np.median(steps[steps > 0])) if np.any(steps > 0) else 1.0

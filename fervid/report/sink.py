@@ -60,7 +60,7 @@ class ReportSink:
         o = self.options
         material: ReportMaterial | None = result.collected.get(KEY)
         subjects = subjects_of(result.timeline)
-        tracked = result.kind == "video" or o.input.sequence
+        tracked = result.tracked(o)
         table = result.persons if result.persons is not None else result.summary
         badges = never_readable(table, subjects)
         entries = pick_gallery(material.tracks if material else {}, subjects)
