@@ -19,6 +19,7 @@ from fervid import __version__
 from fervid.checks import plural
 from fervid.cli_options import (
     from_cli,
+    option_annotation,
     options_from_cli,
     parameters_of,
     plain_help_types,
@@ -27,7 +28,7 @@ from fervid.cli_options import (
     train_parameters,
     with_parameters,
 )
-from fervid.options import AgreeOptions, ClassificationOptions
+from fervid.options import AgreeOptions, ClassificationOptions, OutputOptions
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -685,6 +686,10 @@ def _pct(value: float | None) -> str:
     return f"{100 * value:.2f}%" if value is not None else "not evaluated"
 
 
+#: ``fervid summarize --format``: annotate's option (:class:`fervid.options.OutputOptions`), defined there once.
+TableFormat = option_annotation(OutputOptions, "format")
+
+
 @app.command()
 def summarize(
     folder: Annotated[
@@ -702,7 +707,7 @@ def summarize(
             "tables go beside it (FOLDER/corpus.persons.csv...; -o study: study.persons.csv...).",
         ),
     ] = None,
-    table_format: Annotated[str, typer.Option("--format", help="csv, parquet (needs pyarrow) or both.")] = "csv",
+    table_format: TableFormat = "csv",
     rows: Annotated[int, typer.Option(min=0, help="Rows to print (the file always has all of them).")] = 40,
 ) -> None:
     """One table over every finished input: a row per input and person (times, dominant emotion, mean probabilities).
@@ -719,13 +724,10 @@ def summarize(
     from fervid.api import summarize as summarize_outputs
     from fervid.io.tables import write_table
     from fervid.metadata import is_complete, run_records
-    from fervid.options import TABLE_FORMATS, require_pyarrow
+    from fervid.options import table_suffixes
 
-    if table_format not in TABLE_FORMATS:
-        raise fail(f"unknown --format {table_format!r}; choose one of: {', '.join(TABLE_FORMATS)}", 2)
     try:
-        if table_format != "csv":
-            require_pyarrow()
+        suffixes = table_suffixes(table_format)  # annotate's check: an unknown name, Parquet without pyarrow
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             table = summarize_outputs(folder)
@@ -742,7 +744,7 @@ def summarize(
     if base.suffix in (".csv", ".parquet"):
         base = base.with_suffix("")
     written = []
-    for suffix in TABLE_FORMATS[table_format]:
+    for suffix in suffixes:
         path = base.with_name(base.name + suffix)
         write_table(table, path)
         written.append(str(path))
@@ -751,7 +753,7 @@ def summarize(
 
     for name, corpus_table in corpus_tables(folder, table).items():  # persons and events, wide and long
         digits = LONG_FLOAT_FORMAT if name.endswith(".long") else "%.6g"
-        for path in table_paths(base, name, TABLE_FORMATS[table_format]):
+        for path in table_paths(base, name, suffixes):
             write_table(corpus_table, path, digits)
             written.append(str(path))
     written.append(str(write_index(folder)))  # every input's report; incomplete runs listed as such

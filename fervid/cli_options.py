@@ -73,6 +73,13 @@ def _parameter(owner: type, f: dataclasses.Field) -> inspect.Parameter:
     return inspect.Parameter(parameter_name(f), inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
+def option_annotation(owner: type, name: str) -> Any:
+    """One option field as the ``Annotated`` type of a hand-written command's parameter, so a command that shares
+    an option with ``fervid annotate`` (``fervid summarize``'s ``--format``) does not define it again."""
+    (f,) = [f for f in dataclasses.fields(owner) if f.name == name]
+    return _parameter(owner, f).annotation
+
+
 def options_from_cli(values: dict[str, Any]) -> AnnotateOptions:
     """The options from parsed CLI values (keyed by :func:`parameter_name`)."""
     flat = {}

@@ -291,6 +291,18 @@ class BehaviourOptions:
         return BehaviourStage(cached_shape_predictor(self.shape_predictor))
 
 
+def table_suffixes(table_format: str) -> tuple[str, ...]:
+    """The table file suffixes of a ``--format`` value; an unknown name, or Parquet without pyarrow, is an error.
+
+    The one check of ``--format``, for ``fervid annotate`` (:class:`OutputOptions`) and ``fervid summarize``.
+    """
+    if table_format not in TABLE_FORMATS:
+        raise ValueError(f"unknown table format {table_format!r}; choose one of: {', '.join(TABLE_FORMATS)}")
+    if table_format != "csv":
+        require_pyarrow()
+    return TABLE_FORMATS[table_format]
+
+
 @dataclass(frozen=True)
 class OutputOptions:
     """What is written per input besides the faces table."""
@@ -319,10 +331,7 @@ class OutputOptions:
     events_tier: str | None = option(None, "The tier of an --events .eaf file that holds the events.", metavar="TIER")
 
     def __post_init__(self) -> None:
-        if self.format not in TABLE_FORMATS:
-            raise ValueError(f"unknown table format {self.format!r}; choose one of: {', '.join(TABLE_FORMATS)}")
-        if self.format != "csv":
-            require_pyarrow()
+        table_suffixes(self.format)
         check_range("moment_threshold", self.moment_threshold, 0.0, 1.0)
         check_range("elan_min_run", self.elan_min_run, 0.0, float("inf"))
         if self.events_tier is not None and self.events is None:

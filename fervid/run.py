@@ -3,7 +3,7 @@
 :func:`run_input` opens the input's reader from its probe result (:class:`~fervid.io.probe.MediaInfo`,
 made once), picks how faces are numbered (tracked for video and ``--sequence`` folders,
 numbered per photo otherwise), streams the engine's results through the smoother into the
-timeline and the frame sinks, then hands the finished :class:`InputResult` to
+timeline and the frame sinks, then hands the finished :class:`~fervid.input_result.InputResult` to
 :func:`write_outputs`, which runs the input sinks and writes ``<stem>.run.json`` last.
 """
 
@@ -28,6 +28,7 @@ from fervid.events import Events, event_table, events_for_input
 from fervid.face_ids import FaceIds, PhotoFaces, TrackedFaces
 from fervid.identity.persons import PersonRegistry
 from fervid.identity.stage import IdentifiedFaces, IdentityResult, IdentityStage
+from fervid.input_result import InputResult, is_tracked
 from fervid.io.atomic import removed_if_left_empty
 from fervid.io.errors import InputError
 from fervid.io.images import ImageFolderReader
@@ -53,41 +54,6 @@ ProgressCallback = Callable[[int], None]
 Reader = VideoReader | ImageFolderReader
 
 
-@dataclass
-class InputResult:
-    """What one input produced (the CLI's closing table and the API's return value)."""
-
-    source: Path
-    kind: str  # "video" | "images"
-    timeline: pd.DataFrame
-    summary: pd.DataFrame
-    frames: int
-    seconds: float
-    outputs: list[Path] = field(default_factory=list)
-    warning: str | None = None  # e.g. decoding stopped early on a damaged file
-    classes: tuple[str, ...] = ()
-    time_range: tuple[float, float] | None = None  # first and last processed frame time
-    run: dict[str, Any] = field(default_factory=dict)  # the run.json record (written or not)
-    media: MediaInfo | None = None  # the input's probe result
-    processing_s: float = 0.0  # the frame loop alone (``seconds`` adds opening the input and writing outputs)
-    persons: pd.DataFrame | None = None  # one row per identified person (None: identity off)
-    identity: IdentityResult | None = None  # the final grouping of tracks into persons
-    collected: dict[str, Any] = field(default_factory=dict)  # what frame sinks kept for the input sinks (report)
-    blinks: pd.DataFrame | None = None  # one row per blink (None: not looked for: photos, --no-behaviour)
-    windows: Events | None = None  # the --events windows of this input (None: no --events)
-    events: pd.DataFrame | None = None  # one row per person and event (fervid.events.event_table)
-
-    @property
-    def fps(self) -> float:
-        """Frames per second while frames were processed (what the progress bar shows)."""
-        return self.frames / self.processing_s if self.processing_s > 0 else 0.0
-
-    @property
-    def faces(self) -> int:
-        ids = self.timeline["face_id"]
-        return int(ids[ids >= 1].nunique())
-
-
 def open_reader(
     media: MediaInfo, options: AnnotateOptions, images: Sequence[Path] | None = None,
     on_skip: Callable[[Path, str], None] | None = None,
@@ -100,21 +66,16 @@ def open_reader(
     return ImageFolderReader(media.path if images is None else images, fps=fps, on_skip=on_skip)
 
 
-def is_tracked(media: MediaInfo, options: AnnotateOptions) -> bool:
-    """Faces are followed over time in video and ``--sequence`` folders; photos are independent."""
-    return media.kind == "video" or options.input.sequence
-
-
 def smoother_for(media: MediaInfo, options: AnnotateOptions) -> StreamSmoother:
     """The ``--smooth`` smoother for tracked inputs; off for independent photos, which have no time."""
     smooth = options.classification
-    window = smooth.smooth if is_tracked(media, options) else 0.0
+    window = smooth.smooth if is_tracked(media.kind, options) else 0.0
     return StreamSmoother(window, smooth.smooth_mode, min_p_correct=smooth.min_p_correct)
 
 
 def face_ids_for(media: MediaInfo, options: AnnotateOptions, fps: float | None) -> FaceIds:
     """Tracked faces for video and ``--sequence`` folders, per-photo numbering for independent photos."""
-    if is_tracked(media, options) and fps:
+    if is_tracked(media.kind, options) and fps:
         tracker = options.tracking.build(options.detection, fps / options.input.every)
         return TrackedFaces(tracker, shot_cuts=options.tracking.shot_cuts)
     return PhotoFaces(options.detection.det_threshold)
@@ -200,12 +161,13 @@ def _process(
     summary = summarize_tracks(
         frame, engine.classes, frame_times=frame_times, min_p_correct=options.classification.min_p_correct
     )
-    blinks = detect_blinks(frame) if engine.behaviour is not None and is_tracked(media, options) else None
+    blinks = detect_blinks(frame) if engine.behaviour is not None and is_tracked(media.kind, options) else None
     summary, persons = behaviour_summaries(summary, persons, frame, blinks, options)
     result = InputResult(
-        media.path, "video" if is_video else "images", frame, summary, loop.frames,
-        time.perf_counter() - started, loop.written, warning, engine.classes, loop.span, run, media, loop.seconds,
-        persons, found if identity is not None else None,
+        source=media.path, kind="video" if is_video else "images", timeline=frame, summary=summary,
+        frames=loop.frames, seconds=time.perf_counter() - started, outputs=loop.written, warning=warning,
+        classes=engine.classes, time_range=loop.span, run=run, media=media, processing_s=loop.seconds,
+        persons=persons, identity=found if identity is not None else None,
         collected={k: v for sink in sinks for k, v in getattr(sink, "collected", {}).items()}, blinks=blinks,
     )  # fmt: skip
     if windows is not None:

@@ -41,8 +41,8 @@ from fervid.smooth import SmoothedResult
 from fervid.types import Detections, Frame, Predictions
 
 if TYPE_CHECKING:
+    from fervid.input_result import InputResult
     from fervid.io.video import VideoReader
-    from fervid.run import InputResult
 
 #: Frames drawn ahead of the encoder at most (the drawing stage's capacity).
 DRAW_QUEUE = 8
@@ -298,15 +298,14 @@ class TimelinePlotSink:
         from fervid.plots import plot_timeline
 
         o = self.options
-        if not (result.kind == "video" or o.input.sequence):
+        if not result.tracked(o):
             return []
-        fps = result.run.get("input", {}).get("fps") if result.kind == "video" else o.input.fps
         smooth = o.classification
         smoothing = f", smoothed {smooth.smooth:g} s {smooth.smooth_mode}" if smooth.smooth > 0 else ""
         path = plot_timeline(
             result.timeline, result.classes, outdir / f"{stem}.timeline.png",
             title=f"{result.source.name}: model {smooth.model}{smoothing}", time_range=result.time_range,
-            frame_step=o.input.every / fps if fps else None, min_p_correct=smooth.min_p_correct,
+            frame_step=result.frame_step(o), min_p_correct=smooth.min_p_correct,
         )  # fmt: skip
         return [path]
 

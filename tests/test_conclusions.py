@@ -236,7 +236,8 @@ def _report(tmp_path: Path, table: pd.DataFrame, **options: object) -> tuple[obj
     opts = AnnotateOptions.from_flat(**options)
     threshold = opts.classification.min_p_correct
     result = InputResult(
-        Path("clip.mp4"), "video", table, summarize_tracks(table, CLASSES, min_p_correct=threshold), 30, 1.0,
+        source=Path("clip.mp4"), kind="video", timeline=table,
+        summary=summarize_tracks(table, CLASSES, min_p_correct=threshold), frames=30, seconds=1.0,
         classes=CLASSES, time_range=(0.0, 2.9), run={"input": {"fps": 10.0, "kind": "video"}, "options": opts.flat()},
         persons=summarize_persons(table, CLASSES, min_p_correct=threshold),
     )  # fmt: skip

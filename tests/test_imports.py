@@ -20,11 +20,6 @@ PACKAGE = ROOT / "fervid"
 # only shrink. Each runs through a module another branch was editing when this test was written (issue 35,
 # section 4), or came with a branch merged while it was written: break them there, then delete the line.
 KNOWN_CYCLES: set[tuple[str, ...]] = {
-    # run.write_outputs builds the sinks; sinks type their argument with run's InputResult (under TYPE_CHECKING).
-    # Fix: move InputResult to a leaf module.
-    ("fervid.run", "fervid.sinks"),
-    # The same root: behaviour.outputs' blink sink types its argument with InputResult; sinks builds that sink.
-    ("fervid.behaviour.outputs", "fervid.run", "fervid.sinks"),
     # options checks a model name with classify's ExpressionClassifier (function import); classify reads its
     # threshold options from options.ClassificationOptions (function import).
     ("fervid.classify", "fervid.options"),

@@ -100,6 +100,15 @@ def test_a_folder_without_results_warns_writes_nothing_and_exits_1(tmp_path: Pat
     assert not (tmp_path / "corpus.summary.csv").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["clip"]
 
 
+def test_an_unknown_format_is_annotates_error_before_any_work(tmp_path: Path) -> None:
+    """``--format`` is annotate's option, checked by the same code (fervid.options.table_suffixes)."""
+    (tmp_path / "clip").mkdir()
+    result = CliRunner().invoke(app, ["summarize", str(tmp_path), "--format", "xlsx"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: unknown table format 'xlsx'; choose one of: csv, parquet, both"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip"]
+
+
 # ---------------------------------------------- issue 36: persons across shots, inputs without faces, no identity
 def _write_input(out: Path, stem: str, persons: pd.DataFrame | None, summary: pd.DataFrame, **run: object) -> None:
     """An input folder as `fervid annotate` leaves it: tables, then run.json listing them."""

@@ -17,7 +17,7 @@ from fervid.io.tables import write_table
 from fervid.smooth import SmoothedResult
 
 if TYPE_CHECKING:
-    from fervid.run import InputResult
+    from fervid.input_result import InputResult
 
 #: The landmarks table's point columns: ``pt0_x, pt0_y, ... pt67_x, pt67_y`` (dlib's 0-based point numbers).
 POINT_COLUMNS: tuple[str, ...] = tuple(f"pt{i}_{axis}" for i in range(68) for axis in ("x", "y"))

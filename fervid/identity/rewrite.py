@@ -255,8 +255,8 @@ def _write_outputs(
     record = {**record, "edits": [*record.get("edits", []), outcome.entry]}  # the report lists the edits
     span = record.get("time_range_s")
     result = InputResult(
-        run.source, str(record.get("kind", "video")), faces, summary,
-        int(record.get("frames_processed", 0)), 0.0, warning=record.get("warning"), classes=classes,
+        source=run.source, kind=str(record.get("kind", "video")), timeline=faces, summary=summary,
+        frames=int(record.get("frames_processed", 0)), seconds=0.0, warning=record.get("warning"), classes=classes,
         time_range=(float(span[0]), float(span[1])) if span else None, run=dict(record), media=media, persons=persons,
         blinks=blinks,
     )  # fmt: skip

@@ -2,7 +2,7 @@
 
 Frames are not kept after the frame loop, so whatever the report shows of them is cut here,
 per track (person IDs are final only at the end). :class:`ReportCollector` writes no file:
-``collected`` hands a :class:`ReportMaterial` to :class:`fervid.run.InputResult`
+``collected`` hands a :class:`ReportMaterial` to :class:`fervid.input_result.InputResult`
 (``result.collected["report"]``), where :class:`fervid.report.sink.ReportSink` finds it.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from fervid.options import AnnotateOptions
 from fervid.report.gallery import GalleryCollector, TrackPictures
 from fervid.report.moments import Peak, PeakCollector, Smoothing, report_smoothing
 from fervid.smooth import SmoothedResult
@@ -32,7 +32,7 @@ class ReportMaterial:
 class ReportCollector:
     """A frame sink (``add``, ``close``, ``abort``) that writes nothing and collects for the report."""
 
-    def __init__(self, options: Any) -> None:
+    def __init__(self, options: AnnotateOptions) -> None:
         self.smoothing = report_smoothing(options)
         self._gallery = GalleryCollector()
         self._peaks = PeakCollector(

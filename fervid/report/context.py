@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fervid.input_result import InputResult
+from fervid.options import AnnotateOptions
 from fervid.report.chart import Chart
 from fervid.report.extent import duration_text, picture_text, processed_text
 from fervid.report.gallery import GalleryEntry
@@ -60,7 +62,7 @@ def seconds(value: Any, digits: int = 2) -> str:
     return "–" if not math.isfinite(number) else f"{number:.{digits}f} s"
 
 
-def input_facts(result: Any, tracked: bool = True) -> list[tuple[str, str]]:
+def input_facts(result: InputResult, tracked: bool = True) -> list[tuple[str, str]]:
     """The input's facts: path, kind, duration, frame rate, picture size, what was processed and found.
 
     ``tracked``: a video or ``--sequence`` folder (faces followed over time); photos are counted, not timed.
@@ -93,7 +95,7 @@ def input_facts(result: Any, tracked: bool = True) -> list[tuple[str, str]]:
 NEVER_READABLE = "never readable: no expression reported"
 
 
-def conclusions_text(timeline: pd.DataFrame, options: Any) -> str:
+def conclusions_text(timeline: pd.DataFrame, options: AnnotateOptions) -> str:
     """Which faces the conclusions rest on, in words (the report's settings, the ELAN file's properties)."""
     threshold = options.classification.min_p_correct
     if threshold <= 0:
@@ -121,7 +123,7 @@ def edited_persons(run: dict[str, Any]) -> list[str]:
             for e in run.get("edits", [])]  # fmt: skip
 
 
-def run_settings(result: Any, options: Any, smoothing: Smoothing | None) -> list[tuple[str, str]]:
+def run_settings(result: InputResult, options: AnnotateOptions, smoothing: Smoothing | None) -> list[tuple[str, str]]:
     """The settings a reader needs to judge the labels: models, thresholds, smoothing, range, versions."""
     models = result.run.get("models", {})
     expression = models.get("expression", {})
@@ -137,8 +139,7 @@ def run_settings(result: Any, options: Any, smoothing: Smoothing | None) -> list
         *([("Frames", f"every {o.input.every}" + (f", from {o.input.start:g} s" if o.input.start is not None else "")
             + (f", to {o.input.end:g} s" if o.input.end is not None else ""))] if result.kind == "video" else []),
         ("Identity", f"on, descriptor distance < {o.identity.identity_threshold:g}" if o.identity.identity
-         else "off (--no-identity): one row per face" + (" track" if result.kind == "video" or o.input.sequence
-                                                           else "")),
+         else "off (--no-identity): one row per face" + (" track" if result.tracked(o) else "")),
     ]  # fmt: skip
     if o.identity.people:
         settings.append(("Known people", str(o.identity.people)))
@@ -334,16 +335,12 @@ def _files_of(timeline: pd.DataFrame, subjects: Sequence[Subject]) -> dict[int, 
     return {int(k): list(dict.fromkeys(str(f) for f in group)) for k, group in rows.groupby(column, sort=False)["file"]}
 
 
-def frame_step(result: Any, options: Any) -> float | None:
-    """Seconds between processed frames: ``--every`` over the frame rate; None for independent photos."""
-    if result.kind == "video":
-        fps = result.run.get("input", {}).get("fps") or (result.media.fps if result.media else None)
-        if fps:
-            return options.input.every / fps
-    elif options.input.sequence:
-        return options.input.every / options.input.fps
-    else:
-        return None
+def frame_step(result: InputResult, options: AnnotateOptions) -> float | None:
+    """Seconds between processed frames (:meth:`InputResult.frame_step`); for a video whose frame rate is not
+    known, the median step of its timestamps; None for independent photos."""
+    step = result.frame_step(options)
+    if step is not None or result.kind != "video":
+        return step
     times = np.unique(result.timeline["time_s"].to_numpy())
     steps = np.diff(times)
     return float(np.median(steps[steps > 0])) if np.any(steps > 0) else 1.0

@@ -24,13 +24,13 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fervid.io.atomic import atomic_path
 from fervid.io.tables import default_min_p_correct, trusted, write_table
+from fervid.options import AnnotateOptions
 from fervid.report.gallery import Pads, encode_jpeg, face_region, padded, remove_stale, resized
 from fervid.report.subjects import Subject, subject_column
 from fervid.smooth import kernel_weights, smooth_probs
@@ -64,7 +64,7 @@ class Smoothing:
         return how if self.from_options else f"{how}: --smooth was off, so the report smooths for itself"
 
 
-def report_smoothing(options: Any) -> Smoothing:
+def report_smoothing(options: AnnotateOptions) -> Smoothing:
     """The run's ``--smooth`` window and mode, or ``DEFAULT_WINDOW_S`` centred when smoothing is off."""
     c = options.classification
     if c.smooth > 0:

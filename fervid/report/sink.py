@@ -10,12 +10,13 @@ moments and ELAN labels are smoothed over them; a subject with none is marked in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from fervid.behaviour.valence import valence
 from fervid.events import Events, tier_rows
+from fervid.input_result import InputResult
+from fervid.options import AnnotateOptions
 from fervid.report.chart import subject_chart, valence_chart
 from fervid.report.collect import KEY, ReportMaterial
 from fervid.report.context import (
@@ -52,14 +53,14 @@ class ReportSink:
     ``<stem>.report.html``, each atomically; ``write`` returns them for run.json.
     """
 
-    def __init__(self, options: Any) -> None:
+    def __init__(self, options: AnnotateOptions) -> None:
         self.options = options
 
-    def write(self, result: Any, outdir: Path, stem: str) -> list[Path]:
+    def write(self, result: InputResult, outdir: Path, stem: str) -> list[Path]:
         o = self.options
         material: ReportMaterial | None = result.collected.get(KEY)
         subjects = subjects_of(result.timeline)
-        tracked = result.kind == "video" or o.input.sequence
+        tracked = result.tracked(o)
         table = result.persons if result.persons is not None else result.summary
         badges = never_readable(table, subjects)
         entries = pick_gallery(material.tracks if material else {}, subjects)
@@ -88,7 +89,7 @@ class ReportSink:
         return written
 
     @staticmethod
-    def _events(result: Any, subjects: list[Subject]) -> Numbers | None:
+    def _events(result: InputResult, subjects: list[Subject]) -> Numbers | None:
         """The events table (None without --events; no rows when the input has no subject)."""
         if result.events is None:
             return None
@@ -96,7 +97,7 @@ class ReportSink:
 
     @staticmethod
     def _sections(
-        result: Any, subjects: list[Subject], smoothed: np.ndarray, moments: list[Moment], step: float,
+        result: InputResult, subjects: list[Subject], smoothed: np.ndarray, moments: list[Moment], step: float,
         bands: list[tuple[float, float, str, int]],
     ) -> list[Section]:  # fmt: skip
         times = result.timeline["time_s"].to_numpy()
@@ -116,7 +117,9 @@ class ReportSink:
             sections.append(Section(subject, chart, pictures, never, mood))
         return sections
 
-    def _elan(self, result: Any, subjects: list[Subject], smoothed: np.ndarray, step: float, path: Path) -> Path:
+    def _elan(
+        self, result: InputResult, subjects: list[Subject], smoothed: np.ndarray, step: float, path: Path
+    ) -> Path:
         labels = top_labels(smoothed, result.classes)  # None for an untrusted face: a gap in the tier
         times = result.timeline["time_s"].to_numpy()
         tiers, participants = {}, {}
@@ -144,13 +147,15 @@ class ReportSink:
         return write_eaf(path, tiers, media, participants, notes)
 
     @staticmethod
-    def _who(result: Any, tracked: bool) -> tuple[str, str]:
+    def _who(result: InputResult, tracked: bool) -> tuple[str, str]:
         """What a subject is, singular and plural: a person, else a face track (a face, for photos)."""
         if "person_id" in result.timeline.columns:
             return "person", "persons"
         return ("face track", "face tracks") if tracked else ("face", "faces")
 
-    def _files(self, result: Any, outdir: Path, stem: str, tracked: bool, gallery: bool) -> list[tuple[str, str]]:
+    def _files(
+        self, result: InputResult, outdir: Path, stem: str, tracked: bool, gallery: bool
+    ) -> list[tuple[str, str]]:
         """(relative link, what it is) of the input's outputs, as the options of this run make them."""
         o = self.options
         made = {Path(p) for p in result.outputs}

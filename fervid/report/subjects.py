@@ -1,6 +1,6 @@
 """Who the report is about: one subject per person (``P2``), or per face track (``F3``) with ``--no-identity``.
 
-Person IDs are final only when the input is done (:class:`fervid.run.InputResult`: the
+Person IDs are final only when the input is done (:class:`fervid.input_result.InputResult`: the
 ``person_id`` column of the timeline), so the frame sinks collect per track and the report
 maps tracks to subjects here, once, at the end.
 """
