@@ -748,14 +748,17 @@ def summarize(
         path = base.with_name(base.name + suffix)
         write_table(table, path)
         written.append(str(path))
-    from fervid.corpus import LONG_FLOAT_FORMAT, corpus_tables, table_paths
+    from fervid.corpus import LONG_FLOAT_FORMAT, corpus_tables, table_paths, write_corpus_codebook
     from fervid.report.index import write_index
 
+    columns = {"summary": list(table.columns)}
     for name, corpus_table in corpus_tables(folder, table).items():  # persons and events, wide and long
         digits = LONG_FLOAT_FORMAT if name.endswith(".long") else "%.6g"
         for path in table_paths(base, name, suffixes):
             write_table(corpus_table, path, digits)
             written.append(str(path))
+        columns[name] = list(corpus_table.columns)
+    written.append(str(write_corpus_codebook(columns, base)))  # what each column of these tables means
     written.append(str(write_index(folder)))  # every input's report; incomplete runs listed as such
     shown = Table(title=_corpus_title(folder, table, complete))
     shown.caption = ("readable: the share of the frames whose face the conclusions rest on (readable, p_correct "

@@ -295,6 +295,44 @@ AGREEMENT_CONFUSION: tuple[Column, ...] = (
            "fervid gives no label)", _AGREE),
 )  # fmt: skip
 
+_CORPUS = "fervid summarize (fervid.api.summarize, fervid.corpus)"
+_INPUT: tuple[Column, ...] = (
+    Column("input", "text", "", "the input's output folder name (OUT/<input>/)", _CORPUS),
+    Column("source", "text", "", "the input's path, as run.json records it", _CORPUS),
+    Column("model", "text", "", "the expression model the input was run with", _CORPUS),
+)
+_KEYS_NO_IDENTITY = "inputs run with --no-identity (one row per face track; person_id empty)"
+CORPUS_PERSONS: tuple[Column, ...] = (
+    *_INPUT,
+    Column("person_id", "Int64", "", "the person (as in the input's faces table); empty for an input run with "
+           "--no-identity", "identity stage (fervid.identity)"),
+    Column("person", "text", "", "the --people name; empty when none matches", "identity stage",
+           "some input was run with --people"),
+    Column("face_ids", "text", "", "the person's face tracks, space-separated (the track, without identity)",
+           _CORPUS),
+    Column("file", "text", "", "the image of the track's first face", "input folder (fervid.io.images)",
+           "some input is a folder of images"),
+    Column("files", "text", "", "the file of each of face_ids, in order, joined by ' | '",
+           "fervid.io.tables.summarize_persons", "some input is a folder of images"),
+    Column("duration_s", "float64", "s", "last_time_s - first_time_s", _CORPUS),
+    *_SUBJECT_STATS,
+    *_BEHAVIOUR_STATS,
+)  # fmt: skip
+CORPUS_EVENTS: tuple[Column, ...] = (*_INPUT, *EVENTS)
+CORPUS_LONG: tuple[Column, ...] = (
+    Column("input", "text", "", "the input's output folder name", _CORPUS),
+    Column("person_id", "Int64", "", "the person; empty for an input run with --no-identity", _CORPUS),
+    Column("person", "text", "", "the --people name", _CORPUS, "the wide table has it"),
+    Column("face_ids", "text", "", "the person's face tracks, space-separated", _CORPUS, "the persons table"),
+    Column("face_id", "int64", "", "the face track (one row per track)", _CORPUS, _KEYS_NO_IDENTITY),
+    Column("event", "text", "", "the event's name", _CORPUS, "the events table"),
+    Column("onset_s", "float64", "s", "the event window's start", _CORPUS, "the events table"),
+    Column("offset_s", "float64", "s", "the event window's end", _CORPUS, "the events table"),
+    Column("measure", "text", "", "the wide table's column this value comes from (its meaning is that "
+           "column's, above)", _CORPUS),
+    Column("value", "float64", "", "the measure's value (unit: the measure's)", _CORPUS),
+)  # fmt: skip
+
 #: Every table, by the name in its file (``<stem>.<table>.csv``), with its columns in the order written.
 TABLES: dict[str, tuple[Column, ...]] = {
     "faces": FACES,
@@ -306,6 +344,11 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "agreement.confusion": AGREEMENT_CONFUSION,
     "blinks": BLINKS,
     "landmarks": LANDMARKS68,
+    "corpus.summary": CORPUS_PERSONS,
+    "corpus.persons": CORPUS_PERSONS,
+    "corpus.events": CORPUS_EVENTS,
+    "corpus.persons.long": CORPUS_LONG,
+    "corpus.events.long": CORPUS_LONG,
 }
 #: Tables a run writes (the others are written by other commands: ``fervid agree``).
 RUN_TABLES: tuple[str, ...] = ("faces", "summary", "persons", "moments", "events", "blinks", "landmarks")

@@ -115,3 +115,20 @@ def table_paths(base: Path, name: str, suffixes: tuple[str, ...]) -> list[Path]:
     ``-o study`` -> ``study.persons.csv``)."""
     prefix = base.name.removesuffix(".summary")
     return [base.with_name(f"{prefix}.{name}{suffix}") for suffix in suffixes]
+
+
+def write_corpus_codebook(written: dict[str, list[str]], base: Path) -> Path:
+    """``<prefix>.codebook.csv`` beside the corpus tables: a row per column of each table written (``written``:
+    ``summary``, ``persons``, ``events`` and the long ones -> their columns), defined in :mod:`fervid.columns`
+    under ``corpus.<name>``; the ``table`` column names the file as written (``study.persons`` with ``-o study``)."""
+    from fervid.columns import CODEBOOK_HEADER, codebook_rows
+    from fervid.io.atomic import atomic_path
+
+    prefix = base.name.removesuffix(".summary")
+    rows = codebook_rows({f"corpus.{name}": columns for name, columns in written.items()})
+    for row in rows:
+        row["table"] = f"{prefix}.{row['table'].removeprefix('corpus.')}"
+    path = base.with_name(f"{prefix}.codebook.csv")
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=list(CODEBOOK_HEADER)).to_csv(tmp, index=False)
+    return path

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 import fervid
 from fervid.api import read_table
 from fervid.cli import app
+from fervid.columns import UNDEFINED
 from fervid.corpus import long_form
 
 CLIPS = {"WolfgangLanger_Pexels": "media/pyfeat/WolfgangLanger_Pexels.mp4",
@@ -69,6 +70,18 @@ def test_corpus_events_are_every_inputs_event_rows(batch: Path) -> None:
                       "short_hamilton_clip": ["early", "late", "singer"], "single_face": ["early", "late"]}  # fmt: skip
     assert "Wolfgang" in set(table["person"])  # --people names reach the corpus
     pd.testing.assert_frame_equal(pd.read_parquet(batch / "corpus.events.parquet"), table, check_dtype=False)
+
+
+@pytest.mark.slow
+def test_the_corpus_codebook_defines_every_column_written(batch: Path) -> None:
+    """``corpus.codebook.csv`` has a row, with a definition, for every column of every corpus table, in order."""
+    book = pd.read_csv(batch / "corpus.codebook.csv", dtype=str, keep_default_na=False)
+    for name in ("summary", "persons", "persons.long", "events", "events.long"):
+        written = list(read_table(batch / f"corpus.{name}.parquet").columns)
+        rows = book[book["table"] == f"corpus.{name}"]
+        assert rows["column"].tolist() == written, name
+        missing = rows[(rows["definition"] == UNDEFINED) | (rows["type"] == "")]["column"].tolist()
+        assert not missing, f"corpus.{name}: columns without a definition in fervid.columns: {missing}"
 
 
 @pytest.mark.slow
