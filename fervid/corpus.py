@@ -126,8 +126,9 @@ def write_corpus_codebook(written: dict[str, list[str]], base: Path) -> Path:
 
     prefix = base.name.removesuffix(".summary")
     rows = codebook_rows({f"corpus.{name}": columns for name, columns in written.items()})
-    for row in rows:
-        row["table"] = f"{prefix}.{row['table'].removeprefix('corpus.')}"
+    for row in rows:  # the name of the file as written: corpus.summary.csv, or study.csv with -o study
+        name = row["table"].removeprefix("corpus.")
+        row["table"] = base.name if name == "summary" else f"{prefix}.{name}"
     path = base.with_name(f"{prefix}.codebook.csv")
     with atomic_path(path) as tmp:
         pd.DataFrame(rows, columns=list(CODEBOOK_HEADER)).to_csv(tmp, index=False)

@@ -154,8 +154,10 @@ def test_summarize_without_events_writes_no_events_tables(tmp_path: Path) -> Non
                                         "outputs": ["clip.persons.csv", "clip.summary.csv"]})  # fmt: skip
     result = CliRunner().invoke(app, ["summarize", str(tmp_path), "-o", str(tmp_path / "study")])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.glob("study*")) == ["study.csv", "study.persons.csv",
+    assert sorted(p.name for p in tmp_path.glob("study*")) == ["study.codebook.csv", "study.csv", "study.persons.csv",
                                                               "study.persons.long.csv"]  # fmt: skip
+    book = pd.read_csv(tmp_path / "study.codebook.csv", keep_default_na=False)
+    assert book["table"].unique().tolist() == ["study", "study.persons", "study.persons.long"]
     long = read_table(tmp_path / "study.persons.long.csv")
     assert long["measure"].tolist() == ["duration_s", "visible_s", "frames", "readable_frames", "readable_share",
                                         "mean_p_happy", "share_happy"]  # fmt: skip
