@@ -17,7 +17,7 @@ import numpy as np
 from fervid.behaviour.eyes import eye_and_mouth
 from fervid.behaviour.pose import choose_pose, fit_pose, nose_side
 from fervid.behaviour.valence import valence
-from fervid.landmarks68 import dlib_boxes
+from fervid.landmarks68 import landmarks68
 from fervid.quality import landmark_measures
 from fervid.types import Detections, Predictions
 
@@ -39,28 +39,9 @@ class BehaviourStage:
     def measure(self, images: Sequence[np.ndarray], detections: Sequence[Detections],
                 predictions: Sequence[Predictions]) -> None:  # fmt: skip
         """Fill each frame's ``Detections.data`` with :data:`DATA_COLUMNS` and the 68 points, in place."""
-        points = whole_pixel_landmarks68(self.predictor, images, detections)
+        points = landmarks68(self.predictor, images, detections)
         for image, dets, preds, pts in zip(images, detections, predictions, points):
             dets.data.update(measures(pts, dets, preds, (image.shape[1], image.shape[0])))
-
-
-def whole_pixel_landmarks68(
-    predictor: Any, images: Sequence[np.ndarray], detections: Sequence[Detections]
-) -> list[np.ndarray]:
-    """:func:`fervid.landmarks68.landmarks68` with the dlib boxes rounded to whole pixels, as dlib's own rectangles are.
-
-    Why: the cascade compares pixels it picks through the box, so a box that moves by a thousandth of a pixel
-    (float rounding between batch sizes) can pick a neighbouring pixel and move the points by a pixel; rounded,
-    the box moves only when it crosses half a pixel. On WolfgangLanger_Pexels.mp4, 3 of 72 faces differed between
-    the fast and the plain path without it.
-    """
-    counts = [len(d) for d in detections]
-    if sum(counts) == 0:
-        return [np.zeros((0, 68, 2), np.float32) for _ in detections]
-    boxes = dlib_boxes(np.concatenate([d.xyxy for d in detections]), np.concatenate([d.landmarks for d in detections]))
-    index = np.repeat(np.arange(len(counts)), counts)
-    points = np.asarray(predictor.predict(images, np.round(boxes), index), dtype=np.float32)
-    return np.split(points, np.cumsum(counts)[:-1])
 
 
 def measures(points: np.ndarray, dets: Detections, preds: Predictions, size: tuple[int, int]) -> dict[str, np.ndarray]:
