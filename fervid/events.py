@@ -367,15 +367,6 @@ def with_blink_rates(table: pd.DataFrame, blinks: pd.DataFrame | None) -> pd.Dat
     return table.assign(blinks_per_min=rate)
 
 
-def read_blinks(outdir: Path, stem: str) -> pd.DataFrame | None:
-    """``<stem>.blinks.csv`` (or ``.parquet``) when an earlier sink wrote it; None otherwise."""
-    for suffix in (".parquet", ".csv"):
-        path = outdir / f"{stem}.blinks{suffix}"
-        if path.exists():
-            return pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
-    return None
-
-
 def tier_rows(events: Events) -> list[list[int]]:
     """Indices of ``events`` spread over as few ELAN tiers as hold them without overlap (ELAN's tiers cannot
     overlap): each window goes to the first tier whose last window has ended by its onset."""
@@ -413,8 +404,8 @@ def events_for_input(options: Any, media: MediaInfo, stem: str) -> Events | None
 
 
 class EventsSink:
-    """``<stem>.events.csv`` (or ``.parquet``): the input's :func:`event_table`, with blink rates when a blinks
-    table was written before it (:func:`read_blinks`, so it runs after the other table sinks)."""
+    """``<stem>.events.csv`` (or ``.parquet``): the input's :func:`event_table`, with blink rates when blinks were
+    looked for (the input's blinks table, ``InputResult.blinks``)."""
 
     def __init__(self, suffixes: tuple[str, ...]) -> None:
         self.suffixes = suffixes
@@ -424,7 +415,7 @@ class EventsSink:
 
         if result.events is None:
             return []
-        result.events = with_blink_rates(result.events, read_blinks(outdir, stem))
+        result.events = with_blink_rates(result.events, result.blinks)
         written = []
         for suffix in self.suffixes:
             path = outdir / f"{stem}.events{suffix}"

@@ -360,7 +360,7 @@ def input_sinks(options: AnnotateOptions) -> list[InputSink]:
         sinks.append(TimelinePlotSink(options))
     if options.identity.save_embeddings:
         sinks.append(EmbeddingsSink())
-    if options.output.events is not None:  # after the other tables: it reads a blinks table written before it
+    if options.output.events is not None:  # before the report, which shows its table
         from fervid.events import EventsSink
 
         sinks.append(EventsSink(options.output.table_suffixes))
