@@ -38,22 +38,41 @@ class BehaviourStage:
 
     def measure(self, images: Sequence[np.ndarray], detections: Sequence[Detections],
                 predictions: Sequence[Predictions]) -> None:  # fmt: skip
-        """Fill each frame's ``Detections.data`` with :data:`DATA_COLUMNS` and the 68 points, in place."""
-        points = landmarks68(self.predictor, images, detections)
-        for image, dets, preds, pts in zip(images, detections, predictions, points):
-            dets.data.update(measures(pts, dets, preds, (image.shape[1], image.shape[0])))
+        """Fill each frame's ``Detections.data`` with :data:`DATA_COLUMNS` and the 68 points, in place.
+
+        All faces of the batch are measured together and the columns then split by frame: per-frame calls
+        cost more in array set-up than in arithmetic when frames hold one or two faces.
+        """
+        if not detections:
+            return
+        counts = [len(d) for d in detections]
+        classes = predictions[0].classes
+        columns = measures(
+            np.concatenate(landmarks68(self.predictor, images, detections)).reshape(-1, 68, 2),
+            np.concatenate([d.xyxy for d in detections]).reshape(-1, 4),
+            np.concatenate([d.landmarks for d in detections]).reshape(-1, 5, 2),
+            np.concatenate([np.asarray(p.probs).reshape(-1, len(classes)) for p in predictions]),
+            classes,
+            np.repeat(np.array([(image.shape[1], image.shape[0]) for image in images], np.float64).reshape(-1, 2),
+                      counts, axis=0),
+        )  # fmt: skip
+        ends = np.cumsum(counts, dtype=np.int64)
+        for dets, end, n in zip(detections, ends, counts):
+            dets.data.update({key: value[end - n : end] for key, value in columns.items()})
 
 
-def measures(points: np.ndarray, dets: Detections, preds: Predictions, size: tuple[int, int]) -> dict[str, np.ndarray]:
-    """One frame's behaviour measures from its faces' 68 points (n, 68, 2), detections and probabilities."""
-    n = len(dets)
+def measures(points: np.ndarray, xyxy: np.ndarray, landmarks5: np.ndarray, probs: np.ndarray,
+             classes: Sequence[str], sizes: np.ndarray) -> dict[str, np.ndarray]:  # fmt: skip
+    """Behaviour measures of n faces (from any frames): their 68 points (n, 68, 2), RetinaFace boxes (n, 4) and
+    five points (n, 5, 2), probabilities (n, k) over ``classes``, and their frames' (width, height) (n, 2)."""
+    n = len(points)
     points = np.asarray(points, dtype=np.float32).reshape(n, 68, 2)
-    five = landmark_measures(dets.landmarks)  # the five-point angles (the classifier's, recomputed: cheap)
-    side = nose_side(dets.xyxy, dets.landmarks)
-    pose = choose_pose(fit_pose(points, np.tile(size, (n, 1))), five["yaw"], five["roll"], side)
+    five = landmark_measures(landmarks5)  # the five-point angles (the classifier's, recomputed: cheap)
+    side = nose_side(xyxy, landmarks5)
+    pose = choose_pose(fit_pose(points, sizes), five["yaw"], five["roll"], side)
     eyes = eye_and_mouth(points)
     fitted = pose["pose_source"] == "68"  # the points are the cascade's guess elsewhere: no eye or mouth value
     out = {**pose, **{key: np.where(fitted, value, np.nan).astype(np.float32) for key, value in eyes.items()}}
-    out["valence"] = valence(preds.probs, preds.classes)
+    out["valence"] = valence(probs, classes)
     out[POINTS_KEY] = points
     return out

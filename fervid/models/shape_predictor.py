@@ -114,34 +114,49 @@ class ShapePredictor:
         sampler = _Sampler(images, image_index)
         origin = boxes[:, None, :2]  # (N, 1, 2): where (0, 0) goes
         size = boxes[:, None, 2:] - boxes[:, None, :2]  # where (1, 1) goes, minus the origin
+        left, top, width, height = boxes[:, 0:1], boxes[:, 1:2], size[:, :, 0], size[:, :, 1]  # (N, 1) each
         shape = np.repeat(self.mean_shape[None], count, axis=0)  # (N, P, 2) float32
-        faces = np.arange(count)[:, None]
-        trees = np.arange(self.thresholds.shape[1])[None, :]
+        trees = self.thresholds.shape[1]
         first_leaf = self.thresholds.shape[2]
-        leaf_offsets = trees * (first_leaf + 1)
-        node_offsets = trees * first_leaf
-        value_offsets = faces * self.anchors.shape[1]
-        block = max(1, min(trees.shape[1], _BLOCK_VALUES // (count * 2 * self.num_parts)))
+        leaf_offsets = np.arange(trees)[None, :] * (first_leaf + 1) - first_leaf
+        node_offsets = np.arange(trees)[None, :] * first_leaf
+        value_offsets = np.arange(count)[:, None] * self.anchors.shape[1]
+        block = max(1, min(trees, _BLOCK_VALUES // (count * 2 * self.num_parts)))
         stack = np.empty((1 + block, count, 2 * self.num_parts), np.float32)
+        split, index = np.empty((count, trees), np.int64), np.empty((count, trees), np.int64)
+        a, b, limit = (np.empty((count, trees), np.float32) for _ in range(3))
         for level in range(self.anchors.shape[0]):
             transform = _similarity(self._source, shape)  # (N, 2, 2) float32
-            delta = self.deltas[level]  # (F, 2)
-            local = transform[:, None, :, 0] * delta[None, :, 0:1] + transform[:, None, :, 1] * delta[None, :, 1:2]
-            local += shape[:, self.anchors[level]]  # (N, F, 2) float32: dlib's tform*delta + anchor
-            pixel = np.floor(origin + size * local.astype(np.float64) + 0.5).astype(np.int64)
-            values = sampler.intensities(pixel)  # (N, F) float32
+            dx, dy = self.deltas[level, :, 0], self.deltas[level, :, 1]  # (F,) each
+            anchor = shape[:, self.anchors[level]]  # (N, F, 2)
+            # dlib's tform*delta + anchor in float32, one coordinate plane at a time ((N, F) each), then
+            # through the box in float64 and rounded to the nearest pixel.
+            x = transform[:, 0, 0:1] * dx + transform[:, 0, 1:2] * dy + anchor[..., 0]
+            y = transform[:, 1, 0:1] * dx + transform[:, 1, 1:2] * dy + anchor[..., 1]
+            flat_values = sampler.intensities(
+                np.floor(left + width * x.astype(np.float64) + 0.5).astype(np.int64),
+                np.floor(top + height * y.astype(np.float64) + 0.5).astype(np.int64),
+            ).ravel()  # (N * F,) float32
             # Walk all trees of all faces one depth at a time, with flat indices (1-D takes are fastest).
-            flat_values = values.ravel()
             first, second, thresholds = self._first[level], self._second[level], self._thresholds[level]
-            node = np.zeros((count, trees.shape[1]), np.int64)
+            node = np.zeros((count, trees), np.int64)
             for _ in range(self.depth):
-                split = node_offsets + node  # (N, T) into the level's (T * S) splits
-                difference = flat_values[value_offsets + first[split]] - flat_values[value_offsets + second[split]]
-                node = 2 * node + np.where(difference > thresholds[split], 1, 2)
+                np.add(node_offsets, node, out=split)  # (N, T) into the level's (T * S) splits
+                np.take(first, split, out=index)
+                index += value_offsets
+                np.take(flat_values, index, out=a)
+                np.take(second, split, out=index)
+                index += value_offsets
+                np.take(flat_values, index, out=b)
+                np.take(thresholds, split, out=limit)
+                a -= b
+                node *= 2
+                node += 2
+                node -= a > limit  # the left child (2n + 1) when the difference is over the threshold
             # dlib adds the trees' updates to the shape one after another in float32; a reduction
             # over the first axis of (1 + trees, N, 2P) does the same (its outer loop is that axis).
             # Blocks of trees keep the buffer in cache.
-            rows = (node - first_leaf + leaf_offsets).T  # (T, N) rows of the level's leaf table
+            rows = (node + leaf_offsets).T  # (T, N) rows of the level's leaf table
             flat_shape = shape.reshape(count, -1)
             for start in range(0, rows.shape[0], block):
                 chunk = rows[start : start + block]
@@ -181,30 +196,39 @@ def _similarity(centred: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 class _Sampler:
-    """dlib's ``get_pixel_intensity`` at integer pixels of several images, one gather per image."""
+    """dlib's ``get_pixel_intensity`` at integer pixels of several images, one gather for all of them.
+
+    The images of a call are laid end to end in one flat buffer (copied once per call, a view when there is
+    one image), so each cascade level reads every face's pixels in a few array operations instead of a loop
+    over images (which cost more than the rest of the cascade on video, one face per frame).
+    """
 
     def __init__(self, images: Sequence[np.ndarray], image_index: np.ndarray) -> None:
-        self.groups: list[tuple[np.ndarray, np.ndarray]] = []
-        for index in np.unique(image_index):
-            image = np.asarray(images[index])
+        used, face_image = np.unique(image_index, return_inverse=True)
+        arrays = [np.asarray(images[index]) for index in used]
+        for index, image in zip(used, arrays):
             if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
                 raise ValueError(
                     f"image {index} must be (H, W, 3) RGB or (H, W) grey uint8, got {image.dtype} {image.shape}"
                 )
-            self.groups.append((np.flatnonzero(image_index == index), image))
-        self.count = image_index.size
+        sizes = np.array([image.size for image in arrays], np.int64)
+        self.flat = arrays[0].reshape(-1) if len(arrays) == 1 else np.concatenate([a.reshape(-1) for a in arrays])
+        # Per face, as (N, 1) columns: where its image starts in the buffer, its width, height and channels.
+        self.start = (np.cumsum(sizes) - sizes)[face_image][:, None]
+        self.width = np.array([a.shape[1] for a in arrays], np.int64)[face_image][:, None]
+        self.height = np.array([a.shape[0] for a in arrays], np.int64)[face_image][:, None]
+        self.channels = np.array([1 if a.ndim == 2 else 3 for a in arrays], np.int64)[face_image][:, None]
+        self.rgb = np.flatnonzero(self.channels[:, 0] == 3)  # the faces in RGB images
 
-    def intensities(self, pixel: np.ndarray) -> np.ndarray:
-        """(N, F) float32 intensities at (N, F, 2) integer (x, y) pixels; 0 outside the image."""
-        values = np.zeros(pixel.shape[:2], np.float32)
-        for rows, image in self.groups:
-            x, y = pixel[rows, :, 0], pixel[rows, :, 1]
-            inside = (x >= 0) & (y >= 0) & (x < image.shape[1]) & (y < image.shape[0])
-            found = image[np.where(inside, y, 0), np.where(inside, x, 0)]
-            if found.ndim == 3:  # RGB: dlib's grey is the integer mean of the three channels
-                found = found.sum(axis=2, dtype=np.uint16) // 3
-            values[rows] = np.where(inside, found, 0)
-        return values
+    def intensities(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(N, F) float32 intensities at integer pixels ``x``, ``y`` ((N, F) each); 0 outside the image."""
+        inside = (x >= 0) & (y >= 0) & (x < self.width) & (y < self.height)
+        at = self.start + (np.where(inside, y, 0) * self.width + np.where(inside, x, 0)) * self.channels
+        values = np.take(self.flat, at).astype(np.uint16)
+        if self.rgb.size:  # RGB: dlib's grey is the integer mean of the three channels
+            rgb_at = at[self.rgb]
+            values[self.rgb] = (values[self.rgb] + np.take(self.flat, rgb_at + 1) + np.take(self.flat, rgb_at + 2)) // 3
+        return np.where(inside, values, 0).astype(np.float32)
 
 
 __all__ = ["ShapePredictor", "similarity_matrices"]
