@@ -20,14 +20,6 @@ PACKAGE = ROOT / "fervid"
 # only shrink. Each runs through a module another branch was editing when this test was written (issue 35,
 # section 4), or came with a branch merged while it was written: break them there, then delete the line.
 KNOWN_CYCLES: set[tuple[str, ...]] = {
-    # options checks a model name with classify's ExpressionClassifier (function import); classify reads its
-    # threshold options from options.ClassificationOptions (function import).
-    ("fervid.classify", "fervid.options"),
-    # classify imports io.tables' default_min_p_correct, which reads options.ClassificationOptions' default.
-    ("fervid.classify", "fervid.io.tables", "fervid.options"),
-    # options checks smoothing choices with smooth's check_mode; smooth imports io.tables' default_min_p_correct.
-    # Fix for both: the threshold defaults in a leaf module that classify, smooth and io.tables import.
-    ("fervid.io.tables", "fervid.options", "fervid.smooth"),
     # The API module both offers the library's commands and is used by them to read tables (function imports):
     # api.agree calls agreement, which reads the run with api.load;
     ("fervid.agreement", "fervid.api"),
