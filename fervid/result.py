@@ -6,6 +6,7 @@ it through the API made the API and the command it offers import each other.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,12 +76,11 @@ class AnnotateResult:
             raise ValueError("only a result computed by fervid.annotate can be saved (a loaded one is on disk)")
         from fervid.run import write_outputs
 
-        self._input.outputs = [p for p in self._input.outputs if p.exists()]
-        before = len(self._input.outputs)
-        write_outputs(self._input, Path(directory), stem or self.stem, self._options)
-        self.outputs, self.run, self.seconds = self._input.outputs, self._input.run, self._input.seconds
-        self.events = self._input.events  # with blink rates when a blinks table was written
-        return self.outputs[before:]
+        kept = [p for p in self._input.outputs if p.exists()]  # what processing wrote (the annotated video)
+        computed = dataclasses.replace(self._input, outputs=kept)
+        written = write_outputs(computed, Path(directory), stem or self.stem, self._options)
+        self.outputs, self.run, self.seconds = written.outputs, written.run, written.seconds
+        return written.outputs[len(kept) :]
 
 
 def load(directory: PathLike, stem: str | None = None) -> AnnotateResult:

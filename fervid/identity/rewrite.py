@@ -241,6 +241,7 @@ def _write_outputs(
     run: _Run, plan: EditPlan, media: Any, windows: Any, out: Path, progress: Callable[[int], None] | None,
     on_start: Callable[[int], None] | None, outcome: EditOutcome,
 ) -> list[Path]:  # fmt: skip
+    from fervid.events import with_blink_rates
     from fervid.io.table_reader import read_table
     from fervid.run import InputResult, behaviour_summaries
     from fervid.sinks import input_sinks
@@ -262,7 +263,7 @@ def _write_outputs(
     )  # fmt: skip
     if windows is not None:
         result.windows = windows
-        result.events = _edited_events(run, faces, classes, windows, plan)
+        result.events = with_blink_rates(_edited_events(run, faces, classes, windows, plan), blinks)
     if media is not None:
         if on_start is not None:
             on_start(result.frames)
