@@ -86,7 +86,8 @@ class _Run:
 # --------------------------------------------------------------------------------- reading
 def read_run(folder: Path) -> _Run:
     """A finished fervid input folder, or an AgreementError saying why it is not one."""
-    from fervid import api, metadata
+    from fervid import metadata
+    from fervid.result import load
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -95,7 +96,7 @@ def read_run(folder: Path) -> _Run:
     stem = records[0].name[: -len(metadata.SUFFIX)] if len(records) == 1 else None
     if stem is None or not metadata.is_complete(folder, stem):
         raise AgreementError(f"{folder}: not a finished fervid output folder (no complete <stem>{metadata.SUFFIX})")
-    loaded = api.load(folder, stem)
+    loaded = load(folder, stem)
     if loaded.run.get("kind") != "video" and not (loaded.run.get("options") or {}).get("sequence"):
         raise AgreementError(f"{folder}: a run of independent photos, which have no time to compare with ELAN")
     return _Run(folder, stem, loaded.faces, tuple(loaded.classes), loaded.run)

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fervid.io.tables import default_min_p_correct, trusted
+from fervid.defaults import MIN_P_CORRECT
+from fervid.io.tables import trusted
 from fervid.types import Detections, Predictions
 
 Colour = tuple[int, int, int]
@@ -139,7 +140,7 @@ class FrameAnnotator:
     ):
         if thickness is not None and thickness < 1:
             raise ValueError(f"thickness must be >= 1 or None (automatic), got {thickness}")
-        self.min_p_correct = default_min_p_correct() if min_p_correct is None else float(min_p_correct)
+        self.min_p_correct = MIN_P_CORRECT if min_p_correct is None else float(min_p_correct)
         self.show_landmarks = show_landmarks
         self.show_bars = show_bars
         self.thickness = thickness

@@ -19,97 +19,35 @@ Example::
 
     corpus = fervid.summarize("fervid-out")            # every input × person of a CLI run
     fervid.edit_persons("fervid-out/clip", merge=[("P2", "P11")], names={"P2": "Ada"})  # fix persons after a run
+
+:class:`AnnotateResult` and :func:`load` live in :mod:`fervid.result`, :func:`read_table` and :func:`find_table` in
+:mod:`fervid.io.table_reader`, so the commands offered here can read runs without importing this module back; they
+are the API's names all the same.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from fervid import metadata
+from fervid.io.table_reader import NULLABLE_COUNTS, TABLE_SUFFIXES, find_table, int64_where_complete, read_table
+from fervid.result import AnnotateResult, PathLike, load
+
+__all__ = [
+    "AnnotateResult", "PathLike", "agree", "annotate", "corpus_columns", "edit_persons", "find_table", "load",
+    "option_names", "options", "pipeline", "read_table", "stream", "summarize",
+]  # fmt: skip
 
 if TYPE_CHECKING:
     from fervid.agreement import Agreement
     from fervid.options import AnnotateOptions
     from fervid.pipeline import InputResult, Pipeline
     from fervid.smooth import SmoothedResult
-
-PathLike = str | os.PathLike[str]
-#: The per-input outputs a summary is built from, in the order they are looked for.
-_TABLE_SUFFIXES = (".parquet", ".csv")
-#: Columns of the per-face tables that are not float32 (timeline) / float64 (summary).
-_TIMELINE_DTYPES = {"frame": "int64", "time_s": "float64", "face_id": "int64", "person_id": "int64"}
-_SUMMARY_DTYPES = {"face_id": "int64", "person_id": "int64", "first_time_s": "float64", "last_time_s": "float64",
-                   "frames": "int64", "readable_frames": "int64", "onset_s": "float64",
-                   "offset_s": "float64"}  # fmt: skip
-_TEXT_COLUMNS = ("file", "files", "emotion", "dominant_emotion", "input", "source", "model", "person", "face_ids",
-                 "event", "measure", "pose_source")  # fmt: skip
-
-
-@dataclass
-class AnnotateResult:
-    """What :func:`annotate` returns: the tables of one input and how they were made.
-
-    Attributes:
-        faces: one row per face per processed frame (the ``<stem>.faces.csv`` columns:
-            ``frame, [file], time_s, face_id, person_id, [person], x1..y2, det_score, lm*_x/y,
-            emotion, confidence, p_<class>...`` and, when smoothed, ``ps_<class>...``).
-        summary: one row per face track (the ``<stem>.summary.csv`` columns).
-        persons: one row per identified person (``<stem>.persons.csv``); None with ``identity=False``.
-        events: one row per person and ``events`` window (``<stem>.events.csv``); None without ``events``.
-        classes: the model's class names, in column order.
-        run: the run record (what ``<stem>.run.json`` holds; versions, models, options, input facts).
-        outputs: files written so far (empty for an in-memory run until :meth:`save`).
-    """
-
-    source: Path
-    stem: str
-    faces: pd.DataFrame
-    summary: pd.DataFrame
-    classes: tuple[str, ...]
-    frames: int
-    seconds: float
-    warning: str | None = None
-    run: dict[str, Any] = field(default_factory=dict)
-    outputs: list[Path] = field(default_factory=list)
-    persons: pd.DataFrame | None = None
-    events: pd.DataFrame | None = None
-    _input: InputResult | None = field(default=None, repr=False)
-    _options: AnnotateOptions | None = field(default=None, repr=False)
-
-    @property
-    def face_ids(self) -> list[int]:
-        return sorted(int(i) for i in self.faces["face_id"].unique() if i >= 1)
-
-    def save(self, directory: PathLike, stem: str | None = None) -> list[Path]:
-        """Write the tables (in the run's ``format``), the timeline PNG and ``<stem>.run.json`` into ``directory``.
-
-        Mirrors one input folder of ``fervid annotate`` (``OUT/<stem>/``), so ``fervid summarize``
-        and :func:`load` read it back. The annotated video is made only while processing:
-        pass ``output=`` to :func:`annotate` for it. The report (``report=True``, the default) is
-        written too: its faces were cut while the frames streamed. Returns the paths written.
-
-        Example::
-
-            result = fervid.annotate("clip.mp4")
-            result.save("results/clip")        # results/clip/clip.faces.csv, ... clip.run.json
-        """
-        if self._input is None or self._options is None:
-            raise ValueError("only a result computed by fervid.annotate can be saved (a loaded one is on disk)")
-        from fervid.run import write_outputs
-
-        self._input.outputs = [p for p in self._input.outputs if p.exists()]
-        before = len(self._input.outputs)
-        write_outputs(self._input, Path(directory), stem or self.stem, self._options)
-        self.outputs, self.run, self.seconds = self._input.outputs, self._input.run, self._input.seconds
-        self.events = self._input.events  # with blink rates when a blinks table was written
-        return self.outputs[before:]
 
 
 def options(**kwargs: Any) -> AnnotateOptions:
@@ -198,38 +136,6 @@ def stream(source: PathLike, **kwargs: Any) -> Iterator[SmoothedResult]:
     yield from pipeline(options(**kwargs)).stream(Path(source))
 
 
-def load(directory: PathLike, stem: str | None = None) -> AnnotateResult:
-    """Read one input's saved outputs back (Parquet preferred, else CSV) with the in-memory dtypes.
-
-    Example::
-
-        result = fervid.load("fervid-out/clip")
-        result.faces.head()
-    """
-    from fervid.io.tables import classes_of
-
-    directory = Path(directory)
-    if stem is None:
-        records = sorted(directory.glob(f"*{metadata.SUFFIX}"))
-        if len(records) != 1:
-            raise FileNotFoundError(f"{directory}: expected one *{metadata.SUFFIX}, found {len(records)}; pass stem=")
-        stem = records[0].name[: -len(metadata.SUFFIX)]
-    if not metadata.is_complete(directory, stem):
-        raise FileNotFoundError(f"{directory}: no complete fervid run for {stem!r} (no valid {stem}{metadata.SUFFIX})")
-    run = metadata.read_run(directory, stem) or {}
-    faces = read_table(find_table(directory, stem, "faces"))
-    summary = read_table(find_table(directory, stem, "summary"))
-    persons = read_table(find_table(directory, stem, "persons")) if "identity" in run else None
-    events = read_table(find_table(directory, stem, "events")) if "events" in run else None
-    classes = classes_of(faces)
-    return AnnotateResult(
-        source=Path(run.get("input", {}).get("path", directory)), stem=stem, faces=faces, summary=summary,
-        classes=classes, frames=int(run.get("frames_processed", 0)), seconds=float(run.get("wall_time_s", 0.0)),
-        warning=run.get("warning"), run=run, outputs=[directory / n for n in run.get("outputs", [])], persons=persons,
-        events=events,
-    )  # fmt: skip
-
-
 def edit_persons(
     directory: PathLike, merge: Iterable[Sequence[int | str]] = (), names: dict[int | str, str] | None = None,
     drop: Iterable[int | str] = (),
@@ -252,52 +158,6 @@ def edit_persons(
 
     outcome = rewrite(Path(directory), PersonEdits.of(merge, names, drop))
     return load(outcome.folder, outcome.stem)
-
-
-def read_table(path: PathLike) -> pd.DataFrame:
-    """A faces, summary, persons or events table, or a corpus table (wide or long), from CSV or Parquet, with the
-    dtypes it was made with.
-
-    Parquet keeps dtypes itself; CSV has none, so a table's columns come back with the dtypes
-    :mod:`fervid.columns` defines for them (ids and counts int64, the timeline's measurements
-    float32, ``readable`` bool, times and summary statistics float64, text as text), other
-    columns float32 (faces) or float64 (summaries). A corpus
-    summary's ``person_id`` is missing for inputs run without identity, its ``readable_frames`` for
-    runs made before it existed: such a column is then Int64 (nullable).
-    """
-    from fervid.columns import BY_NAME, TABLES, lookup
-
-    path = Path(path)
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    is_summary = path.name.endswith((".summary.csv", ".persons.csv", ".events.csv", ".long.csv"))
-    fixed = _SUMMARY_DTYPES if is_summary else {**{c.name: c.dtype for c in BY_NAME.values()}, **_TIMELINE_DTYPES}
-    table = next((t for t in sorted(TABLES, key=len, reverse=True) if path.name.endswith(f".{t}.csv")), None)
-    header = pd.read_csv(path, nrows=0).columns
-    dtypes: dict[str, Any] = {c: fixed.get(c, "float64" if is_summary else "float32") for c in header}
-    defined = {c: lookup(table, c) for c in header} if table else {}
-    dtypes |= {c: "str" if d.dtype == "text" else d.dtype for c, d in defined.items() if d is not None}
-    for c in _TEXT_COLUMNS:
-        if c in dtypes:
-            dtypes[c] = "str"
-    nullable = [c for c in _NULLABLE_COUNTS if c in dtypes] if is_summary else []
-    dtypes |= dict.fromkeys(nullable, "Int64")  # empty in some rows of a corpus summary
-    frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""])
-    return _int64_where_complete(frame, nullable)
-
-
-#: Integer columns of a corpus summary that some inputs lack: ``person_id`` (runs without identity),
-#: ``readable_frames`` (runs made before it existed).
-_NULLABLE_COUNTS = ("person_id", "readable_frames")
-
-
-def _int64_where_complete(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Each of ``columns`` as int64 when no value is missing, else as Int64 (nullable)."""
-    for c in columns:
-        frame[c] = frame[c].astype("Int64")
-        if not frame[c].isna().any():
-            frame[c] = frame[c].astype("int64")
-    return frame
 
 
 def agree(folder: PathLike, *, write: bool = True, **kwargs: Any) -> Agreement:
@@ -359,7 +219,7 @@ def summarize(outdir: PathLike) -> pd.DataFrame:
     if not any(len(part) for part in parts):
         return pd.DataFrame({c: pd.Series(dtype=_corpus_dtype(c)) for c in columns})
     table = pd.concat([part for part in parts if len(part)], ignore_index=True).reindex(columns=columns)
-    return _int64_where_complete(table, list(_NULLABLE_COUNTS))
+    return int64_where_complete(table, list(NULLABLE_COUNTS))
 
 
 #: The corpus table's first columns, in order; each input's other columns follow.
@@ -370,7 +230,7 @@ _CORPUS_HEAD = ("input", "source", "model", "person_id", "person", "face_ids", "
 
 def _corpus_rows(folder: Path, stem: str, run: dict[str, Any], label: str) -> pd.DataFrame:
     """One input's rows of the corpus table: its persons (its face tracks without identity), the run's facts first."""
-    by_person = "identity" in run and any((folder / f"{stem}.persons{s}").exists() for s in _TABLE_SUFFIXES)
+    by_person = "identity" in run and any((folder / f"{stem}.persons{s}").exists() for s in TABLE_SUFFIXES)
     table = read_table(find_table(folder, stem, "persons" if by_person else "summary"))
     info, opts = run.get("input", {}), run.get("options", {})
     rows = pd.DataFrame({"input": label, "source": info.get("path", ""), "model": opts.get("model", "")},
@@ -416,15 +276,6 @@ def _corpus_dtype(column: str) -> str:
     if column == "person_id":
         return "Int64"
     return "int64" if column in ("frames", "readable_frames") else "float64"
-
-
-def find_table(folder: Path, stem: str, what: str) -> Path:
-    """The ``<stem>.<what>`` table in ``folder`` (Parquet or CSV), or FileNotFoundError; fervid.corpus uses it too."""
-    for suffix in _TABLE_SUFFIXES:
-        path = folder / f"{stem}.{what}{suffix}"
-        if path.exists():
-            return path
-    raise FileNotFoundError(f"{folder}: no {stem}.{what}.parquet or .csv")
 
 
 def _wrap(result: InputResult, stem: str, opts: AnnotateOptions) -> AnnotateResult:

@@ -24,6 +24,7 @@ from fervid.align import (
     crop_faces_rgb,
     similarity_transforms,
 )
+from fervid.defaults import MIN_P_CORRECT, MODEL
 from fervid.models.expression_input import prepare, probabilities
 from fervid.models.expression_weights import check_manifest, load_weights, resolve_model, sha256_file
 from fervid.quality import crop_measures, landmark_measures
@@ -48,9 +49,7 @@ class ExpressionClassifier:
         require_reliability: bool = False,
     ) -> None:  # fmt: skip
         if model is None:
-            from fervid.options import ClassificationOptions
-
-            model = ClassificationOptions().model
+            model = MODEL
         self.device = torch.device(device)
         net, self.config = load_weights(model)
         self.model_name = str(model)
@@ -152,9 +151,7 @@ class ExpressionClassifier:
 def threshold_for(model: str | Path) -> float:
     """``--min-p-correct`` for ``model`` in tools that run any model (benchmarks): the option's default when the
     model has a reliability file, else 0 (there is nothing to filter by, and annotate would refuse the model)."""
-    from fervid.io.tables import default_min_p_correct
-
-    return default_min_p_correct() if reliability_path(resolve_model(model)).is_file() else 0.0
+    return MIN_P_CORRECT if reliability_path(resolve_model(model)).is_file() else 0.0
 
 
 def reliability_of(model: str | Path, required: bool) -> ReliabilityModel | None:

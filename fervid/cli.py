@@ -245,7 +245,6 @@ def evaluate(
     from dataclasses import replace
 
     import numpy as np
-    from rich.table import Table
 
     from fervid.devices import resolve_device
     from fervid.models.expression_weights import WeightsError, load_weights
@@ -268,13 +267,7 @@ def evaluate(
     raw = average_probabilities(logits, replace(cfg, temperature=1.0))
     uncalibrated = Evaluation.from_probs(test.labels, raw, cfg.classes, test.classes)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        stem = f"{Path(str(model)).stem}{'-tta' if tta else ''}"
-        result.per_class().to_csv(out / f"{stem}.per_class.csv", index=False)
-        result.confusion_frame().to_csv(out / f"{stem}.confusion.csv")
-        result.save_confusion_png(
-            out / f"{stem}.confusion.png", f"{stem} on {data.name}: accuracy {result.accuracy:.4f}, n={result.n}"
-        )
+        _save_evaluation(result, out, f"{Path(str(model)).stem}{'-tta' if tta else ''}", data.name)
     calibration = {"temperature": cfg.temperature, "ece_uncalibrated": uncalibrated.ece}
     correct = np.asarray(cfg.classes, dtype=object)[probs.argmax(axis=1)] == np.asarray(test.classes)[test.labels]
     try:
@@ -287,30 +280,54 @@ def evaluate(
         typer.echo(json.dumps({"model": str(model), "data": str(data), "tta": tta, **result.to_json(), **calibration,
                                **extra}))  # fmt: skip
         return
-    table = Table(title=f"{model} on {data} ({'TTA' if tta else 'no TTA'})")
-    for column in ("class", "precision", "recall", "f1", "support"):
-        table.add_column(column, justify="left" if column == "class" else "right")
-    for row in result.per_class().itertuples(index=False):
-        if row[4] or row[0] not in result.missing_classes:
-            table.add_row(row[0], f"{row[1]:.3f}", f"{row[2]:.3f}", f"{row[3]:.3f}", str(row[4]))
     shown = Console()
-    shown.print(table)
+    shown.print(_evaluation_table(result, f"{model} on {data} ({'TTA' if tta else 'no TTA'})"))
     if result.missing_classes:
         shown.print(f"the data has no {', '.join(result.missing_classes)}: scored on its {len(test.classes)} classes; "
                     "the model still chooses among all of its own", highlight=False)  # fmt: skip
     shown.print(f"accuracy [bold]{result.accuracy:.4f}[/]  macro-F1 [bold]{result.macro_f1:.4f}[/]  n={result.n}")
     shown.print(f"ECE {result.ece:.4f} (temperature {cfg.temperature:.2f}; {uncalibrated.ece:.4f} without)")
+    for line in _evaluation_notes(majority, reliability):
+        shown.print(line, highlight=False)
+
+
+def _save_evaluation(result: Any, out: Path, stem: str, data_name: str) -> None:
+    """``fervid evaluate --out``: the per-class scores and the confusion matrix as CSV, and the matrix as a PNG."""
+    out.mkdir(parents=True, exist_ok=True)
+    result.per_class().to_csv(out / f"{stem}.per_class.csv", index=False)
+    result.confusion_frame().to_csv(out / f"{stem}.confusion.csv")
+    result.save_confusion_png(
+        out / f"{stem}.confusion.png", f"{stem} on {data_name}: accuracy {result.accuracy:.4f}, n={result.n}"
+    )
+
+
+def _evaluation_table(result: Any, title: str) -> Table:
+    """Precision, recall, F1 and support per class; a model class the data lacks is left out."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in result.per_class().itertuples(index=False):
+        if row[4] or row[0] not in result.missing_classes:
+            table.add_row(row[0], f"{row[1]:.3f}", f"{row[2]:.3f}", f"{row[3]:.3f}", str(row[4]))
+    return table
+
+
+def _evaluation_notes(majority: Any, reliability: dict[str, Any] | None) -> list[str]:
+    """The lines under the scores, when there is something to say: FER+'s own protocol, the reliability file's."""
+    lines = []
     if majority is not None:
-        shown.print(f"FER+'s own test protocol (only the {majority.n} faces with a clear majority of votes, as "
-                    f"published FER+ figures): accuracy [bold]{majority.accuracy:.4f}[/]  "
-                    f"macro-F1 {majority.macro_f1:.4f}", highlight=False)  # fmt: skip
+        lines.append(f"FER+'s own test protocol (only the {majority.n} faces with a clear majority of votes, as "
+                     f"published FER+ figures): accuracy [bold]{majority.accuracy:.4f}[/]  "
+                     f"macro-F1 {majority.macro_f1:.4f}")  # fmt: skip
     if reliability is not None:
         r = reliability
         kept = f", {r['accuracy_trusted']:.4f} right" if r["accuracy_trusted"] is not None else ""
-        shown.print(f"p_correct (the model's reliability file): AURC {r['aurc_p_correct']:.4f} against "
-                    f"{r['aurc_top']:.4f} for the top probability, ECE {r['ece_p_correct']:.4f}; "
-                    f"trusted at {r['threshold']:g}: {r['trusted_share']:.1%} of faces{kept}",
-                    highlight=False)  # fmt: skip
+        lines.append(f"p_correct (the model's reliability file): AURC {r['aurc_p_correct']:.4f} against "
+                     f"{r['aurc_top']:.4f} for the top probability, ECE {r['ece_p_correct']:.4f}; "
+                     f"trusted at {r['threshold']:g}: {r['trusted_share']:.1%} of faces{kept}")  # fmt: skip
+    return lines
 
 
 def annotate(**kwargs: Any) -> None:
@@ -718,11 +735,7 @@ def summarize(
     Also writes FOLDER/index.html, linking every input's report (incomplete inputs are listed as such).
     """
 
-    import pandas as pd
-    from rich.table import Table
-
     from fervid.api import summarize as summarize_outputs
-    from fervid.io.tables import write_table
     from fervid.metadata import is_complete, run_records
     from fervid.options import table_suffixes
 
@@ -743,14 +756,26 @@ def summarize(
     base = output if output is not None else folder / "corpus.summary"
     if base.suffix in (".csv", ".parquet"):
         base = base.with_suffix("")
+    written = _write_corpus(folder, table, base, suffixes)
+    out = Console()
+    out.print(_corpus_view(table, _corpus_title(folder, table, complete), rows))
+    if len(table) > rows:
+        out.print(f"... {len(table) - rows} more rows in the file")
+    out.print(f"wrote {escape(', '.join(written))}", highlight=False)
+
+
+def _write_corpus(folder: Path, table: Any, base: Path, suffixes: tuple[str, ...]) -> list[str]:
+    """The corpus summary at ``base`` in each format, the study's tables beside it, their codebook, and
+    ``folder``'s index.html; the paths written."""
+    from fervid.corpus import LONG_FLOAT_FORMAT, corpus_tables, table_paths, write_corpus_codebook
+    from fervid.io.tables import write_table
+    from fervid.report.index import write_index
+
     written = []
     for suffix in suffixes:
         path = base.with_name(base.name + suffix)
         write_table(table, path)
         written.append(str(path))
-    from fervid.corpus import LONG_FLOAT_FORMAT, corpus_tables, table_paths, write_corpus_codebook
-    from fervid.report.index import write_index
-
     columns = {"summary": list(table.columns)}
     for name, corpus_table in corpus_tables(folder, table).items():  # persons and events, wide and long
         digits = LONG_FLOAT_FORMAT if name.endswith(".long") else "%.6g"
@@ -760,7 +785,15 @@ def summarize(
         columns[name] = list(corpus_table.columns)
     written.append(str(write_corpus_codebook(columns, base)))  # what each column of these tables means
     written.append(str(write_index(folder)))  # every input's report; incomplete runs listed as such
-    shown = Table(title=_corpus_title(folder, table, complete))
+    return written
+
+
+def _corpus_view(table: Any, title: str, rows: int) -> Table:
+    """The first ``rows`` rows of the corpus summary as ``fervid summarize`` prints them."""
+    import pandas as pd
+    from rich.table import Table
+
+    shown = Table(title=title)
     shown.caption = ("readable: the share of the frames whose face the conclusions rest on (readable, p_correct "
                      "at or above --min-p-correct); dominant: the most frequent top label over those faces; its mean "
                      "p: that class's mean probability")  # fmt: skip
@@ -773,11 +806,7 @@ def summarize(
             escape(str(row.input)), escape(_person(row.person_id, name)), str(row.face_ids),
             _seen(row.first_time_s, row.last_time_s), str(row.frames), _share(row.readable_share), _dominant(row),
         )  # fmt: skip
-    out = Console()
-    out.print(shown)
-    if len(table) > rows:
-        out.print(f"... {len(table) - rows} more rows in the file")
-    out.print(f"wrote {escape(', '.join(written))}", highlight=False)
+    return shown
 
 
 def _edit_help(name: str) -> dict[str, Any]:

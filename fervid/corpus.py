@@ -35,7 +35,8 @@ def corpus_events(outdir: str | Path) -> pd.DataFrame:
     Inputs run without ``--events`` have no rows; an empty table (no columns) when none has events.
     Inputs run without identity have ``face_id`` and a missing (``<NA>``) ``person_id``.
     """
-    from fervid.api import corpus_columns, find_table, read_table
+    from fervid.api import corpus_columns
+    from fervid.io.table_reader import find_table, read_table
 
     outdir = Path(outdir)
     parts = []

@@ -105,11 +105,7 @@ class FaceDetector:
         if not frames:
             return []
         x, scale = self._inputs.prepare(frames, self.det_size)
-        if self.half:
-            loc, conf, landm = (out.float() for out in self._net(x.half()))  # decoding stays float32
-        else:
-            loc, conf, landm = self._net(x)
-        return self._postprocess(loc, conf, landm, scale, x.shape[-2:])
+        return self._postprocess(*self._forward(x), scale, x.shape[-2:])
 
     @torch.inference_mode()
     def detect_windows(
@@ -135,33 +131,31 @@ class FaceDetector:
             return []
         frame_ids = sorted(set(int(j) for j in frame_of))
         x, scale = self._inputs.prepare(_upload([images[j] for j in frame_ids], self.device), self.det_size)
-        height, width = (-(-n // _GRID) * _GRID for n in x.shape[-2:])
-        x = F.pad(x, (0, width - x.shape[-1], 0, height - x.shape[-2]))  # zeros, as the convs pad the frame
+        x = pad_to_grid(x, _GRID)
         row = np.searchsorted(frame_ids, np.asarray(frame_of, dtype=np.int64))
         scale_np = scale.cpu().numpy().astype(np.float64)[row]
-        windows = grid_windows(boxes * np.tile(scale_np, 2), margin, width, height, context)
+        windows = grid_windows(boxes * np.tile(scale_np, 2), margin, x.shape[-1], x.shape[-2], context, _GRID)
         found: list[Detections | None] = [None] * len(boxes)
         sizes = windows[:, 2:] - windows[:, :2]
         for size in np.unique(sizes, axis=0):
             members = np.flatnonzero((sizes == size).all(axis=1))
-            batch = torch.cat([x[row[i] : row[i] + 1, :, y0:y1, x0:x1] for i in members.tolist()
-                               for x0, y0, x1, y1 in [windows[i].tolist()]])  # fmt: skip
-            batch = batch.contiguous(memory_format=torch.channels_last)
-            if self.half:
-                loc, conf, landm = (out.float() for out in self._net(batch.half()))
-            else:
-                loc, conf, landm = self._net(batch)
+            batch = window_batch(x, row[members], windows[members])
             dets = self._postprocess(
-                loc, conf, landm, scale[torch.as_tensor(row[members])], (int(size[1]), int(size[0]))
+                *self._forward(batch), scale[torch.as_tensor(row[members])], (int(size[1]), int(size[0]))
             )
             for i, d in zip(members.tolist(), dets):
-                offset = windows[i, :2] / scale_np[i]
-                d.xyxy += np.tile(offset, 2).astype(d.xyxy.dtype)
-                d.landmarks += offset.astype(d.landmarks.dtype)
-                found[i] = d
+                found[i] = moved(d, windows[i, :2] / scale_np[i])  # from the window's corner to the frame's
         return found  # type: ignore[return-value]
 
     # --- steps ----------------------------------------------------------------------------------
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The network's box, score and landmark outputs for a prepared batch; in float16 when ``half``, but
+        decoded in float32 either way."""
+        if self.half:
+            loc, conf, landm = (out.float() for out in self._net(x.half()))
+            return loc, conf, landm
+        return self._net(x)
 
     def _postprocess(
         self,
@@ -287,6 +281,26 @@ def grid_windows(
     start = np.clip(start, 0, limit - grid)
     end = np.clip(end, start + grid, limit)
     return np.column_stack([start, end])
+
+
+def pad_to_grid(x: torch.Tensor, grid: int) -> torch.Tensor:
+    """A (B, C, H, W) batch padded on the right and bottom to multiples of ``grid`` pixels, with zeros, as the
+    network's convs pad a frame (so a window cut on the grid sees the frame's own anchors)."""
+    height, width = (-(-n // grid) * grid for n in x.shape[-2:])
+    return F.pad(x, (0, width - x.shape[-1], 0, height - x.shape[-2]))
+
+
+def window_batch(x: torch.Tensor, rows: np.ndarray, windows: np.ndarray) -> torch.Tensor:
+    """One channels-last batch of ``windows`` (integer xyxy, all of one size) cut from the frames ``rows`` of ``x``."""
+    crops = [x[r : r + 1, :, y0:y1, x0:x1] for r, (x0, y0, x1, y1) in zip(rows.tolist(), windows.tolist())]
+    return torch.cat(crops).contiguous(memory_format=torch.channels_last)
+
+
+def moved(detections: Detections, offset: np.ndarray) -> Detections:
+    """``detections`` with boxes and landmarks moved by ``offset`` (x, y) pixels, in place; returned for chaining."""
+    detections.xyxy += np.tile(offset, 2).astype(detections.xyxy.dtype)
+    detections.landmarks += offset.astype(detections.landmarks.dtype)
+    return detections
 
 
 def target_size(height: int, width: int, det_size: int | None) -> tuple[int, int]:

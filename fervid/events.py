@@ -404,8 +404,8 @@ def events_for_input(options: Any, media: MediaInfo, stem: str) -> Events | None
 
 
 class EventsSink:
-    """``<stem>.events.csv`` (or ``.parquet``): the input's :func:`event_table`, with blink rates when blinks were
-    looked for (the input's blinks table, ``InputResult.blinks``)."""
+    """``<stem>.events.csv`` (or ``.parquet``): the input's events table (``InputResult.events``) as it was made: its
+    :func:`event_table` with blink rates (:func:`with_blink_rates`) when blinks were looked for."""
 
     def __init__(self, suffixes: tuple[str, ...]) -> None:
         self.suffixes = suffixes
@@ -415,7 +415,6 @@ class EventsSink:
 
         if result.events is None:
             return []
-        result.events = with_blink_rates(result.events, result.blinks)
         written = []
         for suffix in self.suffixes:
             path = outdir / f"{stem}.events{suffix}"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fervid.checks import check_range
+from fervid.defaults import MIN_P_CORRECT, MODEL
 
 #: ``--format`` choices -> the table file suffixes written.
 TABLE_FORMATS: dict[str, tuple[str, ...]] = {"csv": (".csv",), "parquet": (".parquet",), "both": (".csv", ".parquet")}
@@ -216,7 +217,7 @@ class ClassificationOptions:
     """The expression model and how its probabilities are smoothed over time."""
 
     model: str = option(
-        "ferplus-rule",
+        MODEL,
         "Expression model: a name from `fervid models`, a .pt file or a .rule.json decision rule.",
         metavar="MODEL",
     )
@@ -234,7 +235,7 @@ class ClassificationOptions:
         metavar="MODE",
     )
     min_p_correct: float = option(
-        0.5,
+        MIN_P_CORRECT,
         "Conclusions (summaries, persons, report, moments, ELAN, corpus tables) rest only on readable faces whose "
         "p_correct reaches this; the faces table keeps every face. 0: every face counts.",
         min=0,

@@ -10,6 +10,7 @@ timeline and the frame sinks, then hands the finished :class:`~fervid.input_resu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +25,7 @@ from fervid.behaviour.blinks import detect_blinks
 from fervid.behaviour.summary import add_behaviour_summary
 from fervid.checks import plural
 from fervid.engine import Engine
-from fervid.events import Events, event_table, events_for_input
+from fervid.events import Events, event_table, events_for_input, with_blink_rates
 from fervid.face_ids import FaceIds, PhotoFaces, TrackedFaces
 from fervid.identity.persons import PersonRegistry
 from fervid.identity.stage import IdentifiedFaces, IdentityResult, IdentityStage
@@ -163,20 +164,20 @@ def _process(
     )
     blinks = detect_blinks(frame) if engine.behaviour is not None and is_tracked(media.kind, options) else None
     summary, persons = behaviour_summaries(summary, persons, frame, blinks, options)
+    events = None
+    if windows is not None:
+        threshold = options.classification.min_p_correct
+        events = with_blink_rates(event_table(frame, engine.classes, windows, frame_times, threshold), blinks)
+        run["events"] = windows.record(len(windows))
     result = InputResult(
         source=media.path, kind="video" if is_video else "images", timeline=frame, summary=summary,
         frames=loop.frames, seconds=time.perf_counter() - started, outputs=loop.written, warning=warning,
         classes=engine.classes, time_range=loop.span, run=run, media=media, processing_s=loop.seconds,
         persons=persons, identity=found if identity is not None else None,
         collected={k: v for sink in sinks for k, v in getattr(sink, "collected", {}).items()}, blinks=blinks,
+        windows=windows, events=events,
     )  # fmt: skip
-    if windows is not None:
-        result.windows = windows
-        result.events = event_table(frame, engine.classes, windows, frame_times, options.classification.min_p_correct)
-        run["events"] = windows.record(len(windows))
-    if outdir is not None:
-        write_outputs(result, outdir, stem, options)
-    return result
+    return write_outputs(result, outdir, stem, options) if outdir is not None else result
 
 
 def behaviour_summaries(
@@ -280,35 +281,35 @@ def frame_sinks(
 
 
 def write_outputs(result: InputResult, outdir: Path, stem: str, options: AnnotateOptions) -> InputResult:
-    """Run the input sinks (tables, plot...) and write ``<stem>.run.json`` last.
+    """Run the input sinks (tables, plot...) and write ``<stem>.run.json`` last; the result as written.
 
     The run record goes last and atomically, so its presence (``fervid.metadata.is_complete``)
     means every other output is complete. Also used by ``AnnotateResult.save`` for results
-    computed in memory. Updates ``result.outputs``, ``result.seconds`` and ``result.run``.
+    computed in memory. ``result`` is left as it was: the returned copy has the outputs, the
+    seconds (writing included) and the run record.
     """
     began = time.perf_counter()
     outdir.mkdir(parents=True, exist_ok=True)
     invalidate_run(outdir, stem)
-    result.run = {**result.run, "input": input_facts(result.source, result.media)}
-    outputs = list(result.outputs)
-    for sink in input_sinks(options):
-        outputs += sink.write(result, outdir, stem)
-        result.outputs = outputs  # current for the sinks that follow (the codebook reads the tables written)
-    result.seconds += time.perf_counter() - began
-    result.run = {
-        **result.run,
+    written = dataclasses.replace(result, run={**result.run, "input": input_facts(result.source, result.media)})
+    for sink in input_sinks(options):  # each sees the files written before it (the codebook reads the tables)
+        written = dataclasses.replace(written, outputs=[*written.outputs, *sink.write(written, outdir, stem)])
+    seconds = result.seconds + time.perf_counter() - began
+    run = {
+        **written.run,
         "kind": result.kind,
         "frames_processed": result.frames,
         "faces_found": result.faces,
         "time_range_s": list(result.time_range) if result.time_range else None,
         "warning": result.warning,
-        "wall_time_s": round(result.seconds, 3),
+        "wall_time_s": round(seconds, 3),
         "processing_s": round(result.processing_s, 3),
         "finished_at": now_utc(),
-        "outputs": relative_outputs(outputs, outdir),
+        "outputs": relative_outputs(written.outputs, outdir),
     }
-    outputs.append(write_run(outdir, stem, result.run))
-    return result
+    return dataclasses.replace(
+        written, run=run, seconds=seconds, outputs=[*written.outputs, write_run(outdir, stem, run)]
+    )
 
 
 def relative_outputs(paths: list[Path], outdir: Path) -> list[str]:

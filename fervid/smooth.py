@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 from fervid.behaviour.valence import add_smoothed_valence
-from fervid.io.tables import default_min_p_correct, trusted
+from fervid.defaults import MIN_P_CORRECT
+from fervid.io.tables import trusted
 from fervid.types import FrameResult, Predictions
 
 MODES: tuple[str, ...] = ("centred", "causal")
@@ -175,7 +176,7 @@ class StreamSmoother:
         self.window_s = check_window(window_s)
         self.mode = check_mode(mode)
         self.max_buffer_bytes = max_buffer_bytes
-        self.min_p_correct = default_min_p_correct() if min_p_correct is None else float(min_p_correct)
+        self.min_p_correct = MIN_P_CORRECT if min_p_correct is None else float(min_p_correct)
         self.reset()
 
     def reset(self) -> None:

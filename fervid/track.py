@@ -42,6 +42,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -157,6 +158,26 @@ def iou_similarity(tracks: np.ndarray, detections: np.ndarray) -> np.ndarray:
 #: Association costs by name (``FaceTracker(similarity=...)``); a stage with more information
 #: (appearance, say) can pass its own function.
 SIMILARITIES: dict[str, Similarity] = {"iou": iou_similarity}
+
+
+def similarity_of(similarity: str | Similarity) -> Similarity:
+    """A similarity by its name in :data:`SIMILARITIES` (a ValueError listing them for an unknown one), or as given."""
+    if not isinstance(similarity, str):
+        return similarity
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"unknown similarity {similarity!r}; choose one of: {', '.join(SIMILARITIES)}")
+    return SIMILARITIES[similarity]
+
+
+def _assign(
+    similarity: Similarity, predicted: np.ndarray, boxes: np.ndarray, track_rows: np.ndarray, det_rows: np.ndarray,
+    threshold: float, det_for_track: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """Match a subset of tracks (their ``predicted`` boxes) to a subset of detections (their ``boxes``); record the
+    pairs in ``det_for_track``, return the detections left unmatched."""
+    pairs = _match(similarity(predicted[track_rows], boxes[det_rows]), threshold)
+    det_for_track[track_rows[pairs[:, 0]]] = det_rows[pairs[:, 1]]
+    return np.delete(det_rows, pairs[:, 1])
 
 
 def _match(similarity: np.ndarray, threshold: float) -> np.ndarray:
@@ -331,11 +352,7 @@ class FaceTracker:
         self.new_track_threshold = float(new_track_threshold)
         self.min_hits = int(min_hits)
         self.nominal_fps = float(nominal_fps)
-        if isinstance(similarity, str):
-            if similarity not in SIMILARITIES:
-                raise ValueError(f"unknown similarity {similarity!r}; choose one of: {', '.join(SIMILARITIES)}")
-            similarity = SIMILARITIES[similarity]
-        self.similarity = similarity
+        self.similarity = similarity_of(similarity)
         self.reset()
 
     def reset(self) -> None:
@@ -397,12 +414,14 @@ class FaceTracker:
         boxes = detections.xyxy.astype(np.float64)
         predicted = _xyah_to_xyxy(tracks.mean[:, :4])
 
+        # ByteTrack's cascade: high-score faces to confirmed tracks, low-score ones to confirmed tracks seen in the
+        # last frame and still unmatched, the high-score faces left to tentative tracks.
         confirmed = np.flatnonzero(tracks.public_id >= 1)
-        high = self._assign(predicted, boxes, confirmed, high, self.match_iou, det_for_track)
+        match = functools.partial(_assign, self.similarity, predicted, boxes, det_for_track=det_for_track)
+        high = match(confirmed, high, self.match_iou)
         recent = confirmed[(det_for_track[confirmed] < 0) & tracks.seen_last[confirmed]]
-        self._assign(predicted, boxes, recent, low, self.second_match_iou, det_for_track)
-        tentative = np.flatnonzero(tracks.public_id < 1)
-        high = self._assign(predicted, boxes, tentative, high, self.match_iou, det_for_track)
+        match(recent, low, self.second_match_iou)
+        high = match(np.flatnonzero(tracks.public_id < 1), high, self.match_iou)  # then the tentative tracks
 
         tracks.apply_matches(boxes, det_for_track, time_s)
         self._next_id += tracks.confirm(self.min_hits, self._next_id)
@@ -413,20 +432,6 @@ class FaceTracker:
         out.track_id, keys = self._tracks.row_labels(len(detections), det_for_track, new)
         self._tracks = self._tracks.drop_missed_tentative(det_for_track >= 0)
         return TrackStep(out, keys)
-
-    def _assign(
-        self,
-        predicted: np.ndarray,
-        boxes: np.ndarray,
-        track_rows: np.ndarray,
-        det_rows: np.ndarray,
-        threshold: float,
-        det_for_track: np.ndarray,
-    ) -> np.ndarray:
-        """Match a subset of tracks to a subset of detections; record pairs, return unmatched dets."""
-        pairs = _match(self.similarity(predicted[track_rows], boxes[det_rows]), threshold)
-        det_for_track[track_rows[pairs[:, 0]]] = det_rows[pairs[:, 1]]
-        return np.delete(det_rows, pairs[:, 1])
 
     def _start_tracks(self, boxes: np.ndarray, time_s: float) -> None:
         """Open tentative tracks (confirmed at once when ``min_hits == 1``)."""

@@ -10,33 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "fervid"
-
-# Cycles known today, each as the path from its alphabetically first module round the cycle (the last imports the
-# first). The test fails on any cycle not listed here, and on a listed cycle that no longer exists, so this list can
-# only shrink. Each runs through a module another branch was editing when this test was written (issue 35,
-# section 4), or came with a branch merged while it was written: break them there, then delete the line.
-KNOWN_CYCLES: set[tuple[str, ...]] = {
-    # options checks a model name with classify's ExpressionClassifier (function import); classify reads its
-    # threshold options from options.ClassificationOptions (function import).
-    ("fervid.classify", "fervid.options"),
-    # classify imports io.tables' default_min_p_correct, which reads options.ClassificationOptions' default.
-    ("fervid.classify", "fervid.io.tables", "fervid.options"),
-    # options checks smoothing choices with smooth's check_mode; smooth imports io.tables' default_min_p_correct.
-    # Fix for both: the threshold defaults in a leaf module that classify, smooth and io.tables import.
-    ("fervid.io.tables", "fervid.options", "fervid.smooth"),
-    # The API module both offers the library's commands and is used by them to read tables (function imports):
-    # api.agree calls agreement, which reads the run with api.load;
-    ("fervid.agreement", "fervid.api"),
-    # api.edit_persons calls identity.rewrite, which reads tables with api.read_table,
-    ("fervid.api", "fervid.identity.rewrite"),
-    # and refreshes the corpus index, which reads tables with api.read_table too.
-    # Fix for all three: reading a run's tables (read_table, load's reading) in a module below api, re-exported by it.
-    ("fervid.api", "fervid.identity.rewrite", "fervid.report.index"),
-}
 
 
 def _module_name(path: Path) -> str:
@@ -126,15 +101,9 @@ def test_function_level_and_type_checking_imports_count(tmp_path: Path) -> None:
     assert _imported_modules("fervid.m", source, known) == known
 
 
-def test_no_import_cycles_beyond_the_known_ones() -> None:
+def test_no_import_cycles() -> None:
     cycles = _cycles(_graph())
-    new = cycles - KNOWN_CYCLES
-    assert not new, f"new import cycle(s) among fervid's modules: {sorted(new)}"
-
-
-@pytest.mark.parametrize("cycle", sorted(KNOWN_CYCLES))
-def test_known_cycles_still_exist(cycle: tuple[str, ...]) -> None:
-    assert cycle in _cycles(_graph()), f"{cycle} is no longer a cycle: remove it from KNOWN_CYCLES"
+    assert not cycles, f"import cycle(s) among fervid's modules (each from its first module round): {sorted(cycles)}"
 
 
 # --- no private names across modules -------------------------------------------------------------------------------

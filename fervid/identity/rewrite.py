@@ -134,7 +134,7 @@ def edit_persons(
 
 # ------------------------------------------------------------------------------- reading the run
 def _read_run(folder: Path) -> _Run:
-    from fervid.api import read_table
+    from fervid.io.table_reader import read_table
 
     if not folder.is_dir():
         raise EditError(f"{folder}: no such folder (give a fervid output folder, OUT/<stem>)")
@@ -210,8 +210,8 @@ def _edited_events(
     frame, so their time on screen in a window adds up, as the run measured it with every frame's time.
     The run's table has a block of rows per window, one row per person in ID order (:func:`event_table`).
     """
-    from fervid.api import read_table
     from fervid.events import event_table
+    from fervid.io.table_reader import read_table
 
     table = event_table(faces, classes, windows, None, run.options.classification.min_p_correct)
     old = _table(run, "events", read_table)
@@ -241,7 +241,8 @@ def _write_outputs(
     run: _Run, plan: EditPlan, media: Any, windows: Any, out: Path, progress: Callable[[int], None] | None,
     on_start: Callable[[int], None] | None, outcome: EditOutcome,
 ) -> list[Path]:  # fmt: skip
-    from fervid.api import read_table
+    from fervid.events import with_blink_rates
+    from fervid.io.table_reader import read_table
     from fervid.run import InputResult, behaviour_summaries
     from fervid.sinks import input_sinks
 
@@ -262,7 +263,7 @@ def _write_outputs(
     )  # fmt: skip
     if windows is not None:
         result.windows = windows
-        result.events = _edited_events(run, faces, classes, windows, plan)
+        result.events = with_blink_rates(_edited_events(run, faces, classes, windows, plan), blinks)
     if media is not None:
         if on_start is not None:
             on_start(result.frames)

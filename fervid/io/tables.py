@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from fervid.columns import BY_NAME, CLASS, lookup, ordered, present
+from fervid.defaults import MIN_P_CORRECT
 from fervid.io.atomic import atomic_path
 from fervid.types import Detections, FrameResult
 
@@ -35,13 +36,6 @@ GAP_STEPS = 2.5
 FILES_SEPARATOR = " | "
 
 
-def default_min_p_correct() -> float:
-    """The ``--min-p-correct`` default (``fervid.options``, where the option is defined once)."""
-    from fervid.options import ClassificationOptions
-
-    return float(ClassificationOptions.min_p_correct)
-
-
 def trusted(faces: pd.DataFrame | Detections, min_p_correct: float | None = None) -> np.ndarray:
     """Which faces a conclusion may rest on (bool per row): ``readable`` and ``p_correct >= min_p_correct``.
 
@@ -52,7 +46,7 @@ def trusted(faces: pd.DataFrame | Detections, min_p_correct: float | None = None
     they existed, a model without a reliability file). A missing value does not count.
     ``min_p_correct`` None: the option's default.
     """
-    threshold = default_min_p_correct() if min_p_correct is None else float(min_p_correct)
+    threshold = MIN_P_CORRECT if min_p_correct is None else float(min_p_correct)
     values: Mapping[str, object] | pd.DataFrame = faces.data if isinstance(faces, Detections) else faces
     n = len(faces)
     if threshold <= 0 or "readable" not in values or "p_correct" not in values:

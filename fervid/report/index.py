@@ -49,7 +49,7 @@ def _table(folder: Path, stem: str, what: str) -> Path | None:
 def _conclusions(folder: Path, stem: str, who: str) -> tuple[str, str]:
     """An input's dominant emotions (how many persons, or tracks, had each one most often on top) and how much of
     it could be read: ``72 % of faces, 2 persons never readable`` (``who``: person or track)."""
-    from fervid.api import read_table
+    from fervid.io.table_reader import read_table
 
     path = _table(folder, stem, "persons") or _table(folder, stem, "summary")
     if path is None:

@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fervid.defaults import MIN_P_CORRECT
 from fervid.io.atomic import atomic_path
-from fervid.io.tables import default_min_p_correct, trusted, write_table
+from fervid.io.tables import trusted, write_table
 from fervid.options import AnnotateOptions
 from fervid.report.gallery import Pads, encode_jpeg, face_region, padded, remove_stale, resized
 from fervid.report.subjects import Subject, subject_column
@@ -154,7 +155,7 @@ class PeakCollector:
     ) -> None:  # fmt: skip
         self.smoothing = smoothing
         self.threshold = threshold
-        self.min_p_correct = default_min_p_correct() if min_p_correct is None else float(min_p_correct)
+        self.min_p_correct = MIN_P_CORRECT if min_p_correct is None else float(min_p_correct)
         self.max_held_bytes = max_held_bytes
         self.peaks: dict[tuple[int, str], Peak] = {}
         self._tracks: dict[int, deque[_Row]] = {}
