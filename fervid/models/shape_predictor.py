@@ -14,7 +14,10 @@ same box gives the same points (tests/test_shape_predictor.py):
    nearest pixel (``floor(v + 0.5)``) and read as an intensity: ``(r + g + b) // 3`` for RGB,
    0 outside the image;
 3. every tree of the level walks its splits (go left when ``pixel[a] - pixel[b] > threshold``)
-   and its leaf's shape update is added to the current shape, tree after tree in float32;
+   and its leaf's shape update is added to the current shape, tree after tree in float32
+   (torch's ``embedding_bag`` sums a bag of table rows in the order given, so each face's bag is
+   its current shape, in a scratch row of the table, then its leaves: one gather-and-sum, with
+   dlib's rounding);
 4. the final shape goes to the image through the box.
 
 dlib rounds the returned points to whole pixels; :meth:`ShapePredictor.predict` returns
@@ -23,13 +26,17 @@ them unrounded (rounding them, as the tests do, gives dlib's points).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as functional
 
-#: Leaf updates gathered at once per block of trees (about 256 KB of float32), so they stay in cache.
-_BLOCK_VALUES = 1 << 16
+#: Faces per pass of the cascade: a pass writes its faces' current shapes into this many scratch rows at the
+#: end of every level's leaf table (see :meth:`ShapePredictor._cascade`); larger batches run in several passes.
+_SCRATCH_ROWS = 256
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,11 +83,19 @@ class ShapePredictor:
             "_first": self.splits[..., 0].reshape(levels, -1),
             "_second": self.splits[..., 1].reshape(levels, -1),
             "_thresholds": self.thresholds.reshape(levels, -1),
-            "_leaf_table": self.leaves.reshape(levels, -1, 2 * parts),
             "_source": self.mean_shape.astype(np.float64) - self.mean_shape.astype(np.float64).mean(axis=0),
         }
         for name, array in derived.items():
             object.__setattr__(self, name, np.ascontiguousarray(array))
+        # Each level's leaves as one (T * (S + 1) + scratch, 2P) torch table for embedding_bag. Only the scratch
+        # rows are ever written, by one pass at a time (the lock); ``leaves`` becomes a read-only view of the
+        # rest, so the leaves are held once.
+        rows = trees * (nodes + 1)
+        table = torch.zeros((levels, rows + _SCRATCH_ROWS, 2 * parts), dtype=torch.float32)
+        table[:, :rows] = torch.from_numpy(self.leaves.reshape(levels, rows, 2 * parts).astype(np.float32))
+        object.__setattr__(self, "_leaf_table", table)
+        object.__setattr__(self, "_scratch_lock", threading.Lock())
+        object.__setattr__(self, "leaves", table.numpy()[:, :rows].reshape(self.leaves.shape))
         for name in (*expected, "anchors", *derived):
             getattr(self, name).flags.writeable = False
 
@@ -111,18 +126,35 @@ class ShapePredictor:
             return np.zeros((0, self.num_parts, 2), np.float32)
         if image_index.min() < 0 or image_index.max() >= len(images):
             raise ValueError(f"image_index must be in 0..{len(images) - 1}")
-        sampler = _Sampler(images, image_index)
-        origin = boxes[:, None, :2]  # (N, 1, 2): where (0, 0) goes
-        size = boxes[:, None, 2:] - boxes[:, None, :2]  # where (1, 1) goes, minus the origin
-        left, top, width, height = boxes[:, 0:1], boxes[:, 1:2], size[:, :, 0], size[:, :, 1]  # (N, 1) each
+        with self._scratch_lock:
+            shape = np.concatenate([
+                self._cascade(_Sampler(images, image_index[part]), boxes[part])
+                for part in (slice(start, start + _SCRATCH_ROWS) for start in range(0, count, _SCRATCH_ROWS))
+            ])  # fmt: skip
+        origin = boxes[:, None, :2]
+        size = boxes[:, None, 2:] - boxes[:, None, :2]
+        return (origin + size * shape.astype(np.float64)).astype(np.float32)
+
+    def _cascade(self, sampler: _Sampler, boxes: np.ndarray) -> np.ndarray:
+        """(N, P, 2) float32 final shapes, box-normalised, of at most ``_SCRATCH_ROWS`` boxes (lock held)."""
+        count = boxes.shape[0]
+        # Where (0, 0) goes, and where (1, 1) goes minus that: (N, 1) each.
+        left, top, width, height = (
+            boxes[:, 0:1],
+            boxes[:, 1:2],
+            boxes[:, 2:3] - boxes[:, 0:1],
+            boxes[:, 3:4] - boxes[:, 1:2],
+        )
         shape = np.repeat(self.mean_shape[None], count, axis=0)  # (N, P, 2) float32
         trees = self.thresholds.shape[1]
         first_leaf = self.thresholds.shape[2]
+        # Each face's bag of table rows: its scratch row (the current shape), then one leaf per tree.
+        scratch = trees * (first_leaf + 1)
+        bags = np.empty((count, 1 + trees), np.int64)
+        bags[:, 0] = scratch + np.arange(count)
         leaf_offsets = np.arange(trees)[None, :] * (first_leaf + 1) - first_leaf
         node_offsets = np.arange(trees)[None, :] * first_leaf
         value_offsets = np.arange(count)[:, None] * self.anchors.shape[1]
-        block = max(1, min(trees, _BLOCK_VALUES // (count * 2 * self.num_parts)))
-        stack = np.empty((1 + block, count, 2 * self.num_parts), np.float32)
         split, index = np.empty((count, trees), np.int64), np.empty((count, trees), np.int64)
         a, b, limit = (np.empty((count, trees), np.float32) for _ in range(3))
         for level in range(self.anchors.shape[0]):
@@ -153,19 +185,11 @@ class ShapePredictor:
                 node *= 2
                 node += 2
                 node -= a > limit  # the left child (2n + 1) when the difference is over the threshold
-            # dlib adds the trees' updates to the shape one after another in float32; a reduction
-            # over the first axis of (1 + trees, N, 2P) does the same (its outer loop is that axis).
-            # Blocks of trees keep the buffer in cache.
-            rows = (node + leaf_offsets).T  # (T, N) rows of the level's leaf table
-            flat_shape = shape.reshape(count, -1)
-            for start in range(0, rows.shape[0], block):
-                chunk = rows[start : start + block]
-                buffer = stack[: chunk.shape[0] + 1]
-                buffer[0] = flat_shape
-                np.take(self._leaf_table[level], chunk, axis=0, out=buffer[1:])
-                flat_shape = np.add.reduce(buffer, axis=0)
-            shape = flat_shape.reshape(count, -1, 2)
-        return (origin + size * shape.astype(np.float64)).astype(np.float32)
+            table = self._leaf_table[level]
+            table[scratch : scratch + count] = torch.from_numpy(shape.reshape(count, -1))
+            np.add(node, leaf_offsets, out=bags[:, 1:])
+            shape = functional.embedding_bag(torch.from_numpy(bags), table, mode="sum").numpy().reshape(count, -1, 2)
+        return shape
 
 
 def similarity_matrices(source: np.ndarray, targets: np.ndarray) -> np.ndarray:
