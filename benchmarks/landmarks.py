@@ -6,9 +6,13 @@ rounded to dlib's integer rectangles so both get the same boxes. Rows: one face 
 a crowded photo in one call; dlib-bin always runs one face per call (it has no batch).
 Times are the median of ``--repeats`` runs, in ms per face, as wall-clock and as this
 process's CPU time (both run on one thread; on a shared machine CPU time is the steadier
-figure); the load row is the time to read the ``.dat`` (once per process), in seconds.
+figure); the load row is the time to read the ``.dat`` (once per process), in seconds. torch runs
+one intra-op thread (``--torch-threads``), as each of fervid's detector threads does on a 2-core
+machine (:func:`fervid.engine.plan_threads`): the port's one torch op per level is too small to split,
+and with two threads OpenMP's waiting thread spins through the numpy work between them, which
+doubles the CPU time without saving wall-clock time.
 
-    python benchmarks/landmarks.py [--shared ../shared] [--frames 32] [--repeats 5]
+    python benchmarks/landmarks.py [--shared ../shared] [--frames 32] [--repeats 5] [--torch-threads 1]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -63,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
     parser.add_argument("--frames", type=int, default=32, help="frames of the clip in the batched row")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (see above)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.torch_threads)
     clip, crowd = args.shared / CLIP, args.shared / CROWD
     if not clip.exists() or not crowd.exists():
         print(f"error: {clip} or {crowd}: not found (needs ../shared)", file=sys.stderr)
@@ -89,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     images, boxes, index = cases[f"{len(frames)} clip frames, one call"]
     cases = {"1 face, one call": (images[:1], boxes[:1], index[:1]), **cases}
 
-    title = f"68-point landmarks, ms per face (median of {args.repeats}; {platform.machine()}, {os.cpu_count()} cores)"
+    title = (
+        f"68-point landmarks, ms per face (median of {args.repeats}; {platform.machine()}, {os.cpu_count()} cores, "
+        f"{torch.get_num_threads()} torch thread(s))"
+    )
     table = Table(title=title)
     columns = ("case", "faces", "port wall", "dlib-bin wall", "port CPU", "dlib-bin CPU", "port / dlib (CPU)")
     for column in columns:
