@@ -47,9 +47,8 @@ from fervid.models.expression_pretrained import pretrained_face_resnet
 from fervid.models.expression_weights import (
     ExpressionConfig,
     ExpressionModel,
-    load_weights,
+    load_expression_model,
     save_weights,
-    sha256_file,
 )
 from fervid.models.face_embedding import DLIB_UNITS, DLIB_WIDTHS
 from fervid.train.augment import augment
@@ -175,7 +174,8 @@ def _build(
     for ``face-resnet``), so the recorded recipe is true; ``cfg`` itself is not changed.
     """
     size = data.images.shape[-1]
-    inits = [(path, *load_weights(path, verify=False)) for path in cfg.init]
+    loads = [load_expression_model(path, verify=False) for path in cfg.init]
+    inits = [(path, loaded.model, loaded.config) for path, loaded in zip(cfg.init, loads)]
     if inits:
         _, body, init_cfg = inits[0]
         for path, net, c in inits:
@@ -188,8 +188,8 @@ def _build(
         if len({tuple(c.classes) for _, _, c in inits}) < len(inits):
             raise ValueError("two --init models have the same classes; give one per head")
         cfg = replace(cfg, arch=init_cfg.arch, widths=init_cfg.widths, blocks=init_cfg.blocks, dropout=init_cfg.dropout)
-        # The hashes are taken now, when the weights are read, not when the result is saved.
-        hashes = [sha256_file(Path(path)) for path in cfg.init]
+        # The hashes were taken when the weights were read, not when the result is saved.
+        hashes = [loaded.info.sha256 for loaded in loads]
         shared = replace(init_cfg, photometric=cfg.photometric, alignment=cfg.alignment, info={"init_sha256": hashes})
     else:
         cfg, body, shared = _fresh(cfg, data, heads[0].labels.classes)
@@ -512,4 +512,4 @@ def train(
     for h in heads:
         with atomic_path(h.out.with_suffix(".history.json")) as tmp:
             tmp.write_text(json.dumps({"history": history, "train_seconds": elapsed}, indent=1))
-    return {h.labels.name: load_weights(h.out, verify=False)[1] for h in heads}
+    return {h.labels.name: load_expression_model(h.out, verify=False).config for h in heads}
