@@ -175,10 +175,18 @@ def test_warm_restart_of_a_joint_network_seeds_every_head_from_its_model():
     with torch.no_grad():
         assert torch.equal(model.single("ferplus")(x), ferplus.eval()(x))  # backbone and head of the first
         for name, net in (("ferplus", ferplus), ("fer2013", fer2013)):
-            for key, tensor in net.fc.state_dict().items():
+            for key, tensor in net.head.state_dict().items():
                 assert torch.equal(model.heads[name].state_dict()[key], tensor), (name, key)
     assert (shared.mean, shared.std, shared.widths) == (ferplus_cfg.mean, ferplus_cfg.std, ferplus_cfg.widths)
     assert len(shared.info["init_sha256"]) == 2
+
+
+def test_warm_restart_refuses_a_decision_rule_with_one_line():
+    """A rule has no single head to restart (it is not an ExpressionNetwork): a ValueError, not an AttributeError."""
+    data, heads = _joint_heads()
+    rule = TrainConfig(init=(str(Path(fervid.__file__).parent / "weights" / "ferplus-rule.rule.json"),))
+    with pytest.raises(ValueError, match="decision rule cannot start training"):
+        _build(rule, data, heads)
 
 
 def test_warm_restart_rejects_two_models_for_one_head_and_unlike_architectures(small_ferplus, tmp_path):

@@ -43,10 +43,10 @@ from torch import nn
 from fervid.devices import cpu_name
 from fervid.io.atomic import atomic_path
 from fervid.models.expression_input import photometric, prepare
+from fervid.models.expression_interface import ExpressionNetwork, body_shapes
 from fervid.models.expression_pretrained import pretrained_face_resnet
 from fervid.models.expression_weights import (
     ExpressionConfig,
-    ExpressionModel,
     load_expression_model,
     save_weights,
 )
@@ -82,21 +82,21 @@ class EpochLog:
 
 
 class MultiHead(nn.Module):
-    """A network (any :data:`ExpressionModel`) as backbone, one linear head per label set (its ``fc`` unused)."""
+    """A network (any :class:`ExpressionNetwork`) as backbone, one linear head per label set (its own head unused)."""
 
-    def __init__(self, body: ExpressionModel, heads: dict[str, int]) -> None:
+    def __init__(self, body: ExpressionNetwork, heads: dict[str, int]) -> None:
         super().__init__()
         self.body = body
-        self.heads = nn.ModuleDict({name: nn.Linear(body.fc.in_features, k) for name, k in heads.items()})
+        self.heads = nn.ModuleDict({name: nn.Linear(body.feature_dim, k) for name, k in heads.items()})
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = self.body.dropout(self.body.features(x))
+        features = self.body.forward_head(self.body.features(x), pre_logits=True)
         return [head(features) for head in self.heads.values()]
 
-    def single(self, name: str) -> ExpressionModel:
+    def single(self, name: str) -> ExpressionNetwork:
         """A plain network of the body's kind computing head ``name``: what annotate loads."""
         net = copy.deepcopy(self.body)
-        net.fc = copy.deepcopy(self.heads[name])
+        net.reset_classifier(copy.deepcopy(self.heads[name]))
         return net.eval()
 
 
@@ -176,6 +176,9 @@ def _build(
     size = data.images.shape[-1]
     loads = [load_expression_model(path, verify=False) for path in cfg.init]
     inits = [(path, loaded.model, loaded.config) for path, loaded in zip(cfg.init, loads)]
+    for path, net, _ in inits:
+        if not isinstance(net, ExpressionNetwork):
+            raise ValueError(f"{path}: a decision rule cannot start training; give its member .pt files")
     if inits:
         _, body, init_cfg = inits[0]
         for path, net, c in inits:
@@ -197,17 +200,17 @@ def _build(
     for _, net, c in inits:
         for h in heads:
             if h.labels.classes == c.classes:
-                model.heads[h.labels.name].load_state_dict(net.fc.state_dict())
+                model.heads[h.labels.name].load_state_dict(net.head.state_dict())
     return model, shared, cfg
 
 
 def _fresh(
     cfg: TrainConfig, data: TrainingSet, classes: tuple[str, ...]
-) -> tuple[TrainConfig, ExpressionModel, ExpressionConfig]:
+) -> tuple[TrainConfig, ExpressionNetwork, ExpressionConfig]:
     """The config in effect, a new network of ``cfg.arch`` and its config: a ``face-resnet`` starts from dlib's
     trunk (dlib's widths and blocks) at dlib's input scale (``pretrained_sha256`` recorded), a ``resnet`` from
     random weights at the data's own scale."""
-    body: ExpressionModel | None = None
+    body: ExpressionNetwork | None = None
     info: dict = {}
     if cfg.arch == "face-resnet":
         trunk = pretrained_face_resnet(len(classes), cfg.dropout)
@@ -224,10 +227,9 @@ def _fresh(
     return cfg, (shared.build() if body is None else body), shared
 
 
-def _same_architecture(a: ExpressionModel, b: ExpressionModel) -> bool:
+def _same_architecture(a: ExpressionNetwork, b: ExpressionNetwork) -> bool:
     """Whether two networks have the same tensors (names and shapes) everywhere but their classifier."""
-    body = [(k, v.shape) for k, v in a.state_dict().items() if not k.startswith("fc.")]
-    return body == [(k, v.shape) for k, v in b.state_dict().items() if not k.startswith("fc.")]
+    return type(a) is type(b) and body_shapes(a) == body_shapes(b)
 
 
 @dataclass
