@@ -90,9 +90,10 @@ class LinearHead(nn.Module):
 
 def body_shapes(net: ExpressionNetwork) -> list[tuple[str, torch.Size]]:
     """The (name, shape) of every tensor of ``net`` but its head's: two networks with equal lists share a body."""
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"{type(net).__name__} is not a torch module")
     head = {id(t) for t in net.head.state_dict(keep_vars=True).values()}
-    state = nn.Module.state_dict(net, keep_vars=True)  # type: ignore[arg-type]  # every ExpressionNetwork is a Module
-    return [(k, v.shape) for k, v in state.items() if id(v) not in head]
+    return [(k, v.shape) for k, v in net.state_dict(keep_vars=True).items() if id(v) not in head]
 
 
 __all__ = ["ExpressionNetwork", "LinearHead", "body_shapes"]

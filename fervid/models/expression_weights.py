@@ -87,7 +87,7 @@ class ExpressionConfig:
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
-    def build(self) -> ExpressionModel:
+    def build(self) -> ExpressionNet | FaceResNetExpressionNet:
         """A fresh network of this config's architecture (weights untrained)."""
         if self.arch == "face-resnet":
             return FaceResNetExpressionNet(len(self.classes), self.widths, self.blocks, self.dropout, self.trunk_size)

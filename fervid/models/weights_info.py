@@ -28,8 +28,9 @@ SHIPPED_EXPRESSION_LICENCE = (
 #: A weight file the user gave: fervid cannot know its terms.
 UNKNOWN_LICENCE = "unknown (not a file fervid ships or names)"
 
-M = TypeVar("M")  # the loaded network
-C = TypeVar("C")  # its config (None where the weights need none beside the network)
+# Covariant: a Loaded[RuleNet, ...] is a Loaded[ExpressionModel, ...] (the result is frozen).
+M = TypeVar("M", covariant=True)  # the loaded network
+C = TypeVar("C", covariant=True)  # its config (None where the weights need none beside the network)
 
 
 def sha256_file(path: Path) -> str:

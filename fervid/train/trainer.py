@@ -93,10 +93,11 @@ class MultiHead(nn.Module):
         features = self.body.forward_head(self.body.features(x), pre_logits=True)
         return [head(features) for head in self.heads.values()]
 
-    def single(self, name: str) -> ExpressionNetwork:
+    def single(self, name: str) -> nn.Module:
         """A plain network of the body's kind computing head ``name``: what annotate loads."""
-        net = copy.deepcopy(self.body)
-        net.reset_classifier(copy.deepcopy(self.heads[name]))
+        net, head = copy.deepcopy(self.body), self.heads[name]
+        assert isinstance(net, nn.Module) and isinstance(head, nn.Linear)
+        net.reset_classifier(copy.deepcopy(head))
         return net.eval()
 
 
@@ -175,10 +176,11 @@ def _build(
     """
     size = data.images.shape[-1]
     loads = [load_expression_model(path, verify=False) for path in cfg.init]
-    inits = [(path, loaded.model, loaded.config) for path, loaded in zip(cfg.init, loads)]
-    for path, net, _ in inits:
-        if not isinstance(net, ExpressionNetwork):
+    inits: list[tuple[str, ExpressionNetwork, ExpressionConfig]] = []
+    for path, loaded in zip(cfg.init, loads):
+        if not isinstance(loaded.model, ExpressionNetwork):
             raise ValueError(f"{path}: a decision rule cannot start training; give its member .pt files")
+        inits.append((path, loaded.model, loaded.config))
     if inits:
         _, body, init_cfg = inits[0]
         for path, net, c in inits:
