@@ -34,7 +34,7 @@ from fervid.align import box_transforms, crop_faces, invert_similarity, similari
 from fervid.detect import FaceDetector
 from fervid.devices import cpu_name
 from fervid.models.expression_input import prepare, probabilities
-from fervid.models.expression_weights import ExpressionConfig, load_weights
+from fervid.models.expression_weights import ExpressionConfig, load_expression_model
 from fervid.train.data import load_dataset
 from fervid.train.pose import head_turn
 from fervid.train.template import PAD, UPSCALE, detect_dataset_faces, fit_box_template, fit_template
@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {path}: no such dataset", file=sys.stderr)
         return 1
     data = load_dataset(path)
-    net, config = load_weights(args.model)
+    loaded = load_expression_model(args.model)
+    net, config = loaded.model, loaded.config
     if config.classes != data.classes:
         print(f"error: {args.model} has classes {config.classes}, {path.name} {data.classes}", file=sys.stderr)
         return 1

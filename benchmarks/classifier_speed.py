@@ -21,7 +21,7 @@ from torch import nn
 
 from fervid.devices import cpu_name
 from fervid.models.expression_rule import RuleNet
-from fervid.models.expression_weights import load_weights, shipped_models
+from fervid.models.expression_weights import load_expression_model, shipped_models
 
 
 def plain_vgg(num_classes: int = 8) -> nn.Module:
@@ -69,7 +69,10 @@ def main() -> None:
     table.add_column("vs baseline @16", justify="right")
     table.add_row("plain VGG (baseline)", f"{sum(p.numel() for p in baseline.parameters()) / 1e6:.1f}M",
                   *(f"{base[b]:.2f}" for b in batches), "1.0x")  # fmt: skip
-    rows = [(name, *load_weights(name)) for name in args.models or shipped_models()]
+    rows = [
+        (name, m.model, m.config)
+        for name, m in ((n, load_expression_model(n)) for n in args.models or shipped_models())
+    ]
     heads = [(n, m, c) for n, m, c in rows if n in ("ferplus", "fer2013")]
     if len(heads) == 2 and not args.models:
         (_, first, cfg), (_, second, other) = sorted(heads, key=lambda h: h[0] != "ferplus")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from fervid.models.errors import WeightsError
-from fervid.models.expression_weights import load_weights
+from fervid.models.expression_weights import load_expression_model
 from fervid.train.data import EVALUATION_SPLITS, load_dataset
 from fervid.train.evaluate import Evaluation
 from fervid.train.predict import predict_probs
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     probs = []
     for name in args.models:
         try:
-            model, cfg = load_weights(name)
+            loaded = load_expression_model(name)
+            model, cfg = loaded.model, loaded.config
         except WeightsError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     import dlib
 
     started, started_cpu = time.perf_counter(), time.process_time()
-    predictor = load_shape_predictor()
+    predictor = load_shape_predictor().model
     port_load = (time.perf_counter() - started, time.process_time() - started_cpu)
     started, started_cpu = time.perf_counter(), time.process_time()
     reference = dlib.shape_predictor(str(packaged_shape_predictor_path()))

@@ -22,7 +22,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from fervid.models.expression_weights import load_weights
+from fervid.models.expression_weights import load_expression_model
 from fervid.train.data import EVALUATION_SPLITS, load_dataset
 from fervid.train.pose import BIN_NAMES, cached_head_turns, pose_bins
 from fervid.train.predict import predict_probs
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         scores.add_column(name, justify="right")
     scores.add_column("all", justify="right")
     for model in args.models:
-        net, config = load_weights(model)
+        loaded = load_expression_model(model)
+        net, config = loaded.model, loaded.config
         if config.classes != data.classes:
             print(f"error: {model} has classes {config.classes}, {path.name} {data.classes}", file=sys.stderr)
             return 1

@@ -40,7 +40,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from fervid.models.expression_weights import load_weights, resolve_model, sha256_file
+from fervid.models.expression_weights import load_expression_model, resolve_model, sha256_file
 from fervid.quality import crop_measures, landmark_measures
 from fervid.train.conditions import FER_EYE_PX, STRENGTHS, apply, dataset_landmarks
 from fervid.train.data import EVALUATION_SPLITS, ExpressionData, load_dataset
@@ -86,7 +86,8 @@ def sweep(model: str, shared: Path, limit: int | None, seed: int, cache: Path = 
     if limit:
         keep = np.sort(np.random.default_rng(seed).permutation(len(data))[:limit])
         data = ExpressionData(data.images[keep], data.targets[keep], data.classes, [data.names[i] for i in keep])
-    net, cfg = load_weights(model, verify=False)
+    loaded = load_expression_model(model, verify=False)
+    net, cfg = loaded.model, loaded.config
     labels = data.labels
     chance = float(np.bincount(labels).max() / len(labels))
     x = torch.from_numpy(data.images).float().unsqueeze(1) / 255.0

@@ -27,7 +27,7 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from fervid.models.expression_weights import load_weights
+from fervid.models.expression_weights import load_expression_model
 from fervid.train.data import EVALUATION_SPLITS, ExpressionData, load_dataset
 from fervid.train.degrade import DEGRADATIONS, quantize
 from fervid.train.evaluate import Evaluation
@@ -61,7 +61,8 @@ def degraded_versions(images: np.ndarray, seed: int) -> dict[str, np.ndarray]:
 
 
 def evaluate_versions(model_name: str, data: ExpressionData, versions: dict[str, np.ndarray]) -> dict[str, dict]:
-    net, cfg = load_weights(model_name, verify=False)
+    loaded = load_expression_model(model_name, verify=False)
+    net, cfg = loaded.model, loaded.config
     results = {}
     for name, images in versions.items():
         probs = predict_probs(net, cfg, images, "cpu")
@@ -82,7 +83,7 @@ def run(models: list[str], shared: Path, split: str, limit: int | None, seed: in
             data = ExpressionData(data.images[keep], data.targets[keep], data.classes, [data.names[i] for i in keep])
         versions = degraded_versions(data.images, seed)
         for model in models:
-            _, cfg = load_weights(model, verify=False)
+            cfg = load_expression_model(model, verify=False).config
             if not set(data.classes) <= set(cfg.classes):
                 continue
             table[model][dataset] = {"n": len(data), **evaluate_versions(model, data, versions)}

@@ -219,14 +219,15 @@ def haar_cnn_baseline(video: Path, warmup_end_s: float, end_s: float, model_name
     """
     import cv2
 
-    from fervid.models.expression_weights import load_weights
+    from fervid.models.expression_weights import load_expression_model
 
     if not hasattr(cv2, "CascadeClassifier"):
         raise BaselineUnavailable(f"OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 moved it out)")
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
     if cascade.empty():
         raise BaselineUnavailable("OpenCV's haarcascade_frontalface_default.xml could not be loaded")
-    model, config = load_weights(model_name)
+    loaded = load_expression_model(model_name)
+    model, config = loaded.model, loaded.config
     model = model.to(device).eval()
     size = config.input_size
 

@@ -26,7 +26,7 @@ from fervid.align import (
 )
 from fervid.defaults import MIN_P_CORRECT, MODEL
 from fervid.models.expression_input import prepare, probabilities
-from fervid.models.expression_weights import check_manifest, load_weights, resolve_model, sha256_file
+from fervid.models.expression_weights import check_manifest, load_expression_model, resolve_model, sha256_file
 from fervid.quality import crop_measures, landmark_measures
 from fervid.reliability import ReliabilityModel, load_reliability, reliability_path
 from fervid.types import Detections, Predictions
@@ -51,12 +51,15 @@ class ExpressionClassifier:
         if model is None:
             model = MODEL
         self.device = torch.device(device)
-        net, self.config = load_weights(model)
+        loaded = load_expression_model(model)
+        self.config = loaded.config
+        #: The weights' provenance (run.json's ``models.expression``).
+        self.weights = loaded.info
         self.model_name = str(model)
         #: The model's readable limits and p_correct (:mod:`fervid.reliability`), None when it has none and
         #: none is required; ``require_reliability`` makes a missing one a one-line WeightsError.
         self.reliability = reliability_of(model, require_reliability)
-        self.model = net.to(self.device).eval()
+        self.model = loaded.model.to(self.device).eval()
         # What ``classify`` runs: the same network with batch norms folded in, channels-last.
         self._net = fold_batchnorms(self.model).to(memory_format=torch.channels_last)
         size = self.config.input_size

@@ -126,7 +126,7 @@ def train(**kwargs: Any) -> None:
     import torch
 
     from fervid.devices import resolve_device
-    from fervid.models.expression_weights import load_weights
+    from fervid.models.expression_weights import load_expression_model
     from fervid.train.heads import load_pack_heads, load_training_heads
 
     out, data, val, pack = (kwargs.pop(name) for name in ("out", "data", "val", "pack"))
@@ -144,7 +144,9 @@ def train(**kwargs: Any) -> None:
         cfg = train_config_from_cli(kwargs)
         dev = resolve_device(device)
         for path in [*cfg.init, *cfg.teachers]:
-            load_weights(path, verify=False)  # a bad --init or --teacher file fails before the slow data loading
+            load_expression_model(
+                path, verify=False
+            )  # a bad --init or --teacher file fails before the slow data loading
         training, heads = load_training_heads(data, val, out) if pack is None else load_pack_heads(pack, out)
         if cfg.pose_balance and training.head_turns is None:
             training.head_turns = _head_turns(training.images, heads[0].out.with_suffix(".turns.npz"), str(dev))
@@ -247,7 +249,7 @@ def evaluate(
     import numpy as np
 
     from fervid.devices import resolve_device
-    from fervid.models.expression_weights import WeightsError, load_weights
+    from fervid.models.expression_weights import WeightsError, load_expression_model
     from fervid.train.data import DatasetLayoutError, load_dataset
     from fervid.train.evaluate import Evaluation, check_classes, majority_protocol
     from fervid.train.predict import average_probabilities, predict_view_logits
@@ -255,7 +257,8 @@ def evaluate(
 
     try:
         dev = resolve_device(device)
-        net, cfg = load_weights(model)
+        loaded = load_expression_model(model)
+        net, cfg = loaded.model, loaded.config
         test = load_dataset(data, "test")
         check_classes(test.classes, cfg.classes, str(data))
     except (WeightsError, DatasetLayoutError, ValueError, OSError) as exc:
@@ -630,7 +633,7 @@ def models() -> None:
 
     from rich.table import Table
 
-    from fervid.models.expression_weights import WEIGHTS_DIR, WeightsError, load_weights, shipped_models
+    from fervid.models.expression_weights import WEIGHTS_DIR, WeightsError, load_expression_model, shipped_models
     from fervid.options import ClassificationOptions
 
     card_path = WEIGHTS_DIR / "metrics.json"
@@ -642,7 +645,7 @@ def models() -> None:
     for name in shipped_models():
         label = f"{name} [bold](default)[/]" if name == default else name
         try:
-            _, cfg = load_weights(name)
+            cfg = load_expression_model(name).config
         except WeightsError as exc:
             table.add_row(label, f"[red]{escape(str(exc))}", "", "", "", "", "")
             continue

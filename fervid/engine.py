@@ -104,20 +104,15 @@ class Engine:
         threads = plan_threads(self.device, options.runtime.workers, cores).torch_threads
         if threads is not None and threads != torch.get_num_threads():
             torch.set_num_threads(threads)
-        from fervid.models.expression_weights import weights_info as expression_weights_info
-        from fervid.models.retinaface_weights import weights_info as detector_weights_info
-
-        # Hashed now, next to the load: training may rewrite weights/ later.
-        self.weights: dict[str, WeightsInfo] = {
-            "expression": expression_weights_info(options.classification.model, self.classifier.config),
-            "detector": detector_weights_info(options.detection.detector_weights),
-        }
         #: The key-frame schedule of the last input run with ``--detect-every`` > 1 (its counts of key frames).
         self.last_schedule: KeyframeSchedule | None = None
+        # Each stage keeps its loader's provenance (hashed at the load: training may rewrite weights/ later).
+        self.weights: dict[str, WeightsInfo] = {
+            "expression": self.classifier.weights,
+            "detector": self.detector.weights,
+        }
         if self.behaviour is not None:
-            from fervid.models.shape_predictor_weights import weights_info as landmarks_weights_info
-
-            self.weights["landmarks"] = landmarks_weights_info(self.behaviour.predictor)
+            self.weights["landmarks"] = self.behaviour.weights
         if self.identity is not None:
             self.weights["identity"] = self.identity[0].weights
         self.models = {role: weights.record() for role, weights in self.weights.items()}  # run.json's "models"

@@ -289,7 +289,8 @@ class BehaviourOptions:
         from fervid.behaviour.stage import BehaviourStage
         from fervid.models.shape_predictor_weights import cached_shape_predictor
 
-        return BehaviourStage(cached_shape_predictor(self.shape_predictor))
+        loaded = cached_shape_predictor(self.shape_predictor)
+        return BehaviourStage(loaded.model, loaded.info)
 
 
 def table_suffixes(table_format: str) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from fervid.models.expression_input import PHOTOMETRIC
-from fervid.models.expression_weights import load_weights
+from fervid.models.expression_weights import load_expression_model
 from fervid.train.data import load_dataset
 from fervid.train.evaluate import Evaluation
 from fervid.train.predict import predict_probs
@@ -42,7 +42,8 @@ def main() -> None:
     args = parser.parse_args()
     data = load_dataset(args.shared / "data/fer2013/validation.zip", "val")
     versions = _robustness().degraded_versions(data.images, seed=0)
-    net, cfg = load_weights(args.model, verify=False)
+    loaded = load_expression_model(args.model, verify=False)
+    net, cfg = loaded.model, loaded.config
     print("| normalisation | " + " | ".join(versions) + " | mean of conditions |")
     print("|---|" + "---|" * (len(versions) + 1))
     for method in PHOTOMETRIC:

@@ -22,7 +22,7 @@ from fervid.models.expression_weights import (
     WEIGHTS_DIR,
     ExpressionConfig,
     ExpressionModel,
-    load_weights,
+    load_expression_model,
     resolve_model,
     sha256_file,
     shipped_models,
@@ -49,7 +49,8 @@ def card_order(names: list[str]) -> list[str]:
 
 
 def evaluate(name: str, shared: Path, cards: Path) -> dict:
-    model, cfg = load_weights(name, verify=False)
+    loaded = load_expression_model(name, verify=False)
+    model, cfg = loaded.model, loaded.config
     raw_model = model.uncalibrated() if isinstance(model, RuleNet) else model
     own = own_dataset(name)
     entry: dict = {"classes": list(cfg.classes), "dataset": DATASETS[own], "training": cfg.info}

@@ -164,7 +164,7 @@ def main() -> None:
 
     import dlib
 
-    predictor = cached_shape_predictor()
+    predictor = cached_shape_predictor().model
     reference_predictor = dlib.shape_predictor(predictor.source)
     reference_points = np.array(
         [

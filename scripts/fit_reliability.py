@@ -96,7 +96,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from fervid.models.expression_weights import load_weights, resolve_model, sha256_file
+from fervid.models.expression_weights import load_expression_model, resolve_model, sha256_file
 from fervid.reliability import (
     FEATURES,
     LABEL_FEATURE,
@@ -184,16 +184,17 @@ def train_reference(model: str, shared: Path, cache: Path) -> dict:
     else:
         data = load_dataset(shared / "data" / "ferplus" / "FER2013Train.zip")
         _, embedding = probs_and_embedding(model, data.images)
-        classes = load_weights(model, verify=False)[1].classes
+        classes = load_expression_model(model, verify=False).config.classes
         labels = np.array([classes.index(data.classes[k]) for k in data.labels])
         np.savez(cache, embedding=embedding, labels=labels, sha256=sha)
-    return embedding_reference(embedding, labels, len(load_weights(model, verify=False)[1].classes))
+    return embedding_reference(embedding, labels, len(load_expression_model(model, verify=False).config.classes))
 
 
 def fit(model: str, shared: Path, readability: Path, cache: Path) -> tuple[ReliabilityModel, dict]:
     console = Console()
     path = resolve_model(model)
-    net, cfg = load_weights(model, verify=False)
+    loaded = load_expression_model(model, verify=False)
+    net, cfg = loaded.model, loaded.config
     _candidate_features(net, cfg)
     sweep = json.loads(readability.read_text())
     if sweep["sha256"] != sha256_file(path):

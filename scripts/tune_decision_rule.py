@@ -77,7 +77,7 @@ from rich.progress import track
 from rich.table import Table
 
 from fervid.models.expression_rule import Member, RuleConfig, mix_probabilities, rule_logits, save_rule
-from fervid.models.expression_weights import RULE_SUFFIX, WEIGHTS_DIR, load_weights, resolve_model, sha256_file
+from fervid.models.expression_weights import RULE_SUFFIX, WEIGHTS_DIR, load_expression_model, resolve_model, sha256_file
 from fervid.train.calibrate import expected_calibration_error, fit_temperature
 from fervid.train.data import EVALUATION_SPLITS, ExpressionData, load_dataset
 from fervid.train.predict import predict_probs
@@ -191,7 +191,7 @@ def tuning_sets(shared: Path, cache: Path) -> dict[str, Faces]:
 
     crops = realfaces_crops(shared, cache)
     found = crops["found"]
-    classes = load_weights("ferplus")[1].classes
+    classes = load_expression_model("ferplus").config.classes
     sets: dict[str, Faces] = {}
     real = {h: head_probs(h, "realfaces", lambda h=h: ExpressionClassifier(h)._probs(torch.from_numpy(crops["crops"])),
                           cache) for h in HEADS}  # fmt: skip
@@ -202,8 +202,8 @@ def tuning_sets(shared: Path, cache: Path) -> dict[str, Faces]:
         data = functools.cache(lambda dataset=dataset: load_dataset(shared / EVALUATION_SPLITS[dataset]["val"]))
 
         def run(head: str, data: Callable[[], ExpressionData] = data) -> np.ndarray:
-            net, cfg = load_weights(head)
-            return predict_probs(net, cfg, data().images, "cpu")
+            loaded = load_expression_model(head)
+            return predict_probs(loaded.model, loaded.config, data().images, "cpu")
 
         probs = {h: head_probs(h, f"{dataset}_val", lambda h=h: run(h), cache) for h in HEADS}
         labels_path = cache / f"{dataset}_val.labels.npy"
@@ -218,7 +218,10 @@ def tuning_sets(shared: Path, cache: Path) -> dict[str, Faces]:
 
 def mixed(faces: Faces, cand: Candidate) -> torch.Tensor:
     """(N, K) mixed probabilities of a candidate's members (expression_rule.mix_probabilities)."""
-    heads = {"ferplus": load_weights("ferplus")[1].classes, "fer2013": load_weights("fer2013")[1].classes}
+    heads = {
+        "ferplus": load_expression_model("ferplus").config.classes,
+        "fer2013": load_expression_model("fer2013").config.classes,
+    }
     probs = [torch.from_numpy(faces.probs[m]).double() for m in cand.members]
     return mix_probabilities(probs, [heads[m] for m in cand.members], faces.classes, cand.weights)
 
@@ -322,7 +325,7 @@ def member_cost(threads: int) -> dict[int, float]:
 
     if threads:
         torch.set_num_threads(threads)
-    one = min(ms_per_face(load_weights(h)[0], 16, 48, 20) for h in HEADS)
+    one = min(ms_per_face(load_expression_model(h).model, 16, 48, 20) for h in HEADS)
     return {1: one, 2: ms_per_face(two_heads(), 16, 48, 20)}
 
 
@@ -330,9 +333,9 @@ def two_heads() -> torch.nn.Module:
     """Both heads as one two-pass network, as a mean rule runs them."""
     from fervid.models.expression_rule import RuleNet
 
-    loaded = [load_weights(h) for h in HEADS]
-    return RuleNet([n for n, _ in loaded], [c.temperature for _, c in loaded], [c.classes for _, c in loaded],
-                   loaded[0][1].classes, [0.0] * len(loaded[0][1].classes)).eval()  # fmt: skip
+    nets, configs = zip(*((m.model, m.config) for m in map(load_expression_model, HEADS)))
+    return RuleNet(nets, [c.temperature for c in configs], [c.classes for c in configs],
+                   configs[0].classes, [0.0] * len(configs[0].classes)).eval()  # fmt: skip
 
 
 def write_rule(name: str, chosen: Scored, sets: dict[str, Faces]) -> Path:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import fervid
 from fervid.cli import app
-from fervid.models.expression_weights import load_weights
+from fervid.models.expression_weights import load_expression_model
 from fervid.train.data import ExpressionData
 from fervid.train.joint import LabelSet, TrainingSet
 from fervid.train.trainer import Head, TrainConfig, _build
@@ -53,7 +53,7 @@ def test_train_then_evaluate_json(small_ferplus, tmp_path):
             "--epochs", "1", "--batch-size", "32", "--widths", "8,8,16,16", "--device", "cpu"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    model, cfg = load_weights(out)
+    cfg = load_expression_model(out).config
     assert cfg.classes == EMOTIONS and cfg.widths == (8, 8, 16, 16)
     assert cfg.info["command"].startswith("fervid train") and cfg.info["best_epoch"] == 1
 
@@ -134,8 +134,10 @@ def test_warm_restart_starts_from_the_init_weights(small_ferplus, tmp_path):
     # lr 0: the weights cannot move, so the result must be the init model's (only BN statistics update).
     result = runner.invoke(app, ["train", *common, "--out", str(second), "--init", str(first), "--lr", "0"])
     assert result.exit_code == 0, result.output
-    init_model, init_cfg = load_weights(first)
-    model, cfg = load_weights(second)
+    loaded = load_expression_model(first)
+    init_model, init_cfg = loaded.model, loaded.config
+    loaded = load_expression_model(second)
+    model, cfg = loaded.model, loaded.config
     assert cfg.widths == (8, 8, 16, 16) and cfg.blocks == (1, 2, 1) and cfg.info["recipe"]["init"] == [str(first)]
     # the recorded command is the architecture that was trained, not the unused --blocks default
     assert "--widths 8,8,16,16" in cfg.info["command"] and "--blocks 1,2,1" in cfg.info["command"]
@@ -166,16 +168,25 @@ def test_warm_restart_of_a_joint_network_seeds_every_head_from_its_model():
     # the architecture in effect is the init models', returned as a new config; the one asked for is unchanged
     assert (effective.widths, effective.blocks) == (shared.widths, shared.blocks) == ((32, 64, 128, 256), (1, 2, 2))
     assert cfg.blocks == (1, 1, 1) and effective.init == cfg.init
-    ferplus, ferplus_cfg = load_weights(weights / "ferplus.pt")
-    fer2013, _ = load_weights(weights / "fer2013.pt")
+    loaded = load_expression_model(weights / "ferplus.pt")
+    ferplus, ferplus_cfg = loaded.model, loaded.config
+    fer2013 = load_expression_model(weights / "fer2013.pt").model
     x = torch.randn(3, 1, 48, 48)
     with torch.no_grad():
         assert torch.equal(model.single("ferplus")(x), ferplus.eval()(x))  # backbone and head of the first
         for name, net in (("ferplus", ferplus), ("fer2013", fer2013)):
-            for key, tensor in net.fc.state_dict().items():
+            for key, tensor in net.head.state_dict().items():
                 assert torch.equal(model.heads[name].state_dict()[key], tensor), (name, key)
     assert (shared.mean, shared.std, shared.widths) == (ferplus_cfg.mean, ferplus_cfg.std, ferplus_cfg.widths)
     assert len(shared.info["init_sha256"]) == 2
+
+
+def test_warm_restart_refuses_a_decision_rule_with_one_line():
+    """A rule has no single head to restart (it is not an ExpressionNetwork): a ValueError, not an AttributeError."""
+    data, heads = _joint_heads()
+    rule = TrainConfig(init=(str(Path(fervid.__file__).parent / "weights" / "ferplus-rule.rule.json"),))
+    with pytest.raises(ValueError, match="decision rule cannot start training"):
+        _build(rule, data, heads)
 
 
 def test_warm_restart_rejects_two_models_for_one_head_and_unlike_architectures(small_ferplus, tmp_path):
@@ -255,7 +266,7 @@ def test_train_with_pose_balance_measures_head_turns_once_and_records_it(small_f
     with np.load(cache) as stored:
         turns = stored["turns"]
     assert len(turns) == 160 and np.isfinite(turns).mean() > 0.9
-    assert load_weights(out)[1].info["recipe"]["pose_balance"] is True
+    assert load_expression_model(out).config.info["recipe"]["pose_balance"] is True
     stamp = cache.stat().st_mtime_ns
     out.with_suffix(".last.pt").unlink()  # a fresh run on the same data reads the cache instead of measuring
     assert runner.invoke(app, args).exit_code == 0
@@ -269,7 +280,8 @@ def test_train_with_mixup_records_it_and_trains_other_weights(small_ferplus, tmp
     assert runner.invoke(app, [*base, "--out", str(plain)]).exit_code == 0
     result = runner.invoke(app, [*base, "--out", str(mixed), "--mixup", "0.3"])
     assert result.exit_code == 0, result.output
-    (a, _), (b, cfg) = load_weights(plain), load_weights(mixed)
+    a, loaded = load_expression_model(plain).model, load_expression_model(mixed)
+    b, cfg = loaded.model, loaded.config
     assert cfg.info["recipe"]["mixup"] == 0.3 and "--mixup 0.3" in cfg.info["command"]
     assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
@@ -287,7 +299,8 @@ def test_train_with_a_teacher_records_it_and_trains_other_weights(small_ferplus,
     assert runner.invoke(app, [*base, "--out", str(plain)]).exit_code == 0
     result = runner.invoke(app, [*base, "--out", str(taught), "--teacher", "ferplus", "--distill", "0.8"])
     assert result.exit_code == 0, result.output
-    (a, _), (b, cfg) = load_weights(plain), load_weights(taught)
+    a, loaded = load_expression_model(plain).model, load_expression_model(taught)
+    b, cfg = loaded.model, loaded.config
     shipped = Path(fervid.__file__).parent / "weights" / "ferplus.pt"
     assert cfg.info["recipe"]["teachers"] == ["ferplus"] and cfg.info["recipe"]["distill"] == 0.8
     assert "--teacher ferplus" in cfg.info["command"] and "--distill 0.8" in cfg.info["command"]
@@ -322,7 +335,7 @@ def test_train_from_a_pack_as_from_the_archives(small_ferplus, tmp_path):
     result = runner.invoke(app, ["train", "--pack", str(pack), "--out", str(out), "--pose-balance", *tiny])
     assert result.exit_code == 0, result.output
     assert "train 160 images: ferplus (160 labelled)" in result.output.replace("\n", " ")
-    _, cfg = load_weights(out)
+    cfg = load_expression_model(out).config
     assert cfg.classes == EMOTIONS and cfg.info["dataset"] == "FER+"
     # The recorded command runs as written: a bare flag for --pose-balance, no empty --data or --val.
     command = shlex.split(cfg.info["command"])

@@ -22,7 +22,7 @@ from fervid.models.expression_weights import (
     WEIGHTS_DIR,
     WeightsError,
     is_rule,
-    load_weights,
+    load_expression_model,
     resolve_model,
     sha256_file,
     shipped_models,
@@ -70,7 +70,7 @@ def test_the_default_is_a_shipped_rule_whose_file_round_trips(tmp_path: Path) ->
     assert read_rule(tmp_path / path.name) == rule
     for member in rule.members:  # it names the shipped heads it was tuned on
         assert sha256_file(WEIGHTS_DIR / member.file) == member.sha256
-    _, config = load_weights(DEFAULT)
+    config = load_expression_model(DEFAULT).config
     assert config.info["rule"] == json.loads(path.read_text())  # what run.json records
     assert (config.classes, config.temperature) == (rule.classes, rule.temperature)
 
@@ -80,9 +80,9 @@ def test_the_default_rule_is_its_members_mix_offsets_and_temperature() -> None:
     _needs_default()
     rule = read_rule(resolve_model(DEFAULT))
     crops = torch.rand(6, 1, 48, 48, generator=torch.Generator().manual_seed(0)) * 255
-    heads = [load_weights(WEIGHTS_DIR / m.file) for m in rule.members]
+    heads = [load_expression_model(WEIGHTS_DIR / m.file) for m in rule.members]
     with torch.inference_mode():
-        probs = [torch.softmax(net(prepare(crops, cfg)) / cfg.temperature, 1) for net, cfg in heads]
+        probs = [torch.softmax(h.model(prepare(crops, h.config)) / h.config.temperature, 1) for h in heads]
         mixed = probs[0].clone()
         if len(probs) == 2:  # contempt from ferplus, the other seven shared by the weighted mean
             w = torch.tensor(rule.weights)
@@ -103,9 +103,10 @@ def test_the_mix_keeps_contempt_from_the_first_member_and_averages_the_rest() ->
 
 
 def test_a_valid_rule_loads_and_annotates_like_its_config_says(tmp_path: Path) -> None:
-    net, config = load_weights(_rule(tmp_path))
+    loaded = load_expression_model(_rule(tmp_path))
+    net, config = loaded.model, loaded.config
     assert config.classes == EMOTIONS and config.temperature == 0.9 and len(net.members) == 2
-    assert config.alignment == load_weights("ferplus")[1].alignment
+    assert config.alignment == load_expression_model("ferplus").config.alignment
 
 
 @pytest.mark.parametrize(
@@ -125,7 +126,7 @@ def test_a_valid_rule_loads_and_annotates_like_its_config_says(tmp_path: Path) -
 def test_a_bad_rule_is_a_one_line_error_naming_the_file(tmp_path: Path, change: dict, message: str) -> None:
     path = _rule(tmp_path, **change)
     with pytest.raises(WeightsError, match=message) as caught:
-        load_weights(path)
+        load_expression_model(path)
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -133,9 +134,10 @@ def test_a_rule_that_is_not_json_or_whose_members_do_not_fit(tmp_path: Path) -> 
     broken = tmp_path / "broken.rule.json"
     broken.write_text("{not json")
     with pytest.raises(WeightsError, match="broken.rule.json: not a readable decision rule"):
-        load_weights(broken)
+        load_expression_model(broken)
     path = _rule(tmp_path)
-    net, config = load_weights(WEIGHTS_DIR / "fer2013.pt")
+    loaded = load_expression_model(WEIGHTS_DIR / "fer2013.pt")
+    net, config = loaded.model, loaded.config
     from fervid.models.expression_weights import save_weights
 
     save_weights(tmp_path / "other.pt", net, replace(config, input_size=64))
@@ -143,7 +145,7 @@ def test_a_rule_that_is_not_json_or_whose_members_do_not_fit(tmp_path: Path) -> 
     raw["members"][1] = {"file": "other.pt", "sha256": sha256_file(tmp_path / "other.pt")}
     path.write_text(json.dumps(raw))
     with pytest.raises(WeightsError, match="member other.pt does not fit the first member \\(input_size\\)"):
-        load_weights(path)
+        load_expression_model(path)
 
 
 def test_the_cli_rejects_a_bad_rule_with_exit_2(tmp_path: Path) -> None:
@@ -178,7 +180,8 @@ def test_annotate_evaluate_and_the_api_give_one_face_the_same_probabilities(tmp_
     dets = AnnotateOptions().detection.build("cpu").detect([image])[0]
     dets = dets[[int(np.argmax(dets.area))]]
     crop = ExpressionClassifier(DEFAULT).crops(torch.from_numpy(image)[None], [dets])[:, 0].numpy()
-    net, config = load_weights(DEFAULT)
+    loaded = load_expression_model(DEFAULT)
+    net, config = loaded.model, loaded.config
     np.testing.assert_allclose(predict_probs(net, config, crop, "cpu")[0], from_api, atol=1e-5)
     rule = json.loads(resolve_model(DEFAULT).read_text())
     record = json.loads((tmp_path / "happy_black" / "happy_black.run.json").read_text())

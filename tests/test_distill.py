@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import fervid
-from fervid.models.expression_weights import load_weights, save_weights
+from fervid.models.expression_weights import load_expression_model, save_weights
 from fervid.train.data import ExpressionData
 from fervid.train.distill import Teachers, distilled_targets
 from fervid.train.joint import LabelSet, TrainingSet
@@ -25,7 +25,8 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def other_teacher(tmp_path_factory) -> Path:
     """The shipped FER+ model saved with another input recipe (standardised crops, its own scale, hotter)."""
-    net, config = load_weights(SHIPPED / "ferplus.pt")
+    loaded = load_expression_model(SHIPPED / "ferplus.pt")
+    net, config = loaded.model, loaded.config
     path = tmp_path_factory.mktemp("teachers") / "other.pt"
     save_weights(path, net, replace(config, photometric="standardize", mean=0.1, std=0.9, temperature=2.5))
     return path
@@ -41,7 +42,8 @@ def test_each_head_learns_from_the_mean_calibrated_probabilities_of_its_teachers
     teachers = Teachers.load([SHIPPED / "ferplus.pt", other_teacher], [EMOTIONS[:7], EMOTIONS], CPU)
     assert list(teachers.models) == [1]  # both have FER+'s classes: the second head's teachers
     taught = teachers.probabilities(torch.from_numpy(faces).float().unsqueeze(1))
-    expected = [predict_probs(*load_weights(p), faces) for p in (SHIPPED / "ferplus.pt", other_teacher)]
+    teacher_files = [load_expression_model(p) for p in (SHIPPED / "ferplus.pt", other_teacher)]
+    expected = [predict_probs(t.model, t.config, faces) for t in teacher_files]
     np.testing.assert_allclose(taught[1].numpy(), (expected[0] + expected[1]) / 2, atol=1e-5)
     assert not np.allclose(expected[0], expected[1], atol=1e-2)  # the two recipes differ, so the mean is tested
     assert [len(h) for h in teachers.sha256] == [64, 64]

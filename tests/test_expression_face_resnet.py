@@ -14,7 +14,7 @@ from fervid.cli import app
 from fervid.models.expression_face_resnet import FaceResNetExpressionNet
 from fervid.models.expression_input import prepare
 from fervid.models.expression_pretrained import pretrained_face_resnet
-from fervid.models.expression_weights import ExpressionConfig, load_weights, save_weights, sha256_file
+from fervid.models.expression_weights import ExpressionConfig, load_expression_model, save_weights, sha256_file
 from fervid.models.face_embedding import trunk_features
 from fervid.models.face_embedding_weights import FaceEmbeddingWeightsError, load_face_embedding, packaged_model_path
 from fervid.train.data import ExpressionData
@@ -43,7 +43,8 @@ def _faces(n: int, size: int = 48, seed: int = 0) -> np.ndarray:
 
 def test_the_grey_trunk_computes_what_dlibs_trunk_computes_on_the_grey_image_in_three_channels(dlib_weights):
     """The one-channel stem and its folded bias are exact: same pooled features as dlib's own trunk, own input scale."""
-    dlib, dlib_config = load_face_embedding(dlib_weights)
+    loaded = load_face_embedding(dlib_weights)
+    dlib, dlib_config = loaded.model, loaded.config
     trunk = pretrained_face_resnet(len(EMOTIONS), path=dlib_weights)
     config = ExpressionConfig(EMOTIONS, arch="face-resnet", input_size=150, mean=trunk.mean, std=trunk.std)
     faces = torch.from_numpy(_faces(4, size=150)).float().unsqueeze(1)
@@ -52,7 +53,7 @@ def test_the_grey_trunk_computes_what_dlibs_trunk_computes_on_the_grey_image_in_
         theirs = trunk_features(dlib.stem, dlib.units, dlib_config.normalize(faces.repeat(1, 3, 1, 1)))
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
     assert theirs.abs().mean() > 0.01  # real activations, not a trivially equal pair of zeros
-    assert trunk.sha256 == dlib_config.sha256 == sha256_file(dlib_weights)
+    assert trunk.sha256 == loaded.info.sha256 == sha256_file(dlib_weights)
 
 
 def test_a_48px_crop_is_resized_to_the_trunks_scale_inside_the_network():
@@ -70,7 +71,8 @@ def test_a_face_resnet_weight_file_round_trips_and_annotate_reads_faces_with_it(
     net = config.build().eval()
     path = tmp_path / "large.pt"
     save_weights(path, net, config)
-    loaded, loaded_config = load_weights(path)
+    loaded = load_expression_model(path)
+    loaded, loaded_config = loaded.model, loaded.config
     assert isinstance(loaded, FaceResNetExpressionNet) and loaded_config == config
     faces = torch.from_numpy(_faces(3)).float().unsqueeze(1)
     with torch.no_grad():
@@ -119,9 +121,11 @@ def test_training_starts_from_dlibs_trunk_and_records_where_it_came_from(dlib_we
     out = tmp_path / "large.pt"
     cfg = TrainConfig(arch="face-resnet", epochs=1, batch_size=16, lr=1e-4, photometric="equalize")
     train(data, [Head(data.label_sets[0], val, out)], cfg, CPU)
-    net, config = load_weights(out)
-    dlib, dlib_config = load_face_embedding(dlib_weights)
-    assert config.arch == "face-resnet" and config.info["pretrained_sha256"] == dlib_config.sha256
+    loaded = load_expression_model(out)
+    net, config = loaded.model, loaded.config
+    dlib_loaded = load_face_embedding(dlib_weights)
+    dlib = dlib_loaded.model
+    assert config.arch == "face-resnet" and config.info["pretrained_sha256"] == dlib_loaded.info.sha256
     assert config.info["recipe"]["arch"] == "face-resnet" and config.widths == (32, 64, 128, 256, 256)
     # Trained from dlib's trunk: one short epoch moves its deep weights a little, not to somewhere new.
     trained, start = net.units[-1].conv2.weight.detach(), dlib.units[-1].conv2.weight

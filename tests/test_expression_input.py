@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 from fervid.classify import ExpressionClassifier
 from fervid.models.errors import WeightsError
 from fervid.models.expression_input import equalize, prepare, standardize
-from fervid.models.expression_weights import FORMAT, ExpressionConfig, load_weights, save_weights
+from fervid.models.expression_weights import FORMAT, ExpressionConfig, load_expression_model, save_weights
 from fervid.train.augment import AugmentConfig
 from fervid.train.data import load_dataset
 from fervid.train.joint import TrainingSet
@@ -61,7 +61,8 @@ def test_annotate_and_evaluation_prepare_a_face_identically(faces: np.ndarray, m
     crops = torch.from_numpy(faces).float().unsqueeze(1)
     with torch.inference_mode():
         annotate, _ = classifier.outputs(crops)
-    net, cfg = load_weights(tmp_path / "m.pt")
+    loaded = load_expression_model(tmp_path / "m.pt")
+    net, cfg = loaded.model, loaded.config
     evaluate = predict_probs(net, cfg, faces, "cpu")
     np.testing.assert_allclose(annotate, evaluate, atol=1e-5)
     cooler = predict_probs(net, replace(cfg, temperature=1.0), faces, "cpu")
@@ -83,7 +84,7 @@ def test_training_feeds_the_network_what_the_weight_file_says(monkeypatch, tmp_p
     training = TrainingSet.single("m", small)
     cfg = TrainConfig(epochs=1, batch_size=32, widths=(8, 8, 16, 16), photometric="equalize", augment=NO_AUGMENT)
     train(training, [Head(training.label_sets[0], small, tmp_path / "m.pt")], cfg, torch.device("cpu"))
-    _, saved = load_weights(tmp_path / "m.pt")
+    saved = load_expression_model(tmp_path / "m.pt").config
     assert len(seen) == 2 and saved.photometric == "equalize" and saved.alignment == "box"
     for used in seen:
         assert (used.photometric, used.mean, used.std, used.input_size) == (
@@ -99,7 +100,7 @@ def test_alignment_is_stored_with_the_model_and_old_files_keep_theirs(tmp_path: 
     training = TrainingSet.single("m", small)
     cfg = TrainConfig(epochs=1, batch_size=32, widths=(8, 8, 16, 16), alignment="landmarks", augment=NO_AUGMENT)
     train(training, [Head(training.label_sets[0], small, tmp_path / "m.pt")], cfg, torch.device("cpu"))
-    assert load_weights(tmp_path / "m.pt")[1].alignment == "landmarks"
+    assert load_expression_model(tmp_path / "m.pt").config.alignment == "landmarks"
 
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     raw = json.loads(payload["config"])
@@ -110,6 +111,6 @@ def test_alignment_is_stored_with_the_model_and_old_files_keep_theirs(tmp_path: 
     raw["alignment"] = "eyes"
     torch.save({"format": FORMAT, "config": json.dumps(raw), "state_dict": payload["state_dict"]}, tmp_path / "bad.pt")
     with pytest.raises(WeightsError, match="bad.pt: unreadable model config .*unknown alignment 'eyes'"):
-        load_weights(tmp_path / "bad.pt")
+        load_expression_model(tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="unknown alignment 'eyes'"):
         TrainConfig(alignment="eyes")

@@ -265,8 +265,8 @@ def test_corrupted_packaged_file_fails_its_checksum(packaged: Path, tmp_path: Pa
 
 def test_model_is_cached_per_device(embedding):
     assert cached_face_embedding("cpu") is embedding
-    model, config = embedding
-    assert config.sha256 == few.DLIB_RESNET_SHA256 and len(config.mean_rgb) == 3
+    model, config = embedding.model, embedding.config
+    assert embedding.info.sha256 == few.DLIB_RESNET_SHA256 and len(config.mean_rgb) == 3
     assert not model.training and not any(p.requires_grad for p in model.parameters())
     no_faces = face_descriptors([np.zeros((10, 10, 3), np.uint8)], np.zeros(0, int), np.zeros((0, 5, 2)))
     assert no_faces.shape == (0, 128)
@@ -278,7 +278,7 @@ def test_model_is_cached_per_device(embedding):
 def test_port_reproduces_dlib_on_the_same_chips(dlib_models, embedding):
     """dlib's chips from real photos, our chips of the same faces, and noise: max abs diff < 1e-4."""
     dlib, recogniser, predictor, hog = dlib_models
-    model, config = embedding
+    model, config = embedding.model, embedding.config
     names = ["media/face_recognition/two_people.jpg", "media/fer/justin.jpg", "media/pyfeat/multi_face.jpg"]
     images = [read_rgb(shared_path(name)) for name in names]
     chips = []

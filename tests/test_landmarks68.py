@@ -76,7 +76,7 @@ def test_bad_framings_are_value_errors(kwargs: dict, message: str) -> None:
 @pytest.fixture(scope="module")
 def predictor():
     try:
-        return cached_shape_predictor()
+        return cached_shape_predictor().model
     except ShapePredictorWeightsError as err:
         pytest.skip(str(err))
 

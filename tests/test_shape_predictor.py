@@ -33,7 +33,6 @@ from fervid.models.shape_predictor_weights import (
     cached_shape_predictor,
     load_shape_predictor,
     read_shape_predictor,
-    weights_info,
 )
 from fervid.models.weights_info import UNKNOWN_LICENCE
 
@@ -200,10 +199,16 @@ def small_file(tmp_path: Path) -> Path:
 
 def test_a_small_file_loads_with_its_provenance(tmp_path: Path) -> None:
     path = small_file(tmp_path)
-    predictor = load_shape_predictor(path)
+    loaded = load_shape_predictor(path)
+    predictor, info = loaded.model, loaded.info
     assert predictor.name == "small" and predictor.source == str(path) and len(predictor.sha256) == 64
-    assert predictor.num_parts == 3 and predictor.depth == 2
-    assert weights_info(predictor).licence == UNKNOWN_LICENCE and weights_info(predictor).sha256 == predictor.sha256
+    assert predictor.num_parts == 3 and predictor.depth == 2 and loaded.config is None
+    assert (info.name, info.source, info.sha256, info.licence) == (
+        "small",
+        str(path),
+        predictor.sha256,
+        UNKNOWN_LICENCE,
+    )
 
 
 def _truncate(data: bytes) -> bytes:
@@ -266,7 +271,7 @@ def test_a_missing_file_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def predictor() -> ShapePredictor:
     try:
-        return cached_shape_predictor()
+        return cached_shape_predictor().model
     except ShapePredictorWeightsError as err:
         pytest.skip(str(err))
 
@@ -326,7 +331,7 @@ def dlib_detector_boxes(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarra
 
 def test_packaged_file_is_dlibs(predictor: ShapePredictor) -> None:
     assert predictor.sha256 == SHAPE_PREDICTOR_SHA256
-    info = weights_info(predictor)
+    info = cached_shape_predictor().info
     assert "not for commercial use" in info.licence and info.record()["path"] == predictor.source
     assert predictor.anchors.shape == (15, 500) and predictor.thresholds.shape == (15, 500, 15)
     assert predictor.num_parts == 68

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from conftest import shared_path
 
-from fervid.models.expression_weights import MANIFEST, WEIGHTS_DIR, WeightsError, load_weights, shipped_models
+from fervid.models.expression_weights import MANIFEST, WEIGHTS_DIR, WeightsError, load_expression_model, shipped_models
 from fervid.train.data import EVALUATION_SPLITS, load_dataset
 from fervid.train.evaluate import Evaluation, majority_protocol
 from fervid.train.predict import predict_probs
@@ -55,7 +55,8 @@ def test_test_split_accuracy_matches_the_model_card(name, key, split):
     if name not in shipped_models():
         pytest.skip(f"weights/{name} is not present")
     data = load_dataset(shared_path(split))
-    model, cfg = load_weights(name)
+    loaded = load_expression_model(name)
+    model, cfg = loaded.model, loaded.config
     probs = predict_probs(model, cfg, data.images, "cpu")
     result = Evaluation.from_probs(data.labels, probs, cfg.classes, data.classes)
     figures = card[name][key]
@@ -89,11 +90,11 @@ def test_corrupted_weight_file_gives_a_clear_error(tmp_path, monkeypatch):
         fh.write(bytes([byte[0] ^ 0xFF]))
     monkeypatch.setattr("fervid.models.expression_weights.WEIGHTS_DIR", copy)
     with pytest.raises(WeightsError, match="sha256 does not match"):
-        load_weights("ferplus")
+        load_expression_model("ferplus")
 
 
 def test_not_a_weight_file(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a checkpoint")
     with pytest.raises(WeightsError, match="bad.pt: not a readable weight file"):
-        load_weights(bad)
+        load_expression_model(bad)

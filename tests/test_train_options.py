@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from fervid.cli import app
 from fervid.cli_options import train_cli_values, train_config_from_cli, train_fields
-from fervid.models.expression_weights import load_weights
+from fervid.models.expression_weights import load_expression_model
 from fervid.options import flag
 from fervid.train.config import AugmentConfig, TrainConfig, changed_options
 
@@ -47,7 +47,9 @@ def test_cli_defaults_are_the_api_defaults():
 
 def test_the_default_recipe_degrades_as_the_shipped_models_were_trained():
     """The CLI's 0.15 was right: every shipped network records it (its own recipe, in the weight file)."""
-    recorded = {load_weights(name)[1].info["recipe"]["augment"]["degrade_p"] for name in ("ferplus", "fer2013")}
+    recorded = {
+        load_expression_model(name).config.info["recipe"]["augment"]["degrade_p"] for name in ("ferplus", "fer2013")
+    }
     assert recorded == {TrainConfig().augment.degrade_p} == {0.15}
 
 
@@ -140,7 +142,7 @@ def test_a_checkpoint_of_other_options_is_refused_unless_resume_is_asked(small_f
     resumed = _train(small_ferplus, out, "--epochs", "2", "--lr", "0.001", "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert "its own options kept: --epochs 1 then, 2 now" in " ".join(resumed.output.split())
-    info = load_weights(out)[1].info  # the run continued as it was: one epoch, its own learning rate
+    info = load_expression_model(out).config.info  # the run continued as it was: one epoch, its own learning rate
     assert info["recipe"]["epochs"] == 1 and info["recipe"]["lr"] == 0.003 and "--epochs 1" in info["command"]
     history = json.loads(out.with_suffix(".history.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1]

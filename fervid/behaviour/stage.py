@@ -18,6 +18,7 @@ from fervid.behaviour.eyes import eye_and_mouth
 from fervid.behaviour.pose import choose_pose, fit_pose, nose_side
 from fervid.behaviour.valence import valence
 from fervid.landmarks68 import landmarks68
+from fervid.models.weights_info import WeightsInfo
 from fervid.quality import landmark_measures
 from fervid.types import Detections, Predictions
 
@@ -33,8 +34,10 @@ class BehaviourStage:
 
     data_columns = DATA_COLUMNS
 
-    def __init__(self, predictor: Any) -> None:
+    def __init__(self, predictor: Any, weights: WeightsInfo) -> None:
         self.predictor = predictor
+        #: The predictor's provenance (run.json's ``models.landmarks``).
+        self.weights = weights
 
     def measure(self, images: Sequence[np.ndarray], detections: Sequence[Detections],
                 predictions: Sequence[Predictions]) -> None:  # fmt: skip

@@ -29,10 +29,11 @@ def face_descriptors(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    model, config = cached_face_embedding(device)
+    loaded = cached_face_embedding(device)
+    model, config = loaded.model, loaded.config
     landmarks = torch.as_tensor(landmarks, dtype=torch.float32, device=device)
     frame_index = np.asarray(torch.as_tensor(frame_index).cpu(), dtype=np.int64).reshape(-1)
-    out = np.zeros((len(landmarks), model.fc.out_features), dtype=np.float32)
+    out = np.zeros((len(landmarks), model.embedding_dim), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(landmarks), batch_size):
             stop = start + batch_size

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from fervid.identity import face_descriptors
-from fervid.models.face_embedding_weights import cached_face_embedding, weights_info
+from fervid.models.face_embedding_weights import cached_face_embedding
 from fervid.models.weights_info import WeightsInfo
 
 
@@ -15,13 +15,11 @@ class FaceEmbedder:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        _, self.config = cached_face_embedding(device)  # loads (and checks) the weights now, not mid-run
+        loaded = cached_face_embedding(device)  # loads (and checks) the weights now, not mid-run
+        self.config = loaded.config
+        #: The descriptor network's provenance (run.json's ``models.identity``).
+        self.weights: WeightsInfo = loaded.info
 
     def __call__(self, images: list[np.ndarray], landmarks: np.ndarray) -> np.ndarray:
         index = np.arange(len(images))
         return face_descriptors([torch.as_tensor(i) for i in images], index, landmarks, device=self.device)
-
-    @property
-    def weights(self) -> WeightsInfo:
-        """The descriptor network's provenance (run.json's ``models.identity``)."""
-        return weights_info(self.config)

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from fervid.models.expression_interface import LinearHead
+
 
 class BasicBlock(nn.Module):
     """Two 3x3 convs with a shortcut; a 1x1 projection when the shape changes."""
@@ -36,10 +38,11 @@ class BasicBlock(nn.Module):
         return self.act(out + self.shortcut(x))
 
 
-class ExpressionNet(nn.Module):
+class ExpressionNet(LinearHead):
     """Residual CNN: stem at full resolution, then one stage per width, each halving the size.
 
-    ``forward`` takes normalised (B, 1, H, W) float images and returns logits (B, num_classes).
+    ``forward`` takes normalised (B, 1, H, W) float images and returns logits (B, num_classes); the rest of
+    its interface is :class:`~fervid.models.expression_interface.ExpressionNetwork`'s.
     """
 
     def __init__(
@@ -73,15 +76,3 @@ class ExpressionNet(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled (B, widths[-1]) features: what every classification head reads."""
         return torch.flatten(self.pool(self.stages(self.stem(x))), 1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits from :meth:`features`."""
-        return self.fc(self.dropout(features))
-
-    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and the pooled features they come from, in one pass (p_correct reads both)."""
-        features = self.features(x)
-        return self.forward_head(features), features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.features(x))

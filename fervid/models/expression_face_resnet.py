@@ -29,8 +29,9 @@ Measured (docs/model-history.md, "What was tried"): fine-tuned 28 epochs on FER2
 levels off at the small network's FER+ validation accuracy (81.8 % against 82.1 %) at twice its
 cost per face, so no shipped model uses it; it is here for longer schedules where a GPU is lent.
 
-It has the interface the trainer and annotate use: ``features`` (pooled, what every head
-reads), ``dropout``, ``fc``, and ``forward`` giving logits.
+It has the interface the trainer and annotate use,
+:class:`~fervid.models.expression_interface.ExpressionNetwork`: ``features`` (pooled, what every head
+reads), a linear ``head``, and ``forward`` giving logits.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fervid.models.expression_interface import LinearHead
 from fervid.models.face_embedding import DLIB_UNITS, DLIB_WIDTHS, dlib_trunk, trunk_features
 
 #: dlib's chip size: the scale its trunk's filters were trained at.
@@ -60,7 +62,7 @@ def smallest_trunk_size(levels: int) -> int:
     return 2 * size + 5  # the 7x7/2 stem
 
 
-class FaceResNetExpressionNet(nn.Module):
+class FaceResNetExpressionNet(LinearHead):
     """(B, 1, H, W) normalised grey crops -> logits (B, num_classes), through dlib's ResNet trunk."""
 
     def __init__(
@@ -86,18 +88,6 @@ class FaceResNetExpressionNet(nn.Module):
         if x.shape[-2:] != (self.trunk_size, self.trunk_size):
             x = F.interpolate(x, size=(self.trunk_size, self.trunk_size), mode="bilinear", align_corners=False)
         return self.neck(trunk_features(self.stem, self.units, x))
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits from :meth:`features`."""
-        return self.fc(self.dropout(features))
-
-    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and the pooled features they come from, in one pass (p_correct reads both)."""
-        features = self.features(x)
-        return self.forward_head(features), features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.features(x))
 
 
 __all__ = ["DLIB_TRUNK_SIZE", "FaceResNetExpressionNet", "smallest_trunk_size"]

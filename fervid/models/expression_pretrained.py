@@ -35,7 +35,8 @@ def pretrained_face_resnet(
     num_classes: int, dropout: float = 0.3, trunk_size: int = DLIB_TRUNK_SIZE, path: str | Path | None = None
 ) -> PretrainedTrunk:
     """A network whose trunk is dlib's (``path``, default the packaged file) and whose classifier is new."""
-    dlib, config = load_face_embedding(path)
+    loaded = load_face_embedding(path)
+    dlib, config = loaded.model, loaded.config
     net = FaceResNetExpressionNet(num_classes, DLIB_WIDTHS, DLIB_UNITS, dropout, trunk_size)
     mean_rgb = torch.tensor(config.mean_rgb, dtype=torch.float32)
     grey_mean = float(mean_rgb.mean())
@@ -46,7 +47,7 @@ def pretrained_face_resnet(
         net.stem.weight.copy_(weight.sum(dim=1, keepdim=True))
         net.stem.bias.copy_(dlib.stem.bias + (weight * offsets.view(1, 3, 1, 1)).sum(dim=(1, 2, 3)))
         net.units.load_state_dict(dlib.units.state_dict())
-    return PretrainedTrunk(net, mean=grey_mean / 255.0, std=1.0 / (255.0 * config.scale), sha256=config.sha256)
+    return PretrainedTrunk(net, mean=grey_mean / 255.0, std=1.0 / (255.0 * config.scale), sha256=loaded.info.sha256)
 
 
 __all__ = ["PretrainedTrunk", "pretrained_face_resnet"]

@@ -183,6 +183,11 @@ class RuleNet(nn.Module):
         self.classes = tuple(classes)
         self.register_buffer("offsets", torch.tensor(list(offsets), dtype=torch.float32))
 
+    @property
+    def num_classes(self) -> int:
+        """Outputs per face: the rule's classes (its first member's)."""
+        return len(self.classes)
+
     def uncalibrated(self) -> RuleNet:
         """The same rule with every member at temperature 1 (sharing their networks): what ECE is before calibration."""
         raw = copy.copy(self)

@@ -21,7 +21,7 @@ from fervid.models.expression import ExpressionNet
 from fervid.models.expression_face_resnet import DLIB_TRUNK_SIZE, FaceResNetExpressionNet
 from fervid.models.expression_input import PHOTOMETRIC, PIXEL_SCALE_PHOTOMETRIC
 from fervid.models.expression_rule import RULE_SUFFIX, SHARED_INPUT, RuleNet, read_rule
-from fervid.models.weights_info import SHIPPED_EXPRESSION_LICENCE, UNKNOWN_LICENCE, WeightsInfo, sha256_file
+from fervid.models.weights_info import SHIPPED_EXPRESSION_LICENCE, UNKNOWN_LICENCE, Loaded, WeightsInfo, sha256_file
 
 #: How annotate places a face in the model's crop (:mod:`fervid.align`).
 ALIGNMENTS = ("box", "landmarks")
@@ -87,7 +87,7 @@ class ExpressionConfig:
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
-    def build(self) -> ExpressionModel:
+    def build(self) -> ExpressionNet | FaceResNetExpressionNet:
         """A fresh network of this config's architecture (weights untrained)."""
         if self.arch == "face-resnet":
             return FaceResNetExpressionNet(len(self.classes), self.widths, self.blocks, self.dropout, self.trunk_size)
@@ -146,33 +146,34 @@ def resolve_model(name_or_path: str | Path) -> Path:
     raise WeightsError(f"unknown model {name_or_path!r}; shipped models: {available}")
 
 
-def load_weights(name_or_path: str | Path, verify: bool = True) -> tuple[ExpressionModel, ExpressionConfig]:
-    """Load a model in eval mode; the sha256 manifest beside shipped weights is checked first.
+def load_expression_model(name_or_path: str | Path, verify: bool = True) -> Loaded[ExpressionModel, ExpressionConfig]:
+    """A model in eval mode, its config and its provenance; the sha256 manifest beside shipped weights is checked first.
 
     A decision rule (``.rule.json``) loads as a :class:`~fervid.models.expression_rule.RuleNet` over its
     members, with a config that holds the members' input fields and the rule's classes and temperature, so
-    callers treat it as one network (see :func:`load_rule`).
+    callers treat it as one network (see :func:`load_rule`). ``info`` is named ``name_or_path`` as given and
+    hashed now, next to the load: training may rewrite weights/ later.
     """
     path = resolve_model(name_or_path)
     if verify:
         check_manifest(path)
     if _rule_name(path) is not None:
-        return load_rule(path, verify)
-    return _load_network(path)
+        return load_rule(path, verify, name=str(name_or_path))
+    model, config = _load_network(path)
+    return Loaded(model, config, _weights_info(str(name_or_path), path, config))
 
 
 #: What run.json keeps of a model's training record.
 TRAINING_RECORD = ("val_accuracy", "test_accuracy", "best_epoch", "epochs", "train_images", "hardware", "command")
 
 
-def weights_info(name_or_path: str | Path, config: ExpressionConfig) -> WeightsInfo:
-    """The provenance of a model as :func:`load_weights` loaded it (``config``): hashed now, next to the load."""
-    path = resolve_model(name_or_path)
+def _weights_info(name: str, path: Path, config: ExpressionConfig) -> WeightsInfo:
+    """The provenance of the model in ``path`` as loaded with ``config``: its training record, and a rule's content."""
     details: dict[str, Any] = {"training": {k: config.info[k] for k in TRAINING_RECORD if k in config.info}}
     if "rule" in config.info:  # a decision rule: its members (file, sha256, weight), offsets and temperature
         details["rule"] = config.info["rule"]
     shipped = path.resolve().parent == WEIGHTS_DIR.resolve()
-    return WeightsInfo(name=str(name_or_path), sha256=sha256_file(path), source=str(path.resolve()),
+    return WeightsInfo(name=name, sha256=sha256_file(path), source=str(path.resolve()),
                        licence=SHIPPED_EXPRESSION_LICENCE if shipped else UNKNOWN_LICENCE,
                        classes=tuple(config.classes), details=details)  # fmt: skip
 
@@ -209,8 +210,9 @@ def _load_network(path: Path) -> tuple[ExpressionModel, ExpressionConfig]:
     return model.eval(), config
 
 
-def load_rule(path: Path, verify: bool = True) -> tuple[RuleNet, ExpressionConfig]:
-    """A decision rule's network over its members, and its config (the members' input, the rule's temperature).
+def load_rule(path: Path, verify: bool = True, name: str | None = None) -> Loaded[RuleNet, ExpressionConfig]:
+    """A decision rule's network over its members, its config (the members' input, the rule's temperature) and
+    its provenance (named ``name``, default the path).
 
     Each member is a ``.pt`` file beside the rule; with ``verify`` its sha256 must be the one the rule
     names (a rule tuned on one head says nothing about another). The config's ``info["rule"]`` is the
@@ -224,9 +226,9 @@ def load_rule(path: Path, verify: bool = True) -> tuple[RuleNet, ExpressionConfi
             raise WeightsError(f"{path}: unknown member {member.file!r} (no such weight file beside the rule)")
         if verify and sha256_file(member_path) != member.sha256:
             raise WeightsError(f"{path}: member {member.file} is not the file the rule was tuned on (sha256 differs)")
-        net, config = load_weights(member_path, verify)
-        nets.append(net)
-        configs.append(config)
+        loaded = load_expression_model(member_path, verify)
+        nets.append(loaded.model)
+        configs.append(loaded.config)
     primary = configs[0]
     if rule.classes != primary.classes:
         raise WeightsError(f"{path}: the rule's classes ({', '.join(rule.classes)}) are not its first member's "
@@ -239,5 +241,5 @@ def load_rule(path: Path, verify: bool = True) -> tuple[RuleNet, ExpressionConfi
             raise WeightsError(f"{path}: member {member.file} does not fit the first member ({why})")
     temperatures, classes = [c.temperature for c in configs], [c.classes for c in configs]
     net = RuleNet(nets, temperatures, classes, rule.classes, rule.offsets, rule.weights)
-    info = {**rule.info, "rule": rule.to_json()}
-    return net.eval(), replace(primary, temperature=rule.temperature, info=info)
+    config = replace(primary, temperature=rule.temperature, info={**rule.info, "rule": rule.to_json()})
+    return Loaded(net.eval(), config, _weights_info(str(path) if name is None else name, path, config))

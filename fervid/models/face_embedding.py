@@ -108,6 +108,11 @@ class FaceEmbeddingNet(nn.Module):
         self.stem, self.units = dlib_trunk(widths, units, in_channels)
         self.fc = nn.Linear(widths[-1], embedding_dim, bias=False)
 
+    @property
+    def embedding_dim(self) -> int:
+        """Values per descriptor (128 for dlib's network)."""
+        return self.fc.out_features
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(trunk_features(self.stem, self.units, x))
 

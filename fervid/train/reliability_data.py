@@ -23,7 +23,7 @@ import torch
 
 from fervid.columns import FACE_COLUMN_NAMES
 from fervid.models.expression_input import probabilities
-from fervid.models.expression_weights import load_weights
+from fervid.models.expression_weights import load_expression_model
 from fervid.quality import crop_measures, landmark_measures
 from fervid.train.conditions import conditioned, dataset_landmarks
 from fervid.train.data import EVALUATION_SPLITS, load_dataset
@@ -48,7 +48,7 @@ def fer_faces(
     faces.yaw[turned[found]] = seen["yaw"][found]
     faces.roll[turned[found]] = seen["roll"][found]
     probs, embedding = probs_and_embedding(model, faces.images)
-    _, cfg = load_weights(model, verify=False)
+    cfg = load_expression_model(model, verify=False).config
     measures = crop_measures(torch.from_numpy(faces.images).float().unsqueeze(1))
     measures |= {"face_px": faces.face_px, "yaw": faces.yaw, "roll": faces.roll, "embedding": embedding}
     labels = np.array([cfg.classes.index(data.classes[k]) for k in data.labels])
@@ -59,7 +59,8 @@ def fer_faces(
 def probs_and_embedding(model: str, images: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Calibrated probabilities and pooled (penultimate) features of uint8 (n, H, W) faces, from one forward pass
     as the classifier runs it (``forward_with_features``)."""
-    net, cfg = load_weights(model, verify=False)
+    loaded = load_expression_model(model, verify=False)
+    net, cfg = loaded.model, loaded.config
     net.eval()
     probs, features = [], []
     with torch.inference_mode():

@@ -43,13 +43,12 @@ from torch import nn
 from fervid.devices import cpu_name
 from fervid.io.atomic import atomic_path
 from fervid.models.expression_input import photometric, prepare
+from fervid.models.expression_interface import ExpressionNetwork, body_shapes
 from fervid.models.expression_pretrained import pretrained_face_resnet
 from fervid.models.expression_weights import (
     ExpressionConfig,
-    ExpressionModel,
-    load_weights,
+    load_expression_model,
     save_weights,
-    sha256_file,
 )
 from fervid.models.face_embedding import DLIB_UNITS, DLIB_WIDTHS
 from fervid.train.augment import augment
@@ -83,21 +82,22 @@ class EpochLog:
 
 
 class MultiHead(nn.Module):
-    """A network (any :data:`ExpressionModel`) as backbone, one linear head per label set (its ``fc`` unused)."""
+    """A network (any :class:`ExpressionNetwork`) as backbone, one linear head per label set (its own head unused)."""
 
-    def __init__(self, body: ExpressionModel, heads: dict[str, int]) -> None:
+    def __init__(self, body: ExpressionNetwork, heads: dict[str, int]) -> None:
         super().__init__()
         self.body = body
-        self.heads = nn.ModuleDict({name: nn.Linear(body.fc.in_features, k) for name, k in heads.items()})
+        self.heads = nn.ModuleDict({name: nn.Linear(body.feature_dim, k) for name, k in heads.items()})
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = self.body.dropout(self.body.features(x))
+        features = self.body.forward_head(self.body.features(x), pre_logits=True)
         return [head(features) for head in self.heads.values()]
 
-    def single(self, name: str) -> ExpressionModel:
+    def single(self, name: str) -> nn.Module:
         """A plain network of the body's kind computing head ``name``: what annotate loads."""
-        net = copy.deepcopy(self.body)
-        net.fc = copy.deepcopy(self.heads[name])
+        net, head = copy.deepcopy(self.body), self.heads[name]
+        assert isinstance(net, nn.Module) and isinstance(head, nn.Linear)
+        net.reset_classifier(copy.deepcopy(head))
         return net.eval()
 
 
@@ -175,7 +175,12 @@ def _build(
     for ``face-resnet``), so the recorded recipe is true; ``cfg`` itself is not changed.
     """
     size = data.images.shape[-1]
-    inits = [(path, *load_weights(path, verify=False)) for path in cfg.init]
+    loads = [load_expression_model(path, verify=False) for path in cfg.init]
+    inits: list[tuple[str, ExpressionNetwork, ExpressionConfig]] = []
+    for path, loaded in zip(cfg.init, loads):
+        if not isinstance(loaded.model, ExpressionNetwork):
+            raise ValueError(f"{path}: a decision rule cannot start training; give its member .pt files")
+        inits.append((path, loaded.model, loaded.config))
     if inits:
         _, body, init_cfg = inits[0]
         for path, net, c in inits:
@@ -188,8 +193,8 @@ def _build(
         if len({tuple(c.classes) for _, _, c in inits}) < len(inits):
             raise ValueError("two --init models have the same classes; give one per head")
         cfg = replace(cfg, arch=init_cfg.arch, widths=init_cfg.widths, blocks=init_cfg.blocks, dropout=init_cfg.dropout)
-        # The hashes are taken now, when the weights are read, not when the result is saved.
-        hashes = [sha256_file(Path(path)) for path in cfg.init]
+        # The hashes were taken when the weights were read, not when the result is saved.
+        hashes = [loaded.info.sha256 for loaded in loads]
         shared = replace(init_cfg, photometric=cfg.photometric, alignment=cfg.alignment, info={"init_sha256": hashes})
     else:
         cfg, body, shared = _fresh(cfg, data, heads[0].labels.classes)
@@ -197,17 +202,17 @@ def _build(
     for _, net, c in inits:
         for h in heads:
             if h.labels.classes == c.classes:
-                model.heads[h.labels.name].load_state_dict(net.fc.state_dict())
+                model.heads[h.labels.name].load_state_dict(net.head.state_dict())
     return model, shared, cfg
 
 
 def _fresh(
     cfg: TrainConfig, data: TrainingSet, classes: tuple[str, ...]
-) -> tuple[TrainConfig, ExpressionModel, ExpressionConfig]:
+) -> tuple[TrainConfig, ExpressionNetwork, ExpressionConfig]:
     """The config in effect, a new network of ``cfg.arch`` and its config: a ``face-resnet`` starts from dlib's
     trunk (dlib's widths and blocks) at dlib's input scale (``pretrained_sha256`` recorded), a ``resnet`` from
     random weights at the data's own scale."""
-    body: ExpressionModel | None = None
+    body: ExpressionNetwork | None = None
     info: dict = {}
     if cfg.arch == "face-resnet":
         trunk = pretrained_face_resnet(len(classes), cfg.dropout)
@@ -224,10 +229,9 @@ def _fresh(
     return cfg, (shared.build() if body is None else body), shared
 
 
-def _same_architecture(a: ExpressionModel, b: ExpressionModel) -> bool:
+def _same_architecture(a: ExpressionNetwork, b: ExpressionNetwork) -> bool:
     """Whether two networks have the same tensors (names and shapes) everywhere but their classifier."""
-    body = [(k, v.shape) for k, v in a.state_dict().items() if not k.startswith("fc.")]
-    return body == [(k, v.shape) for k, v in b.state_dict().items() if not k.startswith("fc.")]
+    return type(a) is type(b) and body_shapes(a) == body_shapes(b)
 
 
 @dataclass
@@ -512,4 +516,4 @@ def train(
     for h in heads:
         with atomic_path(h.out.with_suffix(".history.json")) as tmp:
             tmp.write_text(json.dumps({"history": history, "train_seconds": elapsed}, indent=1))
-    return {h.labels.name: load_weights(h.out, verify=False)[1] for h in heads}
+    return {h.labels.name: load_expression_model(h.out, verify=False).config for h in heads}
