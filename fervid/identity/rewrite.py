@@ -27,10 +27,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,10 @@ from fervid.io.tables import TimelineBuilder, classes_of
 from fervid.options import AnnotateOptions, leaf_fields
 from fervid.types import Frame
 from fervid.version import __version__
+
+if TYPE_CHECKING:
+    from fervid.sinks import TimelineFrames
+    from fervid.smooth import SmoothedResult
 
 #: Frame times of the replay and of the run agree to this many seconds (the tables keep microseconds).
 TIME_TOLERANCE_S = 1e-3
@@ -303,7 +307,9 @@ def _replay(
     return loop.written, collected, loop.frames
 
 
-def _replayed(frames: Iterator[Frame], table: Any, faces: pd.DataFrame, source: Path) -> Iterator[Any]:
+def _replayed(
+    frames: Iterator[Frame], table: TimelineFrames, faces: pd.DataFrame, source: Path
+) -> Generator[SmoothedResult, None, None]:
     """Each frame of the input with its faces from the table, checked against the run's frames as it goes."""
     for frame in _checked_frames(frames, faces, source):
         yield table.result(frame)

@@ -180,10 +180,10 @@ class IdentityStage:
     def _close_windows(self, due: Callable[[_Track], bool]) -> None:
         """Embed the best face of every track whose window is due, in one batch, and decide new tracks' persons."""
         closing = [track for track in self._tracks.values() if due(track) and not track.ended]
-        todo = [track for track in closing if track.best is not None]
+        todo = [(track, track.best) for track in closing if track.best is not None]
         if todo:
-            descriptors = self.embed([track.best[1] for track in todo], np.stack([track.best[2] for track in todo]))
-            for track, descriptor in zip(todo, descriptors):
+            descriptors = self.embed([best[1] for _, best in todo], np.stack([best[2] for _, best in todo]))
+            for (track, _), descriptor in zip(todo, descriptors):
                 track.faces.descriptors.append(descriptor)
                 track.best = None
         for track in closing:
