@@ -29,10 +29,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as functional
+
+if TYPE_CHECKING:
+    import dataclasses
 
 #: Faces per pass of the cascade: a pass writes its faces' current shapes into this many scratch rows at the
 #: end of every level's leaf table (see :meth:`ShapePredictor._cascade`); larger batches run in several passes.
@@ -56,6 +60,13 @@ class ShapePredictor:
     name: str = ""
     sha256: str = ""
     source: str = ""
+    if TYPE_CHECKING:  # for mypy only: the tables __post_init__ derives, set there; not dataclass fields at runtime
+        _first: np.ndarray = dataclasses.field(init=False)
+        _second: np.ndarray = dataclasses.field(init=False)
+        _thresholds: np.ndarray = dataclasses.field(init=False)
+        _source: np.ndarray = dataclasses.field(init=False)
+        _leaf_table: torch.Tensor = dataclasses.field(init=False)
+        _scratch_lock: threading.Lock = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         levels, features = self.anchors.shape
