@@ -19,13 +19,16 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from fervid.identity.persons import Person, PersonRegistry, TrackFaces, cluster_persons
 from fervid.types import Detections, Frame, Ready
+
+if TYPE_CHECKING:
+    from fervid.face_ids import FaceIds
 
 #: Faces smaller than this (box height, pixels) are not embedded: dlib's chips are 150 px and
 #: descriptors of faces much smaller than ~40 px no longer separate people.
@@ -209,7 +212,7 @@ class IdentityStage:
 class IdentifiedFaces:
     """Numbered faces (:mod:`fervid.face_ids`) through the identity stage: the same interface, with person IDs."""
 
-    def __init__(self, faces: Any, stage: IdentityStage) -> None:
+    def __init__(self, faces: FaceIds, stage: IdentityStage) -> None:
         self.faces = faces
         self.stage = stage
 

@@ -29,22 +29,29 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as functional
-
-if TYPE_CHECKING:
-    import dataclasses
 
 #: Faces per pass of the cascade: a pass writes its faces' current shapes into this many scratch rows at the
 #: end of every level's leaf table (see :meth:`ShapePredictor._cascade`); larger batches run in several passes.
 _SCRATCH_ROWS = 256
 
 
+class _DerivedTables:
+    """The tables :meth:`ShapePredictor.__post_init__` derives and sets (annotations only: not dataclass fields)."""
+
+    _first: np.ndarray
+    _second: np.ndarray
+    _thresholds: np.ndarray
+    _source: np.ndarray
+    _leaf_table: torch.Tensor
+    _scratch_lock: threading.Lock
+
+
 @dataclass(frozen=True, eq=False)
-class ShapePredictor:
+class ShapePredictor(_DerivedTables):
     """A trained cascade: arrays read from dlib's ``.dat`` (see :mod:`fervid.models.shape_predictor_weights`).
 
     Sizes: ``C`` cascade levels, ``F`` feature pixels per level, ``T`` trees per level,
@@ -60,13 +67,6 @@ class ShapePredictor:
     name: str = ""
     sha256: str = ""
     source: str = ""
-    if TYPE_CHECKING:  # for mypy only: the tables __post_init__ derives, set there; not dataclass fields at runtime
-        _first: np.ndarray = dataclasses.field(init=False)
-        _second: np.ndarray = dataclasses.field(init=False)
-        _thresholds: np.ndarray = dataclasses.field(init=False)
-        _source: np.ndarray = dataclasses.field(init=False)
-        _leaf_table: torch.Tensor = dataclasses.field(init=False)
-        _scratch_lock: threading.Lock = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         levels, features = self.anchors.shape
