@@ -33,6 +33,18 @@ from fervid.types import Detections
 Images = Sequence[np.ndarray] | np.ndarray | torch.Tensor
 
 
+def check_settings(det_size: int | None, score_threshold: float, nms_threshold: float, min_face: float,
+                   top_k: int) -> None:  # fmt: skip
+    """:class:`FaceDetector`'s settings in range, or a ValueError naming the one that is not."""
+    check_range("score_threshold", score_threshold, 0.0, 1.0)
+    check_range("nms_threshold", nms_threshold, 0.0, 1.0)
+    check_range("min_face", min_face, 0.0, float("inf"))
+    if det_size is not None and det_size < 32:
+        raise ValueError(f"det_size must be None or >= 32 pixels, got {det_size}")
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+
+
 class FaceDetector:
     """RetinaFace MobileNet-0.25 face detector.
 
@@ -66,13 +78,7 @@ class FaceDetector:
         top_k: int = 5000,
         half: bool | None = None,
     ) -> None:
-        check_range("score_threshold", score_threshold, 0.0, 1.0)
-        check_range("nms_threshold", nms_threshold, 0.0, 1.0)
-        check_range("min_face", min_face, 0.0, float("inf"))
-        if det_size is not None and det_size < 32:
-            raise ValueError(f"det_size must be None or >= 32 pixels, got {det_size}")
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        check_settings(det_size, score_threshold, nms_threshold, min_face, top_k)
         self.device = torch.device(device)
         self.det_size = det_size
         self.score_threshold = float(score_threshold)
