@@ -62,7 +62,7 @@ class ExpressionClassifier:
         self.model = loaded.model.to(self.device).eval()
         # What ``classify`` runs: the same network with batch norms folded in, channels-last.
         # Module.to takes memory_format (torch's docs); its stub's overloads leave it out.
-        self._net = fold_batchnorms(self.model).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self._net = fold_batchnorms(self.model).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # no memory_format in stub
         size = self.config.input_size
         self.template = torch.from_numpy(FER_TEMPLATE_48 * (size / 48.0)).to(self.device)
         self.box_centre = torch.from_numpy(FER_BOX_48_CENTRE * (size / 48.0)).to(self.device)

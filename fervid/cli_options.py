@@ -149,7 +149,7 @@ def _from_cli(cls: type, f: dataclasses.Field, value: Any) -> Any:
 
 def _default(f: dataclasses.Field) -> Any:
     # typeshed cannot narrow default_factory by f.default; every option field has one of the two.
-    return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]  # typeshed: (above)
 
 
 def train_parameters() -> list[inspect.Parameter]:

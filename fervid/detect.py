@@ -95,7 +95,7 @@ class FaceDetector:
         self.model = model.eval().to(self.device)
         # What ``detect`` runs: the same weights taking RGB minus the mean, channels-last.
         # Module.to takes memory_format (torch's docs); its stub's overloads leave it out.
-        self._net = rgb_input_copy(self.model).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self._net = rgb_input_copy(self.model).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # no memory_format in stub
         self.half = self.device.type == "cuda" if half is None else bool(half)
         if self.half:
             self._net = self._net.half()

@@ -432,7 +432,7 @@ class _EncodedFile:
             context.colorspace = context.color_primaries = context.color_trc = _BT709
             context.color_range = _LIMITED_RANGE
             # PyAV's stub types options as dict[str, object] (invariant), though it wants str values.
-            self._video.options = _encoder_options(encoder, crf, preset)  # type: ignore[assignment]
+            self._video.options = _encoder_options(encoder, crf, preset)  # type: ignore[assignment]  # PyAV stub: dict[str, object]
             if audio_from is not None:
                 self.audio = _open_audio(Path(audio_from), self._container, end_s)
         except BaseException:

@@ -139,7 +139,7 @@ def cached_face_embedding(
                 load_face_embedding(path) if same_file is None else replace(same_file, model=_copy(same_file.model))
             )
             # Module.to takes memory_format (torch's docs); its stub's overloads leave it out.
-            moved = loaded.model.to(key[1], memory_format=torch.channels_last)  # type: ignore[call-overload]
+            moved = loaded.model.to(key[1], memory_format=torch.channels_last)  # type: ignore[call-overload]  # no memory_format in stub
             _CACHE[key] = replace(loaded, model=moved)
         return _CACHE[key]
 

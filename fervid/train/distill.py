@@ -54,7 +54,7 @@ class Teachers:
             if config.classes not in head_classes:
                 raise ValueError(f"{path}: teacher classes {config.classes} match no training label set")
             # Module.to takes memory_format (torch's docs); its stub's overloads leave it out.
-            net = net.to(device).to(memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
+            net = net.to(device).to(memory_format=torch.channels_last).eval()  # type: ignore[call-overload]  # no memory_format in stub
             for p in net.parameters():
                 p.requires_grad_(False)
             models.setdefault(list(head_classes).index(config.classes), []).append((net, config))

@@ -380,7 +380,7 @@ def _start(
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     model, shared, cfg = _build(cfg, data, heads)
     # Module.to takes memory_format (torch's docs); its stub's overloads leave it out.
-    model = model.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model = model.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # no memory_format in stub
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
