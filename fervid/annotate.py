@@ -184,8 +184,8 @@ class FrameAnnotator:
                 label = labels.get(int(i))
                 self._draw_bars(canvas, boxes[i], label, predictions.probs[i], short, colours[i], style)
         # Labels last so no other face's box or bars cover them.
-        for i, rect in labels.items():
-            self._draw_label(canvas, rect, texts[i], colours[i], style)
+        for k, rect in labels.items():
+            self._draw_label(canvas, rect, texts[k], colours[k], style)
         return canvas
 
     def _style(self, shape: tuple[int, ...]) -> _Style:

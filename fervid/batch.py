@@ -460,13 +460,15 @@ class BatchRunner:
             clean_partials(folder)  # temp files of a killed earlier run
         mismatch = _mismatch(outdir, item)
         notes = [mismatch] if mismatch else []
+        pipeline = self.pipeline
+        assert pipeline is not None  # inputs are processed only once the models are loaded
         metadata.invalidate(outdir, item.stem)  # from here on a crash leaves it incomplete
         before = files_under(outdir)
         created = not outdir.exists()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                result = self.pipeline.run(
+                result = pipeline.run(
                     item.source, outdir, item.stem, progress=progress, images=item.images, media=item.media
                 )
             except BaseException as exc:

@@ -61,7 +61,8 @@ class ExpressionClassifier:
         self.reliability = reliability_of(model, require_reliability)
         self.model = loaded.model.to(self.device).eval()
         # What ``classify`` runs: the same network with batch norms folded in, channels-last.
-        self._net = fold_batchnorms(self.model).to(memory_format=torch.channels_last)
+        # Module.to takes memory_format (torch's docs); its stub's overloads leave it out.
+        self._net = fold_batchnorms(self.model).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # no memory_format in stub
         size = self.config.input_size
         self.template = torch.from_numpy(FER_TEMPLATE_48 * (size / 48.0)).to(self.device)
         self.box_centre = torch.from_numpy(FER_BOX_48_CENTRE * (size / 48.0)).to(self.device)
@@ -128,7 +129,10 @@ class ExpressionClassifier:
         measures = {**landmark_measures(landmarks), **crop_measures(crops)}
         if self.reliability is not None:
             measures["readable"] = self.reliability.readable(measures)
-            extra = {"embedding": embedding} if self.reliability.needs_embedding else {}
+            extra: dict[str, np.ndarray] = {}
+            if self.reliability.needs_embedding:
+                assert embedding is not None  # classify asks outputs() for the features whenever the model reads them
+                extra["embedding"] = embedding
             measures["p_correct"] = self.reliability.p_correct(probs, {**measures, **extra})
         return {key: measures[key] for key in self.data_columns}
 

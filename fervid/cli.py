@@ -707,7 +707,10 @@ def _pct(value: float | None) -> str:
 
 
 #: ``fervid summarize --format``: annotate's option (:class:`fervid.options.OutputOptions`), defined there once.
-TableFormat = option_annotation(OutputOptions, "format")
+if TYPE_CHECKING:
+    TableFormat = str  # what the option holds (OutputOptions.format); the runtime Annotated adds Typer's help
+else:
+    TableFormat = option_annotation(OutputOptions, "format")
 
 
 @app.command()

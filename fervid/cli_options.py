@@ -148,7 +148,8 @@ def _from_cli(cls: type, f: dataclasses.Field, value: Any) -> Any:
 
 
 def _default(f: dataclasses.Field) -> Any:
-    return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    # typeshed cannot narrow default_factory by f.default; every option field has one of the two.
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]  # typeshed: (above)
 
 
 def train_parameters() -> list[inspect.Parameter]:
@@ -210,5 +211,5 @@ def plain_help_types() -> None:
         return self.metavar or argument_usage(self)
 
     typer.core.TyperOption.display_type_rich = option_display  # type: ignore[method-assign]
-    typer.core.TyperArgument.display_type_rich = argument_display  # type: ignore[method-assign]
+    typer.core.TyperArgument.display_type_rich = argument_display  # type: ignore[method-assign,assignment]
     typer.core.TyperArgument._usage_display_name = usage  # type: ignore[method-assign]

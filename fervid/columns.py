@@ -20,7 +20,7 @@ Adding a column is one line: a :class:`Column` in its table's tuple (in the orde
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 #: The placeholder of a per-class column's name and definition.
@@ -406,7 +406,7 @@ def present(table: str, classes: Sequence[str], without: Iterable[str] = (), dat
     return [*names[: after + 1], *unknown, *names[after + 1 :]]
 
 
-def codebook_rows(tables: dict[str, Sequence[str]]) -> list[dict[str, str]]:
+def codebook_rows(tables: Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
     """The codebook of written tables (table -> its columns, as written): one row per column, defined here."""
     rows = []
     for table, names in tables.items():

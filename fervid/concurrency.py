@@ -29,7 +29,7 @@ inside a stage.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import Generic, TypeVar
@@ -86,7 +86,7 @@ class BoundedStage(Generic[T, R]):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
 
-    def map(self, items: Iterable[T]) -> Iterator[R]:
+    def map(self, items: Iterable[T]) -> Generator[R, None, None]:
         """``fn`` over ``items``, in order; closing the generator early closes the stage."""
         try:
             for item in items:
@@ -102,12 +102,14 @@ class BoundedStage(Generic[T, R]):
         self.close()
 
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int | None = None) -> Iterator[R]:
+def ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int | None = None
+) -> Generator[R, None, None]:
     """``map(fn, items)`` computed by ``workers`` threads (0: none), yielded in order, ``ahead`` at most in flight."""
     return BoundedStage(fn, workers, ahead, name="fervid-map").map(items)
 
 
-def background(items: Iterable[T], capacity: int, name: str, chunk: int = 8) -> Iterator[T]:
+def background(items: Iterable[T], capacity: int, name: str, chunk: int = 8) -> Generator[T, None, None]:
     """Iterate ``items`` in a thread of its own, up to about ``capacity`` items ahead of the consumer.
 
     One worker pulls ``chunk`` items at a time, so the iterator is only ever advanced by one

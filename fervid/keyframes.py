@@ -38,7 +38,7 @@ held, whatever the length of the input.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -104,7 +104,7 @@ class KeyframeSchedule:
         self.key_frames = 0
         self.window_frames = 0
 
-    def numbered(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Detections]]:
+    def numbered(self, frames: Iterable[Frame]) -> Generator[tuple[Frame, Detections], None, None]:
         """What ``faces.push`` releases for each frame, in order (the caller flushes ``faces`` at the end)."""
         stage = BoundedStage(self._detect_key, self.workers, capacity=max(2, self.workers * self.every),
                              name="fervid-detect")  # fmt: skip

@@ -23,10 +23,20 @@ import difflib
 import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fervid.checks import check_range
 from fervid.defaults import MIN_P_CORRECT, MODEL
+
+if TYPE_CHECKING:  # what the build() methods make; imported there, when called, so options load without torch
+    import numpy as np
+    import torch
+
+    from fervid.behaviour.stage import BehaviourStage
+    from fervid.classify import ExpressionClassifier
+    from fervid.detect import FaceDetector
+    from fervid.identity.embedder import FaceEmbedder
+    from fervid.track import FaceTracker
 
 #: ``--format`` choices -> the table file suffixes written.
 TABLE_FORMATS: dict[str, tuple[str, ...]] = {"csv": (".csv",), "parquet": (".parquet",), "both": (".csv", ".parquet")}
@@ -133,7 +143,7 @@ class DetectionOptions:
         """
         return min(LOW_SCORE, self.det_threshold / 2)
 
-    def build(self, device: Any) -> Any:
+    def build(self, device: torch.device) -> FaceDetector:
         from fervid.detect import FaceDetector
 
         return FaceDetector(
@@ -161,7 +171,7 @@ class TrackingOptions:
         check_range("match_iou", self.match_iou, 1e-6, 1.0)
         check_range("min_hits", self.min_hits, 1, 1_000_000)
 
-    def build(self, detection: DetectionOptions, fps: float) -> Any:
+    def build(self, detection: DetectionOptions, fps: float) -> FaceTracker:
         """The tracker, its score thresholds derived from the detector's so they always agree.
 
         A track continues with boxes down to ``detection.low_threshold`` (second pass), is fed
@@ -198,7 +208,7 @@ class IdentityOptions:
         if not self.identity and (self.people or self.save_embeddings):
             raise ValueError("--people and --save-embeddings need the identity stage (drop --no-identity)")
 
-    def build(self, device: Any, detector: Any) -> Any:
+    def build(self, device: torch.device, detector: FaceDetector) -> tuple[FaceEmbedder, dict[str, np.ndarray]] | None:
         """The descriptor network and the known people's descriptors; None when identity is off."""
         if not self.identity:
             return None
@@ -252,7 +262,7 @@ class ClassificationOptions:
         check_range("min_p_correct", self.min_p_correct, 0.0, 1.0)
         object.__setattr__(self, "min_p_correct", float(self.min_p_correct))
 
-    def build(self, device: Any) -> Any:
+    def build(self, device: torch.device) -> ExpressionClassifier:
         from fervid.classify import ExpressionClassifier
 
         return ExpressionClassifier(self.model, device, require_reliability=self.min_p_correct > 0)
@@ -282,7 +292,7 @@ class BehaviourOptions:
         if self.landmarks:
             require_pyarrow()
 
-    def build(self) -> Any:
+    def build(self) -> BehaviourStage | None:
         """The behaviour step (its 68-point predictor loaded once); None with ``--no-behaviour``."""
         if not self.behaviour:
             return None

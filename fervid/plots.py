@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,10 @@ import pandas as pd
 from fervid.annotate import colour_for
 from fervid.io.atomic import atomic_path
 from fervid.io.tables import trusted
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
 
 #: One colour per canonical class (matplotlib's tab10, assigned so related feelings do not share hues).
 EMOTION_COLOURS: dict[str, str] = {
@@ -47,7 +51,7 @@ _SPARE_COLOURS = ("#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c3
 MAX_PANELS = 12
 _BAND = (1.04, 0.12)  # the top-label band: y position and height, in probability units
 _HIDDEN = "#f0f0f0"  # background where the face was not visible
-_UNTRUSTED = {"facecolor": "#f7f7f7", "edgecolor": "#b0b0b0", "hatch": "////"}  # visible, but no label
+_UNTRUSTED: dict[str, Any] = {"facecolor": "#f7f7f7", "edgecolor": "#b0b0b0", "hatch": "////"}  # visible, but no label
 
 
 def class_colours(classes: Sequence[str]) -> dict[str, str]:
@@ -233,7 +237,7 @@ def _add_title_and_legend(
 
     what = "smoothed probability" if smoothed else "probability"
     fig.text(0.5, 1 - 0.12 / fig_h, title, ha="center", va="top", fontsize=11, fontweight="bold")
-    handles = [Line2D([], [], color=colours[c], linewidth=2.2, label=c) for c in classes]
+    handles: list[Artist] = [Line2D([], [], color=colours[c], linewidth=2.2, label=c) for c in classes]
     handles.append(Patch(facecolor=_HIDDEN, edgecolor="#cccccc", label="face not visible"))
     if untrusted:
         handles.append(Patch(**_UNTRUSTED, label="not readable / p_correct low"))
@@ -245,7 +249,7 @@ def _add_title_and_legend(
 
 
 def _draw_face(
-    ax: object, rows: pd.DataFrame, prob_cols: list[str], classes: list[str], colours: dict[str, str],
+    ax: Axes, rows: pd.DataFrame, prob_cols: list[str], classes: list[str], colours: dict[str, str],
     gap_s: float, step: float, xlim: tuple[float, float],
 ) -> None:  # fmt: skip
     """Lines per class, the top-label band, grey shading where the face was not visible, and stripes where it was

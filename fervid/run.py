@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,7 @@ def _process(
         smoother = smoother_for(media, options)
         results = smoother(engine.results(iter(reader), face_ids, options.runtime))
         loop = frame_loop(results, timeline, sinks, progress)
-        warning = reader.decode_error if is_video else None
+        warning = reader.decode_error if isinstance(reader, VideoReader) else None
     if is_video and loop.frames == 0:
         raise InputError(media.path, "no frames could be decoded in the requested range")
     if skipped:
@@ -206,7 +206,7 @@ class _Loop:
 
 
 def frame_loop(
-    results: Iterator[SmoothedResult], timeline: TimelineBuilder, sinks: list[FrameSink],
+    results: Generator[SmoothedResult, None, None], timeline: TimelineBuilder, sinks: list[FrameSink],
     progress: ProgressCallback | None,
 ) -> _Loop:  # fmt: skip
     """Every result into the timeline and the frame sinks; on any error the sinks leave nothing behind."""
@@ -274,7 +274,7 @@ def frame_sinks(
     if isinstance(reader, VideoReader):
         path = outdir / f"{stem}.annotated.mp4"
         o = options.input
-        reopen = functools.partial(open_reader, media, options)
+        reopen = functools.partial(VideoReader, media.path, o.start, o.end, o.every, info=media)  # as open_reader
         return [VideoSink(path, reader, annotator, o.every, o.start, o.end, reopen=reopen)]
     paths = list(reader.paths)
     return [ImagesSink(outdir / "annotated", annotator, source_of=paths.__getitem__)]

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypedDict, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -147,6 +148,18 @@ class TimelineFrames:
 
 
 # ------------------------------------------------------------------------------- per frame
+class _WriterArgs(TypedDict):
+    """The :class:`VideoWriter` arguments a :class:`VideoSink` keeps, to encode the video again in ``relabel``."""
+
+    width: int
+    height: int
+    fps: float
+    time_base: Fraction
+    audio_from: Path | None
+    end_s: float | None
+    origin_s: float
+
+
 class VideoSink:
     """``<stem>.annotated.mp4``: frames drawn in a stage of their own, then encoded with the input's audio.
 
@@ -177,7 +190,7 @@ class VideoSink:
         self.path = path
         self._annotator = annotator
         self._reopen = reopen
-        self._writer_args = {
+        self._writer_args: _WriterArgs = {
             "width": reader.width, "height": reader.height, "fps": reader.fps / every, "time_base": reader.time_base,
             "audio_from": reader.path if reader.has_audio else None, "end_s": end_s, "origin_s": start_s or 0.0,
         }  # fmt: skip

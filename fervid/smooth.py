@@ -29,7 +29,7 @@ video does not draw: it marks the face ``?``).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -211,7 +211,7 @@ class StreamSmoother:
         self.reset()
         return out
 
-    def __call__(self, results: Iterable[FrameResult]) -> Iterator[SmoothedResult]:
+    def __call__(self, results: Iterable[FrameResult]) -> Generator[SmoothedResult, None, None]:
         """Smooth a whole stream lazily: ``for r in StreamSmoother(0.5)(pipeline.process(...))``."""
         self.reset()
         for result in results:

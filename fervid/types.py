@@ -74,8 +74,8 @@ class Detections:
     xyxy: np.ndarray  # (n, 4) float32
     score: np.ndarray  # (n,) float32
     landmarks: np.ndarray  # (n, 5, 2) float32
-    track_id: np.ndarray = field(default=None)  # type: ignore[assignment]  # (n,) int64
-    person_id: np.ndarray = field(default=None)  # type: ignore[assignment]  # (n,) int64
+    track_id: np.ndarray = field(default=None)  # type: ignore[arg-type]  # (n,) int64; None: __post_init__ fills -1
+    person_id: np.ndarray = field(default=None)  # type: ignore[arg-type]  # (n,) int64; None: __post_init__ fills -1
     data: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n, ...) per-face values
 
     def __post_init__(self) -> None:

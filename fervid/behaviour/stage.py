@@ -10,7 +10,7 @@ themselves stay in ``Detections.data["landmarks68"]`` for ``--landmarks`` (not a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from fervid.landmarks68 import landmarks68
 from fervid.models.weights_info import WeightsInfo
 from fervid.quality import landmark_measures
 from fervid.types import Detections, Predictions
+
+if TYPE_CHECKING:
+    from fervid.models.shape_predictor import ShapePredictor
 
 #: The per-face values :meth:`BehaviourStage.measure` adds or replaces (faces-table columns).
 DATA_COLUMNS: tuple[str, ...] = ("yaw", "pitch", "roll", "pose_source", "eye_open_l", "eye_open_r", "mouth_open",
@@ -34,7 +37,7 @@ class BehaviourStage:
 
     data_columns = DATA_COLUMNS
 
-    def __init__(self, predictor: Any, weights: WeightsInfo) -> None:
+    def __init__(self, predictor: ShapePredictor, weights: WeightsInfo) -> None:
         self.predictor = predictor
         #: The predictor's provenance (run.json's ``models.landmarks``).
         self.weights = weights

@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from rich.console import Console
 
@@ -285,7 +285,7 @@ def signals_seen() -> Iterator[list[int]]:
     :class:`~fervid.batch.Interrupted`'s ``signum``: this list still says which signal it was.
     """
     seen: list[int] = []
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             handler = signal.getsignal(sig)
@@ -361,6 +361,10 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
 def portable_options(options: AnnotateOptions) -> AnnotateOptions:
     """``options`` with relative paths (a --model file, --people, --detector-weights) made absolute for the workers."""
 
+    @overload
+    def absolute(value: str) -> str: ...
+    @overload
+    def absolute(value: None) -> None: ...
     def absolute(value: str | None) -> str | None:
         return os.path.abspath(value) if value and not os.path.isabs(value) and os.path.exists(value) else value
 

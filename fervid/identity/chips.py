@@ -91,8 +91,8 @@ def face_chips(
     scale = torch.nan_to_num(torch.linalg.det(linear).abs().sqrt(), nan=1.0)  # frame px per chip px
     samples = scale.round().clamp(1, 4) if supersample is None else torch.full_like(scale, supersample)
     per_face = torch.cat([in_frame.amin(1).floor() - 1, in_frame.amax(1).floor() + 2, samples[:, None]], 1)
-    per_face = per_face.long().cpu().numpy()  # one sync: x0, y0, x1, y1, supersample
-    bounds, factors = per_face[:, :4], per_face[:, 4]
+    regions = per_face.long().cpu().numpy()  # one sync: x0, y0, x1, y1, supersample
+    bounds, factors = regions[:, :4], regions[:, 4]
 
     out = torch.empty((n, 3, size, size), device=device)
     for f in np.unique(index).tolist():

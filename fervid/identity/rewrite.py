@@ -27,10 +27,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,12 @@ from fervid.io.tables import TimelineBuilder, classes_of
 from fervid.options import AnnotateOptions, leaf_fields
 from fervid.types import Frame
 from fervid.version import __version__
+
+if TYPE_CHECKING:
+    from fervid.events import Events
+    from fervid.io.media_info import MediaInfo
+    from fervid.sinks import TimelineFrames
+    from fervid.smooth import SmoothedResult
 
 #: Frame times of the replay and of the run agree to this many seconds (the tables keep microseconds).
 TIME_TOLERANCE_S = 1e-3
@@ -167,7 +173,7 @@ def _read_run(folder: Path) -> _Run:
     return _Run(folder, stem, record, options, table("faces"), table("summary"), table("persons"))
 
 
-def _media(run: _Run) -> Any:
+def _media(run: _Run) -> MediaInfo:
     """The input's probe result: the input must still be there to draw the video and cut faces again."""
     from fervid.io.probe import probe
 
@@ -178,7 +184,7 @@ def _media(run: _Run) -> Any:
     return probe(run.source)
 
 
-def _windows(run: _Run) -> Any:
+def _windows(run: _Run) -> Events | None:
     """The run's ``--events`` windows for this input, read again from the file run.json names (None: no events).
 
     The file must still be there and unchanged (its sha256 is in run.json): the events table is one row per
@@ -202,7 +208,7 @@ def _windows(run: _Run) -> Any:
 
 
 def _edited_events(
-    run: _Run, faces: pd.DataFrame, classes: tuple[str, ...], windows: Any, plan: EditPlan
+    run: _Run, faces: pd.DataFrame, classes: tuple[str, ...], windows: Events, plan: EditPlan
 ) -> pd.DataFrame:  # fmt: skip
     """The events table from the edited faces; each window's ``visible_s`` per person is the sum of its parts'.
 
@@ -238,8 +244,8 @@ def _table(run: _Run, what: str, read: Callable[[Path], pd.DataFrame]) -> pd.Dat
 
 # ------------------------------------------------------------------------------- writing the new outputs
 def _write_outputs(
-    run: _Run, plan: EditPlan, media: Any, windows: Any, out: Path, progress: Callable[[int], None] | None,
-    on_start: Callable[[int], None] | None, outcome: EditOutcome,
+    run: _Run, plan: EditPlan, media: MediaInfo | None, windows: Events | None, out: Path,
+    progress: Callable[[int], None] | None, on_start: Callable[[int], None] | None, outcome: EditOutcome,
 ) -> list[Path]:  # fmt: skip
     from fervid.events import with_blink_rates
     from fervid.io.table_reader import read_table
@@ -280,7 +286,7 @@ def _write_outputs(
 
 
 def _replay(
-    run: _Run, media: Any, faces: pd.DataFrame, classes: tuple[str, ...], plan: EditPlan, out: Path,
+    run: _Run, media: MediaInfo, faces: pd.DataFrame, classes: tuple[str, ...], plan: EditPlan, out: Path,
     progress: Callable[[int], None] | None,
 ) -> tuple[list[Path], dict[str, Any], int]:  # fmt: skip
     """Decode the input again and feed every frame, with its faces from the edited table, to the frame sinks."""
@@ -303,7 +309,9 @@ def _replay(
     return loop.written, collected, loop.frames
 
 
-def _replayed(frames: Iterator[Frame], table: Any, faces: pd.DataFrame, source: Path) -> Iterator[Any]:
+def _replayed(
+    frames: Iterator[Frame], table: TimelineFrames, faces: pd.DataFrame, source: Path
+) -> Generator[SmoothedResult, None, None]:
     """Each frame of the input with its faces from the table, checked against the run's frames as it goes."""
     for frame in _checked_frames(frames, faces, source):
         yield table.result(frame)

@@ -19,13 +19,16 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from fervid.identity.persons import Person, PersonRegistry, TrackFaces, cluster_persons
 from fervid.types import Detections, Frame, Ready
+
+if TYPE_CHECKING:
+    from fervid.face_ids import FaceIds
 
 #: Faces smaller than this (box height, pixels) are not embedded: dlib's chips are 150 px and
 #: descriptors of faces much smaller than ~40 px no longer separate people.
@@ -180,10 +183,10 @@ class IdentityStage:
     def _close_windows(self, due: Callable[[_Track], bool]) -> None:
         """Embed the best face of every track whose window is due, in one batch, and decide new tracks' persons."""
         closing = [track for track in self._tracks.values() if due(track) and not track.ended]
-        todo = [track for track in closing if track.best is not None]
+        todo = [(track, track.best) for track in closing if track.best is not None]
         if todo:
-            descriptors = self.embed([track.best[1] for track in todo], np.stack([track.best[2] for track in todo]))
-            for track, descriptor in zip(todo, descriptors):
+            descriptors = self.embed([best[1] for _, best in todo], np.stack([best[2] for _, best in todo]))
+            for (track, _), descriptor in zip(todo, descriptors):
                 track.faces.descriptors.append(descriptor)
                 track.best = None
         for track in closing:
@@ -209,7 +212,7 @@ class IdentityStage:
 class IdentifiedFaces:
     """Numbered faces (:mod:`fervid.face_ids`) through the identity stage: the same interface, with person IDs."""
 
-    def __init__(self, faces: Any, stage: IdentityStage) -> None:
+    def __init__(self, faces: FaceIds, stage: IdentityStage) -> None:
         self.faces = faces
         self.stage = stage
 

@@ -10,7 +10,7 @@ listed once. ``fervid agree`` adds the rows of ``<stem>.agreement.csv`` when it 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -59,12 +59,12 @@ def written_tables(paths: Iterable[Path], stem: str) -> dict[str, list[str]]:
     return tables
 
 
-def codebook(tables: dict[str, Sequence[str]]) -> pd.DataFrame:
+def codebook(tables: Mapping[str, Sequence[str]]) -> pd.DataFrame:
     """The codebook of these tables (table -> columns) as a DataFrame with :data:`CODEBOOK_HEADER`."""
     return pd.DataFrame(codebook_rows(tables), columns=list(CODEBOOK_HEADER))
 
 
-def write_codebook(tables: dict[str, Sequence[str]], path: Path) -> Path:
+def write_codebook(tables: Mapping[str, Sequence[str]], path: Path) -> Path:
     """Write the codebook of ``tables`` atomically."""
     with atomic_path(path) as tmp:
         codebook(tables).to_csv(tmp, index=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -206,7 +206,7 @@ class ImageFolderReader:
         self.skipped: list[tuple[Path, str]] = []
         self._on_skip = on_skip
         self._queue_size = queue_size
-        self._frames: Iterator[Frame] | None = None
+        self._frames: Generator[Frame, None, None] | None = None
 
     @property
     def frame_count(self) -> int:
@@ -229,7 +229,7 @@ class ImageFolderReader:
     def close(self) -> None:
         """Stop and join the prefetch thread; safe to call twice."""
         if self._frames is not None:
-            self._frames.close()  # type: ignore[attr-defined]  # a generator: joins its thread
+            self._frames.close()  # a generator: joins its thread
 
     def _produce(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):

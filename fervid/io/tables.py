@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -62,7 +62,8 @@ def _as_bool(values: np.ndarray) -> np.ndarray:
         return values
     if values.dtype.kind in "fiu":
         return np.nan_to_num(values.astype(np.float64), nan=0.0) != 0
-    return np.isin(np.asarray(values, dtype=object), [True, 1, "True", "true", "1"])
+    true_values: list[Any] = [True, 1, "True", "true", "1"]  # mixed types: numpy's stub takes no list[object]
+    return np.isin(np.asarray(values, dtype=object), true_values)
 
 
 def classes_of(faces: pd.DataFrame) -> tuple[str, ...]:
@@ -110,7 +111,9 @@ class TimelineBuilder:
         for name in self.data_columns:
             kind = BY_NAME[name].dtype if name in BY_NAME else "float32"
             shapes[f"data:{name}"] = ((), object if kind == "text" else np.dtype(kind).type)
-        self._columns = {name: np.empty((64, *shape), dtype) for name, (shape, dtype) in shapes.items()}
+        self._columns: dict[str, np.ndarray] = {
+            name: np.empty((64, *shape), dtype) for name, (shape, dtype) in shapes.items()
+        }
         self._times = np.empty(64, np.float64)  # every processed frame's time, faces or not
         self.frames_seen = 0
 
@@ -213,7 +216,7 @@ def visible_seconds(timeline: pd.DataFrame, by: str, frame_times: np.ndarray | N
     frames it was seen in (:func:`frame_durations`); NaN without times. ``frame_times``: every processed frame's
     time, when known (else the timeline's own times stand in)."""
     complete = frame_times is not None
-    t, durations = frame_durations(frame_times if complete else timeline["time_s"].to_numpy(), complete)
+    t, durations = frame_durations(frame_times if frame_times is not None else timeline["time_s"].to_numpy(), complete)
     seen = timeline.loc[timeline[by] >= 1, [by, "time_s"]].drop_duplicates()
     times = seen["time_s"].to_numpy(dtype=np.float64)
     at = np.clip(np.searchsorted(t, times), 0, max(len(t) - 1, 0))

@@ -7,11 +7,12 @@ module is that part: ``TolerantDecoder`` decides how to go on after a failure, a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import cast
 
 import av
-from av.codec.context import CodecContext
 from av.container import InputContainer
+from av.video.codeccontext import VideoCodecContext
 from av.video.stream import VideoStream
 
 from fervid.io.errors import library_reason
@@ -103,7 +104,7 @@ class TolerantDecoder:
         self._damage = damage
         self.packets_read = 0
 
-    def frames(self) -> Iterator[av.VideoFrame]:
+    def frames(self) -> Generator[av.VideoFrame, None, None]:
         """Demux and decode, skipping packets that fail; records where damage was found.
 
         After a failure, the next keyframe starts a fresh decoder (the old one is
@@ -143,7 +144,7 @@ class TolerantDecoder:
             yield from flush_decoder(decoder)
 
 
-def flush_decoder(decoder: CodecContext) -> Iterator[av.VideoFrame]:
+def flush_decoder(decoder: VideoCodecContext) -> Iterator[av.VideoFrame]:
     """Frames still inside the decoder when reading stopped early."""
     try:
         yield from decoder.decode(None)
@@ -151,10 +152,11 @@ def flush_decoder(decoder: CodecContext) -> Iterator[av.VideoFrame]:
         return
 
 
-def fresh_decoder(old: CodecContext) -> CodecContext:
+def fresh_decoder(old: VideoCodecContext) -> VideoCodecContext:
     """A new decoder like ``old`` (codec, extradata, threading); else ``old``, reset after its drain."""
     try:
-        new = av.CodecContext.create(old.codec.name, "r")
+        # A decoder for a video codec is a video one; PyAV types a name not in its list as any context.
+        new = cast(VideoCodecContext, av.CodecContext.create(old.codec.name, "r"))
         if old.extradata:
             new.extradata = old.extradata
         new.thread_type = old.thread_type

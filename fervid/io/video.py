@@ -17,7 +17,7 @@ Correctness rules this reader keeps, because the CSV timelines depend on them:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -247,7 +247,7 @@ class VideoReader:
         self.frame_count, self._header_frames = facts.frame_count, facts.header_frames
         self.stream_start_s = facts.start_s  # the first frame's time on the file's timeline (header)
         self.has_audio, self.audio_codec, self.video_codec = facts.has_audio, facts.audio_codec, facts.video_codec
-        self._frames: Iterator[Frame] | None = None
+        self._frames: Generator[Frame, None, None] | None = None
         self._closed = False
         # One converter for the whole stream: a fresh SwsContext per frame costs ~4 ms at 640x360.
         self._reformatter = VideoReformatter()
@@ -296,7 +296,7 @@ class VideoReader:
             return
         self._closed = True
         if self._frames is not None:
-            self._frames.close()  # type: ignore[attr-defined]  # a generator: joins the thread, closes the file
+            self._frames.close()  # a generator: joins the thread, closes the file
         else:
             self._source.close()  # the thread owns the container once it started
 

@@ -24,12 +24,14 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import av
 import numpy as np
 from av.audio.stream import AudioStream
 from av.container import InputContainer, OutputContainer
 from av.video.reformatter import VideoReformatter
+from av.video.stream import VideoStream
 
 from fervid.concurrency import BoundedStage
 from fervid.io.atomic import atomic_path
@@ -91,6 +93,9 @@ class _AudioTrack:
         self._input, _ = open_video(source)
         self.source = source
         self._in: AudioStream = self._input.streams.audio[0]
+        # A demuxed stream always has a time base; PyAV types it Optional for streams still being set up.
+        assert self._in.time_base is not None
+        self._tb: Fraction = self._in.time_base
         self._end_s = end_s
         self.codec = self._in.codec_context.codec.canonical_name
         self.mode = "copy" if self.codec in MP4_COPYABLE_AUDIO else "aac"
@@ -98,16 +103,16 @@ class _AudioTrack:
         self._output = output
         self._origin = 0
         self._end: int | None = None
-        self._packets: Iterator[av.Packet] | None = None
-        self._pending: av.Packet | None = None
-        self._preroll: av.Packet | None = None
+        self._packets: Iterator[av.Packet[AudioStream]] | None = None
+        self._pending: av.Packet[AudioStream] | None = None
+        self._preroll: av.Packet[AudioStream] | None = None
         self._writing = False
         self._done = False
         self._samples_in = 0
         self.error: str | None = None
         self.packets_written = 0
 
-    def _add_output_stream(self, output: OutputContainer) -> av.stream.Stream:
+    def _add_output_stream(self, output: OutputContainer) -> AudioStream:
         if self.mode == "copy":
             try:
                 return output.add_stream_from_template(self._in)
@@ -122,7 +127,7 @@ class _AudioTrack:
 
     def start(self, origin_s: float) -> None:
         """Fix the input time that becomes 0 and position the audio reader just before it."""
-        tb = self._in.time_base
+        tb = self._tb
         self._origin = round(origin_s / tb)
         if self._end_s is not None:
             self._end = round(self._end_s / tb)
@@ -133,7 +138,8 @@ class _AudioTrack:
                 self._input.seek(self._origin - round(1.0 / tb), stream=self._in, backward=True)
         self._packets = self._input.demux(self._in)
 
-    def _next_packet(self) -> av.Packet | None:
+    def _next_packet(self) -> av.Packet[AudioStream] | None:
+        """The next non-empty packet with a pts (None at the end or after a read error)."""
         if self._pending is not None:
             packet, self._pending = self._pending, None
             return packet
@@ -152,8 +158,9 @@ class _AudioTrack:
 
     def pump(self, until_s: float | None) -> None:
         """Write audio up to output time ``until_s`` (None: to the end); keeps A/V interleaved."""
-        limit = None if until_s is None else self._origin + until_s / self._in.time_base
+        limit = None if until_s is None else self._origin + until_s / self._tb
         while (packet := self._next_packet()) is not None:
+            assert packet.pts is not None  # _next_packet returns only packets with a pts
             if self._end is not None and packet.pts >= self._end:
                 self._done = True
                 return
@@ -169,7 +176,8 @@ class _AudioTrack:
                     self._write(self._preroll)
             self._write(packet)
 
-    def _write(self, packet: av.Packet) -> None:
+    def _write(self, packet: av.Packet[AudioStream]) -> None:
+        assert packet.pts is not None  # only packets from _next_packet come here
         if self.mode == "copy":
             dts = packet.dts if packet.dts is not None else packet.pts
             packet.pts, packet.dts = packet.pts - self._origin, dts - self._origin
@@ -193,13 +201,13 @@ class _AudioTrack:
 
     def _ticks_per_sample(self) -> float:
         rate = self._in.sample_rate or 48000
-        return float(1 / (self._in.time_base * rate))
+        return float(1 / (self._tb * rate))
 
     def _pad_start(self, frame: av.AudioFrame) -> None:
         """Audio that starts after the video gets leading silence, so it stays in sync."""
         if frame.pts is None:
             return
-        delay_s = float((frame.pts - self._origin) * self._in.time_base)
+        delay_s = float((frame.pts - self._origin) * self._tb)
         samples = round(delay_s * frame.sample_rate)
         if samples <= 0:
             return
@@ -407,10 +415,13 @@ class _EncodedFile:
         # One RGB->YUV converter for all frames: a fresh SwsContext per frame is ~8x slower.
         self._reformatter = VideoReformatter()
         self.audio: _AudioTrack | None = None
-        options = {"movflags": "+faststart"} if suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+        options: dict[str, str] = {"movflags": "+faststart"} if suffix.lower() in (".mp4", ".mov", ".m4v") else {}
         self._container: OutputContainer = av.open(str(tmp), "w", options=options)
         try:
-            self._video = self._container.add_stream(encoder, rate=Fraction(fps).limit_denominator(100000))
+            # ``encoder`` is a video encoder's name (choose_encoder); PyAV types a name not in its list as any stream.
+            self._video = cast(
+                VideoStream, self._container.add_stream(encoder, rate=Fraction(fps).limit_denominator(100000))
+            )
             self._video.width = width + width % 2
             self._video.height = height + height % 2
             self._video.pix_fmt = "yuv420p"
@@ -420,7 +431,8 @@ class _EncodedFile:
             context.thread_count = threads
             context.colorspace = context.color_primaries = context.color_trc = _BT709
             context.color_range = _LIMITED_RANGE
-            self._video.options = _encoder_options(encoder, crf, preset)
+            # PyAV's stub types options as dict[str, object] (invariant), though it wants str values.
+            self._video.options = _encoder_options(encoder, crf, preset)  # type: ignore[assignment]  # PyAV stub: dict[str, object]
             if audio_from is not None:
                 self.audio = _open_audio(Path(audio_from), self._container, end_s)
         except BaseException:
@@ -432,7 +444,12 @@ class _EncodedFile:
         if self._padded:
             image = np.pad(image, self._pad, mode="edge")
         rgb = av.VideoFrame.from_ndarray(image, format="rgb24")
-        frame = self._reformatter.reformat(rgb, format="yuv420p", dst_colorspace="itu709", dst_color_range="MPEG")
+        frame = self._reformatter.reformat(
+            rgb,
+            format="yuv420p",
+            dst_colorspace="itu709",  # type: ignore[arg-type]  # PyAV takes the name too; its stub says int only
+            dst_color_range="MPEG",
+        )
         frame.pts = pts
         frame.time_base = self._time_base
         self._container.mux(self._video.encode(frame))

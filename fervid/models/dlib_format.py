@@ -15,6 +15,7 @@ vectors of them), like a shape predictor's 33 million of them, in one vectorised
 
 from __future__ import annotations
 
+import builtins
 import math
 from pathlib import Path
 
@@ -74,7 +75,7 @@ class DlibReader:
         value = int.from_bytes(self._take(size), "little")
         return -value if control & 0x80 else value
 
-    def uint(self) -> int:
+    def uint(self) -> builtins.int:  # builtins: in this class, plain `int` is the method above
         """An unsigned integer: control byte (low nibble = byte count), then the bytes."""
         control = self._take(1)[0]
         size = control & 0x8F
@@ -111,7 +112,7 @@ class DlibReader:
         count = int(np.prod(shape))
         return np.frombuffer(self._take(4 * count), dtype="<f4").reshape(shape).astype(np.float32)
 
-    def alias(self) -> tuple[int, ...]:
+    def alias(self) -> tuple[builtins.int, ...]:
         """An alias_tensor (how a layer views part of its parameters): version 1 and four dims."""
         version = self.int()
         if version != 1:

@@ -44,6 +44,7 @@ def pretrained_face_resnet(
         weight = dlib.stem.weight  # (out, 3, 7, 7)
         # dlib's channel c sees (pixel - mean_c) * scale = ours + (grey_mean - mean_c) * scale.
         offsets = (grey_mean - mean_rgb) * config.scale
+        assert net.stem.bias is not None and dlib.stem.bias is not None  # dlib_trunk's stems have a bias
         net.stem.weight.copy_(weight.sum(dim=1, keepdim=True))
         net.stem.bias.copy_(dlib.stem.bias + (weight * offsets.view(1, 3, 1, 1)).sum(dim=(1, 2, 3)))
         net.units.load_state_dict(dlib.units.state_dict())

@@ -166,6 +166,8 @@ def rule_logits(mixed: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
 class RuleNet(nn.Module):
     """The members and the rule as one network: normalised faces in, ``log p + offsets`` out (see the module)."""
 
+    offsets: torch.Tensor  # a buffer, registered in __init__
+
     def __init__(
         self,
         members: Sequence[nn.Module],
@@ -196,7 +198,8 @@ class RuleNet(nn.Module):
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The rule's output and the primary member's pooled features, each member run once (p_correct reads both)."""
-        primary, features = self.members[0].forward_with_features(x)
+        # torch types every attribute of a plain nn.Module (as ModuleList items are) as Tensor | Module.
+        primary, features = self.members[0].forward_with_features(x)  # type: ignore[operator]  # (see above)
         outputs = [primary, *(net(x) for net in self.members[1:])]
         probs = [F.softmax(out.float() / t, dim=1) for out, t in zip(outputs, self.temperatures)]
         mixed = mix_probabilities(probs, self.member_classes, self.classes, self.weights)

@@ -88,7 +88,7 @@ def load_face_embedding(path: str | Path | None = None) -> Loaded[FaceEmbeddingN
     when the file's sha256 is the published file's, wherever it was read from.
     """
     packaged = path is None
-    path = packaged_model_path() if packaged else Path(path)
+    path = packaged_model_path() if path is None else Path(path)
     if not path.is_file():
         raise FaceEmbeddingWeightsError(f"{path}: face-embedding weights file not found")
     digest = sha256_file(path)
@@ -138,7 +138,9 @@ def cached_face_embedding(
             loaded = (
                 load_face_embedding(path) if same_file is None else replace(same_file, model=_copy(same_file.model))
             )
-            _CACHE[key] = replace(loaded, model=loaded.model.to(key[1], memory_format=torch.channels_last))
+            # Module.to takes memory_format (torch's docs); its stub's overloads leave it out.
+            moved = loaded.model.to(key[1], memory_format=torch.channels_last)  # type: ignore[call-overload]  # no memory_format in stub
+            _CACHE[key] = replace(loaded, model=moved)
         return _CACHE[key]
 
 
@@ -165,6 +167,7 @@ def dlib_layers(model: FaceEmbeddingNet) -> list[_Layer]:
     """The dlib layers (input side first) that ``model`` computes, with where their weights go."""
 
     def con(module: torch.nn.Conv2d, target: str) -> list[_Layer]:
+        assert not isinstance(module.padding, str)  # dlib's convs have numeric padding, as dlib_trunk builds them
         spec = (module.out_channels, module.kernel_size[0], module.stride[0], module.padding[0])
         return [_Layer("con", spec, target), _Layer("affine", (module.out_channels,), target)]
 
@@ -264,7 +267,7 @@ def _read_details(
         if version == "con_6" and reader.bool():
             raise _FormatError(f"{layer.target}: conv with fused relu is not supported")
         expected_filters, kernel, stride, padding = layer.params
-        found = (filters, nr, nc, stride_y, stride_x, pad_y, pad_x)
+        found: tuple[int, ...] = (filters, nr, nc, stride_y, stride_x, pad_y, pad_x)
         if found != (expected_filters, kernel, kernel, stride, stride, padding, padding):
             raise _FormatError(
                 f"{layer.target}: conv (filters, kernel, stride, padding) {found} does not fit "

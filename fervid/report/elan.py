@@ -59,7 +59,7 @@ class Segment:
 
     start_s: float
     end_s: float
-    label: str
+    label: str | None  # None: untrusted faces (raw_runs); dropped before writing
 
     @property
     def duration_s(self) -> float:
@@ -73,7 +73,7 @@ def stretches(times: np.ndarray, frame_step: float) -> list[slice]:
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def raw_runs(times: np.ndarray, labels: Sequence[str | None], frame_step: float) -> list[list[Segment]]:
+def raw_runs(times: np.ndarray, labels: Sequence[str | None] | np.ndarray, frame_step: float) -> list[list[Segment]]:
     """Per visible stretch, the runs of equal consecutive labels (None: untrusted faces), each lasting until the
     next row."""
     out = []
@@ -126,10 +126,10 @@ def merge_short(runs: list[Segment], min_run_s: float) -> list[Segment]:
 def label_runs(times: np.ndarray, labels: Sequence[str | None], frame_step: float, min_run_s: float) -> list[Segment]:
     """The annotations of one subject: its rows' times (sorted) and top labels (None: untrusted) -> segments."""
     times = np.asarray(times, dtype=np.float64)
-    labels = np.asarray(labels, dtype=object)
+    tops = np.asarray(labels, dtype=object)
     if len(times) == 0:
         return []
-    parts = [group for part in raw_runs(times, labels, frame_step) for group in split_at_gaps(part, min_run_s)]
+    parts = [group for part in raw_runs(times, tops, frame_step) for group in split_at_gaps(part, min_run_s)]
     return [run for part in parts for run in merge_short(part, min_run_s)]
 
 
@@ -137,7 +137,7 @@ def valence_labels(valence: np.ndarray) -> np.ndarray:
     """``positive``, ``neutral`` or ``negative`` per valence (:data:`VALENCE_BAND`); None where it is NaN."""
     valence = np.asarray(valence, dtype=np.float64)
     words = np.where(valence >= VALENCE_BAND, "positive", np.where(valence <= -VALENCE_BAND, "negative", "neutral"))
-    return np.where(np.isnan(valence), None, words.astype(object))
+    return np.where(np.isnan(valence), None, words.astype(object))  # type: ignore[call-overload]  # numpy stub: no None
 
 
 def media_origin_s(path: Path) -> float:

@@ -21,6 +21,7 @@ import re
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -29,6 +30,10 @@ from fervid.identity.stage import MIN_CONTRAST, MIN_SHARPNESS, face_quality, sha
 from fervid.io.atomic import atomic_path
 from fervid.report.subjects import Subject
 from fervid.types import Detections, Frame
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+    from PIL.ImageFont import FreeTypeFont, ImageFont
 
 #: Side of a gallery crop in pixels, and the margin around the face box on each side (fraction of its side).
 CROP_PX = 160
@@ -403,7 +408,7 @@ def _shortened(text: str, at_most: int) -> str:
     return f"{text[: at_most - tail - 3]}...{text[-tail:]}"
 
 
-def _decoded(crop: FaceCrop, size: int) -> object:
+def _decoded(crop: FaceCrop, size: int) -> PILImage:
     import io
 
     from PIL import Image
@@ -412,7 +417,7 @@ def _decoded(crop: FaceCrop, size: int) -> object:
     return image if image.size == (size, size) else image.resize((size, size), Image.Resampling.LANCZOS)
 
 
-def _font(size: int) -> object:
+def _font(size: int) -> FreeTypeFont | ImageFont:
     from PIL import ImageFont
 
     try:

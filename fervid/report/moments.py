@@ -96,7 +96,7 @@ def smoothed_probs(
 def top_labels(smoothed: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
     """The top class of each row of :func:`smoothed_probs` (object array), None where the row has no value."""
     labels = np.asarray(classes, dtype=object)[np.nan_to_num(smoothed, nan=-1.0).argmax(axis=1)]
-    return np.where(np.isnan(smoothed).any(axis=1), None, labels)
+    return np.where(np.isnan(smoothed).any(axis=1), None, labels)  # type: ignore[return-value]  # numpy stub: no None
 
 
 @dataclass
@@ -137,6 +137,7 @@ class _Row:
     def thumbnail(self) -> tuple[np.ndarray, Pads]:
         """The face region around this row's box (a copy; padded and resized to ``THUMB_PX`` only when packed)."""
         if self.crop is None:
+            assert self.held.image is not None  # the crop is cut before its frame is evicted
             self.crop = face_region(self.held.image, self.box, THUMB_MARGIN)
         return self.crop
 
@@ -219,6 +220,7 @@ class PeakCollector:
 
         while self._held and (done(self._held[0]) or self._held_bytes > self.max_held_bytes):
             held = self._held.popleft()
+            assert held.image is not None  # only evicted frames (off the queue) lose their image
             self._held_bytes -= held.image.nbytes
             for row in held.rows:
                 if not row.final or row.peaks:

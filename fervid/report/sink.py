@@ -133,10 +133,10 @@ class ReportSink:
                 tiers[f"{subject.label} valence"] = label_runs(times[rows], moods[rows], step, min_run)
                 participants[f"{subject.label} valence"] = subject.name or subject.label
         if result.windows is not None:  # --events: one tier, or more when windows overlap (ELAN's cannot)
-            for k, rows in enumerate(tier_rows(result.windows)):
+            for k, in_tier in enumerate(tier_rows(result.windows)):
                 w = result.windows
                 name = "Events" if k == 0 else f"Events {k + 1}"
-                tiers[name] = [Segment(float(w.onset_s[i]), float(w.offset_s[i]), str(w.event[i])) for i in rows]
+                tiers[name] = [Segment(float(w.onset_s[i]), float(w.offset_s[i]), str(w.event[i])) for i in in_tier]
                 participants[name] = ""
         media = result.source if result.kind == "video" else None
         smoothing = report_smoothing(self.options)

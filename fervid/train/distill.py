@@ -53,7 +53,8 @@ class Teachers:
             hashes.append(loaded.info.sha256)
             if config.classes not in head_classes:
                 raise ValueError(f"{path}: teacher classes {config.classes} match no training label set")
-            net = net.to(device).to(memory_format=torch.channels_last).eval()
+            # Module.to takes memory_format (torch's docs); its stub's overloads leave it out.
+            net = net.to(device).to(memory_format=torch.channels_last).eval()  # type: ignore[call-overload]  # no memory_format in stub
             for p in net.parameters():
                 p.requires_grad_(False)
             models.setdefault(list(head_classes).index(config.classes), []).append((net, config))
@@ -68,9 +69,9 @@ class Teachers:
         ``blend`` (``lam``, ``partner``) is a mixup batch's: each teacher sees the same blend
         of its own prepared inputs as the student sees of its.
         """
-        out = {}
+        out: dict[int, torch.Tensor] = {}
         for head, teachers in self.models.items():
-            total = None
+            total: torch.Tensor | None = None
             for net, config in teachers:
                 x = prepare(crops, config)
                 if blend is not None:
@@ -78,6 +79,7 @@ class Teachers:
                     x = lam * x + (1 - lam) * x[partner]
                 p = probabilities(net(x.contiguous(memory_format=torch.channels_last)), config)
                 total = p if total is None else total + p
+            assert total is not None  # every head has a teacher (__init__)
             out[head] = total / len(teachers)
         return out
 

@@ -81,7 +81,7 @@ def save_pack(
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     path = Path(path)
     with path.open("wb") as fh:  # np.savez on a handle: the name is kept as given, no ".npz" appended
-        np.savez(fh, **arrays)
+        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub mixes **arrays up with allow_pickle
     return path
 
 

@@ -72,6 +72,7 @@ def average_probabilities(view_logits: list[torch.Tensor], config: ExpressionCon
     """Probabilities (N, K) at ``config``'s temperature, averaged over the views."""
     with torch.inference_mode():
         probs = sum(probabilities(view, config) for view in view_logits) / len(view_logits)
+        assert isinstance(probs, torch.Tensor)  # sum() is only 0 for no views, which divides by zero above
     return probs.numpy().astype(np.float32)
 
 

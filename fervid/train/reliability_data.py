@@ -87,7 +87,9 @@ def realfaces_embedding(model: str, root: Path, faces: pd.DataFrame) -> np.ndarr
     for i, path in enumerate(faces["path"]):
         image = torch.from_numpy(read_image(root / path))[None]
         crops = classifier.crops(image, [Detections(boxes[i : i + 1], np.ones(1), landmarks[i : i + 1])])
-        out.append(classifier.outputs(crops, embedding=True)[1])
+        features = classifier.outputs(crops, embedding=True)[1]
+        assert features is not None  # asked for with embedding=True
+        out.append(features)
     return np.concatenate(out)
 
 

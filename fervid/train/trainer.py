@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -378,7 +379,8 @@ def _start(
     np.random.seed(cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     model, shared, cfg = _build(cfg, data, heads)
-    model = model.to(device).to(memory_format=torch.channels_last)
+    # Module.to takes memory_format (torch's docs); its stub's overloads leave it out.
+    model = model.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # no memory_format in stub
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -483,6 +485,7 @@ def train(
     if resume and ckpt is None:
         raise ValueError(f"{last_path}: no checkpoint to resume")
     session, shared, cfg = _start(cfg, data, heads, device)
+    history: list[dict[str, Any]]
     start_epoch, best, history = 0, {n: (-1.0, -1) for n in names}, []  # best: accuracy, epoch
     if ckpt is not None:  # resume an interrupted run
         kept, changes = resume_config(last_path, ckpt, cfg, resume)
@@ -507,7 +510,7 @@ def train(
         t0 = time.perf_counter()
         loss = _train_epoch(session, images, labels, cfg, shared, teachers)
         accuracies = _select(session, heads, shared, best, epoch + 1, info)
-        log = EpochLog(epoch + 1, loss, accuracies, session.sched.get_last_lr()[0], time.perf_counter() - t0)
+        log = EpochLog(epoch + 1, loss, accuracies, float(session.sched.get_last_lr()[0]), time.perf_counter() - t0)
         history.append(asdict(log))
         session.save(last_path, epoch, best, history, cfg)
         if on_epoch:
