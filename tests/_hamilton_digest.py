@@ -40,10 +40,16 @@ def table_digests(folder: Path) -> dict[str, str]:
 
 
 def environment(folder: Path) -> dict[str, str]:
-    """What the digests depend on besides fervid's code: the versions run.json records (torch, numpy...)."""
+    """What the digests depend on besides fervid's code: the versions run.json records (torch, numpy...), OpenCV's
+    (head pose) and the vector instructions torch's CPU kernels use (``AVX2``, ``AVX512``...): kernels for another
+    instruction set sum in another order, which can move a sixth significant digit of a table."""
+    import cv2
+    import torch
+
     (record,) = folder.glob("*.run.json")
     env = json.loads(record.read_text())["environment"]
-    return {k: str(env[k]) for k in ("torch", "numpy", "pandas", "pyav", "ffmpeg", "device") if k in env}
+    found = {k: str(env[k]) for k in ("torch", "numpy", "pandas", "pyav", "ffmpeg", "device") if k in env}
+    return {**found, "opencv": str(cv2.__version__), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def record(folder: Path, commit: str) -> dict[str, Any]:
