@@ -38,7 +38,7 @@ from rich.table import Table
 from fervid.detect import FaceDetector
 from fervid.geometry import box_iou_np
 from fervid.landmarks68 import FRAMING, Framing, dlib_boxes
-from fervid.models.shape_predictor_weights import cached_shape_predictor
+from fervid.models.shape_predictor_weights import cached_shape_predictor, packaged_shape_predictor_path
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 PHOTO_FOLDERS = ("pyfeat", "face_recognition", "dlib_faces", "fer", "facenet_pytorch", "widerface")
@@ -165,7 +165,7 @@ def main() -> None:
     import dlib
 
     predictor = cached_shape_predictor().model
-    reference_predictor = dlib.shape_predictor(predictor.source)
+    reference_predictor = dlib.shape_predictor(str(packaged_shape_predictor_path()))
     reference_points = np.array(
         [
             [(p.x, p.y) for p in reference_predictor(pictures[i], dlib.rectangle(*map(int, box))).parts()]

@@ -14,7 +14,11 @@ import pytest
 from conftest import shared_path
 
 from fervid.landmarks68 import FRAMING, Framing, dlib_boxes, landmarks68
-from fervid.models.shape_predictor_weights import ShapePredictorWeightsError, cached_shape_predictor
+from fervid.models.shape_predictor_weights import (
+    ShapePredictorWeightsError,
+    cached_shape_predictor,
+    packaged_shape_predictor_path,
+)
 from fervid.types import Detections
 
 PHOTOS = (
@@ -100,7 +104,7 @@ def test_mapped_retinaface_faces_give_dlibs_end_to_end_points(predictor) -> None
     images = [cv2.cvtColor(cv2.imread(str(shared_path(p))), cv2.COLOR_BGR2RGB) for p in PHOTOS]
     detections = FaceDetector(det_size=640).detect(images)
     ours = landmarks68(predictor, images, detections)
-    detector, reference = dlib.get_frontal_face_detector(), dlib.shape_predictor(predictor.source)
+    detector, reference = dlib.get_frontal_face_detector(), dlib.shape_predictor(str(packaged_shape_predictor_path()))
     errors = []
     for image, found, points in zip(images, detections, ours):
         for rect in detector(image, 1):

@@ -64,9 +64,6 @@ class ShapePredictor(_DerivedTables):
     splits: np.ndarray  # (C, T, S, 2) int64: the two feature pixels each split compares
     thresholds: np.ndarray  # (C, T, S) float32
     leaves: np.ndarray  # (C, T, S + 1, 2 * P) float32: shape updates, (x0, y0, x1, y1, ...)
-    name: str = ""
-    sha256: str = ""
-    source: str = ""
 
     def __post_init__(self) -> None:
         levels, features = self.anchors.shape

@@ -72,7 +72,7 @@ def load_shape_predictor(path: str | Path | None = None) -> Loaded[ShapePredicto
         raise ShapePredictorWeightsError(f"{path}: sha256 {digest[:12]}... is not dlib's 68-point model{hint}")
     try:
         arrays = parsed_arrays("shape_predictor", digest, lambda: read_shape_predictor(data))
-        predictor = ShapePredictor(**arrays, name=path.stem, sha256=digest, source=str(path))
+        predictor = ShapePredictor(**arrays)
     except (DlibFormatError, ValueError) as err:
         raise ShapePredictorWeightsError(f"{path}: not a dlib shape predictor ({err}){hint}") from None
     if packaged and predictor.num_parts != 68:
