@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,18 @@ def shared_path(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"needs ../shared/{relative} (real media/data are not on this machine)")
     return path
+
+
+def ferplus_validation_subset(folder: Path, count: int) -> Path:
+    """The first ``count`` images of the real FER+ validation split, in Microsoft's layout, as a zip in ``folder``
+    (skips without ../shared): a training or evaluation run small enough for a test."""
+    source = shared_path("data/ferplus/FER2013Valid.zip")
+    target = folder / "FER2013Valid.zip"
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        pngs = sorted(n for n in zin.namelist() if n.endswith(".png"))[:count]
+        for name in [*pngs, "FER2013Valid/label.csv"]:
+            zout.writestr(name, zin.read(name))
+    return target
 
 
 @pytest.fixture

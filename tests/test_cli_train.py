@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
+from conftest import ferplus_validation_subset, shared_path
 from typer.testing import CliRunner
 
 import fervid
@@ -27,13 +27,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def small_ferplus(tmp_path_factory):
     """The first 160 images of the real FER+ validation split, in Microsoft's layout."""
-    src = shared_path("data/ferplus/FER2013Valid.zip")
-    dst = tmp_path_factory.mktemp("data") / "FER2013Valid.zip"
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        pngs = sorted(n for n in zin.namelist() if n.endswith(".png"))[:160]
-        for name in [*pngs, "FER2013Valid/label.csv"]:
-            zout.writestr(name, zin.read(name))
-    return dst
+    return ferplus_validation_subset(tmp_path_factory.mktemp("data"), 160)
 
 
 @pytest.mark.parametrize(

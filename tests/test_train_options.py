@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 import typer.main
-from conftest import shared_path
+from conftest import ferplus_validation_subset
 from typer.testing import CliRunner
 
 from fervid.cli import app
@@ -111,13 +110,7 @@ def test_changes_are_named_as_the_cli_spells_them():
 @pytest.fixture(scope="module")
 def small_ferplus(tmp_path_factory):
     """The first 96 images of the real FER+ validation split, in Microsoft's layout."""
-    src = shared_path("data/ferplus/FER2013Valid.zip")
-    dst = tmp_path_factory.mktemp("data") / "FER2013Valid.zip"
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        pngs = sorted(n for n in zin.namelist() if n.endswith(".png"))[:96]
-        for name in [*pngs, "FER2013Valid/label.csv"]:
-            zout.writestr(name, zin.read(name))
-    return dst
+    return ferplus_validation_subset(tmp_path_factory.mktemp("data"), 96)
 
 
 def _train(data: Path, out: Path, *extra: str):
