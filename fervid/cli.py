@@ -143,10 +143,8 @@ def train(**kwargs: Any) -> None:
                              f"{len(out)})")  # fmt: skip
         cfg = train_config_from_cli(kwargs)
         dev = resolve_device(device)
-        for path in [*cfg.init, *cfg.teachers]:
-            load_expression_model(
-                path, verify=False
-            )  # a bad --init or --teacher file fails before the slow data loading
+        for path in [*cfg.init, *cfg.teachers]:  # a bad --init or --teacher file fails before the slow data loading
+            load_expression_model(path, verify=False)
         training, heads = load_training_heads(data, val, out) if pack is None else load_pack_heads(pack, out)
         if cfg.pose_balance and training.head_turns is None:
             training.head_turns = _head_turns(training.images, heads[0].out.with_suffix(".turns.npz"), str(dev))
