@@ -30,6 +30,7 @@ from fervid.cli import app
 from fervid.geometry import box_iou_np
 from fervid.io.tables import trusted
 from fervid.report.collect import KEY
+from fervid.report.context import detection_schedule
 from fervid.report.elan import label_runs, read_segments, stretches, valence_labels
 from fervid.report.gallery import SPREAD, gallery_files, pick_gallery
 from fervid.report.moments import DEFAULT_WINDOW_S
@@ -235,6 +236,13 @@ def test_report_html_is_self_contained_and_accessible(hamilton: tuple[fervid.Ann
     assert sum(tag == "svg" for tag, _ in tags) == 2 * len(result.persons)  # the timeline and (issue 32) valence
     assert sum(tag == "th" and a.get("scope") == "col" for tag, a in tags) >= 8
     assert "--smooth was off" in text  # the report says it smoothed for itself
+    assert "whole frame searched on every frame (--detect-every 1)" in text  # issue 33: the schedule, also at 1
+
+
+@pytest.mark.parametrize("every", [2, 8])
+def test_the_settings_say_how_late_a_new_face_can_be_found(every: int) -> None:
+    text = detection_schedule(every)
+    assert f"--detect-every {every}" in text and f"up to {every - 1} frames late" in text
 
 
 def test_report_renders_in_headless_chromium(hamilton: tuple[fervid.AnnotateResult, Path], tmp_path: Path) -> None:

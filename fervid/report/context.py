@@ -123,6 +123,15 @@ def edited_persons(run: dict[str, Any]) -> list[str]:
             for e in run.get("edits", [])]  # fmt: skip
 
 
+def detection_schedule(detect_every: int) -> str:
+    """``--detect-every`` as the report's settings say it: every frame, or key frames and followed faces between."""
+    if detect_every == 1:
+        return "whole frame searched on every frame (--detect-every 1)"
+    return (f"whole frame searched every {detect_every} frames, after a cut and after a lost face; faces followed "
+            f"in windows between (--detect-every {detect_every}: a new face is found up to {detect_every - 1} "
+            "frames late)")  # fmt: skip
+
+
 def run_settings(result: InputResult, options: AnnotateOptions, smoothing: Smoothing | None) -> list[tuple[str, str]]:
     """The settings a reader needs to judge the labels: models, thresholds, smoothing, range, versions."""
     models = result.run.get("models", {})
@@ -134,8 +143,7 @@ def run_settings(result: InputResult, options: AnnotateOptions, smoothing: Smoot
         ("Classes", ", ".join(result.classes)),
         ("Face detector", f"{models.get('detector', {}).get('name', o.detection.detector_weights)}, "
                           f"score ≥ {o.detection.det_threshold:g}, faces ≥ {o.detection.min_face:g} px"
-                          + (f", whole frame every {o.detection.detect_every} frames (faces followed in between)"
-                             if result.kind == "video" and o.detection.detect_every > 1 else "")),
+                          + (f", {detection_schedule(o.detection.detect_every)}" if result.kind == "video" else "")),
         *([("Frames", f"every {o.input.every}" + (f", from {o.input.start:g} s" if o.input.start is not None else "")
             + (f", to {o.input.end:g} s" if o.input.end is not None else ""))] if result.kind == "video" else []),
         ("Identity", f"on, descriptor distance < {o.identity.identity_threshold:g}" if o.identity.identity
