@@ -27,9 +27,13 @@ from rich.table import Table
 
 from fervid.annotate import FrameAnnotator
 from fervid.classify import ExpressionClassifier
+from fervid.defaults import MODEL
+from fervid.face_ids import TrackedFaces
+from fervid.identity.persons import PersonRegistry
+from fervid.identity.stage import IdentifiedFaces, IdentityStage
 from fervid.io.video import VideoReader
 from fervid.io.video_writer import VideoWriter
-from fervid.options import DetectionOptions
+from fervid.options import AnnotateOptions, DetectionOptions
 from fervid.shots import ShotCutDetector
 from fervid.track import BackfilledTracker, FaceTracker
 from fervid.types import Frame
@@ -92,7 +96,11 @@ def measure(video: Path, count: int, model: str, repeats: int) -> list[tuple[str
             out += backfill.push(frame, dets, frame.time_s)
         return out + backfill.flush()
 
-    rows.append(("track + shot-cut check", cpu_ms(track, repeats) / n, "calling thread"))
+    track_ms = cpu_ms(track, repeats)
+    rows.append(("track + shot-cut check", track_ms / n, "calling thread"))
+    identity_ms, embedded = _identity_ms(frames, detections, repeats)
+    rows.append(("identity (descriptors of a few faces per track, persons)", max(0.0, identity_ms - track_ms) / n,
+                 f"calling thread; {embedded} faces embedded in {n} frames"))  # fmt: skip
     kept = [d[d.score >= options.det_threshold] for d in detections]
     faces = max(1, sum(len(d) for d in kept))
     tensors = [torch.from_numpy(img.copy()) for img in images]  # (H, W, 3) frames, as Engine hands them on
@@ -105,7 +113,15 @@ def measure(video: Path, count: int, model: str, repeats: int) -> list[tuple[str
         ("crops (face regions only)", crops_ms / n, f"{faces / n:.2f} faces/frame, {crops_ms / faces:.2f} ms/face")
     )
     net_ms = both_ms - crops_ms
-    rows.append(("classifier network, 16 frames' faces per forward", net_ms / n, f"{net_ms / faces:.2f} ms/face"))
+    rows.append(("classifier network, 16 frames' faces per forward", net_ms / n,
+                 f"{net_ms / faces:.2f} ms/face; with the measurements and p_correct"))  # fmt: skip
+    behaviour = AnnotateOptions().behaviour.build()
+    if behaviour is not None:
+        # measure writes its columns into each Detections.data: a rerun overwrites them, as the pipeline's one run would
+        behaviour_ms = cpu_ms(lambda: [behaviour.measure(images[i : i + 16], kept[i : i + 16], shown[i : i + 16])
+                                       for i in chunks], repeats)  # fmt: skip
+        rows.append(("behaviour (68 landmarks, pose, eyes, mouth)", behaviour_ms / n,
+                     f"{behaviour_ms / faces:.2f} ms/face; off with --no-behaviour"))  # fmt: skip
     annotator = FrameAnnotator()
     draw_ms = cpu_ms(lambda: [annotator.annotate(im, d, p) for im, d, p in zip(images, kept, shown)], repeats)
     rows.append(("draw (boxes, labels, bars)", draw_ms / n, "drawing thread"))
@@ -123,11 +139,37 @@ def measure(video: Path, count: int, model: str, repeats: int) -> list[tuple[str
     return rows
 
 
+def _identity_ms(frames: list[Frame], detections: list, repeats: int) -> tuple[float, int]:
+    """CPU ms of tracking plus the identity stage (as ``fervid annotate`` chains them), and the faces it embedded."""
+    options = AnnotateOptions()
+    built = options.identity.build(torch.device("cpu"), options.detection.build("cpu"))
+    if built is None:
+        return 0.0, 0
+    embedder, known = built
+    calls: list[int] = []
+
+    def counted(images: list[np.ndarray], landmarks: np.ndarray) -> np.ndarray:
+        calls.append(len(images))
+        return embedder(images, landmarks)
+
+    def run() -> None:
+        calls.clear()
+        stage = IdentityStage(counted, PersonRegistry(options.identity.identity_threshold, known))
+        tracker = options.tracking.build(options.detection, 25.0)
+        faces = IdentifiedFaces(TrackedFaces(tracker, shot_cuts=options.tracking.shot_cuts), stage)
+        for frame, dets in zip(frames, detections):
+            faces.push(frame, dets)
+        faces.flush()
+        stage.finish()
+
+    return cpu_ms(run, repeats), sum(calls)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video", type=Path)
     parser.add_argument("--frames", type=int, default=64)
-    parser.add_argument("--model", default="ferplus")
+    parser.add_argument("--model", default=MODEL, help=f"expression model (default: fervid's, {MODEL})")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--results", type=Path, default=None, help="append the table to this Markdown file")
     args = parser.parse_args(argv)
@@ -137,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     full = sum(ms for _, ms, _ in summed)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     rows_sum = [
-        ("sum, timeline only (decode, detect b4, track, crops, classifier)", timeline,
+        ("sum, timeline only (decode, detect b4, track, identity, crops, classifier, behaviour)", timeline,
          f"{1000 * cores / timeline:.0f} fps if perfectly overlapped on {cores} cores"),
         ("sum, full annotate (+ draw, encode)", full, f"{1000 * cores / full:.0f} fps if perfectly overlapped"),
     ]  # fmt: skip

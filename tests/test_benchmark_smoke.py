@@ -175,3 +175,31 @@ def test_reliability_cost_prints_both_runs_and_the_measuring_alone() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     for text in ("with measurements, readable and p_correct", "without (baseline)", "the measuring alone"):
         assert text in done.stdout
+
+
+def test_stage_costs_lists_every_stage_of_the_pipeline(tmp_path: Path) -> None:
+    """benchmarks/stage_costs.py (issue 33's "measure first") times every stage a default run has, behaviour and
+    identity included, and appends its table with ``--results``."""
+    script = SCRIPT.with_name("stage_costs.py")
+    results = tmp_path / "RESULTS.md"
+    done = subprocess.run(
+        [sys.executable, str(script), str(shared_path("media/pyfeat/WolfgangLanger_Pexels.mp4")), "--frames", "8",
+         "--repeats", "1", "--results", str(results)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    stages = [line.split(" | ")[0].strip("| *") for line in results.read_text().splitlines() if line.startswith("| ")]
+    expected = (
+        "decode + RGB",
+        "detect, batch 4",
+        "track + shot-cut check",
+        "identity (",
+        "crops (",
+        "classifier network",
+        "behaviour (68 landmarks",
+        "draw (",
+        "encode H.264",
+        "sum, timeline only",
+    )
+    for stage in expected:
+        assert any(s.startswith(stage) for s in stages), (stage, stages)
