@@ -569,30 +569,35 @@ def main(argv: list[str] | None = None) -> int:
             every_pipelines[n].options = options.replace(detect_every=n)
         runs: dict[str, list[Row]] = {}
         shares: dict[str, list[tuple[float, float]]] = {}  # stage: (CPU s, share of the run's CPU) per round
-        for _ in range(args.repeats):  # rounds of every stage, so a slow spell of the machine hits all of them
-            runs.setdefault("decode", []).append(decode_only(args.video, end_s, device))
-            pipeline.options = options
-            label = f"(2) fervid timeline only (--detect-every {options.detection.detect_every}: default)"
+        # Row 2 gets models of its own, as rows 2', 2'' and every-N have (row 3 reuses ``pipeline``), and the
+        # timeline-only rows run in an order rotated each round, so that no A/B pair always has one side in the same
+        # slot (first after decoding, or on the pipeline that has just written a video).
+        timeline_pipeline = Pipeline(options.replace(end=warmup_end_s))
+        timeline_pipeline.run(args.video, None, "warmup")
+        timeline_pipeline.options = options
+        label = f"(2) fervid timeline only (--detect-every {options.detection.detect_every}: default)"
+
+        def timeline_row() -> None:
             with stage_clocks() as spent:
-                timeline = fervid_run(pipeline, args.video, out / "timeline", label, device)
+                timeline = fervid_run(timeline_pipeline, args.video, out / "timeline", label, device)
             runs.setdefault("timeline", []).append(timeline)
             record_shares(shares, spent, timeline, "timeline")
-            if unmeasured is not None:
-                runs.setdefault("no-behaviour", []).append(
-                    fervid_run(unmeasured, args.video, out / "no-behaviour", "(2'') timeline only, --no-behaviour",
-                               device)
-                )  # fmt: skip
-            for n, other in every_pipelines.items():
-                runs.setdefault(f"every-{n}", []).append(
-                    fervid_run(other, args.video, out / f"every-{n}", f"(every-{n}) timeline only, "
-                               f"--detect-every {n}", device)
-                )  # fmt: skip
-            if unidentified is not None:
-                runs.setdefault("no-identity", []).append(
-                    fervid_run(
-                        unidentified, args.video, out / "no-identity", "(2') timeline only, --no-identity", device
-                    )
-                )
+
+        timeline_rows: list[tuple[str, Pipeline | None, str]] = [("timeline", None, label)]
+        if unmeasured is not None:
+            timeline_rows.append(("no-behaviour", unmeasured, "(2'') timeline only, --no-behaviour"))
+        timeline_rows += [(f"every-{n}", other, f"(every-{n}) timeline only, --detect-every {n}")
+                          for n, other in every_pipelines.items()]  # fmt: skip
+        if unidentified is not None:
+            timeline_rows.append(("no-identity", unidentified, "(2') timeline only, --no-identity"))
+        for round_ in range(args.repeats):  # rounds of every stage, so a slow spell of the machine hits all of them
+            runs.setdefault("decode", []).append(decode_only(args.video, end_s, device))
+            turn = round_ % len(timeline_rows)
+            for key, other, name in timeline_rows[turn:] + timeline_rows[:turn]:
+                if other is None:
+                    timeline_row()
+                else:
+                    runs.setdefault(key, []).append(fervid_run(other, args.video, out / key, name, device))
             pipeline.options = options.replace(video=True, report=True)
             with stage_clocks() as spent:
                 full = fervid_run(pipeline, args.video, out / "full", "(3) fervid full annotate (+ H.264)", device)
