@@ -5,7 +5,7 @@ face), and the behaviour measures inherit it. This draws what a run gives: it ru
 ``landmarks=True`` (``--landmarks``) on the photo or on the one video frame asked for, reads
 ``<stem>.landmarks.parquet`` and the faces table, and draws each face's 68 points (jaw, brows, nose, eyes and
 mouth in their own colours, joined in the iBUG order), its RetinaFace box, and its ``pose_source`` and ``yaw``.
-``--zoom`` crops to the faces and enlarges, for small faces. Prints one line per face.
+``--zoom`` crops to the faces (``--face ID``: to that one) and enlarges, for small faces. Prints one line per face.
 
     python scripts/draw_landmarks.py ../shared/media/face_recognition/short_hamilton_clip.mp4 /tmp/h32.png \
         --frame 32 --zoom
@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output", type=Path, help="the picture to write (.png or .jpg); keep it outside the checkout")
     parser.add_argument("--frame", type=int, default=0, help="0-based frame index of a video (ignored for a photo)")
     parser.add_argument("--zoom", action="store_true", help="crop to the faces and enlarge")
+    parser.add_argument("--face", type=int, help="draw only this face_id (with --zoom: crop to it)")
     args = parser.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory() as work:
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.face is not None:
+        keep = (faces["face_id"] == args.face).to_numpy()
+        faces, points = faces[keep].reset_index(drop=True), points[keep]
     picture = draw(image, faces, points, args.zoom)
     if not cv2.imwrite(str(args.output), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
         print(f"error: {args.output}: could not write the picture", file=sys.stderr)
