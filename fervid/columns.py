@@ -98,8 +98,8 @@ FACE_COLUMNS: tuple[Column, ...] = (
            "pitch) in two cases: the face is turned too far for the fit (five-point yaw beyond ±45° or the nose tip "
            "over 0.4 of the box's width from its centre), or the fit was rejected (solvePnP failed or put the face "
            "behind the camera, read a yaw beyond ±60°, or missed by over 0.2 of the face's size); the table does not "
-           "say which, but a yaw within ±45° is always a rejected fit; `none` (no angle at all: the five landmarks or the "
-           "box are not finite numbers or the box has no width, which fervid's detector does not produce)",
+           "say which, but a yaw within ±45° is always a rejected fit; `none` (no angle at all: the five landmarks "
+           "or the box are not finite numbers or the box has no width, which fervid's detector does not produce)",
            BEHAVIOUR, WITH_BEHAVIOUR),
     Column("eye_open_l", "float32", "ratio", "eye aspect ratio (Soukupová & Čech 2016) of the eye on the image's "
            "left (the person's right eye): about 0.3 open, under 0.15 closed; empty unless `pose_source` is `68`",
