@@ -120,3 +120,26 @@ def test_a_missing_or_corrupt_shape_predictor_is_a_one_line_error(tmp_path: Path
     assert code == 2, output
     assert output.startswith("error: ") and str(dat) in output and "Traceback" not in output, output
     assert not (tmp_path / "out").exists()
+
+
+def test_pose_source_reasons_recompute_the_tables_choice(runs: dict[str, Path], capsys) -> None:
+    """scripts/pose_source_reasons.py (the docs' counts of the two cases behind `5`) gives each face the run's own
+    pose_source from the landmarks file, and counts every face once."""
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts"
+    sys.path.insert(0, str(script))
+    try:
+        import pose_source_reasons
+    finally:
+        sys.path.remove(str(script))
+    folder = runs["on"]
+    assert pose_source_reasons.main([str(folder)]) == 0
+    output = capsys.readouterr().out
+    printed = dict(line.strip().split(": ", 1) for line in output.splitlines() if ": " in line)
+    faces = _faces(folder)
+    counts = faces["pose_source"].astype(str).value_counts()
+    assert int(printed["faces"]) == len(faces) == sum(int(printed[k]) for k in ("68", "5", "none"))
+    assert int(printed["68"]) == counts.get("68", 0) and int(printed["5"]) == counts.get("5", 0)
+    assert int(printed["5"]) == int(printed["5 turned too far"]) + int(printed["5 fit rejected (not turned)"])
+    assert f"equals the table's on {len(faces)} of {len(faces)} faces" in output

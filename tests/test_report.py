@@ -285,6 +285,75 @@ def test_report_renders_in_headless_chromium(hamilton: tuple[fervid.AnnotateResu
     assert shot.size == (1280, 900) and len(colours) > 1000  # a real page, pictures included
 
 
+class _Table(HTMLParser):
+    """The column headings and the rows (their cells' text, row heading first) of one table, found by its id."""
+
+    def __init__(self, table_id: str) -> None:
+        super().__init__()
+        self.table_id, self.depth = table_id, 0
+        self.head: list[str] = []
+        self.rows: list[list[str]] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table" and (self.depth or dict(attrs).get("id") == self.table_id):
+            self.depth += 1
+        elif self.depth and tag == "tr":
+            self.rows.append([])
+        elif self.depth and tag in ("th", "td"):
+            self.cell = []
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table" and self.depth:
+            self.depth -= 1
+        elif self.cell is not None and tag in ("th", "td"):
+            self.rows[-1].append("".join(self.cell).strip())
+            self.cell = None
+
+    @classmethod
+    def read(cls, html: str, table_id: str) -> tuple[list[str], list[list[str]]] | None:
+        """(headings, body rows) of the table, or None where the page has no such table."""
+        table = cls(table_id)
+        table.feed(html)
+        return (table.rows[0], table.rows[1:]) if table.rows else None
+
+
+def test_report_has_a_behaviour_table_with_a_row_per_person(hamilton: tuple[fervid.AnnotateResult, Path]) -> None:
+    """Issue 32: blinks per minute and mean valence per person, the persons table's figures as they are."""
+    result, folder = hamilton
+    text = (folder / f"{STEM}.report.html").read_text()
+    assert '<section id="behaviour"' in text
+    table = _Table.read(text, "behaviour-numbers")
+    assert table is not None, "the report has no #behaviour-numbers table"
+    head, rows = table
+    assert head == ["ID", "Blinks per min", "Mean valence"]
+    assert [row[0] for row in rows] == [f"P{p}" for p in result.persons["person_id"]]  # one row per person
+    persons = pd.read_csv(folder / f"{STEM}.persons.csv").set_index("person_id")
+    for row in rows:
+        person = persons.loc[int(row[0][1:])]
+        assert row[1] == f"{person['blinks_per_min']:.1f}", row
+        assert row[2] == ("–" if pd.isna(person["mean_valence"]) else f"{person['mean_valence']:+.2f}"), row
+
+
+@pytest.mark.parametrize("behaviour", [True, False])
+def test_report_behaviour_table_only_with_the_behaviour_stage(tmp_path: Path, behaviour: bool) -> None:
+    """With ``behaviour=False`` (``--no-behaviour``) the report has no behaviour section; with it, one row."""
+    clip = shared_path("media/pyfeat/WolfgangLanger_Pexels.mp4")
+    fervid.annotate(clip, tmp_path, device="cpu", video=False, plots=False, end=1.0, every=4,
+                    behaviour=behaviour)  # fmt: skip
+    text = (tmp_path / clip.stem / f"{clip.stem}.report.html").read_text()
+    assert _Table.read(text, "persons") is not None  # the report's numbers table: the page is there
+    table = _Table.read(text, "behaviour-numbers")
+    if behaviour:
+        assert table is not None and table[0] == ["ID", "Blinks per min", "Mean valence"] and len(table[1]) == 1
+    else:
+        assert table is None and 'id="behaviour"' not in text and "Mean valence" not in text
+
+
 # ------------------------------------------------------------------------- other kinds of input
 def test_photo_folder_gets_the_lighter_report(tmp_path: Path) -> None:
     """Independent photos have no time: gallery, numbers and links, no moments, timelines or ELAN file."""

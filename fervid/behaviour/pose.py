@@ -22,7 +22,8 @@ are 0 for an upright face looking into the camera.
 yaw bins |yaw| < 20° frontal, 20-60° three-quarter, above 60° profile):
 
 * *Near profile* the shape predictor (trained up to about a three-quarter view) folds its points onto the
-  visible half and the fit reads far too little turn (-13 to -30° for the Hamilton clip's curly-haired man in
+  visible half or keeps a near-frontal shape half off the face (docs/behaviour.md, "Looked at"), and the fit
+  reads far too little turn (-13 to -30° for the Hamilton clip's curly-haired man in
   profile), while the five-point yaw reads the right size but can take the wrong side (+88° for him; the
   detector guesses the hidden eye). What tells the side reliably there is where the nose tip sits in the
   detector's box: ``side`` = (nose x - box centre x) / box width, about ±0.5 in profile (0.38-0.55 on the
@@ -34,7 +35,8 @@ yaw bins |yaw| < 20° frontal, 20-60° three-quarter, above 60° profile):
 * *Otherwise* (``pose_source`` "68") pitch and roll are the fit's and yaw is the mean of the fit's and the
   five-point yaw: alone, the fit put 79 % of the labelled faces in the right bin and the five-point yaw 86 %,
   the mean 86 % with smaller errors on each side of the 20° edge.
-* ``pose_source`` "none": no angle at all (no five-point angles either).
+* ``pose_source`` "none": no angle at all: the five-point yaw, roll or ``side`` is not a number (five landmarks
+  or a box that are not finite, or a box of no width; RetinaFace's faces always have both).
 """
 
 from __future__ import annotations
