@@ -89,17 +89,19 @@ FACE_COLUMNS: tuple[Column, ...] = (
            "five-point with --no-behaviour (`readable` and `p_correct` always read the five-point value)",
            f"{BEHAVIOUR}; {MEASURED} with --no-behaviour"),
     Column("roll", "float32", "degrees", "head tilt about the face's front axis; positive: the eye line runs down to "
-           "the right on the image; source as `yaw`'s", f"{BEHAVIOUR}; {MEASURED} with --no-behaviour"),
+           "the right on the image; source as `yaw`'s, empty for a face turned too far (`pose_source` `5`)",
+           f"{BEHAVIOUR}; {MEASURED} with --no-behaviour"),
     Column("pitch", "float32", "degrees", "head nod; positive: the face looks up (the nose points to the top of the "
            "image); 68-point pose only, else empty; rough (about +10° bias)", BEHAVIOUR, WITH_BEHAVIOUR),
     Column("pose_source", "text", "", "where `yaw`, `pitch` and `roll` come from: `68` (solvePnP on the 68 "
            "landmarks, kept because the face is not turned far and the fit is sound; yaw the mean of its and the "
-           "five-point yaw); `5` (yaw from the five landmarks and the nose's place in the box, five-point roll, no "
-           "pitch) in two cases: the face is turned too far for the fit (five-point yaw beyond ±45° or the nose tip "
-           "over 0.4 of the box's width from its centre), or the fit was rejected (solvePnP failed or put the face "
-           "behind the camera, read a yaw beyond ±60°, or missed by over 0.2 of the face's size); the table does not "
-           "say which, but a yaw within ±45° is always a rejected fit; `none` (no angle at all: the five landmarks "
-           "or the box are not finite numbers or the box has no width, which fervid's detector does not produce)",
+           "five-point yaw); `5` (yaw from the five landmarks and the nose's place in the box, no pitch) in two "
+           "cases: the face is turned too far for the fit (five-point yaw beyond ±45° or the nose tip over 0.4 of the "
+           "box's width from its centre; no roll, as the detector guesses the hidden eye), or the fit was rejected "
+           "(solvePnP failed or put the face behind the camera, read a yaw beyond ±60°, or missed by over 0.2 of the "
+           "face's size; five-point roll), so an empty `roll` tells the first case; `none` (no angle at all: the "
+           "five landmarks or the box are not finite numbers or the box has no width, which fervid's detector does "
+           "not produce)",
            BEHAVIOUR, WITH_BEHAVIOUR),
     Column("eye_open_l", "float32", "ratio", "eye aspect ratio (Soukupová & Čech 2016) of the eye on the image's "
            "left (the person's right eye): about 0.3 open, under 0.15 closed; empty unless `pose_source` is `68`",

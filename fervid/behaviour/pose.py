@@ -31,7 +31,9 @@ yaw bins |yaw| < 20° frontal, 20-60° three-quarter, above 60° profile):
   five-point |yaw| exceeds :data:`MAX_FIVE_POINT_YAW` or |side| exceeds :data:`PROFILE_SIDE` (or the fit
   failed, landed behind the camera, reads beyond :data:`MAX_FIT_YAW` or misses by more than
   :data:`MAX_REPROJECTION` of the face's size); it gets ``pose_source`` "5": the side from ``side``, the size
-  the larger of the five-point |yaw| and ``asin(|side| / 0.5)``, the five-point roll, no pitch.
+  the larger of the five-point |yaw| and ``asin(|side| / 0.5)``, no pitch, and the five-point roll only when
+  the fit was rejected on a face not turned too far: on a turned face the detector guesses the hidden eye, and
+  the line through the eyes reads any roll (+109°, -36°, +76° for the upright Hamilton profile).
 * *Otherwise* (``pose_source`` "68") pitch and roll are the fit's and yaw is the mean of the fit's and the
   five-point yaw: alone, the fit put 79 % of the labelled faces in the right bin and the five-point yaw 86 %,
   the mean 86 % with smaller errors on each side of the 20° edge.
@@ -170,6 +172,8 @@ def choose_pose(
     return {
         "yaw": np.where(good, (fit["yaw"] + yaw5) / 2, np.where(five, profile_yaw, np.nan)).astype(np.float32),
         "pitch": np.where(good, fit["pitch"], np.nan).astype(np.float32),
-        "roll": np.where(good, fit["roll"], np.where(five, roll5, np.nan)).astype(np.float32),
+        # a turned face's five-point roll runs through an eye the detector guesses (+109 and -36 degrees on the
+        # upright Hamilton profile): no roll then; a rejected fit on a face not turned far keeps the five-point one
+        "roll": np.where(good, fit["roll"], np.where(five & ~turned, roll5, np.nan)).astype(np.float32),
         "pose_source": source,
     }
