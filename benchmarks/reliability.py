@@ -12,8 +12,10 @@ For the default model (or ``--model``), through its reliability file:
 Per set: faces, accuracy, AURC of p_correct and of the top probability (lower is better; the
 target is p_correct's at most 0.8 of the baseline's on real footage, 0.85 on FER+ test under the
 conditions), accuracy over the 70 % of faces p_correct trusts most, ECE of p_correct, and how many
-faces the threshold keeps and how right they are. ``--json`` and ``--plot`` keep the figures and
-the risk-coverage curves for the model card.
+faces the threshold keeps and how right they are, and the same at ``--min-p-correct`` 0, 0.5, 0.7 and 0.9
+(``by_threshold``: what the default costs and buys). ``--json`` and ``--plot`` keep the figures and the
+risk-coverage curves for the model card (``python -m fervid.train.card`` writes its reliability table from them).
+``--limit`` runs on a few faces of each set (the smoke test).
 
     python benchmarks/reliability.py --shared ../shared [--model ferplus-rule] --json x.json --plot x.png
 """
@@ -32,13 +34,14 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _real_faces import measure  # noqa: E402 - the real-footage helper lives with the tests
+from _real_faces import load_labels, measure  # noqa: E402 - the real-footage helper lives with the tests
 
 from fervid.geometry import box_iou_np  # noqa: E402
 from fervid.models.expression_weights import resolve_model, sha256_file  # noqa: E402
 from fervid.options import ClassificationOptions  # noqa: E402
 from fervid.reliability import load_reliability, risk_coverage  # noqa: E402
-from fervid.train.reliability_data import fer_faces, judge  # noqa: E402
+from fervid.train.calibrate import ECE_BINS  # noqa: E402
+from fervid.train.reliability_data import THRESHOLDS, by_threshold, fer_faces, judge  # noqa: E402
 
 HAMILTON = "media/face_recognition/short_hamilton_clip.mp4"
 HAMILTON_LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "hamilton_persons.csv"
@@ -48,24 +51,31 @@ UNREADABLE_ROWS = (2, 3, 5, 6, 8, 9)
 READABLE_ROWS = (10, 11, 12, 13, 15)
 
 
-def real_footage(model: str, threshold: float) -> tuple[dict, dict]:
-    rows = measure(model, min_p_correct=threshold)
+def _judged(p: np.ndarray, top: np.ndarray, correct: np.ndarray, readable: np.ndarray, threshold: float) -> tuple:
+    trusted = readable & (p >= threshold)
+    figures = {**judge(p, top, correct, trusted), "by_threshold": by_threshold(p, readable, correct)}
+    return figures, {"p_correct": p, "top": top, "correct": correct}
+
+
+def real_footage(model: str, threshold: float, limit: int | None = None) -> tuple[dict, dict]:
+    """The labelled real faces (``limit``: the first so many rows of the labels) through fervid.annotate."""
+    labels = load_labels()
+    rows = measure(model, labels=labels.head(limit) if limit else labels, min_p_correct=threshold)
     rows = rows[rows["matched"]]
     correct = (rows["predicted"] == rows["label"]).to_numpy()
     p, top = rows["p_correct"].to_numpy(np.float64), rows["confidence"].to_numpy(np.float64)
-    trusted = rows["readable"].to_numpy(bool) & (p >= threshold)
-    return judge(p, top, correct, trusted), {"p_correct": p, "top": top, "correct": correct}
+    return _judged(p, top, correct, rows["readable"].to_numpy(bool), threshold)
 
 
-def fer_test(model: str, shared: Path, clean: bool, threshold: float, cache: Path) -> tuple[dict, dict]:
+def fer_test(model: str, shared: Path, clean: bool, threshold: float, cache: Path,
+             limit: int | None = None) -> tuple[dict, dict]:  # fmt: skip
     from fervid.classify import ExpressionClassifier
 
     reliability = ExpressionClassifier(model, require_reliability=True).reliability
-    probs, measures, correct = fer_faces(model, shared, "test", seed=1, cache=cache, clean_share=1.0 if clean else 0.2)
+    probs, measures, correct = fer_faces(model, shared, "test", seed=1, cache=cache, clean_share=1.0 if clean else 0.2,
+                                         limit=limit)  # fmt: skip
     p = reliability.p_correct(probs, measures)
-    trusted = reliability.readable(measures) & (p >= threshold)
-    top = probs.max(axis=1)
-    return judge(p, top, correct, trusted), {"p_correct": p, "top": top, "correct": correct}
+    return _judged(p, probs.max(axis=1), correct, reliability.readable(measures), threshold)
 
 
 def hamilton(shared: Path, model: str, threshold: float) -> list[dict]:
@@ -126,6 +136,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--skip", nargs="*", default=[], choices=["real", "fer", "hamilton"], help="sets to leave out")
+    parser.add_argument("--limit", type=int, default=None, help="only this many faces of FER+ test and real footage")
     args = parser.parse_args()
     started = time.perf_counter()
     path = resolve_model(args.model)
@@ -133,13 +144,10 @@ def main() -> None:
     threshold = reliability.default_threshold if args.threshold is None else args.threshold
     results, curves = {}, {}
     if "real" not in args.skip:
-        results["real footage"], curves["real footage"] = real_footage(args.model, threshold)
+        results["real footage"], curves["real footage"] = real_footage(args.model, threshold, args.limit)
     if "fer" not in args.skip:
-        results["FER+ test, clean"], curves["FER+ test, clean"] = fer_test(args.model, args.shared, True, threshold,
-                                                                             args.cache)  # fmt: skip
-        results["FER+ test, conditions"], curves["FER+ test, conditions"] = fer_test(
-            args.model, args.shared, False, threshold, args.cache
-        )
+        for name, clean in (("FER+ test, clean", True), ("FER+ test, conditions", False)):
+            results[name], curves[name] = fer_test(args.model, args.shared, clean, threshold, args.cache, args.limit)
     table = Table(title=f"{args.model}: p_correct against the top probability (threshold {threshold:g})")
     columns = ["n", "accuracy", "aurc_p_correct", "aurc_top", "aurc_ratio", "accuracy_top70_p_correct",
                "accuracy_top70_top", "ece_p_correct", "ece_top", "trusted_share", "accuracy_trusted"]  # fmt: skip
@@ -150,6 +158,14 @@ def main() -> None:
         table.add_row(name, *(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in columns))
     console = Console(width=200)
     console.print(table)
+    by = Table(title="Coverage (share of faces a conclusion keeps) and their accuracy at each --min-p-correct")
+    by.add_column("set")
+    for t in THRESHOLDS:
+        by.add_column(f"{t:g}: coverage, accuracy", justify="right")
+    for name, r in results.items():
+        by.add_row(name, *(f"{b['coverage']:.3f}, " + (f"{b['accuracy']:.3f}" if b["accuracy"] is not None else "-")
+                           for b in r["by_threshold"]))  # fmt: skip
+    console.print(by)
     if "hamilton" not in args.skip:
         results["hamilton"] = hamilton(args.shared, args.model, threshold)
         ham = Table(title="Hamilton: share of each labelled person's frames trusted")
@@ -162,8 +178,8 @@ def main() -> None:
         console.print(ham)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"model": str(args.model), "threshold": threshold, **results}, indent=1,
-                                        default=str))  # fmt: skip
+        head = {"model": str(args.model), "threshold": threshold, "ece_bins": ECE_BINS}
+        args.json.write_text(json.dumps({**head, **results}, indent=1, default=str))
     if args.plot and curves:
         plot(curves, args.plot)
     console.print(f"{time.perf_counter() - started:.0f} s")

@@ -305,9 +305,13 @@ def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarr
     return kept / len(order), risk, float(risk.mean()) if len(risk) else float("nan")
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
-    """ECE of a probability-of-correct estimate: the weighted gap between it and the hit rate, in equal-width bins
-    (the same measure ``fervid evaluate`` gives the top probability)."""
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray) -> float:
+    """ECE of a probability-of-correct estimate: the share-weighted gap between it and the hit rate.
+
+    One definition with ``fervid evaluate``'s ECE of the top probability (both are
+    :func:`fervid.train.calibrate.calibration_gap`, over :data:`~fervid.train.calibrate.ECE_BINS` equal-width
+    bins), so the card's ECE of ``p_correct`` and of the probabilities can be read side by side.
+    """
     from fervid.train.calibrate import calibration_gap
 
-    return calibration_gap(confidence, correct, bins)
+    return calibration_gap(confidence, correct)

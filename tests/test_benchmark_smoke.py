@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from conftest import shared_path
 
@@ -164,6 +165,34 @@ def test_readability_sweep_writes_curves_and_limits(tmp_path: Path) -> None:
     blur = result["curves"]["blur"]
     assert blur[0]["accuracy"] >= blur[-1]["accuracy"] and blur[0]["sharpness"] > blur[-1]["sharpness"]
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_reliability_benchmark_judges_each_set_and_writes_the_card_figures(tmp_path: Path) -> None:
+    """benchmarks/reliability.py on 12 faces of FER+ test and of the real-footage set: every judged set's figures,
+    coverage and accuracy at each --min-p-correct (0 keeps every face), and the risk-coverage plot."""
+    import json
+
+    shared_path("data/ferplus/FER2013Test.zip")
+    shared_path("reference/sample.jpg")  # the first labelled real faces
+    out = tmp_path / "reliability.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "reliability.py"), "--shared", str(shared_path("")), "--limit", "12",
+         "--skip", "hamilton", "--cache", str(tmp_path / "landmarks.npz"), "--json", str(out),
+         "--plot", str(tmp_path / "curves.png")],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert {"real footage", "FER+ test, clean", "FER+ test, conditions"} <= set(result) and "hamilton" not in result
+    for name in ("real footage", "FER+ test, clean", "FER+ test, conditions"):
+        figures = result[name]
+        assert figures["n"] == 12 and 0.0 <= figures["ece_p_correct"] <= 1.0, name
+        rows = figures["by_threshold"]
+        assert [r["threshold"] for r in rows] == [0.0, 0.5, 0.7, 0.9]
+        assert rows[0]["coverage"] == 1.0 and rows[0]["accuracy"] == pytest.approx(figures["accuracy"])
+        assert rows[1]["coverage"] == pytest.approx(figures["trusted_share"])
+        assert all(a["coverage"] >= b["coverage"] for a, b in zip(rows, rows[1:])), name
+    assert "--min-p-correct" in done.stdout and (tmp_path / "curves.png").stat().st_size > 0
 
 
 def test_reliability_cost_prints_both_runs_and_the_measuring_alone() -> None:

@@ -89,6 +89,21 @@ def test_ece_is_zero_for_a_calibrated_estimate_and_the_gap_otherwise() -> None:
     assert expected_calibration_error(np.full(10, 0.95), correct) == pytest.approx(0.15)
 
 
+def test_ece_of_p_correct_is_evaluates_measure_with_its_bins() -> None:
+    """p_correct's ECE (benchmarks/reliability.py, the card) uses ``fervid evaluate``'s bins: 0.62 and 0.68 share a
+    bin of ten (ECE 0.15) but not of ECE_BINS = 15 (ECE 0.53)."""
+    from fervid.train.calibrate import ECE_BINS
+    from fervid.train.calibrate import expected_calibration_error as evaluate_ece
+
+    confidence = np.r_[np.full(5, 0.62), np.full(5, 0.68)]
+    correct = np.r_[np.ones(5), np.zeros(5)]
+    assert ECE_BINS == 15
+    assert expected_calibration_error(confidence, correct) == pytest.approx(0.5 * 0.38 + 0.5 * 0.68)
+    probs = np.c_[confidence, 1 - confidence]  # the top class is 0 throughout; right where the label is 0
+    labels = np.where(correct == 1, 0, 1)
+    assert expected_calibration_error(confidence, correct) == pytest.approx(evaluate_ece(probs, labels))
+
+
 def test_the_file_beside_a_model_round_trips(tmp_path: Path) -> None:
     model_path = tmp_path / "default.rule.json"
     assert reliability_path(model_path).name == "default.reliability.json"

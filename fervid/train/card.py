@@ -1,15 +1,22 @@
-"""The model card's results table, generated from the figures that ship beside the weights.
+"""The model card's tables, generated from the figures that ship beside the weights.
 
-``fervid/weights/README.md`` holds one results table between two markers. It is written from
-``metrics.json`` (``scripts/evaluate_shipped.py``) and ``cards/robustness.json``
-(``benchmarks/robustness.py --json``), never by hand, so the card cannot drift from the files the test
-suite checks the models against (``tests/test_model_card.py`` compares them). Rewrite it with
-``python -m fervid.train.card`` after either file changes; ``scripts/evaluate_shipped.py`` does so itself.
+``fervid/weights/README.md`` holds three generated tables, each between two markers:
+
+* the results table, from ``metrics.json`` (``scripts/evaluate_shipped.py``) and ``cards/robustness.json``
+  (``benchmarks/robustness.py --json``);
+* the per-class recall and Hamilton frame 240 of each model beside the default's, from ``metrics.json``;
+* the reliability table (how ``p_correct`` ranks and keeps faces), from ``cards/reliability.json``
+  (``benchmarks/reliability.py --json``).
+
+They are never written by hand, so the card cannot drift from the files the test suite checks the models
+against (``tests/test_model_card.py`` compares them). Rewrite them with ``python -m fervid.train.card`` after a
+file changes; ``scripts/evaluate_shipped.py`` does so itself.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from fervid.io.atomic import atomic_path
@@ -67,27 +74,102 @@ def results_table(metrics: dict[str, dict], robustness: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def generated_block(weights_dir: Path) -> str:
-    """The markers and the table between them, from ``weights_dir``'s JSON files."""
-    metrics = json.loads((weights_dir / "metrics.json").read_text())
-    robustness_path = weights_dir / "cards" / "robustness.json"
-    robustness = json.loads(robustness_path.read_text()) if robustness_path.exists() else {}
-    return f"{BEGIN}\n{results_table(metrics, robustness)}\n{END}"
+def _hamilton_240(entry: dict) -> str:
+    """How many of the five smiling or laughing people on Hamilton frame 240 the model reads as ``happy``."""
+    faces = (entry.get("real_footage") or {}).get("hamilton_240")
+    return "–" if not faces else f"{sum(f['predicted'] == 'happy' for f in faces)} of {len(faces)}"
 
 
-def current_block(card: str) -> str:
-    """The card's table as it stands, markers included; ValueError when the markers are missing."""
-    start, stop = card.find(BEGIN), card.find(END)
+def recall_table(metrics: dict[str, dict]) -> str:
+    """Per-class recall on each model's own test split and its Hamilton frame 240, one row each, the default first,
+    so each figure of the default sits beside the networks'."""
+    names = [n for n in ORDER if n in metrics] + sorted(n for n in metrics if n not in ORDER)
+    classes: list[str] = []
+    for name in names:
+        classes += [c for c in metrics[name]["classes"] if c not in classes]
+    lines = [f"| recall, own test | {' | '.join(classes)} | Hamilton 240: smiles read `happy` |",
+             "|---|" + "---:|" * (len(classes) + 1)]  # fmt: skip
+    for name in names:
+        recall = {r["class"]: r["recall"] for r in metrics[name]["test"].get("per_class", [])}
+        label = f"`{name}` (default)" if name == ORDER[0] else f"`{name}`"
+        cells = [f"{recall[c]:.3f}" if c in recall else "–" for c in classes]
+        lines.append(f"| {label} | {' | '.join(cells)} | {_hamilton_240(metrics[name])} |")
+    return "\n".join(lines)
+
+
+#: cards/reliability.json's judged sets, in the card's order, with the card's names.
+RELIABILITY_SETS = {"real footage": "real footage", "FER+ test, conditions": "FER+ test, video conditions",
+                    "FER+ test, clean": "FER+ test, clean"}  # fmt: skip
+
+
+def _kept(rows: list[dict]) -> str:
+    """Per threshold: the percentage of faces kept / the percentage of those that are right."""
+    cells = []
+    for row in rows:
+        accuracy = "–" if row["accuracy"] is None else f"{row['accuracy'] * 100:.1f}"
+        cells.append(f"{row['coverage'] * 100:.0f} / {accuracy}")
+    return " · ".join(cells)
+
+
+def reliability_table(reliability: dict) -> str:
+    """How ``p_correct`` does on each judged set: its AURC beside the top probability's, the accuracy of the 70 %
+    it trusts most, its ECE, and the share of faces (and their accuracy) kept at each ``--min-p-correct``."""
+    sets = [k for k in RELIABILITY_SETS if k in reliability]
+    thresholds = [r["threshold"] for r in reliability[sets[0]].get("by_threshold", [])] if sets else []
+    default = reliability.get("threshold")
+    marks = [f"{t:g}" + (" (default)" if t == default else "") for t in thresholds]
+    bins = reliability.get("ece_bins")
+    lines = [
+        f"| judged set | faces | AURC, `p_correct` / top probability | right, 70 % most trusted | "
+        f"ECE{f' ({bins} bins)' if bins else ''} | % kept / % right at `--min-p-correct` {' · '.join(marks)} |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for key in sets:
+        r = reliability[key]
+        lines.append(
+            f"| {RELIABILITY_SETS[key]} | {r['n']:,} | {r['aurc_p_correct']:.4f} / {r['aurc_top']:.4f} "
+            f"({r['aurc_ratio']:.3f}×) | {r['accuracy_top70_p_correct']:.1%} | {r['ece_p_correct']:.3f} | "
+            f"{_kept(r.get('by_threshold', []))} |"
+        )
+    return "\n".join(lines)
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+#: Each generated table: its markers and how it is made from the weights folder.
+BLOCKS: dict[str, tuple[str, str, Callable[[Path], str]]] = {
+    "results": (BEGIN, END, lambda d: results_table(_read(d / "metrics.json"), _read(d / "cards" / "robustness.json"))),
+    "recall": ("<!-- recall table: generated by python -m fervid.train.card from metrics.json -->",
+               "<!-- end of recall table -->", lambda d: recall_table(_read(d / "metrics.json"))),
+    "reliability": ("<!-- reliability table: generated by python -m fervid.train.card from cards/reliability.json -->",
+                    "<!-- end of reliability table -->",
+                    lambda d: reliability_table(_read(d / "cards" / "reliability.json"))),
+}  # fmt: skip
+
+
+def generated_block(weights_dir: Path, name: str = "results") -> str:
+    """The markers of table ``name`` (:data:`BLOCKS`) and the table between them, from ``weights_dir``'s files."""
+    begin, end, make = BLOCKS[name]
+    return f"{begin}\n{make(weights_dir)}\n{end}"
+
+
+def current_block(card: str, name: str = "results") -> str:
+    """The card's table ``name`` as it stands, markers included; ValueError when its markers are missing."""
+    begin, end, _ = BLOCKS[name]
+    start, stop = card.find(begin), card.find(end)
     if start < 0 or stop < start:
-        raise ValueError("the model card has no generated results table (its markers are missing)")
-    return card[start : stop + len(END)]
+        raise ValueError(f"the model card has no generated {name} table (its markers are missing)")
+    return card[start : stop + len(end)]
 
 
 def update_card(weights_dir: Path) -> bool:
-    """Rewrite the results table of ``weights_dir/README.md`` (atomically); True when it changed."""
+    """Rewrite every generated table of ``weights_dir/README.md`` (atomically); True when one changed."""
     path = weights_dir / "README.md"
-    card = path.read_text()
-    new = card.replace(current_block(card), generated_block(weights_dir))
+    card = new = path.read_text()
+    for name in BLOCKS:
+        new = new.replace(current_block(new, name), generated_block(weights_dir, name))
     if new == card:
         return False
     with atomic_path(path) as tmp:

@@ -26,17 +26,22 @@ from fervid.models.expression_input import probabilities
 from fervid.models.expression_weights import load_expression_model
 from fervid.quality import crop_measures, landmark_measures
 from fervid.train.conditions import conditioned, dataset_landmarks
-from fervid.train.data import EVALUATION_SPLITS, load_dataset
+from fervid.train.data import EVALUATION_SPLITS, ExpressionData, load_dataset
 from fervid.train.predict import normalize
 
 
 def fer_faces(
-    model: str, shared: Path, split: str, seed: int, cache: Path, clean_share: float = 0.2
+    model: str, shared: Path, split: str, seed: int, cache: Path, clean_share: float = 0.2, limit: int | None = None
 ) -> tuple[np.ndarray, dict, np.ndarray]:
     """FER+ ``split`` faces under conditions: probabilities, measurements (with ``condition``, ``strength``, the
     ``label`` index and the ``embedding``),
-    and whether the top label is right. ``cache``: the split's landmarks (measured once)."""
+    and whether the top label is right. ``cache``: the split's landmarks (measured once). ``limit``: only this many
+    faces, drawn at random (a smoke test's subset)."""
     data = load_dataset(shared / EVALUATION_SPLITS["ferplus"][split], split)
+    if limit:
+        keep = np.sort(np.random.default_rng(seed).permutation(len(data))[:limit])
+        data = ExpressionData(data.images[keep], data.targets[keep], data.classes, [data.names[i] for i in keep],
+                              data.dataset)  # fmt: skip
     landmarks = dataset_landmarks(data.images, cache)
     geometry = landmark_measures(np.nan_to_num(landmarks))
     faces = conditioned(data.images, geometry["yaw"], geometry["roll"], seed, clean_share)
@@ -141,6 +146,28 @@ def judge(p_correct: np.ndarray, top: np.ndarray, correct: np.ndarray, trusted: 
         "ece_top": expected_calibration_error(top, correct), "trusted_share": float(trusted.mean()),
         "accuracy_trusted": float(correct[trusted].mean()) if trusted.any() else None,
     }  # fmt: skip
+
+
+#: ``--min-p-correct`` values whose coverage and accuracy :func:`by_threshold` reports: off, the default, stricter.
+THRESHOLDS = (0.0, 0.5, 0.7, 0.9)
+
+
+def by_threshold(
+    p_correct: np.ndarray, readable: np.ndarray, correct: np.ndarray, thresholds: tuple[float, ...] = THRESHOLDS
+) -> list[dict]:
+    """At each ``--min-p-correct``: the share of faces a conclusion keeps (``coverage``) and how many of those are
+    right, by the rule the tables apply (:func:`fervid.io.tables.trusted`: 0 keeps every face), so a reader sees
+    what the default costs and buys."""
+    from fervid.io.tables import trusted
+
+    faces = pd.DataFrame({"readable": np.asarray(readable, dtype=bool), "p_correct": p_correct})
+    correct = np.asarray(correct, dtype=np.float64)
+    out = []
+    for threshold in thresholds:
+        kept = trusted(faces, threshold)
+        out.append({"threshold": float(threshold), "coverage": float(kept.mean()) if len(kept) else 0.0,
+                    "accuracy": float(correct[kept].mean()) if kept.any() else None})  # fmt: skip
+    return out
 
 
 def dataset_reliability(model: str, images: np.ndarray, probs: np.ndarray, correct: np.ndarray) -> dict | None:
