@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -16,6 +19,16 @@ def shared_path(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"needs ../shared/{relative} (real media/data are not on this machine)")
     return path
+
+
+def load_script(name: str) -> ModuleType:
+    """A script of ``scripts/`` imported as a module (scripts are not a package), for its functions' tests."""
+    folder = str(Path(__file__).resolve().parents[1] / "scripts")
+    sys.path.insert(0, folder)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(folder)
 
 
 def ferplus_validation_subset(folder: Path, count: int) -> Path:

@@ -13,21 +13,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import shared_path
+from conftest import load_script, shared_path
 from PIL import Image
 
 from fervid.io.images import read_image
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "draw_landmarks.py"
-
-
-def _load_script():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import draw_landmarks
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return draw_landmarks
 
 
 def _where(picture: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
@@ -37,7 +28,7 @@ def _where(picture: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
 
 
 def test_draws_the_68_points_of_a_run_on_a_real_photo(tmp_path: Path, capsys) -> None:
-    draw_landmarks = _load_script()
+    draw_landmarks = load_script("draw_landmarks")
     photo = shared_path("media/pyfeat/single_face.jpg")
     out = tmp_path / "points.png"
     assert draw_landmarks.main([str(photo), str(out)]) == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import shared_path
+from conftest import load_script, shared_path
 from PIL import Image
 
 from fervid.classify import ExpressionClassifier
@@ -22,17 +22,8 @@ from fervid.detect import FaceDetector
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "occlusion_map.py"
 
 
-def _load_script():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import occlusion_map
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return occlusion_map
-
-
 def test_hiding_the_smile_lowers_happy() -> None:
-    occlusion_map = _load_script()
+    occlusion_map = load_script("occlusion_map")
     image = np.asarray(Image.open(shared_path("media/pyfeat/happy_black.jpg")).convert("RGB"))
     frame = torch.from_numpy(image.copy())
     detections = FaceDetector()([frame])[0]
