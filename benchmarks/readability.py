@@ -44,8 +44,8 @@ from fervid.models.expression_weights import load_expression_model, resolve_mode
 from fervid.quality import crop_measures, landmark_measures
 from fervid.train.conditions import FER_EYE_PX, STRENGTHS, apply, dataset_landmarks
 from fervid.train.data import EVALUATION_SPLITS, ExpressionData, load_dataset
-from fervid.train.evaluate import Evaluation
 from fervid.train.predict import predict_probs
+from fervid.train.reliability_data import model_labels
 
 YAW_EDGES = (0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 90.0)
 #: Bins of real faces with fewer faces than this are shown but not used for a limit.
@@ -77,7 +77,11 @@ def head_yaw(images: np.ndarray, cache: Path) -> np.ndarray:
 
 
 def _accuracy(labels: np.ndarray, probs: np.ndarray, model_classes, data_classes) -> float:
-    return Evaluation.from_probs(labels, probs, model_classes, data_classes).accuracy
+    """Accuracy on the faces of the classes the model names (a seven-class model leaves FER+'s contempt out:
+    :func:`~fervid.train.reliability_data.model_labels`)."""
+    truth = model_labels(np.asarray(data_classes)[labels], model_classes)
+    known = truth >= 0
+    return float((probs[known].argmax(axis=1) == truth[known]).mean()) if known.any() else float("nan")
 
 
 def sweep(model: str, shared: Path, limit: int | None, seed: int, cache: Path = LANDMARK_CACHE) -> dict:
@@ -89,14 +93,15 @@ def sweep(model: str, shared: Path, limit: int | None, seed: int, cache: Path = 
     loaded = load_expression_model(model, verify=False)
     net, cfg = loaded.model, loaded.config
     labels = data.labels
-    chance = float(np.bincount(labels).max() / len(labels))
+    known = model_labels(np.asarray(data.classes)[labels], cfg.classes) >= 0  # the faces accuracy is counted on
+    chance = float(np.bincount(labels[known]).max() / known.sum())
     x = torch.from_numpy(data.images).float().unsqueeze(1) / 255.0
 
     def score(images: np.ndarray) -> tuple[float, dict[str, float]]:
         probs = predict_probs(net, cfg, images, "cpu")
         measured = crop_measures(torch.from_numpy(images).float().unsqueeze(1))
         return _accuracy(labels, probs, cfg.classes, data.classes), {
-            k: float(np.median(v)) for k, v in measured.items()
+            k: float(np.median(np.asarray(v)[known])) for k, v in measured.items()
         }
 
     curves: dict[str, list[dict]] = {}
@@ -116,7 +121,7 @@ def sweep(model: str, shared: Path, limit: int | None, seed: int, cache: Path = 
     probs = predict_probs(net, cfg, data.images, "cpu")
     rows = []
     for low, high in zip(YAW_EDGES[:-1], YAW_EDGES[1:]):
-        inside = (yaw >= low) & (yaw < high)
+        inside = (yaw >= low) & (yaw < high) & known
         n = int(inside.sum())
         accuracy = _accuracy(labels[inside], probs[inside], cfg.classes, data.classes) if n else float("nan")
         rows.append({"strength": (low + high) / 2, "range": [low, high], "n": n, "accuracy": accuracy,

@@ -107,7 +107,7 @@ from fervid.reliability import (
     risk_coverage,
     save_reliability,
 )
-from fervid.train.reliability_data import fer_faces, probs_and_embedding, realfaces
+from fervid.train.reliability_data import fer_faces, model_labels, probs_and_embedding, realfaces
 
 #: Candidate inputs of p_correct (round 3, see the docstring); ``label:`` features only for the model's classes.
 MEASURES = ("log_face_px", "log_sharpness", "brightness", "contrast", "abs_yaw", "abs_roll")
@@ -185,7 +185,8 @@ def train_reference(model: str, shared: Path, cache: Path) -> dict:
         data = load_dataset(shared / "data" / "ferplus" / "FER2013Train.zip")
         _, embedding = probs_and_embedding(model, data.images)
         classes = load_expression_model(model, verify=False).config.classes
-        labels = np.array([classes.index(data.classes[k]) for k in data.labels])
+        labels = model_labels(np.asarray(data.classes)[data.labels], classes)
+        embedding, labels = embedding[labels >= 0], labels[labels >= 0]  # the classes the model names
         np.savez(cache, embedding=embedding, labels=labels, sha256=sha)
     return embedding_reference(embedding, labels, len(load_expression_model(model, verify=False).config.classes))
 

@@ -146,6 +146,26 @@ def test_box_size_by_turn_follows_the_turned_faces_boxes() -> None:
     np.testing.assert_allclose(sizes, [43, 43, 43, 41, 41, 37.5, 37, 37], atol=1e-5)
 
 
+def test_readability_counts_accuracy_on_the_classes_the_model_names() -> None:
+    """A seven-class model (fer2013) swept on FER+ validation: its contempt faces are left out, not an error."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import readability
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+
+    def one_hot(classes: tuple[str, ...], names: tuple[str, ...]) -> np.ndarray:
+        return np.eye(len(classes))[[classes.index(c) for c in names]]
+
+    labels = np.array([FERPLUS_CLASSES.index(c) for c in ("happy", "contempt", "sad", "contempt", "neutral")])
+    probs = one_hot(FER2013_CLASSES, ("happy", "angry", "fear", "sad", "neutral"))
+    # right on happy and neutral, wrong on sad; the two contempt faces are not counted
+    assert readability._accuracy(labels, probs, FER2013_CLASSES, FERPLUS_CLASSES) == 2 / 3
+    eight = one_hot(FERPLUS_CLASSES, ("happy", "angry", "sad", "contempt", "happy"))
+    assert readability._accuracy(labels, eight, FERPLUS_CLASSES, FERPLUS_CLASSES) == 3 / 5  # every face counted
+    assert np.isnan(readability._accuracy(labels[[1, 3]], probs[[1, 3]], FER2013_CLASSES, FERPLUS_CLASSES))
+
+
 def test_readability_sweep_writes_curves_and_limits(tmp_path: Path) -> None:
     """benchmarks/readability.py on a few FER+ validation faces: every condition swept, limits and a plot."""
     import json

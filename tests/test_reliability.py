@@ -181,3 +181,18 @@ def test_the_feature_norm_needs_no_reference_but_the_class_scores_do(tmp_path: P
         _model(features=("class_cosine",), mean=(0.0,), scale=(1.0,), coef=(1.0,))
     save_reliability(reliability_path(tmp_path / "m.pt"), model)
     assert load_reliability(tmp_path / "m.pt", "ab" * 32) == model
+
+
+@pytest.mark.parametrize(
+    ("names", "classes", "expected"),
+    [
+        (["happy", "contempt", "neutral"], ("angry", "happy", "neutral"), [1, -1, 2]),  # a class the model lacks
+        (["contempt"], ("angry", "contempt"), [1]),
+        ([], ("angry",), []),
+    ],
+)
+def test_labels_become_the_models_class_indices_and_a_class_it_lacks_is_minus_one(names, classes, expected) -> None:
+    from fervid.train.reliability_data import model_labels
+
+    labels = model_labels(np.array(names, dtype=object), classes)
+    assert labels.dtype == np.int64 and labels.tolist() == expected

@@ -10,11 +10,14 @@ from typer.testing import CliRunner
 
 import fervid
 from fervid.cli import app
-from fervid.models.expression_weights import resolve_model, sha256_file
+from fervid.models.expression_weights import MANIFEST, load_expression_model, resolve_model, sha256_file
 from fervid.options import ClassificationOptions
-from fervid.reliability import load_reliability
+from fervid.reliability import load_reliability, reliability_path
 
 SINGLE_FACE = "media/pyfeat/single_face.mp4"
+STILL = "media/pyfeat/single_face.jpg"
+#: The two networks ``ferplus-rule`` mixes, each usable alone (issue 31).
+SINGLE_NETWORKS = ("ferplus", "fer2013")
 QUICK = ["--no-video", "--no-plots", "--no-report", "--det-size", "320", "--end", "0.5"]
 
 
@@ -63,13 +66,43 @@ def test_a_threshold_outside_zero_to_one_is_a_usage_error(tmp_path: Path, value:
 
 
 def test_a_model_without_a_reliability_file_is_a_one_line_error_unless_the_filter_is_off(tmp_path: Path) -> None:
-    code, output = _invoke(["annotate", shared_path(SINGLE_FACE), "-o", tmp_path / "out", "--model", "fer2013",
+    import shutil
+
+    model = tmp_path / "mine.pt"  # a network with no reliability file beside it (every shipped one has its own)
+    shutil.copy(resolve_model("fer2013"), model)
+    code, output = _invoke(["annotate", shared_path(SINGLE_FACE), "-o", tmp_path / "out", "--model", model,
                             *QUICK])  # fmt: skip
-    assert code == 2 and "fer2013.pt: no reliability model" in output and "--min-p-correct 0" in output
+    assert code == 2 and "mine.pt: no reliability model" in output and "--min-p-correct 0" in output
     assert "Traceback" not in output and not (tmp_path / "out").exists()
-    code, _ = _invoke(["annotate", shared_path(SINGLE_FACE), "-o", tmp_path / "out", "--model", "fer2013",
+    code, _ = _invoke(["annotate", shared_path(SINGLE_FACE), "-o", tmp_path / "out", "--model", model,
                        "--min-p-correct", "0", *QUICK])  # fmt: skip
     assert code == 0
+
+
+@pytest.mark.parametrize("name", SINGLE_NETWORKS)
+def test_each_single_network_ships_its_reliability_fitted_for_it(name: str) -> None:
+    """Issue 31's ``--model ferplus`` and ``--model fer2013`` work out of the box: each network's own file."""
+    path = resolve_model(name)
+    reliability = load_reliability(path, sha256_file(path))  # a WeightsError when missing or for another model
+    assert reliability.model_sha256 == sha256_file(path)
+    assert reliability.classes == load_expression_model(name, verify=False).config.classes
+    assert set(reliability.minimum) >= {"face_px", "sharpness", "brightness", "contrast"}
+    assert reliability.default_threshold == ClassificationOptions().min_p_correct
+    assert reliability.info["fitted_on"]["realfaces"] > 250
+    manifest = (path.parent / MANIFEST).read_text()
+    assert f"{sha256_file(reliability_path(path))}  {reliability_path(path).name}\n" in manifest
+
+
+@pytest.mark.parametrize("name", SINGLE_NETWORKS)
+def test_each_single_network_annotates_a_still_with_the_default_threshold(tmp_path: Path, name: str) -> None:
+    import pandas as pd
+
+    code, output = _invoke(["annotate", shared_path(STILL), "-o", tmp_path / "out", "--model", name, "--no-video",
+                            "--no-plots", "--no-report"])  # fmt: skip
+    assert code == 0, output
+    faces = pd.read_csv(tmp_path / "out" / "single_face" / "single_face.faces.csv")
+    assert len(faces) >= 1 and faces["readable"].dtype == bool and faces["p_correct"].notna().all()
+    assert ((faces["p_correct"] >= 0) & (faces["p_correct"] <= 1)).all()
 
 
 def test_a_reliability_file_for_another_model_is_refused(tmp_path: Path) -> None:

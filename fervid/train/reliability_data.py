@@ -56,9 +56,22 @@ def fer_faces(
     cfg = load_expression_model(model, verify=False).config
     measures = crop_measures(torch.from_numpy(faces.images).float().unsqueeze(1))
     measures |= {"face_px": faces.face_px, "yaw": faces.yaw, "roll": faces.roll, "embedding": embedding}
-    labels = np.array([cfg.classes.index(data.classes[k]) for k in data.labels])
+    labels = model_labels(np.asarray(data.classes)[data.labels], cfg.classes)
     extra = {"condition": faces.condition, "strength": faces.strength, "label": labels}
-    return probs, {**measures, **extra}, probs.argmax(axis=1) == labels
+    known = labels >= 0  # all faces were conditioned and measured, so the landmark caches stay those of the split
+    measures = {k: np.asarray(v)[known] for k, v in {**measures, **extra}.items()}
+    return probs[known], measures, probs[known].argmax(axis=1) == labels[known]
+
+
+def model_labels(names: np.ndarray, model_classes: tuple[str, ...]) -> np.ndarray:
+    """Each face's label (a class name) as an index of the model's classes; -1 where the model lacks the class.
+
+    Faces of a class the model cannot name (FER+'s contempt for the seven-class ``fer2013``) are left out of
+    fitting and sweeping its reliability, as ``fervid evaluate`` cannot score a class the model lacks: the model's
+    accuracy there says nothing about whether it still reads the faces it can name.
+    """
+    index = {name: i for i, name in enumerate(model_classes)}
+    return np.array([index.get(str(name), -1) for name in names], dtype=np.int64)
 
 
 def probs_and_embedding(model: str, images: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
@@ -115,6 +128,7 @@ def realfaces(model: str, shared: Path) -> tuple[np.ndarray, dict, np.ndarray, n
         rows.append(largest)
         classes = result.classes
     faces = pd.concat(rows).merge(labels[["path", "label", "identity"]], on="path")
+    faces = faces[model_labels(faces["label"].to_numpy(), tuple(classes)) >= 0]  # classes it can name (model_labels)
     probs = faces[[f"p_{c}" for c in classes]].to_numpy(np.float64)
     measures = {c: faces[c].to_numpy(np.float64) for c in FACE_COLUMN_NAMES if c in faces}
     measures["embedding"] = realfaces_embedding(model, root, faces)
