@@ -368,14 +368,20 @@ def test_training_from_a_pack_needs_no_media_stack(small_ferplus, tmp_path):
     assert (tmp_path / "ferplus.pt").exists()
 
 
-def test_evaluate_reports_the_models_reliability_and_none_without_a_file(small_ferplus):
-    """The shipped default's reliability file is read by evaluate too (one definition); a model without one: none."""
+def test_evaluate_reports_the_models_reliability_and_none_without_a_file(small_ferplus, tmp_path):
+    """The shipped models' reliability files are read by evaluate too (one definition); a model without one: none."""
+    import shutil
+
+    from fervid.models.expression_weights import resolve_model
     from fervid.options import ClassificationOptions
 
-    default = runner.invoke(app, ["evaluate", "--data", str(small_ferplus), "--json"])
-    assert default.exit_code == 0, default.output
-    reliability = json.loads(default.stdout.strip().splitlines()[-1])["reliability"]
-    assert reliability["threshold"] == ClassificationOptions().min_p_correct
-    assert 0 <= reliability["aurc_p_correct"] <= 1 and 0 <= reliability["trusted_share"] <= 1
-    alone = runner.invoke(app, ["evaluate", "--model", "ferplus", "--data", str(small_ferplus), "--json"])
+    for model in ([], ["--model", "ferplus"]):  # the default, and a network alone (each ships its own file)
+        done = runner.invoke(app, ["evaluate", *model, "--data", str(small_ferplus), "--json"])
+        assert done.exit_code == 0, done.output
+        reliability = json.loads(done.stdout.strip().splitlines()[-1])["reliability"]
+        assert reliability["threshold"] == ClassificationOptions().min_p_correct
+        assert 0 <= reliability["aurc_p_correct"] <= 1 and 0 <= reliability["trusted_share"] <= 1
+    mine = tmp_path / "mine.pt"  # a network with no reliability file beside it
+    shutil.copy(resolve_model("ferplus"), mine)
+    alone = runner.invoke(app, ["evaluate", "--model", str(mine), "--data", str(small_ferplus), "--json"])
     assert alone.exit_code == 0 and "reliability" not in json.loads(alone.stdout.strip().splitlines()[-1])
