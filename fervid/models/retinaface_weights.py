@@ -18,6 +18,7 @@ the weights' provenance. Every failure is a single-line :class:`WeightsError` (o
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from fervid.errors_text import first_line
 from fervid.geometry import SIZES, STRIDES, VARIANCES
 from fervid.models.errors import WeightsError
 from fervid.models.retinaface import RetinaFace, filter_state_dict
-from fervid.models.weights_info import UNKNOWN_LICENCE, Loaded, WeightsInfo, sha256_file
+from fervid.models.weights_info import UNKNOWN_LICENCE, Loaded, WeightsInfo
 
 if TYPE_CHECKING:
     from onnx import GraphProto, NodeProto
@@ -92,7 +93,8 @@ def load_onnx(
 ) -> Loaded[RetinaFace, RetinaFaceConfig]:
     """A fused model from an ONNX export of RetinaFace MobileNet-0.25 (BN folded into the convs)."""
     path = _existing(path)
-    return Loaded(_model_from_onnx_bytes(path.read_bytes(), str(path)), config, _file_info(path))
+    data = path.read_bytes()
+    return Loaded(_model_from_onnx_bytes(data, str(path)), config, _file_info(path, data))
 
 
 def load_checkpoint(
@@ -101,7 +103,8 @@ def load_checkpoint(
     """An un-fused model from a biubug6-style ``.pth`` state dict, loaded with ``strict=True``."""
     path = _existing(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        data = path.read_bytes()
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad file; all mean "unreadable"
         raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({first_line(err, with_type=True)})") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
@@ -110,12 +113,14 @@ def load_checkpoint(
         raise WeightsError(f"{path}: checkpoint does not hold a state dict of tensors")
     model = RetinaFace(fused=False)
     _load_strict(model, filter_state_dict(obj), str(path))
-    return Loaded(model.eval(), config, _file_info(path))
+    return Loaded(model.eval(), config, _file_info(path, data))
 
 
-def _file_info(path: Path) -> WeightsInfo:
-    """The provenance of a weight file the user gave: its name and hash (fervid cannot know its terms)."""
-    return WeightsInfo(name=path.name, sha256=sha256_file(path), source=str(path.resolve()), licence=UNKNOWN_LICENCE)
+def _file_info(path: Path, data: bytes) -> WeightsInfo:
+    """The provenance of a weight file the user gave: its name and the hash of the bytes the model was loaded from
+    (read once: fervid cannot know the file's terms)."""
+    digest = hashlib.sha256(data).hexdigest()
+    return WeightsInfo(name=path.name, sha256=digest, source=str(path.resolve()), licence=UNKNOWN_LICENCE)
 
 
 # --- ONNX mapping -------------------------------------------------------------------------------
