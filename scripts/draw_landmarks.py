@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 import fervid
+from fervid.behaviour.outputs import points_of
 from fervid.io.errors import InputError
 from fervid.io.probe import probe
 from fervid.io.video import VideoReader
@@ -74,7 +75,6 @@ def run(path: Path, index: int, work: Path) -> tuple[np.ndarray, pd.DataFrame, n
     points = pd.read_parquet(next(work.rglob("*.landmarks.parquet")))
     points = points.merge(faces[["frame", "face_id"]], on=["frame", "face_id"])
     faces = faces.set_index(["frame", "face_id"]).loc[list(zip(points["frame"], points["face_id"]))].reset_index()
-    xy = np.stack([points.filter(regex=r"^pt\d+_x$").to_numpy(), points.filter(regex=r"^pt\d+_y$").to_numpy()], -1)
     if time_s is None:
         from fervid.io.images import read_image
 
@@ -82,7 +82,7 @@ def run(path: Path, index: int, work: Path) -> tuple[np.ndarray, pd.DataFrame, n
     else:
         with VideoReader(path, start_s=time_s, end_s=time_s + 1e-3) as reader:
             image = next(f.image for f in reader if f.index == index)
-    return np.array(image), faces, xy.astype(np.float64)
+    return np.array(image), faces, points_of(points)
 
 
 def draw(image: np.ndarray, faces: pd.DataFrame, points: np.ndarray, zoom: bool) -> np.ndarray:

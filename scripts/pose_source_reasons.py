@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from fervid.behaviour import pose
+from fervid.behaviour.outputs import points_of
 from fervid.io.tables import LANDMARK_COLUMNS
 from fervid.quality import landmark_measures
 
@@ -38,7 +39,7 @@ def reasons(faces: pd.DataFrame, points: np.ndarray, width: float, height: float
     with np.errstate(invalid="ignore"):
         return pd.DataFrame({
             "pose_source": chosen["pose_source"].astype(str),
-            "turned": (np.abs(five["yaw"]) > pose.MAX_FIVE_POINT_YAW) | (np.abs(side) > pose.PROFILE_SIDE),
+            "turned": pose.turned_too_far(five["yaw"], side),
             "failed": ~np.isfinite(fit["yaw"]),
             "beyond": np.abs(fit["yaw"]) > pose.MAX_FIT_YAW,
             "miss": fit["error"] > pose.MAX_REPROJECTION,
@@ -82,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.folder}: needs a video run whose landmarks file matches its faces table",
               file=sys.stderr)  # fmt: skip
         return 2
-    xy = np.stack([points.filter(regex=r"^pt\d+_x$").to_numpy(), points.filter(regex=r"^pt\d+_y$").to_numpy()], -1)
-    found = reasons(faces, xy.astype(np.float64), float(size["width"]), float(size["height"]))
+    found = reasons(faces, points_of(points), float(size["width"]), float(size["height"]))
     agree = found["pose_source"].to_numpy() == faces["pose_source"].astype(str).to_numpy()
     for name, count in summary(found).items():
         print(f"{name}: {count}")

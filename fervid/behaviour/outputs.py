@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 POINT_COLUMNS: tuple[str, ...] = tuple(f"pt{i}_{axis}" for i in range(68) for axis in ("x", "y"))
 
 
+def points_of(table: pd.DataFrame) -> np.ndarray:
+    """(n, 68, 2) float64 points of a landmarks table's rows (:data:`POINT_COLUMNS`): what :class:`LandmarksSink`
+    wrote, for scripts and tests that read ``<stem>.landmarks.parquet`` back."""
+    return table[list(POINT_COLUMNS)].to_numpy(np.float64).reshape(-1, 68, 2)
+
+
 class BlinksSink:
     """``<stem>.blinks.csv`` (or ``.parquet`` by ``--format``): one row per blink, for tracked inputs."""
 

@@ -152,6 +152,15 @@ def nose_side(xyxy: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
         return np.where(width > 0, (nose_x - (boxes[:, 0] + boxes[:, 2]) / 2) / width, np.nan)
 
 
+def turned_too_far(yaw5: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """(n,) bool: faces turned too far for the 68-point fit, by the five-point yaw or the nose's place in the box
+    (:data:`MAX_FIVE_POINT_YAW`, :data:`PROFILE_SIDE`; see the module docstring). NaN compares False."""
+    with np.errstate(invalid="ignore"):
+        return (np.abs(np.asarray(yaw5, np.float64)) > MAX_FIVE_POINT_YAW) | (
+            np.abs(np.asarray(side, np.float64)) > PROFILE_SIDE
+        )
+
+
 def choose_pose(
     fit: dict[str, np.ndarray], yaw5: np.ndarray, roll5: np.ndarray, side: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -159,8 +168,8 @@ def choose_pose(
     and :func:`nose_side` (see the module docstring)."""
     yaw5, roll5 = np.asarray(yaw5, dtype=np.float64), np.asarray(roll5, dtype=np.float64)
     side = np.asarray(side, dtype=np.float64)
+    turned = turned_too_far(yaw5, side)
     with np.errstate(invalid="ignore"):
-        turned = (np.abs(yaw5) > MAX_FIVE_POINT_YAW) | (np.abs(side) > PROFILE_SIDE)
         good = (
             np.isfinite(fit["yaw"]) & (fit["error"] <= MAX_REPROJECTION) & (np.abs(fit["yaw"]) <= MAX_FIT_YAW)
             & np.isfinite(yaw5) & ~turned
