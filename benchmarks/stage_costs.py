@@ -28,6 +28,7 @@ from rich.table import Table
 from fervid.annotate import FrameAnnotator
 from fervid.classify import ExpressionClassifier
 from fervid.defaults import MODEL
+from fervid.detect import FaceDetector
 from fervid.face_ids import TrackedFaces
 from fervid.identity.persons import PersonRegistry
 from fervid.identity.stage import IdentifiedFaces, IdentityStage
@@ -98,7 +99,7 @@ def measure(video: Path, count: int, model: str, repeats: int) -> list[tuple[str
 
     track_ms = cpu_ms(track, repeats)
     rows.append(("track + shot-cut check", track_ms / n, "calling thread"))
-    identity_ms, embedded = _identity_ms(frames, detections, repeats)
+    identity_ms, embedded = _identity_ms(frames, detections, repeats, detector)
     rows.append(("identity (descriptors of a few faces per track, persons)", max(0.0, identity_ms - track_ms) / n,
                  f"calling thread; {embedded} faces embedded in {n} frames"))  # fmt: skip
     kept = [d[d.score >= options.det_threshold] for d in detections]
@@ -139,10 +140,10 @@ def measure(video: Path, count: int, model: str, repeats: int) -> list[tuple[str
     return rows
 
 
-def _identity_ms(frames: list[Frame], detections: list, repeats: int) -> tuple[float, int]:
+def _identity_ms(frames: list[Frame], detections: list, repeats: int, detector: FaceDetector) -> tuple[float, int]:
     """CPU ms of tracking plus the identity stage (as ``fervid annotate`` chains them), and the faces it embedded."""
     options = AnnotateOptions()
-    built = options.identity.build(torch.device("cpu"), options.detection.build("cpu"))
+    built = options.identity.build(torch.device("cpu"), detector)
     if built is None:
         return 0.0, 0
     embedder, known = built

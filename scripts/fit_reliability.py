@@ -178,17 +178,17 @@ def train_reference(model: str, shared: Path, cache: Path) -> dict:
     from fervid.train.data import load_dataset
 
     sha = sha256_file(resolve_model(model))
-    if cache.is_file() and str(np.load(cache)["sha256"]) == sha:
-        arrays = np.load(cache)
+    classes = load_expression_model(model, verify=False).config.classes
+    arrays = np.load(cache) if cache.is_file() else None
+    if arrays is not None and str(arrays["sha256"]) == sha:
         embedding, labels = arrays["embedding"], arrays["labels"]
     else:
         data = load_dataset(shared / "data" / "ferplus" / "FER2013Train.zip")
         _, embedding = probs_and_embedding(model, data.images)
-        classes = load_expression_model(model, verify=False).config.classes
         labels = model_labels(np.asarray(data.classes)[data.labels], classes)
         embedding, labels = embedding[labels >= 0], labels[labels >= 0]  # the classes the model names
         np.savez(cache, embedding=embedding, labels=labels, sha256=sha)
-    return embedding_reference(embedding, labels, len(load_expression_model(model, verify=False).config.classes))
+    return embedding_reference(embedding, labels, len(classes))
 
 
 def fit(model: str, shared: Path, readability: Path, cache: Path) -> tuple[ReliabilityModel, dict]:
