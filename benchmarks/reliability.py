@@ -41,7 +41,7 @@ from fervid.models.expression_weights import resolve_model, sha256_file  # noqa:
 from fervid.options import ClassificationOptions  # noqa: E402
 from fervid.reliability import load_reliability, risk_coverage  # noqa: E402
 from fervid.train.calibrate import ECE_BINS  # noqa: E402
-from fervid.train.reliability_data import THRESHOLDS, by_threshold, fer_faces, judge  # noqa: E402
+from fervid.train.reliability_data import THRESHOLDS, by_threshold, fer_faces, judge, kept_faces  # noqa: E402
 
 HAMILTON = "media/face_recognition/short_hamilton_clip.mp4"
 HAMILTON_LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "hamilton_persons.csv"
@@ -52,7 +52,7 @@ READABLE_ROWS = (10, 11, 12, 13, 15)
 
 
 def _judged(p: np.ndarray, top: np.ndarray, correct: np.ndarray, readable: np.ndarray, threshold: float) -> tuple:
-    trusted = readable & (p >= threshold)
+    trusted = kept_faces(p, readable, threshold)
     figures = {**judge(p, top, correct, trusted), "by_threshold": by_threshold(p, readable, correct)}
     return figures, {"p_correct": p, "top": top, "correct": correct}
 

@@ -166,19 +166,24 @@ def judge(p_correct: np.ndarray, top: np.ndarray, correct: np.ndarray, trusted: 
 THRESHOLDS = (0.0, 0.5, 0.7, 0.9)
 
 
+def kept_faces(p_correct: np.ndarray, readable: np.ndarray, threshold: float) -> np.ndarray:
+    """(n,) bool: the faces a conclusion rests on at ``--min-p-correct threshold``, by the tables' own rule
+    (:func:`fervid.io.tables.trusted`: readable with ``p_correct`` at or above it; 0 keeps every face)."""
+    from fervid.io.tables import trusted
+
+    return trusted(pd.DataFrame({"readable": np.asarray(readable, dtype=bool), "p_correct": p_correct}), threshold)
+
+
 def by_threshold(
     p_correct: np.ndarray, readable: np.ndarray, correct: np.ndarray, thresholds: tuple[float, ...] = THRESHOLDS
 ) -> list[dict]:
     """At each ``--min-p-correct``: the share of faces a conclusion keeps (``coverage``) and how many of those are
     right, by the rule the tables apply (:func:`fervid.io.tables.trusted`: 0 keeps every face), so a reader sees
     what the default costs and buys."""
-    from fervid.io.tables import trusted
-
-    faces = pd.DataFrame({"readable": np.asarray(readable, dtype=bool), "p_correct": p_correct})
     correct = np.asarray(correct, dtype=np.float64)
     out = []
     for threshold in thresholds:
-        kept = trusted(faces, threshold)
+        kept = kept_faces(p_correct, readable, threshold)
         out.append({"threshold": float(threshold), "coverage": float(kept.mean()) if len(kept) else 0.0,
                     "accuracy": float(correct[kept].mean()) if kept.any() else None})  # fmt: skip
     return out
@@ -204,5 +209,5 @@ def dataset_reliability(model: str, images: np.ndarray, probs: np.ndarray, corre
     if reliability.needs_embedding:  # the pooled features of the model's own pass over the split
         measures["embedding"] = probs_and_embedding(model, images)[1]
     p = reliability.p_correct(probs, measures)
-    trusted = reliability.readable(measures) & (p >= reliability.default_threshold)
+    trusted = kept_faces(p, reliability.readable(measures), reliability.default_threshold)
     return {**judge(p, probs.max(axis=1), correct, trusted), "threshold": reliability.default_threshold}
